@@ -1,0 +1,62 @@
+"""Operator routes, behind the admin token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, status
+
+from backend.api.deps import Control, require_admin
+from backend.api.schemas import CacheCreate, CacheOut, CredentialOut, ErrorOut, FlushOut
+from backend.control.caches import ControlPlane
+from backend.control.models import Cache
+
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+
+def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
+    return CacheOut(
+        id=cache.id,
+        name=cache.name,
+        plan=cache.plan,
+        memory_limit=cache.limit_bytes,
+        region=cache.region,
+        cluster=cache.cluster,
+        servers=control.servers(cache),
+        dashboard_url=control.dashboard_url(cache),
+        created_at=cache.created_at,
+        credentials=[
+            CredentialOut(username=c.username, password=c.password.decode(), primary=c.primary,
+                          write=c.write, flush=c.flush)
+            for c in cache.credentials
+        ],
+    )  # fmt: skip
+
+
+@router.get("/caches", response_model=list[CacheOut])
+async def list_caches(control: Control) -> list[CacheOut]:
+    return [cache_out(control, c) for c in control.list_caches()]
+
+
+@router.post(
+    "/caches",
+    response_model=CacheOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"model": ErrorOut}},
+)
+async def create_cache(body: CacheCreate, control: Control) -> CacheOut:
+    return cache_out(control, control.create_cache(body.name, body.plan, body.region))
+
+
+@router.get("/caches/{cache_id}", response_model=CacheOut)
+async def get_cache(cache_id: str, control: Control) -> CacheOut:
+    return cache_out(control, control.get_cache(cache_id))
+
+
+@router.post("/caches/{cache_id}/flush", response_model=FlushOut)
+async def flush_cache(cache_id: str, control: Control) -> FlushOut:
+    proxy = control.flush(control.get_cache(cache_id), origin="admin operation")
+    return FlushOut(cache_id=cache_id, proxy=proxy, origin="admin operation")

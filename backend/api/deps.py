@@ -1,0 +1,31 @@
+"""Request dependencies: the control plane and the admin token check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.control.caches import ControlPlane
+
+_bearer = HTTPBearer(auto_error=False, description="the backend's admin token")
+
+
+async def control_plane(request: Request) -> ControlPlane:
+    return request.app.state.control
+
+
+async def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = request.app.state.admin_token.encode()
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(given, expected):
+        raise HTTPException(401, "a valid admin token is required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+Control = Annotated[ControlPlane, Depends(control_plane)]

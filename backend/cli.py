@@ -1,0 +1,130 @@
+"""``cachier-backend``: flags -> Config -> Service, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from backend import __version__
+from backend.config import ADMIN_TOKEN_ENV, Config, default_data_dir
+from backend.service import Listening, Service, ServiceError
+from backend.topology import TopologyError, load_topology
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(2, f"cachier-backend: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 0-65535")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cachier-backend", description="Run the cachier memcache service.")
+    p.add_argument("--version", action="version", version=f"cachier-backend {__version__}")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"database and key file (default: {default_data_dir()})")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--api-port", type=_port, default=8080, help="HTTP API port (default: 8080)")
+    p.add_argument("--endpoint-port", type=_port, default=11211,
+                   help="memcache endpoint port of region 0; region i uses +i (default: 11211)")
+    p.add_argument("--admin-token", default="",
+                   help=f"token for the admin API (default: ${ADMIN_TOKEN_ENV}, else generated)")
+    p.add_argument("--topology", type=Path, default=None, help="TOML file of regions/clusters/proxies")
+    p.add_argument("--auth-timeout", type=_seconds, default=5.0,
+                   help="seconds a connection may take to authenticate (default: 5)")
+    p.add_argument("--lenient-keys", action="store_true",
+                   help="accept control characters in ASCII keys as memcached does "
+                        "(memcaslap's keys carry a binary prefix); default: refuse them")
+    return p  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    config = Config(
+        host=args.host,
+        api_port=args.api_port,
+        endpoint_port=args.endpoint_port,
+        admin_token=args.admin_token,
+        auth_timeout=args.auth_timeout,
+        lenient_keys=args.lenient_keys,
+    )
+    if args.data_dir is not None:
+        config.data_dir = args.data_dir
+    if args.topology is not None:
+        config.topology = load_topology(args.topology)
+    return config
+
+
+def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
+    lines = [f"cachier-backend {__version__}", f"  data dir   {config.data_dir}",
+             f"  API        {listening.api_url}   (OpenAPI: {listening.api_url}/docs)"]  # fmt: skip
+    for region, address in listening.endpoints.items():
+        lines.append(f"  endpoint   {address}   region {region}")
+    for hostname, address in listening.proxies.items():
+        lines.append(f"  proxy      {address}   {hostname}")
+    if config.admin_token_generated:
+        lines.append(f"  admin token (generated for this run; set {ADMIN_TOKEN_ENV} to fix it): "
+                     f"{config.admin_token}")  # fmt: skip
+    lines += [f"  warning: {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+async def serve(config: Config) -> None:
+    service = Service(config)
+    listening = await service.start()
+    print(describe(config, listening, service.warnings), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+    print("cachier-backend stopped", flush=True)
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        _install_uvloop()
+        asyncio.run(serve(config))
+    except (ServiceError, TopologyError) as exc:
+        print(f"cachier-backend: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

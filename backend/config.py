@@ -1,0 +1,45 @@
+"""Service configuration: flags, environment and defaults in one typed object."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from backend.topology import Topology, default_topology
+
+ADMIN_TOKEN_ENV = "CACHIER_ADMIN_TOKEN"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cachier", appauthor=False))
+
+
+@dataclass
+class Config:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    api_port: int = 8080
+    endpoint_port: int = 11211  # region i listens on endpoint_port + i (0: ephemeral ports)
+    admin_token: str = ""
+    topology: Topology = field(default_factory=default_topology)
+    auth_timeout: float = 5.0
+    auth_failure_limit: int = 10  # failed authentications per source address ...
+    auth_failure_window: float = 60.0  # ... within this many seconds before refusing it
+    # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
+    lenient_keys: bool = False
+    # True when the admin token was generated here and must be shown to the operator.
+    admin_token_generated: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.admin_token:
+            self.admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
+        if not self.admin_token:
+            self.admin_token = secrets.token_urlsafe(24)
+            self.admin_token_generated = True
+
+    def endpoint_port_for(self, region_index: int) -> int:
+        return self.endpoint_port + region_index if self.endpoint_port else 0

@@ -1,0 +1,1 @@
+"""Control plane: caches, credentials and their persistence."""

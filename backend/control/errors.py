@@ -1,0 +1,21 @@
+"""Domain errors of the control plane; the API maps each class to one HTTP status."""
+
+
+class ControlError(Exception):
+    """Base: the message is shown to the user as is."""
+
+
+class NotFound(ControlError):
+    pass
+
+
+class Conflict(ControlError):
+    pass
+
+
+class Invalid(ControlError):
+    pass
+
+
+class Forbidden(ControlError):
+    pass

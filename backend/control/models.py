@@ -1,0 +1,59 @@
+"""In-memory control-plane records shared with the data plane.
+
+The data plane holds references to these objects, so a change made by the control plane
+(a capability switched off, a credential deleted) is seen by live sessions on their very
+next command without any message passing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+# Plan name -> memory limit in bytes. "free" is MemCachier's 25 MB development plan.
+PLANS: dict[str, int] = {
+    "free": 25 * MIB,
+    "100mb": 100 * MIB,
+    "250mb": 250 * MIB,
+    "500mb": 500 * MIB,
+    "1gb": 1024 * MIB,
+    "2.5gb": 2560 * MIB,
+    "5gb": 5120 * MIB,
+}
+
+
+@dataclass(eq=False)
+class Credential:
+    username: str
+    password: bytes
+    cache_id: str
+    primary: bool = False
+    write: bool = True
+    flush: bool = True
+    created_at: str = ""
+    # Set when the credential is deleted; sessions holding it stop at their next command.
+    revoked: bool = False
+
+
+@dataclass(eq=False)
+class Cache:
+    id: str
+    name: str
+    plan: str
+    region: str
+    cluster: str
+    sso_nonce: str = ""
+    created_at: str = ""
+    credentials: list[Credential] = field(default_factory=list)
+
+    @property
+    def limit_bytes(self) -> int:
+        return PLANS[self.plan]
+
+    @property
+    def paid(self) -> bool:
+        return self.plan != "free"
+
+    def primary(self) -> Credential:
+        return next(c for c in self.credentials if c.primary)

@@ -1,0 +1,84 @@
+"""The data plane's shared state: cluster stores, live sessions, proxy choice.
+
+Listeners and sessions reach everything through one ``DataPlane``; the control plane
+updates the registries it shares (``caches``, ``credentials``) and asks it to close
+sessions, so the hot path never touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from backend.store import CacheSpace, ClusterStore
+from backend.throttle import AuthThrottle
+from backend.topology import Proxy, Topology
+
+if TYPE_CHECKING:
+    from backend.control.models import Cache, Credential
+    from backend.session import Session
+
+FlushRecorder = Callable[[str, str], None]
+
+
+class ProxyState:
+    """Live per-proxy facts the data plane keeps (connections now; faults later)."""
+
+    __slots__ = ("connections",)
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+
+class DataPlane:
+    def __init__(self, topology: Topology, throttle: AuthThrottle, lenient_keys: bool = False) -> None:
+        self.topology = topology
+        self.throttle = throttle
+        self.lenient_keys = lenient_keys
+        self.stores = {c.name: ClusterStore(c.name) for c in topology.clusters()}
+        self.proxy_state: dict[Proxy, ProxyState] = {p: ProxyState() for p in topology.proxies()}
+        # Shared with (and maintained by) the control plane.
+        self.caches: dict[str, Cache] = {}
+        self.credentials: dict[str, Credential] = {}
+        self.sessions: defaultdict[str, set[Session]] = defaultdict(set)
+        # Every open memcache connection, authenticated or not, so a stop can close them.
+        self.transports: set[asyncio.BaseTransport] = set()
+        self.record_flush: FlushRecorder = lambda cache_id, proxy: None
+
+    def space_for(self, cache: Cache) -> CacheSpace:
+        return self.stores[cache.cluster].space(cache.id, cache.limit_bytes)
+
+    def choose_proxy(self, cluster_name: str) -> Proxy | None:
+        """The proxy of the cluster with the fewest sessions: spreads load like DNS would."""
+        cluster = self.topology.cluster(cluster_name)
+        if cluster is None:
+            return None
+        return min(cluster.proxies, key=lambda p: self.proxy_state[p].connections)
+
+    def attach(self, session: Session) -> None:
+        assert session.credential is not None and session.proxy is not None
+        self.sessions[session.credential.username].add(session)
+        self.proxy_state[session.proxy].connections += 1
+        stats = session.space.stats
+        stats.curr_connections += 1
+        stats.total_connections += 1
+
+    def detach(self, session: Session) -> None:
+        assert session.credential is not None and session.proxy is not None
+        username = session.credential.username
+        live = self.sessions.get(username)
+        if live is not None:
+            live.discard(session)
+            if not live:
+                del self.sessions[username]
+        self.proxy_state[session.proxy].connections -= 1
+        session.space.stats.curr_connections -= 1
+
+    def disconnect(self, username: str) -> int:
+        """Close every live session of a credential (it was deleted)."""
+        live = list(self.sessions.get(username, ()))
+        for session in live:
+            session.close_connection()
+        return len(live)

@@ -1,0 +1,85 @@
+"""asyncio Protocols for proxy and region-endpoint listeners.
+
+A region endpoint and a proxy speak the same protocol; they differ only in how a session is
+bound: an endpoint picks a proxy of the cache's current cluster at authentication, a
+proxy's own port serves only caches of its cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from backend.dataplane import DataPlane
+from backend.protocol.ascii import AsciiCodec
+from backend.session import Session
+from backend.topology import Proxy
+
+AUTH_TIMEOUT_REPLY = b"CLIENT_ERROR authentication timeout\r\n"
+BINARY_MAGIC = 0x80
+
+
+class MemcacheProtocol(asyncio.Protocol):
+    __slots__ = ("dataplane", "region", "proxy", "auth_timeout", "transport", "session",
+                 "codec", "auth_timer")  # fmt: skip
+
+    def __init__(self, dataplane: DataPlane, region: str, auth_timeout: float,
+                 proxy: Proxy | None = None) -> None:  # fmt: skip
+        self.dataplane = dataplane
+        self.region = region
+        self.proxy = proxy
+        self.auth_timeout = auth_timeout
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.codec: AsciiCodec | None = None
+        self.auth_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.dataplane.transports.add(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        self.session = Session(self.dataplane, host, self.region, transport.close, self.proxy)
+        self.auth_timer = asyncio.get_running_loop().call_later(self.auth_timeout, self._auth_expired)
+        # Bound what a client that does not read its replies can make us buffer.
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+
+    def data_received(self, data: bytes) -> None:
+        codec = self.codec
+        if codec is None:
+            if data[0] == BINARY_MAGIC:
+                # The binary protocol arrives with its own issue; refuse cleanly until then.
+                self.transport.close()
+                return
+            codec = self.codec = AsciiCodec(self.session)
+        reply = codec.feed(data)
+        if reply:
+            self.transport.write(reply)
+        if codec.closing:
+            self.transport.close()
+        elif self.auth_timer is not None and self.session.credential is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def _auth_expired(self) -> None:
+        self.auth_timer = None
+        if self.session is not None and self.session.credential is None:
+            self.transport.write(AUTH_TIMEOUT_REPLY)
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dataplane.transports.discard(self.transport)
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+        if self.session is not None:
+            self.session.connection_lost()

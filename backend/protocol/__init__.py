@@ -1,0 +1,1 @@
+"""Wire protocols: codecs translate bytes to calls of the one command layer."""

@@ -1,0 +1,478 @@
+"""memcached's ASCII protocol: framing, parsing and replies; semantics are in commands.py.
+
+One codec per connection. ``feed`` takes the bytes of one ``data_received`` and returns the
+bytes to write back (all replies of a pipelined batch in one write). Lines may end in
+``\\n`` or ``\\r\\n``; data blocks must end in ``\\r\\n``. Memory stays bounded: a line may
+not exceed ``MAX_LINE`` (``MAX_GET_LINE`` for multi-gets), a data block is buffered only up
+to the item size limit and anything larger is swallowed as it streams by.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from backend import MEMCACHED_VERSION
+from backend.protocol import commands, stats
+from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.session import AuthResult
+
+if TYPE_CHECKING:
+    from backend.session import Session
+
+MAX_KEY = 250
+MAX_LINE = 2048
+MAX_GET_LINE = 1024 * 1024
+MAX_AUTH_DATA = 4096
+MAX_DATA_LEN = 2**31 - 3  # memcached's INT_MAX - 2 bound on <bytes>
+
+CRLF = b"\r\n"
+ERROR = b"ERROR\r\n"
+END = b"END\r\n"
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
+BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
+BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
+DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+LINE_TOO_LONG = b"CLIENT_ERROR line too long\r\n"
+UNAUTHENTICATED = (
+    b"CLIENT_ERROR unauthenticated: the first command must be "
+    b"'set <username> <flags> <exptime> <bytes>' with the password as data\r\n"
+)
+BAD_AUTH_FORMAT = b"CLIENT_ERROR bad authentication token format\r\n"
+OK = b"OK\r\n"
+REPLIES = {o: o.value.encode() + CRLF for o in Outcome}
+REPLIES[Outcome.TOO_LARGE] = TOO_LARGE
+REPLIES[Outcome.NON_NUMERIC] = NON_NUMERIC
+
+# Whole-server administration a tenant of a shared service may not run.
+ADMIN_COMMANDS = (b"shutdown", b"cache_memlimit", b"slabs", b"lru", b"lru_crawler", b"watch",
+                  b"extstore", b"refresh_certs", b"misbehave", b"debugtime")  # fmt: skip
+
+_BAD_KEY_CHAR = re.compile(rb"[\x00-\x20\x7f]").search
+UINT32 = 0xFFFFFFFF
+UINT64 = (1 << 64) - 1
+
+STORAGE_MODES = {b"set": Mode.SET, b"add": Mode.ADD, b"replace": Mode.REPLACE,
+                 b"append": Mode.APPEND, b"prepend": Mode.PREPEND}  # fmt: skip
+
+
+def bad_key(key: bytes) -> bool:
+    """The product's rule: at most 250 bytes, no control characters (spaces cannot occur)."""
+    return len(key) > MAX_KEY or _BAD_KEY_CHAR(key) is not None
+
+
+def bad_key_lenient(key: bytes) -> bool:
+    """memcached's own rule: only the length is checked (memcaslap's keys carry binary bytes)."""
+    return len(key) > MAX_KEY
+
+
+def parse_uint(token: bytes, limit: int) -> int | None:
+    if not token.isdigit() or len(token) > 20:
+        return None
+    value = int(token)
+    return value if value <= limit else None
+
+
+def parse_int(token: bytes) -> int | None:
+    """A signed decimal as strtol would take it (exptimes may be negative)."""
+    digits = token[1:] if token[:1] == b"-" else token
+    if not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(token)
+
+
+def denied_reply(capability: str) -> bytes:
+    if capability == "flush":
+        return b"CLIENT_ERROR flush_all not allowed: this credential lacks the 'flush' capability\r\n"
+    return (
+        b"CLIENT_ERROR %b not allowed: this credential is read-only (lacks the '%b' capability)\r\n"
+        % (capability.encode(), capability.encode())
+    )
+
+
+class AsciiCodec:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.buf = bytearray()
+        self.out: list[bytes] = []
+        self.closing = False
+        self.noreply = False
+        self.swallow = 0  # bytes still to discard (an oversize or rejected data block)
+        self.pending: Callable[[bytes], None] | None = None  # awaits a data block
+        self.pending_need = 0  # its length including the trailing CRLF
+        self.handlers: dict[bytes, Callable[[list[bytes]], None]] = {b"set": self._auth_set}
+        self.bad_key = bad_key_lenient if session.dataplane.lenient_keys else bad_key
+
+    # -- framing ------------------------------------------------------------------------
+    def feed(self, data: bytes) -> bytes:
+        if self.swallow:
+            if len(data) <= self.swallow:
+                self.swallow -= len(data)
+                return b""
+            data = data[self.swallow :]
+            self.swallow = 0
+        if self.buf:
+            self.buf += data
+            if self.pending is not None and len(self.buf) < self.pending_need:
+                return b""
+            data = bytes(self.buf)
+            self.buf.clear()
+        out = self.out = []
+        pos = 0
+        end = len(data)
+        while pos < end and not self.closing:
+            if self.pending is not None:
+                need = self.pending_need
+                if end - pos < need:
+                    break
+                handler, self.pending = self.pending, None
+                block = data[pos : pos + need]
+                pos += need
+                self._run(handler, block)
+                continue
+            if self.swallow:
+                skipped = min(self.swallow, end - pos)
+                pos += skipped
+                self.swallow -= skipped
+                continue
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = data[pos:nl]
+            pos = nl + 1
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            self._dispatch(line)
+        if pos < end and not self.closing:
+            rest = data[pos:] if pos else data
+            if self.pending is None and len(rest) > self._line_limit(rest):
+                out.append(LINE_TOO_LONG)
+                self.closing = True
+            else:
+                self.buf += rest
+        session = self.session
+        if session.space is not None:
+            counters = session.space.stats
+            counters.bytes_read += end
+            reply = b"".join(out)
+            counters.bytes_written += len(reply)
+            return reply
+        return b"".join(out)
+
+    @staticmethod
+    def _line_limit(partial_line: bytes) -> int:
+        head = partial_line[:5]
+        if head.startswith((b"get ", b"gets ", b"gat ", b"gats ")):
+            return MAX_GET_LINE
+        return MAX_LINE
+
+    def _dispatch(self, line: bytes) -> None:
+        tokens = line.split(b" ")
+        if b"" in tokens:
+            tokens = [t for t in tokens if t]
+            if not tokens:
+                self.out.append(ERROR)
+                return
+        handler = self.handlers.get(tokens[0])
+        if handler is None:
+            self._unknown(tokens)
+            return
+        credential = self.session.credential
+        if credential is not None and credential.revoked:
+            self.closing = True
+            return
+        self.noreply = False
+        self._run(handler, tokens)
+
+    def _run(self, handler: Callable, arg: object) -> None:
+        try:
+            handler(arg)
+        except CapabilityDenied as denied:
+            self.out.append(denied_reply(denied.capability))
+            if self.noreply:
+                # The client reads no reply to this command: close rather than leave an
+                # unexpected line in its stream, so it reconnects and sees the error.
+                self.closing = True
+
+    def _unknown(self, tokens: list[bytes]) -> None:
+        if not self.session.authenticated:
+            self.out.append(UNAUTHENTICATED)
+            self.closing = True
+        elif tokens[-1].startswith(b"HTTP/"):
+            self.closing = True  # memcached silently drops HTTP requests
+        elif tokens[0] in ADMIN_COMMANDS:
+            self.out.append(
+                b"CLIENT_ERROR %b is not available on a shared cache service\r\n" % tokens[0]
+            )
+        else:
+            self.out.append(ERROR)
+
+    def _expect_data(self, length: int, handler: Callable[[bytes], None]) -> None:
+        self.pending = handler
+        self.pending_need = length + 2
+
+    # -- authentication -----------------------------------------------------------------
+    def _auth_set(self, tokens: list[bytes]) -> None:
+        """``set <username> <flags> <exptime> <bytes> [noreply]`` + password as data."""
+        length = parse_uint(tokens[4], MAX_DATA_LEN) if len(tokens) in (5, 6) else None
+        if length is None:
+            self.out.append(UNAUTHENTICATED)
+            self.closing = True
+            return
+        if length > MAX_AUTH_DATA:
+            self.out.append(BAD_AUTH_FORMAT)
+            self.closing = True
+            return
+        noreply = len(tokens) == 6 and tokens[5] == b"noreply"
+        username = tokens[1]
+        self._expect_data(length, lambda block: self._auth_finish(username, block, noreply))
+
+    def _auth_finish(self, username: bytes, block: bytes, noreply: bool) -> None:
+        if block[-2:] != CRLF:
+            self.out.append(BAD_AUTH_FORMAT)
+            self.closing = True
+            return
+        result = self.session.authenticate(username, block[:-2])
+        if result is not AuthResult.OK:
+            self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
+            self.closing = True
+            return
+        counters = self.session.space.stats
+        counters.auth_cmds += 1
+        self.handlers = self._command_table()
+        if not noreply:
+            self.out.append(b"STORED\r\n")
+
+    def _command_table(self) -> dict[bytes, Callable[[list[bytes]], None]]:
+        table: dict[bytes, Callable[[list[bytes]], None]] = {
+            b"get": self._get,
+            b"gets": self._gets,
+            b"gat": self._gat,
+            b"gats": self._gats,
+            b"cas": self._storage,
+            b"incr": self._incr,
+            b"decr": self._decr,
+            b"delete": self._delete,
+            b"touch": self._touch,
+            b"flush_all": self._flush_all,
+            b"stats": self._stats,
+            b"version": self._version,
+            b"verbosity": self._verbosity,
+            b"quit": self._quit,
+        }
+        for name in STORAGE_MODES:
+            table[name] = self._storage
+        return table
+
+    # -- retrieval ----------------------------------------------------------------------
+    def _get(self, tokens: list[bytes]) -> None:
+        self._retrieve(tokens, 1, with_cas=False, exptime=None)
+
+    def _gets(self, tokens: list[bytes]) -> None:
+        self._retrieve(tokens, 1, with_cas=True, exptime=None)
+
+    def _gat(self, tokens: list[bytes]) -> None:
+        self._touch_retrieve(tokens, with_cas=False)
+
+    def _gats(self, tokens: list[bytes]) -> None:
+        self._touch_retrieve(tokens, with_cas=True)
+
+    def _touch_retrieve(self, tokens: list[bytes], with_cas: bool) -> None:
+        if len(tokens) < 2:
+            self.out.append(ERROR)
+            return
+        exptime = parse_int(tokens[1])
+        if exptime is None:
+            self.out.append(BAD_EXPTIME)
+            return
+        self._retrieve(tokens, 2, with_cas, exptime)
+
+    def _retrieve(self, tokens: list[bytes], first: int, with_cas: bool, exptime: int | None) -> None:
+        out = self.out
+        if len(tokens) < 2:
+            out.append(ERROR)
+            return
+        session = self.session
+        bad_key = self.bad_key
+        for i in range(first, len(tokens)):
+            key = tokens[i]
+            if bad_key(key):
+                out.append(BAD_FORMAT)
+                return
+            if exptime is None:
+                item = commands.get(session, key)
+            else:
+                item = commands.get_and_touch(session, key, exptime)
+            if item is not None:
+                value = item.value
+                if with_cas:
+                    out.append(b"VALUE %b %d %d %d\r\n" % (key, item.flags, len(value), item.cas))
+                else:
+                    out.append(b"VALUE %b %d %d\r\n" % (key, item.flags, len(value)))
+                out.append(value)
+                out.append(CRLF)
+        out.append(END)
+
+    # -- storage ------------------------------------------------------------------------
+    def _storage(self, tokens: list[bytes]) -> None:
+        is_cas = tokens[0] == b"cas"
+        base = 6 if is_cas else 5
+        n = len(tokens)
+        if n != base and n != base + 1:
+            self.out.append(ERROR)
+            return
+        noreply = self.noreply = n == base + 1 and tokens[base] == b"noreply"
+        key = tokens[1]
+        flags = parse_uint(tokens[2], UINT32)
+        exptime = parse_int(tokens[3])
+        length = parse_int(tokens[4])
+        compare = parse_uint(tokens[5], UINT64) if is_cas else None
+        if length is None or length < 0 or length > MAX_DATA_LEN:
+            if not noreply:
+                self.out.append(BAD_FORMAT)
+            return
+        mode = Mode.CAS if is_cas else STORAGE_MODES[tokens[0]]
+        if flags is None or exptime is None or (is_cas and compare is None) or self.bad_key(key):
+            if not noreply:
+                self.out.append(BAD_FORMAT)
+            self.swallow = length + 2  # as memcached >= 1.6.40: keep the stream in step
+            return
+        if commands.too_large(key, length):
+            self.swallow = length + 2
+            commands.refuse_too_large(self.session, mode, key)
+            if not noreply:
+                self.out.append(TOO_LARGE)
+            return
+
+        def finish(block: bytes) -> None:
+            self.noreply = noreply
+            if block[-2:] != CRLF:
+                self.out.append(BAD_CHUNK)  # sent even with noreply: the stream is broken
+                return
+            outcome, _ = commands.store(
+                self.session, mode, key, block[:-2], flags, exptime, compare
+            )
+            if not noreply:
+                self.out.append(REPLIES[outcome])
+
+        self._expect_data(length, finish)
+
+    # -- other keyed commands -----------------------------------------------------------
+    def _incr(self, tokens: list[bytes]) -> None:
+        self._arith(tokens, incr=True)
+
+    def _decr(self, tokens: list[bytes]) -> None:
+        self._arith(tokens, incr=False)
+
+    def _arith(self, tokens: list[bytes], incr: bool) -> None:
+        n = len(tokens)
+        if n != 3 and n != 4:
+            self.out.append(ERROR)
+            return
+        noreply = self.noreply = n == 4 and tokens[3] == b"noreply"
+        key = tokens[1]
+        if self.bad_key(key):
+            reply = BAD_FORMAT
+        else:
+            delta = parse_uint(tokens[2], UINT64)
+            if delta is None:
+                reply = BAD_DELTA
+            else:
+                outcome, value, _ = commands.arithmetic(self.session, key, incr, delta)
+                reply = b"%d\r\n" % value if outcome is Outcome.STORED else REPLIES[outcome]
+        if not noreply:
+            self.out.append(reply)
+
+    def _delete(self, tokens: list[bytes]) -> None:
+        n = len(tokens)
+        if n < 2 or n > 4:
+            self.out.append(ERROR)
+            return
+        noreply = self.noreply = tokens[-1] == b"noreply" and n > 2
+        extra = tokens[2 : n - 1] if noreply else tokens[2:]
+        if extra and extra != [b"0"]:
+            if not noreply:
+                self.out.append(DELETE_USAGE)
+            return
+        key = tokens[1]
+        if self.bad_key(key):
+            reply = BAD_FORMAT
+        else:
+            reply = REPLIES[commands.delete(self.session, key)]
+        if not noreply:
+            self.out.append(reply)
+
+    def _touch(self, tokens: list[bytes]) -> None:
+        n = len(tokens)
+        if n != 3 and n != 4:
+            self.out.append(ERROR)
+            return
+        noreply = self.noreply = n == 4 and tokens[3] == b"noreply"
+        key = tokens[1]
+        exptime = parse_int(tokens[2])
+        if self.bad_key(key):
+            reply = BAD_FORMAT
+        elif exptime is None:
+            reply = BAD_EXPTIME
+        else:
+            reply = REPLIES[commands.touch(self.session, key, exptime)]
+        if not noreply:
+            self.out.append(reply)
+
+    # -- whole-cache and connection commands --------------------------------------------
+    def _flush_all(self, tokens: list[bytes]) -> None:
+        n = len(tokens)
+        if n > 3:
+            self.out.append(ERROR)
+            return
+        noreply = self.noreply = tokens[-1] == b"noreply" and n > 1
+        args = tokens[1 : n - 1] if noreply else tokens[1:]
+        delay = 0
+        if args:
+            parsed = parse_int(args[0])
+            if parsed is None:
+                if not noreply:
+                    self.out.append(BAD_EXPTIME)
+                return
+            delay = parsed
+        commands.flush_all(self.session, delay)
+        if not noreply:
+            self.out.append(OK)
+
+    def _stats(self, tokens: list[bytes]) -> None:
+        sub = tokens[1].decode("ascii", "replace") if len(tokens) > 1 else ""
+        if sub == "reset" and len(tokens) == 2:
+            commands.reset_stats(self.session)
+            self.out.append(b"RESET\r\n")
+            return
+        family = stats.FAMILIES.get(sub)
+        if family is None or len(tokens) > 2:
+            self.out.append(ERROR)
+            return
+        self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
+                                 for k, v in family(self.session)) + END)  # fmt: skip
+
+    def _version(self, tokens: list[bytes]) -> None:
+        self.out.append(b"VERSION %s\r\n" % MEMCACHED_VERSION.encode())
+
+    def _verbosity(self, tokens: list[bytes]) -> None:
+        n = len(tokens)
+        noreply = tokens[-1] == b"noreply"
+        if n == 2 and noreply:
+            return  # memcached answers "verbosity noreply" with silence
+        if n != 2 and n != 3:
+            self.out.append(ERROR)
+            return
+        if parse_uint(tokens[1], UINT32) is None or (n == 3 and not noreply):
+            if not noreply:
+                self.out.append(BAD_FORMAT)
+            return
+        if not noreply:
+            self.out.append(OK)
+
+    def _quit(self, tokens: list[bytes]) -> None:
+        self.closing = True

@@ -1,0 +1,274 @@
+"""Protocol-neutral memcache command semantics: the ONE place for the rules.
+
+Codecs (ASCII, meta, binary) parse bytes and call these functions; they only translate the
+outcomes back into their own encoding. Capability checks live here too, so no codec can
+forget one: every mutating function calls ``_require_write`` before it touches anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING
+
+from backend.store import MAX_ITEM_SIZE, ITEM_OVERHEAD, CacheSpace, Item, expiry_deadline, next_cas
+
+if TYPE_CHECKING:
+    from backend.session import Session
+
+UINT64 = (1 << 64) - 1
+
+
+class Outcome(enum.Enum):
+    STORED = "STORED"
+    NOT_STORED = "NOT_STORED"
+    EXISTS = "EXISTS"
+    NOT_FOUND = "NOT_FOUND"
+    DELETED = "DELETED"
+    TOUCHED = "TOUCHED"
+    TOO_LARGE = "TOO_LARGE"
+    NON_NUMERIC = "NON_NUMERIC"
+
+
+class Mode(enum.Enum):
+    SET = "set"
+    ADD = "add"
+    REPLACE = "replace"
+    APPEND = "append"
+    PREPEND = "prepend"
+    CAS = "cas"
+
+
+class CapabilityDenied(Exception):
+    """The session's credential lacks a capability; nothing was changed."""
+
+    def __init__(self, capability: str) -> None:
+        super().__init__(capability)
+        self.capability = capability
+
+
+def _require_write(session: Session) -> None:
+    if not session.credential.write:
+        raise CapabilityDenied("write")
+
+
+def too_large(key: bytes, value_len: int) -> bool:
+    return len(key) + value_len + ITEM_OVERHEAD > MAX_ITEM_SIZE
+
+
+# -- retrieval ----------------------------------------------------------------------------
+def get(session: Session, key: bytes) -> Item | None:
+    space = session.space
+    stats = space.stats
+    stats.cmd_get += 1
+    item = space.lookup(key, time.time())
+    if item is None:
+        stats.get_misses += 1
+        return None
+    stats.get_hits += 1
+    item.fetched = True
+    return item
+
+
+def get_and_touch(session: Session, key: bytes, exptime: int) -> Item | None:
+    """gat/gats: fetch and replace the TTL (counted as a touch, as memcached does)."""
+    _require_write(session)
+    space = session.space
+    stats = space.stats
+    stats.cmd_touch += 1
+    now = time.time()
+    item = space.lookup(key, now)
+    if item is None:
+        stats.touch_misses += 1
+        return None
+    stats.touch_hits += 1
+    item.fetched = True
+    _set_expiry(space, key, item, exptime, now)
+    return item
+
+
+def touch(session: Session, key: bytes, exptime: int) -> Outcome:
+    _require_write(session)
+    space = session.space
+    space.stats.cmd_touch += 1
+    now = time.time()
+    item = space.lookup(key, now)
+    if item is None:
+        space.stats.touch_misses += 1
+        return Outcome.NOT_FOUND
+    space.stats.touch_hits += 1
+    _set_expiry(space, key, item, exptime, now)
+    return Outcome.TOUCHED
+
+
+def _set_expiry(space: CacheSpace, key: bytes, item: Item, exptime: int, now: float) -> None:
+    deadline = expiry_deadline(exptime, now)
+    if deadline < 0:
+        # An exptime in the past expires the item now; the caller still sees this hit.
+        space.unlink(key)
+    else:
+        item.exptime = deadline
+
+
+# -- storage ------------------------------------------------------------------------------
+def store(
+    session: Session,
+    mode: Mode,
+    key: bytes,
+    value: bytes,
+    flags: int,
+    exptime: int,
+    compare_cas: int | None = None,
+) -> tuple[Outcome, int]:
+    """set/add/replace/append/prepend/cas. Returns the outcome and the new item's CAS.
+
+    ``compare_cas`` (any mode) makes the store conditional on the item's CAS unique, as a
+    binary request with a non-zero CAS does; ASCII ``cas`` always compares, even with 0.
+    """
+    if too_large(key, len(value)):
+        refuse_too_large(session, mode, key)
+        return Outcome.TOO_LARGE, 0
+    _require_write(session)
+    space = session.space
+    stats = space.stats
+    stats.cmd_set += 1
+    now = time.time()
+    old = space.lookup(key, now, bump=False)
+
+    if mode is Mode.CAS or compare_cas is not None:
+        if old is None:
+            if mode is Mode.CAS:
+                stats.cas_misses += 1
+            return Outcome.NOT_FOUND, 0
+        if old.cas != compare_cas:
+            if mode is Mode.CAS:
+                stats.cas_badval += 1
+            return Outcome.EXISTS, 0
+        if mode is Mode.CAS:
+            stats.cas_hits += 1
+    if mode is Mode.ADD:
+        if old is not None:
+            space.items.move_to_end(key)  # memcached bumps the existing item
+            return Outcome.NOT_STORED, 0
+    elif mode is Mode.REPLACE:
+        if old is None:
+            return Outcome.NOT_STORED, 0
+    elif mode is Mode.APPEND or mode is Mode.PREPEND:
+        if old is None:
+            return Outcome.NOT_STORED, 0
+        joined = old.value + value if mode is Mode.APPEND else value + old.value
+        if too_large(key, len(joined)):
+            stats.store_too_large += 1
+            return Outcome.TOO_LARGE, 0
+        space.replace_value(key, old, joined, now)
+        return Outcome.STORED, old.cas
+
+    deadline = expiry_deadline(exptime, now)
+    if deadline < 0:
+        # Stored already expired: the observable effect is that the key is gone.
+        space.unlink(key)
+        return Outcome.STORED, next_cas()
+    item = Item(value, flags, deadline, now)
+    space.link(key, item)
+    return Outcome.STORED, item.cas
+
+
+def refuse_too_large(session: Session, mode: Mode, key: bytes) -> None:
+    """A store whose value exceeds the item limit: refused before its data is even read."""
+    _require_write(session)
+    space = session.space
+    space.stats.cmd_set += 1
+    space.stats.store_too_large += 1
+    if mode is Mode.SET:
+        space.unlink(key)  # as memcached: never leave a stale value behind a failed set
+
+
+# -- deletion -----------------------------------------------------------------------------
+def delete(session: Session, key: bytes, compare_cas: int | None = None) -> Outcome:
+    _require_write(session)
+    space = session.space
+    stats = space.stats
+    stats.cmd_delete += 1
+    item = space.lookup(key, time.time(), bump=False)
+    if item is None:
+        stats.delete_misses += 1
+        return Outcome.NOT_FOUND
+    if compare_cas is not None and item.cas != compare_cas:
+        return Outcome.EXISTS
+    space.unlink(key)
+    stats.delete_hits += 1
+    return Outcome.DELETED
+
+
+# -- arithmetic ---------------------------------------------------------------------------
+def parse_counter(value: bytes) -> int | None:
+    """memcached's rule: optional leading spaces, decimal digits of a u64, then the end."""
+    digits = value.strip(b" ")
+    if not digits or len(digits) > 20 or not digits.isdigit():
+        return None
+    number = int(digits)
+    return number if number <= UINT64 else None
+
+
+def arithmetic(
+    session: Session,
+    key: bytes,
+    incr: bool,
+    delta: int,
+    initial: int | None = None,
+    exptime: int = 0,
+    compare_cas: int | None = None,
+) -> tuple[Outcome, int, int]:
+    """incr/decr: returns (outcome, new value, new CAS).
+
+    incr wraps at 2**64 and decr stops at 0. With ``initial`` set (binary, meta ``N``), a
+    missing key is created holding ``initial`` — and ``initial`` is the answer, not
+    ``initial + delta``, as in memcached.
+    """
+    _require_write(session)
+    space = session.space
+    stats = space.stats
+    now = time.time()
+    item = space.lookup(key, now)
+    if item is None:
+        if incr:
+            stats.incr_misses += 1
+        else:
+            stats.decr_misses += 1
+        if initial is None:
+            return Outcome.NOT_FOUND, 0, 0
+        deadline = expiry_deadline(exptime, now)
+        created = Item(b"%d" % initial, 0, max(deadline, 0.0), now)
+        if deadline >= 0:
+            space.link(key, created)
+        return Outcome.STORED, initial, created.cas
+    if compare_cas is not None and item.cas != compare_cas:
+        return Outcome.EXISTS, 0, 0
+    current = parse_counter(item.value)
+    if current is None:
+        return Outcome.NON_NUMERIC, 0, 0
+    if incr:
+        stats.incr_hits += 1
+        result = (current + delta) & UINT64
+    else:
+        stats.decr_hits += 1
+        result = max(current - delta, 0)
+    space.replace_value(key, item, b"%d" % result, now)
+    return Outcome.STORED, result, item.cas
+
+
+# -- flush --------------------------------------------------------------------------------
+def flush_all(session: Session, delay: int = 0) -> None:
+    """Flush the session's cache (now, or everything written before ``now + delay``)."""
+    space = session.space
+    space.stats.cmd_flush += 1
+    if not session.credential.flush:
+        raise CapabilityDenied("flush")
+    now = time.time()
+    deadline = expiry_deadline(delay, now) if delay > 0 else 0.0
+    space.flush(max(deadline, 0.0))
+    session.record_flush()
+
+
+def reset_stats(session: Session) -> None:
+    session.space.stats.reset()

@@ -1,0 +1,159 @@
+"""Service: builds every part and runs it in ONE asyncio loop.
+
+Used by ``cachier-backend`` and, in-process, by ``cachier-tui``; it never installs signal
+handlers or writes to the terminal itself — its caller decides both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from backend.api.app import create_app
+from backend.config import Config
+from backend.control.caches import ControlPlane
+from backend.control.db import Database
+from backend.control.secrets import KeyFileError, Secrets
+from backend.dataplane import DataPlane
+from backend.listeners import MemcacheProtocol
+from backend.throttle import AuthThrottle
+
+DB_FILE = "cachier.sqlite3"
+
+
+class ServiceError(RuntimeError):
+    """A start-up failure worth one line to the operator (port taken, bad data dir)."""
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn that leaves signals to its host (the CLI, or Textual in the TUI)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Listening:
+    """Where the service listens, once started (ports resolved)."""
+
+    api_url: str
+    endpoints: dict[str, str]  # region -> host:port
+    proxies: dict[str, str]  # proxy hostname -> host:port
+
+
+def _format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ServiceError(f"cannot listen on {_format_address(host, port)}: {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db: Database | None = None
+        self.dataplane: DataPlane | None = None
+        self.control: ControlPlane | None = None
+        self.listening: Listening | None = None
+        self.warnings: list[str] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._api: _EmbeddedUvicorn | None = None
+        self._api_task: asyncio.Task | None = None
+
+    async def start(self) -> Listening:
+        config = self.config
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            secrets = Secrets.load_or_create(config.data_dir)
+            self.db = Database(config.data_dir / DB_FILE)
+        except (OSError, KeyFileError) as exc:
+            raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
+        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window)
+        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
+        self.control = ControlPlane(self.db, secrets, self.dataplane)
+        self.warnings = self.control.load()
+
+        sockets: list[socket.socket] = []
+        try:
+            api_sock = _bind(config.host, config.api_port)
+            sockets.append(api_sock)
+            region_socks = []
+            for i, region in enumerate(config.topology.regions):
+                region_socks.append((region, _bind(config.host, config.endpoint_port_for(i))))
+                sockets.append(region_socks[-1][1])
+            proxy_socks = []
+            for proxy in config.topology.proxies():
+                proxy_socks.append((proxy, _bind(config.host, proxy.port)))
+                sockets.append(proxy_socks[-1][1])
+        except ServiceError:
+            for sock in sockets:
+                sock.close()
+            self.db.close()
+            raise
+
+        loop = asyncio.get_running_loop()
+        endpoints: dict[str, str] = {}
+        for region, sock in region_socks:
+            endpoints[region.name] = _format_address(config.host, sock.getsockname()[1])
+            self._servers.append(await loop.create_server(
+                lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
+                sock=sock,
+            ))  # fmt: skip
+        proxies: dict[str, str] = {}
+        for proxy, sock in proxy_socks:
+            proxy.address = _format_address(config.host, sock.getsockname()[1])
+            proxies[proxy.hostname] = proxy.address
+            self._servers.append(await loop.create_server(
+                lambda p=proxy: MemcacheProtocol(self.dataplane, p.cluster.region.name,
+                                                 config.auth_timeout, p),
+                sock=sock,
+            ))  # fmt: skip
+
+        api_url = f"http://{_format_address(config.host, api_sock.getsockname()[1])}"
+        self.control.api_base_url = api_url
+        self.control.endpoints = endpoints
+        app = create_app(self.control, config.admin_token)
+        self._api = _EmbeddedUvicorn(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        )
+        self._api_task = asyncio.create_task(self._api.serve(sockets=[api_sock]))
+        while not self._api.started:
+            if self._api_task.done():
+                await self.stop()
+                raise ServiceError(f"the HTTP API could not start on {api_url}")
+            await asyncio.sleep(0.01)
+        self.listening = Listening(api_url, endpoints, proxies)
+        return self.listening
+
+    async def stop(self) -> None:
+        if self._api is not None and self._api_task is not None:
+            self._api.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._api_task
+            self._api_task = None
+        for server in self._servers:
+            server.close()
+        if self.dataplane is not None:
+            for transport in list(self.dataplane.transports):
+                transport.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self.db is not None:
+            self.db.close()
+            self.db = None

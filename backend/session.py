@@ -1,0 +1,91 @@
+"""One memcache connection's state: who authenticated, which cache, which proxy serves it."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.control.models import Credential
+    from backend.dataplane import DataPlane
+    from backend.store import CacheSpace
+    from backend.topology import Proxy
+
+
+class AuthResult(enum.Enum):
+    OK = "ok"
+    FAILED = "authentication failure"
+    THROTTLED = "too many failed authentications from your address, try again later"
+    UNAVAILABLE = "no proxy of this cache's cluster is available"
+    WRONG_CLUSTER = "this cache is not on this proxy's cluster; connect to its servers endpoint"
+
+
+class Session:
+    """Created per connection; bound to a cache and a proxy by a successful authentication.
+
+    ``listener_proxy`` is set when the client connected to a proxy's own port (the monitor
+    does); region endpoint sessions get their proxy chosen at authentication.
+    """
+
+    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "credential", "space",
+                 "proxy", "close_connection")  # fmt: skip
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        peer_host: str,
+        region: str,
+        close_connection: Callable[[], None],
+        listener_proxy: Proxy | None = None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.peer_host = peer_host
+        self.region = region
+        self.listener_proxy = listener_proxy
+        self.close_connection = close_connection
+        self.credential: Credential | None = None
+        self.space: CacheSpace | None = None
+        self.proxy: Proxy | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.credential is not None
+
+    def authenticate(self, username: bytes, password: bytes) -> AuthResult:
+        dataplane = self.dataplane
+        throttle = dataplane.throttle
+        if throttle.blocked(self.peer_host):
+            return AuthResult.THROTTLED
+        credential = dataplane.credentials.get(username.decode("utf-8", "replace"))
+        # Compare even for unknown users so timing does not reveal which usernames exist.
+        expected = credential.password if credential is not None else b"\0" * 32
+        if not hmac.compare_digest(password, expected) or credential is None:
+            throttle.record_failure(self.peer_host)
+            return AuthResult.FAILED
+        cache = dataplane.caches.get(credential.cache_id)
+        if cache is None or cache.region != self.region:
+            throttle.record_failure(self.peer_host)
+            return AuthResult.FAILED
+        if self.listener_proxy is None:
+            proxy = dataplane.choose_proxy(cache.cluster)
+            if proxy is None:
+                return AuthResult.UNAVAILABLE
+        elif self.listener_proxy.cluster.name == cache.cluster:
+            proxy = self.listener_proxy
+        else:
+            return AuthResult.WRONG_CLUSTER
+        self.credential = credential
+        self.proxy = proxy
+        self.space = dataplane.space_for(cache)
+        dataplane.attach(self)
+        return AuthResult.OK
+
+    def record_flush(self) -> None:
+        assert self.credential is not None and self.proxy is not None
+        self.dataplane.record_flush(self.credential.cache_id, self.proxy.hostname)
+
+    def connection_lost(self) -> None:
+        if self.credential is not None:
+            self.dataplane.detach(self)

@@ -1,0 +1,1 @@
+"""cachier-tui: the Textual dashboard (a client of the backend's HTTP API)."""
