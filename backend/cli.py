@@ -42,20 +42,40 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cachier-backend", description="Run the cachier memcache service.")
     p.add_argument("--version", action="version", version=f"cachier-backend {__version__}")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"database and key file (default: {default_data_dir()})")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"database and key file (default: {default_data_dir()})",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--api-port", type=_port, default=8080, help="HTTP API port (default: 8080)")
-    p.add_argument("--endpoint-port", type=_port, default=11211,
-                   help="memcache endpoint port of region 0; region i uses +i (default: 11211)")
-    p.add_argument("--admin-token", default="",
-                   help=f"token for the admin API (default: ${ADMIN_TOKEN_ENV}, else generated)")
-    p.add_argument("--topology", type=Path, default=None, help="TOML file of regions/clusters/proxies")
-    p.add_argument("--auth-timeout", type=_seconds, default=5.0,
-                   help="seconds a connection may take to authenticate (default: 5)")
-    p.add_argument("--lenient-keys", action="store_true",
-                   help="accept control characters in ASCII keys as memcached does "
-                        "(memcaslap's keys carry a binary prefix); default: refuse them")
+    p.add_argument(
+        "--endpoint-port",
+        type=_port,
+        default=11211,
+        help="memcache endpoint port of region 0; region i uses +i (default: 11211)",
+    )
+    p.add_argument(
+        "--admin-token",
+        default="",
+        help=f"token for the admin API (default: ${ADMIN_TOKEN_ENV}, else generated)",
+    )
+    p.add_argument(
+        "--topology", type=Path, default=None, help="TOML file of regions/clusters/proxies"
+    )
+    p.add_argument(
+        "--auth-timeout",
+        type=_seconds,
+        default=5.0,
+        help="seconds a connection may take to authenticate (default: 5)",
+    )
+    p.add_argument(
+        "--lenient-keys",
+        action="store_true",
+        help="accept control characters in ASCII keys as memcached does "
+        "(memcaslap's keys carry a binary prefix); default: refuse them",
+    )
     return p  # fmt: skip
 
 

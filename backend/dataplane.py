@@ -33,7 +33,9 @@ class ProxyState:
 
 
 class DataPlane:
-    def __init__(self, topology: Topology, throttle: AuthThrottle, lenient_keys: bool = False) -> None:
+    def __init__(
+        self, topology: Topology, throttle: AuthThrottle, lenient_keys: bool = False
+    ) -> None:
         self.topology = topology
         self.throttle = throttle
         self.lenient_keys = lenient_keys

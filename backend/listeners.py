@@ -43,7 +43,9 @@ class MemcacheProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) else str(peer)
         self.session = Session(self.dataplane, host, self.region, transport.close, self.proxy)
-        self.auth_timer = asyncio.get_running_loop().call_later(self.auth_timeout, self._auth_expired)
+        self.auth_timer = asyncio.get_running_loop().call_later(
+            self.auth_timeout, self._auth_expired
+        )
         # Bound what a client that does not read its replies can make us buffer.
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 

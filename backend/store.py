@@ -10,7 +10,6 @@ command needs (expiry, eviction, memory accounting).
 from __future__ import annotations
 
 import itertools
-import time
 from collections import OrderedDict
 
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
@@ -39,7 +38,8 @@ def expiry_deadline(exptime: int, now: float) -> float:
 class Item:
     """One stored value. ``exptime`` is an absolute deadline, 0 for never."""
 
-    __slots__ = ("value", "flags", "exptime", "cas", "mtime", "atime", "fetched", "stale")
+    # ``stale`` and ``token`` serve the meta protocol's invalidation and recache-win flags.
+    __slots__ = ("value", "flags", "exptime", "cas", "mtime", "atime", "fetched", "stale", "token")
 
     def __init__(self, value: bytes, flags: int, exptime: float, now: float) -> None:
         self.value = value
@@ -50,6 +50,7 @@ class Item:
         self.atime = now
         self.fetched = False
         self.stale = False
+        self.token = False
 
     def size(self, key: bytes) -> int:
         return len(key) + len(self.value) + ITEM_OVERHEAD
@@ -112,9 +113,13 @@ class CacheSpace:
                 self.stats.expired_unfetched += 1
             return None
         if bump:
-            self.items.move_to_end(key)
-            item.atime = now
+            self.bump(key, item, now)
         return item
+
+    def bump(self, key: bytes, item: Item, now: float) -> None:
+        """Mark a fetched item most recently used."""
+        self.items.move_to_end(key)
+        item.atime = now
 
     # -- changes --------------------------------------------------------------------
     def link(self, key: bytes, item: Item) -> None:
@@ -206,7 +211,3 @@ class ClusterStore:
 
     def bytes_used(self) -> int:
         return sum(s.bytes for s in self.spaces.values())
-
-
-def now() -> float:
-    return time.time()

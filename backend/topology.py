@@ -125,7 +125,9 @@ def load_topology(path: Path) -> Topology:
             for cluster in region["clusters"]:
                 proxies = cluster.get("proxies", 1)
                 if not isinstance(proxies, int | list):
-                    raise TopologyError(f"cluster {cluster['name']}: proxies must be a count or a list")
+                    raise TopologyError(
+                        f"cluster {cluster['name']}: proxies must be a count or a list"
+                    )
                 clusters[str(cluster["name"])] = proxies
     except (KeyError, TypeError) as exc:
         raise TopologyError(f"topology file {path} lacks a required field: {exc}") from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
 
+from backend.api.dashboard import credential_out
 from backend.api.deps import Control, require_admin
-from backend.api.schemas import CacheCreate, CacheOut, CredentialOut, ErrorOut, FlushOut
+from backend.api.schemas import CacheCreate, CacheOut, ErrorOut, FlushOut
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
 
@@ -28,12 +29,8 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
         servers=control.servers(cache),
         dashboard_url=control.dashboard_url(cache),
         created_at=cache.created_at,
-        credentials=[
-            CredentialOut(username=c.username, password=c.password.decode(), primary=c.primary,
-                          write=c.write, flush=c.flush)
-            for c in cache.credentials
-        ],
-    )  # fmt: skip
+        credentials=[credential_out(c) for c in cache.credentials],
+    )
 
 
 @router.get("/caches", response_model=list[CacheOut])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from backend import __version__
-from backend.api import admin, errors
+from backend.api import admin, dashboard, errors
 from backend.api.schemas import HealthOut
 from backend.control.caches import ControlPlane
 
@@ -25,4 +25,5 @@ def create_app(control: ControlPlane, admin_token: str) -> FastAPI:
         return HealthOut(status="ok")
 
     app.include_router(admin.router)
+    app.include_router(dashboard.router)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.control.caches import ControlPlane
+from backend.control.models import Cache
 
 _bearer = HTTPBearer(auto_error=False, description="the backend's admin token")
 
@@ -29,3 +30,11 @@ async def require_admin(
 
 
 Control = Annotated[ControlPlane, Depends(control_plane)]
+
+
+async def sso_cache(sso: str, control: Control) -> Cache:
+    """The cache a dashboard URL belongs to; an unknown or rotated secret is a 404."""
+    return control.cache_by_sso(sso)
+
+
+SsoCache = Annotated[Cache, Depends(sso_cache)]

@@ -25,6 +25,15 @@ class CredentialOut(BaseModel):
     flush: bool
 
 
+class CapabilitiesPatch(BaseModel):
+    """Fields left out keep their current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    write: bool | None = None
+    flush: bool | None = None
+
+
 class CacheOut(BaseModel):
     id: str
     name: str

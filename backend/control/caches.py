@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from datetime import UTC, datetime
 
@@ -49,16 +50,22 @@ class ControlPlane:
         warnings = []
         for row in self.db.caches():
             cache = Cache(row.id, row.name, row.plan, row.region, row.cluster, row.sso_nonce,
-                          row.created_at)  # fmt: skip
+                          row.sso_hash, row.created_at)  # fmt: skip
             region = self.topology.region(cache.region)
             if region is None:
                 warnings.append(f"cache {cache.name}: region {cache.region} is not in the topology")
             elif self.topology.cluster(cache.cluster) not in region.clusters:
                 cluster = self._least_loaded(region.clusters)
-                warnings.append(f"cache {cache.name}: cluster {cache.cluster} is gone, now on {cluster.name}")
+                warnings.append(
+                    f"cache {cache.name}: cluster {cache.cluster} is gone, now on {cluster.name}"
+                )
                 with self.db.transaction():
                     self.db.set_cache_cluster(cache.id, cluster.name)
-                    self._log(cache.id, f"Cache placed on cluster {cluster.name}: its cluster {cache.cluster} left the topology")  # fmt: skip
+                    self._log(
+                        cache.id,
+                        f"Cache placed on cluster {cluster.name}: "
+                        f"its cluster {cache.cluster} left the topology",
+                    )
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
         for row in self.db.credentials():
@@ -80,6 +87,14 @@ class ControlPlane:
             raise NotFound(f"no cache with id {cache_id!r}")
         return cache
 
+    def cache_by_sso(self, secret: str) -> Cache:
+        """The cache whose dashboard secret this is; its hash is what the database keeps."""
+        wanted = sso_hash(secret)
+        for cache in self.caches.values():
+            if hmac.compare_digest(cache.sso_hash, wanted):
+                return cache
+        raise NotFound("unknown or expired dashboard URL")
+
     def servers(self, cache: Cache) -> str:
         return self.endpoints.get(cache.region, "")
 
@@ -96,10 +111,15 @@ class ControlPlane:
     # -- changes ------------------------------------------------------------------------
     def create_cache(self, name: str, plan: str, region_name: str | None = None) -> Cache:
         if not NAME_PATTERN.match(name):
-            raise Invalid("name must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")  # fmt: skip
+            raise Invalid(
+                "name must be 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
         if plan not in PLANS:
             raise Invalid(f"unknown plan {plan!r}; plans are {', '.join(PLANS)}")
-        region = self.topology.regions[0] if region_name is None else self.topology.region(region_name)
+        region = (
+            self.topology.regions[0] if region_name is None else self.topology.region(region_name)
+        )
         if region is None:
             known = ", ".join(r.name for r in self.topology.regions)
             raise Invalid(f"unknown region {region_name!r}; regions are {known}")
@@ -108,12 +128,12 @@ class ControlPlane:
         cluster = self._least_loaded(region.clusters)
         now = timestamp()
         nonce = new_nonce()
-        cache = Cache(new_cache_id(), name, plan, region.name, cluster.name, nonce, now)
-        secret = self.secrets.sso_secret(cache.id, nonce)
+        cache = Cache(new_cache_id(), name, plan, region.name, cluster.name, nonce, "", now)
+        cache.sso_hash = sso_hash(self.secrets.sso_secret(cache.id, nonce))
         credential = self._new_credential(cache, primary=True, now=now)
         with self.db.transaction():
             self.db.insert_cache(CacheRow(cache.id, name, plan, region.name, cluster.name,
-                                          nonce, sso_hash(secret), now))  # fmt: skip
+                                          nonce, cache.sso_hash, now))  # fmt: skip
             self._insert_credential(credential)
             self._log(cache.id, f"Cache {name} created on plan {plan} in cluster {cluster.name}")
         cache.credentials.append(credential)
@@ -133,6 +153,37 @@ class ControlPlane:
                           self.secrets.encrypt(credential.password), credential.primary,
                           credential.write, credential.flush, credential.created_at)
         )  # fmt: skip
+
+    def add_credential(self, cache: Cache) -> Credential:
+        credential = self._new_credential(cache, primary=False, now=timestamp())
+        with self.db.transaction():
+            self._insert_credential(credential)
+            self._log(cache.id, f"Credential {credential.username} added")
+        cache.credentials.append(credential)
+        self.credentials[credential.username] = credential
+        return credential
+
+    def set_capabilities(self, cache: Cache, username: str, write: bool | None,
+                         flush: bool | None) -> Credential:  # fmt: skip
+        """Change a credential's capabilities; live sessions see it on their next command."""
+        credential = self._credential_of(cache, username)
+        new_write = credential.write if write is None else write
+        new_flush = credential.flush if flush is None else flush
+        with self.db.transaction():
+            self.db.set_capabilities(username, new_write, new_flush)
+            self._log(
+                cache.id,
+                f"Credential {username} capabilities: write={'on' if new_write else 'off'}, "
+                f"flush={'on' if new_flush else 'off'}",
+            )
+        credential.write, credential.flush = new_write, new_flush
+        return credential
+
+    def _credential_of(self, cache: Cache, username: str) -> Credential:
+        credential = cache.credential(username)
+        if credential is None:
+            raise NotFound(f"cache {cache.name} has no credential {username!r}")
+        return credential
 
     def flush(self, cache: Cache, origin: str) -> str:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""

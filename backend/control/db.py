@@ -131,7 +131,9 @@ class Database:
         )  # fmt: skip
 
     def cache_name_taken(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM caches WHERE name = ?", (name,)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM caches WHERE name = ?", (name,)).fetchone() is not None
+        )
 
     def set_cache_cluster(self, cache_id: str, cluster: str) -> None:
         self.conn.execute("UPDATE caches SET cluster = ? WHERE id = ?", (cluster, cache_id))
@@ -142,7 +144,9 @@ class Database:
             "SELECT username, cache_id, password_enc, is_primary, can_write, can_flush, created_at"
             " FROM credentials ORDER BY created_at, username"
         )
-        return [CredentialRow(u, c, p, bool(pr), bool(w), bool(f), t) for u, c, p, pr, w, f, t in rows]
+        return [
+            CredentialRow(u, c, p, bool(pr), bool(w), bool(f), t) for u, c, p, pr, w, f, t in rows
+        ]
 
     def insert_credential(self, row: CredentialRow) -> None:
         self.conn.execute(
@@ -150,6 +154,12 @@ class Database:
             (row.username, row.cache_id, row.password_enc, int(row.is_primary),
              int(row.can_write), int(row.can_flush), row.created_at),
         )  # fmt: skip
+
+    def set_capabilities(self, username: str, write: bool, flush: bool) -> None:
+        self.conn.execute(
+            "UPDATE credentials SET can_write = ?, can_flush = ? WHERE username = ?",
+            (int(write), int(flush), username),
+        )
 
     def username_taken(self, username: str) -> bool:
         found = self.conn.execute("SELECT 1 FROM credentials WHERE username = ?", (username,))

@@ -44,6 +44,7 @@ class Cache:
     region: str
     cluster: str
     sso_nonce: str = ""
+    sso_hash: str = ""
     created_at: str = ""
     credentials: list[Credential] = field(default_factory=list)
 
@@ -57,3 +58,6 @@ class Cache:
 
     def primary(self) -> Credential:
         return next(c for c in self.credentials if c.primary)
+
+    def credential(self, username: str) -> Credential | None:
+        return next((c for c in self.credentials if c.username == username), None)

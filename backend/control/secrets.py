@@ -44,18 +44,22 @@ class Secrets:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            try:
-                master = base64.b64decode(path.read_bytes(), validate=True)
-            except (OSError, ValueError) as exc:
-                raise KeyFileError(f"cannot read key file {path}: {exc}") from None
-            if len(master) != 32:
-                raise KeyFileError(f"key file {path} does not hold a 32-byte key")
-            if path.stat().st_mode & 0o077:
-                os.chmod(path, 0o600)
-            return cls(master)
+            return cls._load(path)
         master = secrets.token_bytes(32)
         with os.fdopen(fd, "wb") as f:
             f.write(base64.b64encode(master))
+        return cls(master)
+
+    @classmethod
+    def _load(cls, path: Path) -> Secrets:
+        try:
+            master = base64.b64decode(path.read_bytes(), validate=True)
+        except (OSError, ValueError) as exc:
+            raise KeyFileError(f"cannot read key file {path}: {exc}") from None
+        if len(master) != 32:
+            raise KeyFileError(f"key file {path} does not hold a 32-byte key")
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
         return cls(master)
 
     # -- passwords ----------------------------------------------------------------------

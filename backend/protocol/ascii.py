@@ -9,85 +9,52 @@ to the item size limit and anything larger is swallowed as it streams by.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
 from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.meta import MetaCommands
+from backend.protocol.text import (
+    ADMIN_COMMANDS,
+    BAD_AUTH_FORMAT,
+    BAD_CHUNK,
+    BAD_DELTA,
+    BAD_EXPTIME,
+    BAD_FORMAT,
+    CRLF,
+    DELETE_USAGE,
+    END,
+    ERROR,
+    LINE_TOO_LONG,
+    MAX_AUTH_DATA,
+    MAX_DATA_LEN,
+    MAX_GET_LINE,
+    MAX_LINE,
+    OK,
+    REPLIES,
+    STORAGE_MODES,
+    TOO_LARGE,
+    UINT32,
+    UINT64,
+    UNAUTHENTICATED,
+    bad_key,
+    bad_key_lenient,
+    parse_int,
+    parse_uint,
+)  # fmt: skip
 from backend.session import AuthResult
 
 if TYPE_CHECKING:
     from backend.session import Session
 
-MAX_KEY = 250
-MAX_LINE = 2048
-MAX_GET_LINE = 1024 * 1024
-MAX_AUTH_DATA = 4096
-MAX_DATA_LEN = 2**31 - 3  # memcached's INT_MAX - 2 bound on <bytes>
-
-CRLF = b"\r\n"
-ERROR = b"ERROR\r\n"
-END = b"END\r\n"
-BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
-BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
-BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
-BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
-NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
-DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
-LINE_TOO_LONG = b"CLIENT_ERROR line too long\r\n"
-UNAUTHENTICATED = (
-    b"CLIENT_ERROR unauthenticated: the first command must be "
-    b"'set <username> <flags> <exptime> <bytes>' with the password as data\r\n"
-)
-BAD_AUTH_FORMAT = b"CLIENT_ERROR bad authentication token format\r\n"
-OK = b"OK\r\n"
-REPLIES = {o: o.value.encode() + CRLF for o in Outcome}
-REPLIES[Outcome.TOO_LARGE] = TOO_LARGE
-REPLIES[Outcome.NON_NUMERIC] = NON_NUMERIC
-
-# Whole-server administration a tenant of a shared service may not run.
-ADMIN_COMMANDS = (b"shutdown", b"cache_memlimit", b"slabs", b"lru", b"lru_crawler", b"watch",
-                  b"extstore", b"refresh_certs", b"misbehave", b"debugtime")  # fmt: skip
-
-_BAD_KEY_CHAR = re.compile(rb"[\x00-\x20\x7f]").search
-UINT32 = 0xFFFFFFFF
-UINT64 = (1 << 64) - 1
-
-STORAGE_MODES = {b"set": Mode.SET, b"add": Mode.ADD, b"replace": Mode.REPLACE,
-                 b"append": Mode.APPEND, b"prepend": Mode.PREPEND}  # fmt: skip
-
-
-def bad_key(key: bytes) -> bool:
-    """The product's rule: at most 250 bytes, no control characters (spaces cannot occur)."""
-    return len(key) > MAX_KEY or _BAD_KEY_CHAR(key) is not None
-
-
-def bad_key_lenient(key: bytes) -> bool:
-    """memcached's own rule: only the length is checked (memcaslap's keys carry binary bytes)."""
-    return len(key) > MAX_KEY
-
-
-def parse_uint(token: bytes, limit: int) -> int | None:
-    if not token.isdigit() or len(token) > 20:
-        return None
-    value = int(token)
-    return value if value <= limit else None
-
-
-def parse_int(token: bytes) -> int | None:
-    """A signed decimal as strtol would take it (exptimes may be negative)."""
-    digits = token[1:] if token[:1] == b"-" else token
-    if not digits.isdigit() or len(digits) > 18:
-        return None
-    return int(token)
-
 
 def denied_reply(capability: str) -> bytes:
     if capability == "flush":
-        return b"CLIENT_ERROR flush_all not allowed: this credential lacks the 'flush' capability\r\n"
+        return (
+            b"CLIENT_ERROR flush_all not allowed: this credential lacks the 'flush' capability\r\n"
+        )
     return (
         b"CLIENT_ERROR %b not allowed: this credential is read-only (lacks the '%b' capability)\r\n"
         % (capability.encode(), capability.encode())
@@ -106,6 +73,7 @@ class AsciiCodec:
         self.pending_need = 0  # its length including the trailing CRLF
         self.handlers: dict[bytes, Callable[[list[bytes]], None]] = {b"set": self._auth_set}
         self.bad_key = bad_key_lenient if session.dataplane.lenient_keys else bad_key
+        self.meta = MetaCommands(self)
 
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
@@ -266,6 +234,7 @@ class AsciiCodec:
         }
         for name in STORAGE_MODES:
             table[name] = self._storage
+        table.update(self.meta.table())
         return table
 
     # -- retrieval ----------------------------------------------------------------------
@@ -291,18 +260,21 @@ class AsciiCodec:
             return
         self._retrieve(tokens, 2, with_cas, exptime)
 
-    def _retrieve(self, tokens: list[bytes], first: int, with_cas: bool, exptime: int | None) -> None:
+    def _retrieve(
+        self, tokens: list[bytes], first: int, with_cas: bool, exptime: int | None
+    ) -> None:
         out = self.out
         if len(tokens) < 2:
             out.append(ERROR)
             return
         session = self.session
+        keys = tokens[first:]
         bad_key = self.bad_key
-        for i in range(first, len(tokens)):
-            key = tokens[i]
-            if bad_key(key):
+        for key in keys:
+            if bad_key(key):  # as memcached: one bad key fails the whole request
                 out.append(BAD_FORMAT)
                 return
+        for key in keys:
             if exptime is None:
                 item = commands.get(session, key)
             else:
@@ -399,10 +371,7 @@ class AsciiCodec:
                 self.out.append(DELETE_USAGE)
             return
         key = tokens[1]
-        if self.bad_key(key):
-            reply = BAD_FORMAT
-        else:
-            reply = REPLIES[commands.delete(self.session, key)]
+        reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.session, key)]
         if not noreply:
             self.out.append(reply)
 

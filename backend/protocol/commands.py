@@ -11,7 +11,7 @@ import enum
 import time
 from typing import TYPE_CHECKING
 
-from backend.store import MAX_ITEM_SIZE, ITEM_OVERHEAD, CacheSpace, Item, expiry_deadline, next_cas
+from backend.store import ITEM_OVERHEAD, MAX_ITEM_SIZE, CacheSpace, Item, expiry_deadline, next_cas
 
 if TYPE_CHECKING:
     from backend.session import Session
@@ -119,11 +119,17 @@ def store(
     flags: int,
     exptime: int,
     compare_cas: int | None = None,
+    invalidate: bool = False,
+    new_cas: int | None = None,
+    vivify: int | None = None,
 ) -> tuple[Outcome, int]:
     """set/add/replace/append/prepend/cas. Returns the outcome and the new item's CAS.
 
     ``compare_cas`` (any mode) makes the store conditional on the item's CAS unique, as a
     binary request with a non-zero CAS does; ASCII ``cas`` always compares, even with 0.
+    Meta extras: ``invalidate`` accepts an older CAS and marks the item stale, ``new_cas``
+    sets the stored item's CAS, ``vivify`` turns an append/prepend miss into a set with
+    that TTL.
     """
     if too_large(key, len(value)):
         refuse_too_large(session, mode, key)
@@ -135,15 +141,18 @@ def store(
     now = time.time()
     old = space.lookup(key, now, bump=False)
 
+    stale = False
     if mode is Mode.CAS or compare_cas is not None:
         if old is None:
             if mode is Mode.CAS:
                 stats.cas_misses += 1
             return Outcome.NOT_FOUND, 0
         if old.cas != compare_cas:
-            if mode is Mode.CAS:
-                stats.cas_badval += 1
-            return Outcome.EXISTS, 0
+            if not (invalidate and compare_cas is not None and compare_cas < old.cas):
+                if mode is Mode.CAS:
+                    stats.cas_badval += 1
+                return Outcome.EXISTS, 0
+            stale = True  # an older CAS with invalidation: stored, but marked stale
         if mode is Mode.CAS:
             stats.cas_hits += 1
     if mode is Mode.ADD:
@@ -155,13 +164,18 @@ def store(
             return Outcome.NOT_STORED, 0
     elif mode is Mode.APPEND or mode is Mode.PREPEND:
         if old is None:
-            return Outcome.NOT_STORED, 0
-        joined = old.value + value if mode is Mode.APPEND else value + old.value
-        if too_large(key, len(joined)):
-            stats.store_too_large += 1
-            return Outcome.TOO_LARGE, 0
-        space.replace_value(key, old, joined, now)
-        return Outcome.STORED, old.cas
+            if vivify is None:
+                return Outcome.NOT_STORED, 0
+            exptime = vivify
+        else:
+            joined = old.value + value if mode is Mode.APPEND else value + old.value
+            if too_large(key, len(joined)):
+                stats.store_too_large += 1
+                return Outcome.TOO_LARGE, 0
+            space.replace_value(key, old, joined, now)
+            if new_cas is not None:
+                old.cas = new_cas
+            return Outcome.STORED, old.cas
 
     deadline = expiry_deadline(exptime, now)
     if deadline < 0:
@@ -169,6 +183,9 @@ def store(
         space.unlink(key)
         return Outcome.STORED, next_cas()
     item = Item(value, flags, deadline, now)
+    if new_cas is not None:
+        item.cas = new_cas
+    item.stale = stale
     space.link(key, item)
     return Outcome.STORED, item.cas
 
@@ -184,19 +201,43 @@ def refuse_too_large(session: Session, mode: Mode, key: bytes) -> None:
 
 
 # -- deletion -----------------------------------------------------------------------------
-def delete(session: Session, key: bytes, compare_cas: int | None = None) -> Outcome:
+def delete(
+    session: Session,
+    key: bytes,
+    compare_cas: int | None = None,
+    invalidate: bool = False,
+    exptime: int | None = None,
+    new_cas: int | None = None,
+    drop_value: bool = False,
+) -> Outcome:
+    """delete; meta extras: ``invalidate`` marks the item stale (new CAS, optional TTL)
+    instead of removing it, ``drop_value`` empties it but keeps it."""
     _require_write(session)
     space = session.space
     stats = space.stats
     stats.cmd_delete += 1
-    item = space.lookup(key, time.time(), bump=False)
+    now = time.time()
+    item = space.lookup(key, now, bump=False)
     if item is None:
         stats.delete_misses += 1
         return Outcome.NOT_FOUND
     if compare_cas is not None and item.cas != compare_cas:
         return Outcome.EXISTS
-    space.unlink(key)
     stats.delete_hits += 1
+    if invalidate or drop_value:
+        if drop_value:
+            space.replace_value(key, item, b"", now)
+            item.flags = 0
+        if invalidate:
+            item.stale = True
+            item.token = False
+            item.cas = next_cas()
+            if exptime is not None:
+                _set_expiry(space, key, item, exptime, now)
+        if new_cas is not None:
+            item.cas = new_cas
+        return Outcome.DELETED
+    space.unlink(key)
     return Outcome.DELETED
 
 
@@ -218,12 +259,15 @@ def arithmetic(
     initial: int | None = None,
     exptime: int = 0,
     compare_cas: int | None = None,
-) -> tuple[Outcome, int, int]:
-    """incr/decr: returns (outcome, new value, new CAS).
+    touch: int | None = None,
+    new_cas: int | None = None,
+) -> tuple[Outcome, int, Item | None]:
+    """incr/decr: returns (outcome, new value, the item).
 
     incr wraps at 2**64 and decr stops at 0. With ``initial`` set (binary, meta ``N``), a
-    missing key is created holding ``initial`` — and ``initial`` is the answer, not
-    ``initial + delta``, as in memcached.
+    missing key is created holding ``initial`` with ``exptime`` — and ``initial`` is the
+    answer, not ``initial + delta``, as in memcached. ``touch`` (meta ``T``) replaces the
+    TTL of an existing counter.
     """
     _require_write(session)
     space = session.space
@@ -236,17 +280,19 @@ def arithmetic(
         else:
             stats.decr_misses += 1
         if initial is None:
-            return Outcome.NOT_FOUND, 0, 0
+            return Outcome.NOT_FOUND, 0, None
         deadline = expiry_deadline(exptime, now)
         created = Item(b"%d" % initial, 0, max(deadline, 0.0), now)
+        if new_cas is not None:
+            created.cas = new_cas
         if deadline >= 0:
             space.link(key, created)
-        return Outcome.STORED, initial, created.cas
+        return Outcome.STORED, initial, created
     if compare_cas is not None and item.cas != compare_cas:
-        return Outcome.EXISTS, 0, 0
+        return Outcome.EXISTS, 0, None
     current = parse_counter(item.value)
     if current is None:
-        return Outcome.NON_NUMERIC, 0, 0
+        return Outcome.NON_NUMERIC, 0, None
     if incr:
         stats.incr_hits += 1
         result = (current + delta) & UINT64
@@ -254,7 +300,77 @@ def arithmetic(
         stats.decr_hits += 1
         result = max(current - delta, 0)
     space.replace_value(key, item, b"%d" % result, now)
-    return Outcome.STORED, result, item.cas
+    if new_cas is not None:
+        item.cas = new_cas
+    if touch is not None:
+        _set_expiry(space, key, item, touch, now)
+    return Outcome.STORED, result, item
+
+
+# -- meta get -----------------------------------------------------------------------------
+class MetaFetch:
+    """An mg hit, with the facts its return flags report from *before* this fetch."""
+
+    __slots__ = ("item", "hit_before", "idle_s", "won", "token_before")
+
+    def __init__(self, item: Item, hit_before: bool, idle_s: float, won: bool,
+                 token_before: bool) -> None:  # fmt: skip
+        self.item = item
+        self.hit_before = hit_before
+        self.idle_s = idle_s
+        self.won = won
+        self.token_before = token_before
+
+
+def meta_get(
+    session: Session,
+    key: bytes,
+    touch: int | None = None,
+    vivify: int | None = None,
+    recache: int | None = None,
+    bump: bool = True,
+) -> MetaFetch | None:
+    """mg: a get that may touch (``T``), create on miss (``N``) and hand out one
+    "recache" win per item (``R``, or a stale item) so one client refreshes it."""
+    if touch is not None or vivify is not None:
+        _require_write(session)
+    space = session.space
+    stats = space.stats
+    stats.cmd_get += 1
+    if touch is not None:
+        stats.cmd_touch += 1
+    now = time.time()
+    item = space.lookup(key, now, bump=False)
+    if item is None:
+        stats.get_misses += 1
+        if touch is not None:
+            stats.touch_misses += 1
+        if vivify is None:
+            return None
+        deadline = expiry_deadline(vivify, now)
+        item = Item(b"", 0, max(deadline, 0.0), now)
+        if deadline >= 0:
+            space.link(key, item)
+        item.token = True
+        return MetaFetch(item, False, 0.0, True, False)
+    stats.get_hits += 1
+    if touch is not None:
+        stats.touch_hits += 1
+        _set_expiry(space, key, item, touch, now)
+    fetch = MetaFetch(item, item.fetched, now - item.atime, False, item.token)
+    if not item.token and (
+        item.stale or (recache is not None and item.exptime and item.exptime - now < recache)
+    ):
+        fetch.won = item.token = True
+    item.fetched = True
+    if bump:
+        space.bump(key, item, now)
+    return fetch
+
+
+def peek(session: Session, key: bytes) -> Item | None:
+    """me: look at an item without counting a fetch or changing its LRU position."""
+    return session.space.lookup(key, time.time(), bump=False)
 
 
 # -- flush --------------------------------------------------------------------------------

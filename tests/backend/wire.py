@@ -1,0 +1,68 @@
+"""A raw-socket memcache client for byte-exact protocol tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tests.conftest import CacheHandle
+
+
+class Wire:
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.pending = b""
+
+    @classmethod
+    def authenticated(cls, cache: CacheHandle, username: str | None = None,
+                      password: str | None = None) -> Wire:  # fmt: skip
+        wire = cls(cache.endpoint)
+        user = username or cache.username
+        secret = (password or cache.password).encode()
+        wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (user.encode(), len(secret), secret))
+        assert wire.read_exactly(8) == b"STORED\r\n"
+        return wire
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(1 << 20)
+        self.pending += chunk
+        return bool(chunk)
+
+    def read_exactly(self, n: int) -> bytes:
+        while len(self.pending) < n:
+            if not self._fill():
+                raise ConnectionError(f"closed after {self.pending!r}")
+        data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+    def read_until(self, terminator: bytes) -> bytes:
+        while terminator not in self.pending:
+            if not self._fill():
+                raise ConnectionError(f"closed after {self.pending!r}")
+        end = self.pending.index(terminator) + len(terminator)
+        data, self.pending = self.pending[:end], self.pending[end:]
+        return data
+
+    def ask(self, request: bytes) -> bytes:
+        """Send ``request`` then ``mn``; everything before ``MN`` is the exact reply."""
+        self.send(request + b"mn\r\n")
+        return self.read_until(b"MN\r\n")[:-4]
+
+    def read_to_close(self, timeout: float = 5.0) -> bytes:
+        """Everything the server sends until it closes; fails if it does not close."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self._fill():
+                    data, self.pending = self.pending, b""
+                    return data
+            except ConnectionResetError:
+                data, self.pending = self.pending, b""
+                return data
+        raise AssertionError(f"connection still open; got {self.pending!r}")
+
+    def close(self) -> None:
+        self.sock.close()

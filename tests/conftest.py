@@ -1,0 +1,145 @@
+"""Shared fixtures: a real Service on ephemeral loopback ports in a temporary data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.config import Config
+from backend.service import Listening, Service
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+class RunningService:
+    """A Service running in its own thread and event loop, as the real CLI runs it."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.service: Service | None = None
+        self.listening: Listening | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            self.service = Service(self.config)
+            try:
+                self.listening = await self.service.start()
+            except BaseException as exc:  # reported to the test thread
+                self._error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            await self._stop.wait()
+            await self.service.stop()
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    def start(self) -> RunningService:
+        self._thread.start()
+        self._ready.wait(20)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(20)
+
+    def call(self, fn, *args):
+        """Run ``fn`` in the service's loop thread (for reading internal state safely)."""
+        result: list = []
+        done = threading.Event()
+
+        def run() -> None:
+            result.append(fn(*args))
+            done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait(10)
+        return result[0]
+
+    @property
+    def api_url(self) -> str:
+        return self.listening.api_url
+
+    def admin(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
+
+    def create_cache(self, name: str, plan: str = "100mb", region: str | None = None) -> dict:
+        body = {"name": name, "plan": plan} | ({"region": region} if region else {})
+        with self.admin() as client:
+            response = client.post("/api/v1/admin/caches", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def address(hostport: str) -> tuple[str, int]:
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def make_config(data_dir: Path, **overrides) -> Config:
+    base = Config(data_dir=data_dir, api_port=0, endpoint_port=0, admin_token=ADMIN_TOKEN,
+                  auth_failure_limit=1000)  # fmt: skip
+    return replace(base, **overrides)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    running = RunningService(make_config(tmp_path_factory.mktemp("data"))).start()
+    yield running
+    running.stop()
+
+
+@dataclass
+class CacheHandle:
+    """A created cache as the admin API returned it, with its endpoint address."""
+
+    info: dict
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return address(self.info["servers"])
+
+    @property
+    def username(self) -> str:
+        return self.info["credentials"][0]["username"]
+
+    @property
+    def password(self) -> str:
+        return self.info["credentials"][0]["password"]
+
+    @property
+    def dashboard_api(self) -> str:
+        return self.info["dashboard_url"] + "/api"
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def cache(service: RunningService) -> CacheHandle:
+    return CacheHandle(service.create_cache(f"cache-{next(_counter)}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
