@@ -164,6 +164,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop hard, then go on
+            proc.kill()
+            proc.wait()
+            raise
 
 
 def log_tail(log: Path, lines: int = 5) -> str:
@@ -364,7 +368,8 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
     for t in targets:
         cells = [f"{r.tps:>8}" for r in t.results] + [f"{'-':>8}"] * (args.rounds - len(t.results))
         med = t.median()
-        print(f"{t.name:<10} " + " ".join(cells) + f" {med if med is not None else '-':>8}")
+        shown = f"{med:.0f}" if med is not None else "-"
+        print(f"{t.name:<10} " + " ".join(cells) + f" {shown:>8}")
     r = ratio(targets)
     print(f"ratio cachier/memcached: {f'{r:.2f}' if r is not None else 'n/a'}")
     print()
