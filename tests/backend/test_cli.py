@@ -1,0 +1,115 @@
+"""`cachier-backend` as an operator runs it: a real process, flags, signals, errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+COMMAND = [sys.executable, "-m", "backend.cli"]
+
+
+def start(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
+    api_port = free_port()
+    process = subprocess.Popen(
+        [*COMMAND, "--data-dir", str(tmp_path), "--api-port", str(api_port),
+         "--endpoint-port", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200:
+                return process, api_port
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise AssertionError(process.stderr.read()) from None
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("backend did not become healthy")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_starts_prints_where_it_listens_and_stops_cleanly(tmp_path, sig) -> None:
+    process, api_port = start(tmp_path)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert f"http://127.0.0.1:{api_port}" in out
+    assert re.search(r"endpoint\s+127\.0\.0\.1:\d+\s+region local", out)
+    assert out.count("proxy-") == 4
+    assert "admin token (generated" in out
+    assert "Traceback" not in err
+    with socket.socket() as probe:  # the port is free again
+        probe.bind(("127.0.0.1", api_port))
+
+
+def test_admin_token_from_the_environment_is_used_and_not_printed(tmp_path) -> None:
+    os.environ["CACHIER_ADMIN_TOKEN"] = "from-env-token"
+    try:
+        process, api_port = start(tmp_path)
+    finally:
+        del os.environ["CACHIER_ADMIN_TOKEN"]
+    try:
+        url = f"http://127.0.0.1:{api_port}/api/v1/admin/caches"
+        assert httpx.get(url, headers={"Authorization": "Bearer from-env-token"}).status_code == 200
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=15)
+    assert "from-env-token" not in out
+
+
+def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
+    topology = tmp_path / "topology.toml"
+    topology.write_text(
+        '[[regions]]\nname = "eu"\n'
+        '[[regions.clusters]]\nname = "eu-a"\nproxies = 3\n'
+        '[[regions.clusters]]\nname = "eu-b"\nproxies = [{hostname = "edge.example"}]\n'
+    )
+    process, _ = start(tmp_path, "--topology", str(topology))
+    process.terminate()
+    out, _ = process.communicate(timeout=15)
+    assert "region eu" in out
+    assert "proxy-3.eu-a.eu.cachier.internal" in out and "edge.example" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-port", "99999"], "outside 0-65535"),
+        (["--auth-timeout", "soon"], "not a number of seconds"),
+        (["--no-such-flag"], "unrecognized arguments"),
+        (["--topology", "/nonexistent.toml"], "cannot read topology file"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
+    result = subprocess.run([*COMMAND, "--data-dir", str(tmp_path), *args],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*COMMAND, "--data-dir", str(tmp_path), "--api-port", str(port), "--endpoint-port", "0"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"cachier-backend: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

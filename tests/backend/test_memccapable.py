@@ -1,0 +1,58 @@
+"""libmemcached's conformance tester against the authenticating endpoint.
+
+memccapable cannot log in, so ``shared/tools/authshim.c`` (LD_PRELOAD) authenticates each
+socket it opens. CI installs libmemcached-tools; only a developer machine without it skips.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CacheHandle
+
+AUTHSHIM = Path(__file__).resolve().parents[3] / "shared" / "tools" / "authshim.c"
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing in CI: .ci/run must install it")
+        pytest.skip(f"{tool} not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def authshim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gcc = _require("gcc")
+    if not AUTHSHIM.exists():
+        pytest.fail(f"authshim source not found at {AUTHSHIM}")
+    target = tmp_path_factory.mktemp("shim") / "authshim.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(target), str(AUTHSHIM), "-ldl"],
+                   check=True)  # fmt: skip
+    return target
+
+
+def run_memccapable(cache: CacheHandle, shim: Path, mode: str, flag: str) -> str:
+    tool = _require("memccapable")
+    host, port = cache.endpoint
+    env = os.environ | {
+        "LD_PRELOAD": str(shim), "AUTH_PORT": str(port), "AUTH_USER": cache.username,
+        "AUTH_PASS": cache.password, "AUTH_MODE": mode,
+    }  # fmt: skip
+    result = subprocess.run([tool, "-h", host, "-p", str(port), "-t", "5", flag],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def test_memccapable_ascii_passes_all_27_tests(cache: CacheHandle, authshim: Path) -> None:
+    output = run_memccapable(cache, authshim, "ascii", "-a")
+    passed = re.findall(r"^ascii .*\[pass\]$", output, re.MULTILINE)
+    assert len(passed) == 27, output
+    assert "All tests passed" in output, output
