@@ -105,10 +105,8 @@ def test_port_in_use_is_a_one_line_error(tmp_path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [*COMMAND, "--data-dir", str(tmp_path), "--api-port", str(port), "--endpoint-port", "0"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        args = ["--data-dir", str(tmp_path), "--api-port", str(port), "--endpoint-port", "0"]
+        result = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"cachier-backend: error: cannot listen on 127.0.0.1:{port}: Address already in use"
