@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -113,6 +114,7 @@ async def serve(config: Config) -> None:
     service = Service(config)
     listening = await service.start()
     print(describe(config, listening, service.warnings), flush=True)
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,6 +124,17 @@ async def serve(config: Config) -> None:
     finally:
         await service.stop()
     print("cachier-backend stopped", flush=True)
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic collector off the hot path.
+
+    Cache items are long-lived objects without cycles; with the default thresholds the
+    collector keeps re-walking them (about 4 % of CPU under load, measured with perf).
+    Start-up objects are frozen out of collection and young collections run less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def _install_uvloop() -> None:

@@ -72,11 +72,23 @@ class AsciiCodec:
         self.pending: Callable[[bytes], None] | None = None  # awaits a data block
         self.pending_need = 0  # its length including the trailing CRLF
         self.handlers: dict[bytes, Callable[[list[bytes]], None]] = {b"set": self._auth_set}
+        self.commands: dict[bytes, Callable[[list[bytes]], None]] | None = None  # once authed
         self.bad_key = bad_key_lenient if session.dataplane.lenient_keys else bad_key
         self.meta = MetaCommands(self)
 
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
+        if (
+            data[:4] == b"get "
+            and self.handlers is self.commands
+            and data.find(b"\n") == len(data) - 1
+            and not self.buf
+            and self.pending is None
+            and not self.swallow
+        ):
+            reply = self._get_one(data)
+            if reply is not None:
+                return reply
         if self.swallow:
             if len(data) <= self.swallow:
                 self.swallow -= len(data)
@@ -130,6 +142,26 @@ class AsciiCodec:
             counters.bytes_written += len(reply)
             return reply
         return b"".join(out)
+
+    def _get_one(self, data: bytes) -> bytes | None:
+        """The hot path: a packet holding exactly one single-key ``get``.
+
+        Same semantics as the general path (which handles anything unusual: it answers
+        None here), minus tokenizing and dispatch — most traffic is exactly this.
+        """
+        key = data[4:-2] if data[-2:] == CRLF else data[4:-1]
+        if not key or b" " in key or self.bad_key(key) or self.session.credential.revoked:
+            return None
+        item = commands.get(self.session, key)
+        if item is None:
+            reply = END
+        else:
+            value = item.value
+            reply = b"VALUE %b %d %d\r\n%b\r\nEND\r\n" % (key, item.flags, len(value), value)
+        counters = self.session.space.stats
+        counters.bytes_read += len(data)
+        counters.bytes_written += len(reply)
+        return reply
 
     @staticmethod
     def _line_limit(partial_line: bytes) -> int:
@@ -211,7 +243,7 @@ class AsciiCodec:
             return
         counters = self.session.space.stats
         counters.auth_cmds += 1
-        self.handlers = self._command_table()
+        self.handlers = self.commands = self._command_table()
         if not noreply:
             self.out.append(b"STORED\r\n")
 
