@@ -27,8 +27,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
-        return JSONResponse({"error": _describe(exc)}, status_code=status)
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return JSONResponse({"error": "the request body is not valid JSON"}, status_code=400)
+        return JSONResponse({"error": _describe(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
