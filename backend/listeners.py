@@ -12,6 +12,7 @@ import socket
 
 from backend.dataplane import DataPlane
 from backend.protocol.ascii import AsciiCodec
+from backend.protocol.binary import BinaryCodec
 from backend.session import Session
 from backend.topology import Proxy
 
@@ -31,7 +32,7 @@ class MemcacheProtocol(asyncio.Protocol):
         self.auth_timeout = auth_timeout
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self.codec: AsciiCodec | None = None
+        self.codec: AsciiCodec | BinaryCodec | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -52,11 +53,8 @@ class MemcacheProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         codec = self.codec
         if codec is None:
-            if data[0] == BINARY_MAGIC:
-                # The binary protocol arrives with its own issue; refuse cleanly until then.
-                self.transport.close()
-                return
-            codec = self.codec = AsciiCodec(self.session)
+            codec_class = BinaryCodec if data[0] == BINARY_MAGIC else AsciiCodec
+            codec = self.codec = codec_class(self.session)
         reply = codec.feed(data)
         if reply:
             self.transport.write(reply)
@@ -75,7 +73,8 @@ class MemcacheProtocol(asyncio.Protocol):
     def _auth_expired(self) -> None:
         self.auth_timer = None
         if self.session is not None and self.session.credential is None:
-            self.transport.write(AUTH_TIMEOUT_REPLY)
+            if not isinstance(self.codec, BinaryCodec):  # binary has no unsolicited replies
+                self.transport.write(AUTH_TIMEOUT_REPLY)
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -56,3 +56,10 @@ def test_memccapable_ascii_passes_all_27_tests(cache: CacheHandle, authshim: Pat
     passed = re.findall(r"^ascii .*\[pass\]$", output, re.MULTILINE)
     assert len(passed) == 27, output
     assert "All tests passed" in output, output
+
+
+def test_memccapable_binary_passes_all_27_tests(cache: CacheHandle, authshim: Path) -> None:
+    output = run_memccapable(cache, authshim, "binary", "-b")
+    passed = re.findall(r"^binary .*\[pass\]$", output, re.MULTILINE)
+    assert len(passed) == 27, output
+    assert "All tests passed" in output, output

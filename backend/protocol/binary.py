@@ -1,0 +1,389 @@
+"""memcached's binary protocol: framing, opcodes, quiet rules and SASL PLAIN.
+
+Like the ASCII codec it only translates: packets become calls of ``commands`` and their
+outcomes become packets. Every response echoes the request's opcode and opaque. Memory
+stays bounded: a packet is buffered only if its body fits an item; a larger storage
+request is answered "too large" and its body skipped as it streams by; anything else that
+large is malformed and closes the connection.
+
+Keys are length-delimited in this protocol, so any byte may occur in them (memcached does
+not restrict them either); only the 250-byte limit applies.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from backend import MEMCACHED_VERSION
+from backend.protocol import commands, stats
+from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.session import AuthResult
+from backend.store import MAX_ITEM_SIZE
+
+if TYPE_CHECKING:
+    from backend.session import Session
+
+HEADER = struct.Struct("!BBHBBHIIQ")
+HEADER_LEN = HEADER.size
+REQUEST_MAGIC = 0x80
+RESPONSE_MAGIC = 0x81
+MAX_KEY = 250
+MAX_BODY = MAX_ITEM_SIZE + 20 + MAX_KEY  # the largest value plus extras and key
+MAX_UNAUTHENTICATED_BODY = 4096
+FLAGS = struct.Struct("!I")
+EXPIRY = struct.Struct("!I")
+STORE_EXTRAS = struct.Struct("!II")
+ARITH_EXTRAS = struct.Struct("!QQI")
+COUNTER = struct.Struct("!Q")
+NO_CREATE = 0xFFFFFFFF  # incr/decr expiration meaning "do not create on miss"
+
+# Status codes.
+SUCCESS = 0x00
+KEY_ENOENT = 0x01
+KEY_EEXISTS = 0x02
+E2BIG = 0x03
+EINVAL = 0x04
+NOT_STORED = 0x05
+DELTA_BADVAL = 0x06
+AUTH_ERROR = 0x20
+UNKNOWN_COMMAND = 0x81
+
+MESSAGES = {
+    KEY_ENOENT: b"Not found", KEY_EEXISTS: b"Data exists for key.", E2BIG: b"Too large.",
+    EINVAL: b"Invalid arguments", NOT_STORED: b"Not stored.",
+    DELTA_BADVAL: b"Non-numeric server-side value for incr or decr", AUTH_ERROR: b"Auth failure.",
+    UNKNOWN_COMMAND: b"Unknown command",
+}  # fmt: skip
+
+# Opcodes.
+GET, SET, ADD, REPLACE, DELETE, INCR, DECR, QUIT, FLUSH = range(0x00, 0x09)
+GETQ, NOOP, VERSION, GETK, GETKQ, APPEND, PREPEND, STAT = range(0x09, 0x11)
+SETQ, ADDQ, REPLACEQ, DELETEQ, INCRQ, DECRQ, QUITQ, FLUSHQ = range(0x11, 0x19)
+APPENDQ, PREPENDQ, VERBOSITY, TOUCH, GAT, GATQ = range(0x19, 0x1F)
+SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, GATK, GATKQ = 0x20, 0x21, 0x22, 0x23, 0x24
+
+QUIET = frozenset({GETQ, GETKQ, SETQ, ADDQ, REPLACEQ, DELETEQ, INCRQ, DECRQ, QUITQ, FLUSHQ,
+                   APPENDQ, PREPENDQ, GATQ, GATKQ})  # fmt: skip
+WITH_KEY_IN_REPLY = frozenset({GETK, GETKQ, GATK, GATKQ})
+STORAGE = {SET: Mode.SET, SETQ: Mode.SET, ADD: Mode.ADD, ADDQ: Mode.ADD,
+           REPLACE: Mode.REPLACE, REPLACEQ: Mode.REPLACE, APPEND: Mode.APPEND,
+           APPENDQ: Mode.APPEND, PREPEND: Mode.PREPEND, PREPENDQ: Mode.PREPEND}  # fmt: skip
+PRE_AUTH = frozenset({SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, VERSION})
+
+# (extras lengths allowed, key: "required" | "optional" | "none", value allowed)
+Shape = tuple[frozenset[int], str, bool]
+SHAPES: dict[int, Shape] = {}
+for _ops, _shape in (
+    ((GET, GETQ, GETK, GETKQ), (frozenset({0}), "required", False)),
+    ((SET, SETQ, ADD, ADDQ, REPLACE, REPLACEQ), (frozenset({8}), "required", True)),
+    ((APPEND, APPENDQ, PREPEND, PREPENDQ), (frozenset({0}), "required", True)),
+    ((DELETE, DELETEQ), (frozenset({0}), "required", False)),
+    ((INCR, INCRQ, DECR, DECRQ), (frozenset({20}), "required", False)),
+    ((QUIT, QUITQ, NOOP, VERSION, SASL_LIST_MECHS), (frozenset({0}), "none", False)),
+    ((FLUSH, FLUSHQ), (frozenset({0, 4}), "none", False)),
+    ((STAT,), (frozenset({0}), "optional", False)),
+    ((VERBOSITY,), (frozenset({4}), "none", False)),
+    ((TOUCH, GAT, GATQ, GATK, GATKQ), (frozenset({4}), "required", False)),
+    ((SASL_AUTH, SASL_STEP), (frozenset({0}), "required", True)),
+):
+    for _op in _ops:
+        SHAPES[_op] = _shape
+
+
+def _shape_ok(shape: Shape, extlen: int, keylen: int, valuelen: int) -> bool:
+    extras, key, value = shape
+    if extlen not in extras or (valuelen and not value):
+        return False
+    return keylen > 0 if key == "required" else (keylen == 0 if key == "none" else True)
+
+
+def denied_message(capability: str) -> bytes:
+    if capability == "flush":
+        return b"flush not allowed: this credential lacks the 'flush' capability"
+    return b"write not allowed: this credential is read-only (lacks the 'write' capability)"
+
+
+class BinaryCodec:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.buf = bytearray()
+        self.out: list[bytes] = []
+        self.closing = False
+        self.swallow = 0  # body bytes of an oversized request still to skip
+        self.handlers: dict[int, Callable[[int, bytes, bytes, bytes, int, int], None]] = {}
+        for op in (GET, GETQ, GETK, GETKQ):
+            self.handlers[op] = self._get
+        for op in (GAT, GATQ, GATK, GATKQ):
+            self.handlers[op] = self._gat
+        for op in STORAGE:
+            self.handlers[op] = self._store
+        for op in (INCR, INCRQ, DECR, DECRQ):
+            self.handlers[op] = self._arith
+        self.handlers.update({
+            DELETE: self._delete, DELETEQ: self._delete, TOUCH: self._touch,
+            FLUSH: self._flush, FLUSHQ: self._flush, NOOP: self._noop, VERSION: self._version,
+            STAT: self._stat, VERBOSITY: self._noop, QUIT: self._quit, QUITQ: self._quit,
+            SASL_LIST_MECHS: self._list_mechs, SASL_AUTH: self._auth, SASL_STEP: self._step,
+        })  # fmt: skip
+
+    # -- framing ------------------------------------------------------------------------
+    def feed(self, data: bytes) -> bytes:
+        if self.swallow:
+            if len(data) <= self.swallow:
+                self.swallow -= len(data)
+                return b""
+            data = data[self.swallow :]
+            self.swallow = 0
+        if self.buf:
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        out = self.out = []
+        pos = 0
+        end = len(data)
+        while end - pos >= HEADER_LEN and not self.closing:
+            magic, opcode, keylen, extlen, _, _, bodylen, opaque, cas = HEADER.unpack_from(
+                data, pos
+            )
+            if magic != REQUEST_MAGIC:
+                self.closing = True  # not a binary request: memcached closes too
+                break
+            if keylen + extlen > bodylen or keylen > MAX_KEY:
+                self._error(opcode, opaque, EINVAL if keylen > MAX_KEY else UNKNOWN_COMMAND)
+                self.closing = True
+                break
+            limit = MAX_BODY if self.session.authenticated else MAX_UNAUTHENTICATED_BODY
+            if bodylen > limit:
+                if opcode not in STORAGE or not self.session.authenticated:
+                    self._error(opcode, opaque, EINVAL)
+                    self.closing = True
+                    break
+                head = HEADER_LEN + extlen + keylen
+                if end - pos < head:
+                    break  # wait for the key: a refused set must drop the old value
+                key = data[pos + HEADER_LEN + extlen : pos + head]
+                self._refuse_too_large(opcode, key, opaque)
+                remaining = bodylen - extlen - keylen
+                available = end - pos - head
+                if available >= remaining:
+                    pos += head + remaining
+                    continue
+                self.swallow = remaining - available
+                pos = end
+                break
+            total = HEADER_LEN + bodylen
+            if end - pos < total:
+                break
+            body_start = pos + HEADER_LEN
+            extras = data[body_start : body_start + extlen]
+            key = data[body_start + extlen : body_start + extlen + keylen]
+            value = data[body_start + extlen + keylen : pos + total]
+            pos += total
+            self._dispatch(opcode, keylen, extlen, extras, key, value, opaque, cas)
+        if pos < end and not self.closing:
+            self.buf += data[pos:]
+        reply = b"".join(out)
+        space = self.session.space
+        if space is not None:
+            space.stats.bytes_read += end
+            space.stats.bytes_written += len(reply)
+        return reply
+
+    def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
+                  value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
+        handler = self.handlers.get(opcode)
+        if handler is None:
+            self._error(opcode, opaque, UNKNOWN_COMMAND)  # body already consumed: stay open
+            return
+        if not _shape_ok(SHAPES[opcode], extlen, keylen, len(value)):
+            self._error(opcode, opaque, EINVAL)
+            self.closing = True
+            return
+        session = self.session
+        if session.credential is None:
+            if opcode not in PRE_AUTH:
+                self._error(opcode, opaque, AUTH_ERROR)
+                self.closing = True
+                return
+        elif session.credential.revoked:
+            self.closing = True
+            return
+        try:
+            handler(opcode, key, extras, value, opaque, cas)
+        except CapabilityDenied as denied:
+            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+
+    # -- replies ------------------------------------------------------------------------
+    def _reply(self, opcode: int, opaque: int, cas: int = 0, extras: bytes = b"",
+               key: bytes = b"", value: bytes = b"") -> None:  # fmt: skip
+        body = len(extras) + len(key) + len(value)
+        header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), len(extras), 0, SUCCESS, body,
+                             opaque, cas)  # fmt: skip
+        self.out.append(header + extras + key + value)
+
+    def _error(self, opcode: int, opaque: int, status: int, message: bytes | None = None,
+               key: bytes = b"") -> None:  # fmt: skip
+        text = MESSAGES.get(status, b"") if message is None else message
+        header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), 0, 0, status,
+                             len(key) + len(text), opaque, 0)  # fmt: skip
+        self.out.append(header + key + text)
+
+    # -- retrieval ----------------------------------------------------------------------
+    def _get(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+             cas: int) -> None:  # fmt: skip
+        self._send_item(opcode, key, opaque, commands.get(self.session, key))
+
+    def _gat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+             cas: int) -> None:  # fmt: skip
+        (exptime,) = EXPIRY.unpack(extras)
+        self._send_item(opcode, key, opaque, commands.get_and_touch(self.session, key, exptime))
+
+    def _send_item(self, opcode: int, key: bytes, opaque: int, item) -> None:
+        if item is None:
+            if opcode not in QUIET:
+                self._error(opcode, opaque, KEY_ENOENT,
+                            key=key if opcode in WITH_KEY_IN_REPLY else b"")  # fmt: skip
+            return
+        self._reply(opcode, opaque, item.cas, FLAGS.pack(item.flags),
+                    key if opcode in WITH_KEY_IN_REPLY else b"", item.value)  # fmt: skip
+
+    def _touch(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+               cas: int) -> None:  # fmt: skip
+        (exptime,) = EXPIRY.unpack(extras)
+        item = commands.get_and_touch(self.session, key, exptime)
+        if item is None:
+            self._error(opcode, opaque, KEY_ENOENT)
+        else:
+            self._reply(opcode, opaque, item.cas, FLAGS.pack(item.flags))
+
+    # -- storage ------------------------------------------------------------------------
+    def _store(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+               cas: int) -> None:  # fmt: skip
+        mode = STORAGE[opcode]
+        flags, exptime = STORE_EXTRAS.unpack(extras) if extras else (0, 0)
+        outcome, new_cas = commands.store(self.session, mode, key, value, flags, exptime,
+                                          cas or None)  # fmt: skip
+        if outcome is Outcome.STORED:
+            if opcode not in QUIET:
+                self._reply(opcode, opaque, new_cas)
+            return
+        self._error(opcode, opaque, _store_status(mode, outcome))
+
+    def _refuse_too_large(self, opcode: int, key: bytes, opaque: int) -> None:
+        try:
+            commands.refuse_too_large(self.session, STORAGE[opcode], key)
+        except CapabilityDenied as denied:
+            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+            return
+        self._error(opcode, opaque, E2BIG)
+
+    def _delete(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+                cas: int) -> None:  # fmt: skip
+        outcome = commands.delete(self.session, key, cas or None)
+        if outcome is Outcome.DELETED:
+            if opcode not in QUIET:
+                self._reply(opcode, opaque)
+            return
+        self._error(opcode, opaque, KEY_ENOENT if outcome is Outcome.NOT_FOUND else KEY_EEXISTS)
+
+    def _arith(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+               cas: int) -> None:  # fmt: skip
+        delta, initial, exptime = ARITH_EXTRAS.unpack(extras)
+        outcome, number, item = commands.arithmetic(
+            self.session, key, opcode in (INCR, INCRQ), delta,
+            initial=None if exptime == NO_CREATE else initial, exptime=exptime,
+            compare_cas=cas or None,
+        )  # fmt: skip
+        if outcome is Outcome.STORED:
+            if opcode not in QUIET:
+                self._reply(opcode, opaque, item.cas, value=COUNTER.pack(number))
+            return
+        status = {Outcome.NOT_FOUND: KEY_ENOENT, Outcome.EXISTS: KEY_EEXISTS,
+                  Outcome.NON_NUMERIC: DELTA_BADVAL}[outcome]  # fmt: skip
+        self._error(opcode, opaque, status)
+
+    # -- whole cache and connection -----------------------------------------------------
+    def _flush(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+               cas: int) -> None:  # fmt: skip
+        delay = EXPIRY.unpack(extras)[0] if extras else 0
+        commands.flush_all(self.session, delay)
+        if opcode not in QUIET:
+            self._reply(opcode, opaque)
+
+    def _noop(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+              cas: int) -> None:  # fmt: skip
+        self._reply(opcode, opaque)
+
+    def _version(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+                 cas: int) -> None:  # fmt: skip
+        self._reply(opcode, opaque, value=MEMCACHED_VERSION.encode())
+
+    def _stat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+              cas: int) -> None:  # fmt: skip
+        sub = key.decode("ascii", "replace")
+        if sub == "reset":
+            commands.reset_stats(self.session)
+        else:
+            family = stats.FAMILIES.get(sub)
+            if family is None:
+                self._error(opcode, opaque, KEY_ENOENT)
+                return
+            for name, stat in family(self.session):
+                self._reply(opcode, opaque, key=name.encode(), value=stat.encode())
+        self._reply(opcode, opaque)
+
+    def _quit(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+              cas: int) -> None:  # fmt: skip
+        if opcode == QUIT:
+            self._reply(opcode, opaque)
+        self.closing = True
+
+    # -- SASL ---------------------------------------------------------------------------
+    def _list_mechs(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+                    cas: int) -> None:  # fmt: skip
+        self._reply(opcode, opaque, value=b"PLAIN")
+
+    def _auth(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+              cas: int) -> None:  # fmt: skip
+        """PLAIN (RFC 4616): ``[authzid] NUL authcid NUL password``; authcid logs in."""
+        parts = value.split(b"\0")
+        if key != b"PLAIN" or len(parts) != 3:
+            self._error(opcode, opaque, AUTH_ERROR)
+            return
+        username, password = parts[1], parts[2]
+        session = self.session
+        if session.credential is not None:
+            same = session.credential.username.encode() == username
+            ok = same and session.credential.password == password
+            if ok:
+                self._reply(opcode, opaque, value=b"Authenticated")
+            else:
+                self._error(opcode, opaque, AUTH_ERROR, b"Auth failure: already authenticated")
+            return
+        result = session.authenticate(username, password)
+        if result is AuthResult.OK:
+            session.space.stats.auth_cmds += 1
+            self._reply(opcode, opaque, value=b"Authenticated")
+        else:
+            self._error(opcode, opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())
+
+    def _step(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
+              cas: int) -> None:  # fmt: skip
+        self._error(opcode, opaque, AUTH_ERROR)  # PLAIN has no second step
+
+
+def _store_status(mode: Mode, outcome: Outcome) -> int:
+    """Binary storage statuses differ from ASCII's NOT_STORED, as in memcached."""
+    if outcome is Outcome.TOO_LARGE:
+        return E2BIG
+    if outcome is Outcome.EXISTS:
+        return KEY_EEXISTS
+    if outcome is Outcome.NOT_FOUND:
+        return KEY_ENOENT
+    if mode is Mode.ADD:
+        return KEY_EEXISTS
+    if mode is Mode.REPLACE:
+        return KEY_ENOENT
+    return NOT_STORED
