@@ -15,6 +15,10 @@ from backend.service import Listening, Service, ServiceError
 from backend.topology import TopologyError, load_topology
 
 
+class ConfigError(ValueError):
+    """Flags that cannot work together."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         self.exit(2, f"cachier-backend: error: {message} (see --help)\n")
@@ -77,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept control characters in ASCII keys as memcached does "
         "(memcaslap's keys carry a binary prefix); default: refuse them",
     )
+    p.add_argument(
+        "--tls-port",
+        type=_port,
+        default=None,
+        help="also serve each region endpoint with TLS on this port + i",
+    )
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain) for TLS")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key for TLS")
+    p.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="make (or reuse) a self-signed certificate in the data directory",
+    )
     return p  # fmt: skip
 
 
@@ -88,7 +105,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
         admin_token=args.admin_token,
         auth_timeout=args.auth_timeout,
         lenient_keys=args.lenient_keys,
+        tls_port=args.tls_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_self_signed=args.tls_self_signed,
     )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_self_signed and args.tls_cert is not None:
+        raise ConfigError("choose --tls-self-signed or --tls-cert/--tls-key, not both")
+    has_certificate = args.tls_self_signed or args.tls_cert is not None
+    if has_certificate and args.tls_port is None:
+        raise ConfigError("a TLS certificate needs --tls-port to listen on")
+    if args.tls_port is not None and not has_certificate:
+        raise ConfigError("--tls-port needs --tls-cert and --tls-key, or --tls-self-signed")
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     if args.topology is not None:
@@ -101,6 +131,8 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
              f"  API        {listening.api_url}   (OpenAPI: {listening.api_url}/docs)"]  # fmt: skip
     for region, address in listening.endpoints.items():
         lines.append(f"  endpoint   {address}   region {region}")
+    for region, address in listening.tls_endpoints.items():
+        lines.append(f"  endpoint   {address}   region {region} (TLS)")
     for hostname, address in listening.proxies.items():
         lines.append(f"  proxy      {address}   {hostname}")
     if config.admin_token_generated:
@@ -151,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         _install_uvloop()
         asyncio.run(serve(config))
-    except (ServiceError, TopologyError) as exc:
+    except (ConfigError, ServiceError, TopologyError) as exc:
         print(f"cachier-backend: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -31,6 +31,11 @@ class Config:
     auth_failure_window: float = 60.0  # ... within this many seconds before refusing it
     # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
     lenient_keys: bool = False
+    # TLS on every region endpoint at tls_port + i (None: no TLS listeners; 0: ephemeral).
+    tls_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
     # True when the admin token was generated here and must be shown to the operator.
     admin_token_generated: bool = False
 
@@ -43,3 +48,7 @@ class Config:
 
     def endpoint_port_for(self, region_index: int) -> int:
         return self.endpoint_port + region_index if self.endpoint_port else 0
+
+    def tls_port_for(self, region_index: int) -> int:
+        assert self.tls_port is not None
+        return self.tls_port + region_index if self.tls_port else 0

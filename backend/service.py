@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
+from backend import tls
 from backend.api.app import create_app
 from backend.config import Config
 from backend.control.caches import ControlPlane
@@ -45,6 +47,7 @@ class Listening:
 
     api_url: str
     endpoints: dict[str, str]  # region -> host:port
+    tls_endpoints: dict[str, str]  # region -> host:port, when TLS is on
     proxies: dict[str, str]  # proxy hostname -> host:port
 
 
@@ -96,10 +99,16 @@ class Service:
             for i, region in enumerate(config.topology.regions):
                 region_socks.append((region, _bind(config.host, config.endpoint_port_for(i))))
                 sockets.append(region_socks[-1][1])
+            tls_socks = []
+            if config.tls_port is not None:
+                for i, region in enumerate(config.topology.regions):
+                    tls_socks.append((region, _bind(config.host, config.tls_port_for(i))))
+                    sockets.append(tls_socks[-1][1])
             proxy_socks = []
             for proxy in config.topology.proxies():
                 proxy_socks.append((proxy, _bind(config.host, proxy.port)))
                 sockets.append(proxy_socks[-1][1])
+            tls_context = self._tls_context() if tls_socks else None
         except ServiceError:
             for sock in sockets:
                 sock.close()
@@ -114,6 +123,13 @@ class Service:
                 lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
                 sock=sock,
             ))  # fmt: skip
+        tls_endpoints: dict[str, str] = {}
+        for region, sock in tls_socks:
+            tls_endpoints[region.name] = _format_address(config.host, sock.getsockname()[1])
+            self._servers.append(await loop.create_server(
+                lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
+                sock=sock, ssl=tls_context, ssl_handshake_timeout=config.auth_timeout,
+            ))  # fmt: skip
         proxies: dict[str, str] = {}
         for proxy, sock in proxy_socks:
             proxy.address = _format_address(config.host, sock.getsockname()[1])
@@ -127,6 +143,7 @@ class Service:
         api_url = f"http://{_format_address(config.host, api_sock.getsockname()[1])}"
         self.control.api_base_url = api_url
         self.control.endpoints = endpoints
+        self.control.tls_endpoints = tls_endpoints
         app = create_app(self.control, config.admin_token)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -137,8 +154,20 @@ class Service:
                 await self.stop()
                 raise ServiceError(f"the HTTP API could not start on {api_url}")
             await asyncio.sleep(0.01)
-        self.listening = Listening(api_url, endpoints, proxies)
+        self.listening = Listening(api_url, endpoints, tls_endpoints, proxies)
         return self.listening
+
+    def _tls_context(self) -> ssl.SSLContext:
+        config = self.config
+        try:
+            if config.tls_self_signed:
+                cert, key = tls.self_signed(config.data_dir, config.host)
+            else:
+                assert config.tls_cert is not None and config.tls_key is not None
+                cert, key = config.tls_cert, config.tls_key
+            return tls.server_context(cert, key)
+        except (tls.TlsError, OSError) as exc:
+            raise ServiceError(f"TLS: {exc}") from None
 
     async def stop(self) -> None:
         if self._api is not None and self._api_task is not None:

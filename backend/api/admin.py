@@ -27,6 +27,7 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
         region=cache.region,
         cluster=cache.cluster,
         servers=control.servers(cache),
+        tls_servers=control.tls_servers(cache),
         dashboard_url=control.dashboard_url(cache),
         created_at=cache.created_at,
         credentials=[credential_out(c) for c in cache.credentials],

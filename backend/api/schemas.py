@@ -42,6 +42,7 @@ class CacheOut(BaseModel):
     region: str
     cluster: str
     servers: str = Field(description="host:port of the region endpoint; stable across moves")
+    tls_servers: str | None = Field(description="host:port of the endpoint's TLS listener")
     dashboard_url: str
     created_at: str
     credentials: list[CredentialOut]

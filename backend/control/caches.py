@@ -40,6 +40,7 @@ class ControlPlane:
         # Filled in by the service once listeners are bound.
         self.api_base_url = ""
         self.endpoints: dict[str, str] = {}
+        self.tls_endpoints: dict[str, str] = {}
         dataplane.record_flush = lambda cache_id, proxy: self.record_flush(
             cache_id, proxy, "memcache client"
         )
@@ -97,6 +98,9 @@ class ControlPlane:
 
     def servers(self, cache: Cache) -> str:
         return self.endpoints.get(cache.region, "")
+
+    def tls_servers(self, cache: Cache) -> str | None:
+        return self.tls_endpoints.get(cache.region)
 
     def dashboard_url(self, cache: Cache) -> str:
         return f"{self.api_base_url}/dashboard/{self.secrets.sso_secret(cache.id, cache.sso_nonce)}"
