@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
 from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.framing import StreamCodec
 from backend.protocol.meta import MetaCommands
 from backend.protocol.text import (
     ADMIN_COMMANDS,
@@ -61,14 +62,12 @@ def denied_reply(capability: str) -> bytes:
     )
 
 
-class AsciiCodec:
+class AsciiCodec(StreamCodec):
     def __init__(self, session: Session) -> None:
+        super().__init__()
         self.session = session
-        self.buf = bytearray()
         self.out: list[bytes] = []
-        self.closing = False
         self.noreply = False
-        self.swallow = 0  # bytes still to discard (an oversize or rejected data block)
         self.pending: Callable[[bytes], None] | None = None  # awaits a data block
         self.pending_need = 0  # its length including the trailing CRLF
         self.handlers: dict[bytes, Callable[[list[bytes]], None]] = {b"set": self._auth_set}
@@ -89,18 +88,10 @@ class AsciiCodec:
             reply = self._get_one(data)
             if reply is not None:
                 return reply
-        if self.swallow:
-            if len(data) <= self.swallow:
-                self.swallow -= len(data)
-                return b""
-            data = data[self.swallow :]
-            self.swallow = 0
-        if self.buf:
-            self.buf += data
-            if self.pending is not None and len(self.buf) < self.pending_need:
-                return b""
-            data = bytes(self.buf)
-            self.buf.clear()
+        joined = self._unbuffer(data)
+        if joined is None:
+            return b""
+        data = joined
         out = self.out = []
         pos = 0
         end = len(data)
@@ -134,6 +125,8 @@ class AsciiCodec:
                 self.closing = True
             else:
                 self.buf += rest
+                if self.pending is not None:
+                    self.need = self.pending_need
         session = self.session
         if session.space is not None:
             counters = session.space.stats

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
 from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.framing import StreamCodec
 from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
 
@@ -105,13 +106,11 @@ def denied_message(capability: str) -> bytes:
     return b"write not allowed: this credential is read-only (lacks the 'write' capability)"
 
 
-class BinaryCodec:
+class BinaryCodec(StreamCodec):
     def __init__(self, session: Session) -> None:
+        super().__init__()
         self.session = session
-        self.buf = bytearray()
         self.out: list[bytes] = []
-        self.closing = False
-        self.swallow = 0  # body bytes of an oversized request still to skip
         self.handlers: dict[int, Callable[[int, bytes, bytes, bytes, int, int], None]] = {}
         for op in (GET, GETQ, GETK, GETKQ):
             self.handlers[op] = self._get
@@ -130,16 +129,10 @@ class BinaryCodec:
 
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
-        if self.swallow:
-            if len(data) <= self.swallow:
-                self.swallow -= len(data)
-                return b""
-            data = data[self.swallow :]
-            self.swallow = 0
-        if self.buf:
-            self.buf += data
-            data = bytes(self.buf)
-            self.buf.clear()
+        joined = self._unbuffer(data)
+        if joined is None:
+            return b""
+        data = joined
         out = self.out = []
         pos = 0
         end = len(data)
@@ -175,6 +168,7 @@ class BinaryCodec:
                 break
             total = HEADER_LEN + bodylen
             if end - pos < total:
+                self.need = total
                 break
             body_start = pos + HEADER_LEN
             extras = data[body_start : body_start + extlen]

@@ -34,6 +34,7 @@ from backend.protocol.text import (
 
 if TYPE_CHECKING:
     from backend.protocol.ascii import AsciiCodec
+    from backend.store import Item
 
 MAX_OPAQUE = 32
 IGNORED_FLAGS = frozenset(b"PL")  # proxy hints, accepted and ignored
@@ -97,17 +98,38 @@ class Request:
             raise MetaError(BAD_FORMAT.rstrip())
         return value
 
-    def echo(self) -> bytes:
-        """The k/O/b flags every answer repeats (misses included)."""
-        parts = b""
+    def render(
+        self,
+        item: Item | None = None,
+        now: float = 0.0,
+        fetch: commands.MetaFetch | None = None,
+        cas: int | None = None,
+    ) -> bytes:
+        """The requested return flags, in request order; without an item (a miss or a
+        failure) only the echoes k, O and b remain — and c, as 0, when ``cas`` says so."""
+        parts = []
         for flag in self.order:
             if flag == 107:  # k
-                parts += b" k" + self.key_token
+                parts.append(b"k" + self.key_token)
             elif flag == 79:  # O
-                parts += b" O" + self.flags[79]
-        if parts and self.has("b") and self.has("k"):
-            parts += b" b"
-        return parts
+                parts.append(b"O" + self.flags[79])
+            elif flag == 99 and (item is not None or cas is not None):  # c
+                parts.append(b"c%d" % (cas if cas is not None else item.cas))
+            elif item is None:
+                continue
+            elif flag == 102:  # f
+                parts.append(b"f%d" % item.flags)
+            elif flag == 115:  # s
+                parts.append(b"s%d" % len(item.value))
+            elif flag == 116:  # t
+                parts.append(b"t%d" % ttl_of(item.exptime, now))
+            elif flag == 104 and fetch is not None:  # h
+                parts.append(b"h1" if fetch.hit_before else b"h0")
+            elif flag == 108 and fetch is not None:  # l
+                parts.append(b"l%d" % int(fetch.idle_s))
+        if 98 in self.flags and 107 in self.flags:  # b with k: the key is base64
+            parts.append(b"b")
+        return b"".join(b" " + p for p in parts)
 
 
 def ttl_of(exptime: float, now: float) -> int:
@@ -150,36 +172,17 @@ class MetaCommands:
             recache=req.number("R"), bump=not req.has("u"),
         )  # fmt: skip
         if fetch is None:
-            return b"" if req.has("q") else b"EN" + req.echo() + CRLF
+            return b"" if req.has("q") else b"EN" + req.render() + CRLF
         item = fetch.item
-        now = time.time()
-        parts = []
-        for flag in req.order:
-            if flag == 99:  # c
-                parts.append(b"c%d" % item.cas)
-            elif flag == 102:  # f
-                parts.append(b"f%d" % item.flags)
-            elif flag == 104:  # h
-                parts.append(b"h1" if fetch.hit_before else b"h0")
-            elif flag == 107:  # k
-                parts.append(b"k" + req.key_token)
-            elif flag == 108:  # l
-                parts.append(b"l%d" % int(fetch.idle_s))
-            elif flag == 79:  # O
-                parts.append(b"O" + req.flags[79])
-            elif flag == 115:  # s
-                parts.append(b"s%d" % len(item.value))
-            elif flag == 116:  # t
-                parts.append(b"t%d" % ttl_of(item.exptime, now))
-        if req.has("b") and req.has("k"):
-            parts.append(b"b")
+        tail = req.render(item, time.time(), fetch)
+        status = []
         if fetch.token_before:
-            parts.append(b"Z")
+            status.append(b" Z")
         if item.stale:
-            parts.append(b"X")
+            status.append(b" X")
         if fetch.won:
-            parts.append(b"W")
-        tail = b"".join(b" " + p for p in parts)
+            status.append(b" W")
+        tail += b"".join(status)
         if req.has("v"):
             return b"VA %d%b\r\n%b\r\n" % (len(item.value), tail, item.value)
         return b"HD" + tail + CRLF
@@ -232,17 +235,7 @@ class MetaCommands:
             code = MS_CODES[outcome]
             if code == b"HD" and req.has("q"):
                 return
-            parts = b""
-            for flag in req.order:
-                if flag == 99:  # c
-                    parts += b" c%d" % (cas if code == b"HD" else 0)
-                elif flag == 107:  # k
-                    parts += b" k" + req.key_token
-                elif flag == 79:  # O
-                    parts += b" O" + req.flags[79]
-            if req.has("b") and req.has("k"):
-                parts += b" b"
-            out.append(code + parts + CRLF)
+            out.append(code + req.render(cas=cas if code == b"HD" else 0) + CRLF)
 
         codec._expect_data(length, finish)
 
@@ -254,8 +247,8 @@ class MetaCommands:
             exptime=req.number("T"), new_cas=req.number("E"), drop_value=req.has("x"),
         )  # fmt: skip
         if outcome is Outcome.DELETED:
-            return b"" if req.has("q") else b"HD" + req.echo() + CRLF
-        return (b"NF" if outcome is Outcome.NOT_FOUND else b"EX") + req.echo() + CRLF
+            return b"" if req.has("q") else b"HD" + req.render() + CRLF
+        return (b"NF" if outcome is Outcome.NOT_FOUND else b"EX") + req.render() + CRLF
 
     # -- ma -----------------------------------------------------------------------------
     def ma(self, tokens: list[bytes]) -> bytes:
@@ -274,22 +267,10 @@ class MetaCommands:
         if outcome is Outcome.NON_NUMERIC:
             return NON_NUMERIC
         if outcome is not Outcome.STORED:
-            return (b"NF" if outcome is Outcome.NOT_FOUND else b"EX") + req.echo() + CRLF
+            return (b"NF" if outcome is Outcome.NOT_FOUND else b"EX") + req.render() + CRLF
         if req.has("q"):
             return b""
-        now = time.time()
-        parts = b""
-        for flag in req.order:
-            if flag == 116:  # t
-                parts += b" t%d" % ttl_of(item.exptime, now)
-            elif flag == 99:  # c
-                parts += b" c%d" % item.cas
-            elif flag == 107:  # k
-                parts += b" k" + req.key_token
-            elif flag == 79:  # O
-                parts += b" O" + req.flags[79]
-        if req.has("b") and req.has("k"):
-            parts += b" b"
+        parts = req.render(item, time.time())
         if req.has("v"):
             number = b"%d" % value
             return b"VA %d%b\r\n%b\r\n" % (len(number), parts, number)

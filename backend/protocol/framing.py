@@ -1,0 +1,34 @@
+"""What both codecs share: a per-connection input buffer with bounded, skippable input."""
+
+from __future__ import annotations
+
+
+class StreamCodec:
+    """Keeps the bytes of an incomplete request, and skips bytes that must be discarded.
+
+    Subclasses set ``need`` to the size of the request they are waiting for, so a large
+    value arriving in many segments is joined once, not re-copied on every segment.
+    """
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.need = 0  # bytes the buffered, incomplete request needs before it can run
+        self.swallow = 0  # bytes still to discard (an oversize or refused request body)
+        self.closing = False
+
+    def _unbuffer(self, data: bytes) -> bytes | None:
+        """The bytes to parse now, or None while the pending request is still incomplete."""
+        if self.swallow:
+            if len(data) <= self.swallow:
+                self.swallow -= len(data)
+                return None
+            data = data[self.swallow :]
+            self.swallow = 0
+        if self.buf:
+            self.buf += data
+            if len(self.buf) < self.need:
+                return None
+            data = bytes(self.buf)
+            self.buf.clear()
+        self.need = 0
+        return data
