@@ -58,6 +58,11 @@ class MemcacheProtocol(asyncio.Protocol):
         reply = codec.feed(data)
         if reply:
             self.transport.write(reply)
+        space = self.session.space
+        if space is not None:  # counted here, once per read, whatever the codec buffered
+            counters = space.stats
+            counters.bytes_read += len(data)
+            counters.bytes_written += len(reply)
         if codec.closing:
             self.transport.close()
         elif self.auth_timer is not None and self.session.credential is not None:

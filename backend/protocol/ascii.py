@@ -127,13 +127,6 @@ class AsciiCodec(StreamCodec):
                 self.buf += rest
                 if self.pending is not None:
                     self.need = self.pending_need
-        session = self.session
-        if session.space is not None:
-            counters = session.space.stats
-            counters.bytes_read += end
-            reply = b"".join(out)
-            counters.bytes_written += len(reply)
-            return reply
         return b"".join(out)
 
     def _get_one(self, data: bytes) -> bytes | None:
@@ -151,9 +144,6 @@ class AsciiCodec(StreamCodec):
         else:
             value = item.value
             reply = b"VALUE %b %d %d\r\n%b\r\nEND\r\n" % (key, item.flags, len(value), value)
-        counters = self.session.space.stats
-        counters.bytes_read += len(data)
-        counters.bytes_written += len(reply)
         return reply
 
     @staticmethod

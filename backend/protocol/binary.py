@@ -178,23 +178,10 @@ class BinaryCodec(StreamCodec):
             self._dispatch(opcode, keylen, extlen, extras, key, value, opaque, cas)
         if pos < end and not self.closing:
             self.buf += data[pos:]
-        reply = b"".join(out)
-        space = self.session.space
-        if space is not None:
-            space.stats.bytes_read += end
-            space.stats.bytes_written += len(reply)
-        return reply
+        return b"".join(out)
 
     def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
                   value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
-        handler = self.handlers.get(opcode)
-        if handler is None:
-            self._error(opcode, opaque, UNKNOWN_COMMAND)  # body already consumed: stay open
-            return
-        if not _shape_ok(SHAPES[opcode], extlen, keylen, len(value)):
-            self._error(opcode, opaque, EINVAL)
-            self.closing = True
-            return
         session = self.session
         if session.credential is None:
             if opcode not in PRE_AUTH:
@@ -202,6 +189,14 @@ class BinaryCodec(StreamCodec):
                 self.closing = True
                 return
         elif session.credential.revoked:
+            self.closing = True
+            return
+        handler = self.handlers.get(opcode)
+        if handler is None:
+            self._error(opcode, opaque, UNKNOWN_COMMAND)  # body already consumed: stay open
+            return
+        if not _shape_ok(SHAPES[opcode], extlen, keylen, len(value)):
+            self._error(opcode, opaque, EINVAL)
             self.closing = True
             return
         try:
@@ -219,7 +214,9 @@ class BinaryCodec(StreamCodec):
 
     def _error(self, opcode: int, opaque: int, status: int, message: bytes | None = None,
                key: bytes = b"") -> None:  # fmt: skip
-        text = MESSAGES.get(status, b"") if message is None else message
+        if message is None:  # a GetK miss carries its key instead of a message, as memcached
+            message = b"" if key else MESSAGES.get(status, b"")
+        text = message
         header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), 0, 0, status,
                              len(key) + len(text), opaque, 0)  # fmt: skip
         self.out.append(header + key + text)
