@@ -68,6 +68,7 @@ SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, GATK, GATKQ = 0x20, 0x21, 0x22, 0x23, 0x2
 QUIET = frozenset({GETQ, GETKQ, SETQ, ADDQ, REPLACEQ, DELETEQ, INCRQ, DECRQ, QUITQ, FLUSHQ,
                    APPENDQ, PREPENDQ, GATQ, GATKQ})  # fmt: skip
 WITH_KEY_IN_REPLY = frozenset({GETK, GETKQ, GATK, GATKQ})
+FAST_GETS = frozenset({GET, GETQ, GETK, GETKQ})
 STORAGE = {SET: Mode.SET, SETQ: Mode.SET, ADD: Mode.ADD, ADDQ: Mode.ADD,
            REPLACE: Mode.REPLACE, REPLACEQ: Mode.REPLACE, APPEND: Mode.APPEND,
            APPENDQ: Mode.APPEND, PREPEND: Mode.PREPEND, PREPENDQ: Mode.PREPEND}  # fmt: skip
@@ -129,6 +130,16 @@ class BinaryCodec(StreamCodec):
 
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
+        if (
+            len(data) > HEADER_LEN
+            and data[1] in FAST_GETS
+            and not self.buf
+            and not self.swallow
+            and self.session.credential is not None
+        ):
+            reply = self._get_one(data)
+            if reply is not None:
+                return reply
         joined = self._unbuffer(data)
         if joined is None:
             return b""
@@ -147,7 +158,7 @@ class BinaryCodec(StreamCodec):
                 self._error(opcode, opaque, EINVAL if keylen > MAX_KEY else UNKNOWN_COMMAND)
                 self.closing = True
                 break
-            limit = MAX_BODY if self.session.authenticated else MAX_UNAUTHENTICATED_BODY
+            limit = MAX_BODY if self.session.credential is not None else MAX_UNAUTHENTICATED_BODY
             if bodylen > limit:
                 if opcode not in STORAGE or not self.session.authenticated:
                     self._error(opcode, opaque, EINVAL)
@@ -179,6 +190,26 @@ class BinaryCodec(StreamCodec):
         if pos < end and not self.closing:
             self.buf += data[pos:]
         return b"".join(out)
+
+    def _get_one(self, data: bytes) -> bytes | None:
+        """The hot path: a read holding exactly one well-formed Get-family request.
+
+        Anything else (None) takes the general path, which applies the same rules.
+        """
+        magic, opcode, keylen, extlen, _, _, bodylen, opaque, _ = HEADER.unpack_from(data)
+        if (
+            magic != REQUEST_MAGIC
+            or extlen
+            or keylen != bodylen
+            or bodylen != len(data) - HEADER_LEN
+            or keylen > MAX_KEY
+            or self.session.credential.revoked
+        ):
+            return None
+        key = data[HEADER_LEN:]
+        self.out = []
+        self._send_item(opcode, key, opaque, commands.get(self.session, key))
+        return b"".join(self.out)
 
     def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
                   value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
