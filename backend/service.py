@@ -19,6 +19,7 @@ import uvicorn
 from backend import tls
 from backend.api.app import create_app
 from backend.config import Config
+from backend.control import apps
 from backend.control.caches import ControlPlane
 from backend.control.db import Database
 from backend.control.secrets import KeyFileError, Secrets
@@ -144,6 +145,7 @@ class Service:
         self.control.api_base_url = api_url
         self.control.endpoints = endpoints
         self.control.tls_endpoints = tls_endpoints
+        apps.refresh_servers(self.control)
         app = create_app(self.control, config.admin_token)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from backend.api.deps import Control, SsoCache
-from backend.api.schemas import CapabilitiesPatch, CredentialOut, ErrorOut
-from backend.control.models import Credential
+from backend.api.schemas import (
+    AppOut,
+    CacheInfo,
+    CapabilitiesPatch,
+    CredentialOut,
+    DeleteOut,
+    ErrorOut,
+    FlushOut,
+    LogDrainIn,
+    LogLineOut,
+    LogsOut,
+    MigrateOut,
+    ReleaseOut,
+    RotateOut,
+)  # fmt: skip
+from backend.control import apps, credentials, migration, sso
+from backend.control.caches import ControlPlane
+from backend.control.models import Cache, Credential
 
 router = APIRouter(
-    prefix="/dashboard/{sso}/api",
+    prefix="/dashboard/{sso_secret}/api",
     tags=["dashboard"],
     responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
@@ -21,6 +39,31 @@ def credential_out(credential: Credential) -> CredentialOut:
                          flush=credential.flush)  # fmt: skip
 
 
+def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
+    refusal = migration.refusal(control, cache)
+    return CacheInfo(
+        id=cache.id, name=cache.name, plan=cache.plan, memory_limit=cache.limit_bytes,
+        region=cache.region, cluster=cache.cluster, servers=control.servers(cache),
+        tls_servers=control.tls_servers(cache), dashboard_url=control.dashboard_url(cache),
+        app=cache.app.name if cache.app else "", can_migrate=refusal is None,
+        migrate_refusal=refusal,
+    )  # fmt: skip
+
+
+def app_out(control: ControlPlane, cache: Cache) -> AppOut:
+    app = cache.app
+    assert app is not None
+    releases = [ReleaseOut(number=r.number, description=r.description, t=r.t)
+                for r in control.db.releases(cache.id)]  # fmt: skip
+    return AppOut(name=app.name, config_vars=app.config_vars, release=app.release,
+                  log_drain=app.log_drain, releases=releases)  # fmt: skip
+
+
+@router.get("/cache", response_model=CacheInfo)
+async def get_cache(cache: SsoCache, control: Control) -> CacheInfo:
+    return cache_info(control, cache)
+
+
 @router.get("/credentials", response_model=list[CredentialOut])
 async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
     return [credential_out(c) for c in cache.credentials]
@@ -28,10 +71,70 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
 
 @router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED)
 async def add_credential(cache: SsoCache, control: Control) -> CredentialOut:
-    return credential_out(control.add_credential(cache))
+    return credential_out(credentials.add(control, cache))
 
 
 @router.patch("/credentials/{username}", response_model=CredentialOut)
 async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCache,
                            control: Control) -> CredentialOut:  # fmt: skip
-    return credential_out(control.set_capabilities(cache, username, body.write, body.flush))
+    changed = credentials.set_capabilities(control, cache, username, body.write, body.flush)
+    return credential_out(changed)
+
+
+@router.post("/credentials/{username}/promote", response_model=CredentialOut,
+             responses={409: {"model": ErrorOut}})  # fmt: skip
+async def promote_credential(username: str, cache: SsoCache, control: Control) -> CredentialOut:
+    return credential_out(credentials.promote(control, cache, username))
+
+
+@router.delete("/credentials/{username}", response_model=DeleteOut,
+               responses={409: {"model": ErrorOut}})  # fmt: skip
+async def delete_credential(username: str, cache: SsoCache, control: Control) -> DeleteOut:
+    closed = credentials.delete(control, cache, username)
+    return DeleteOut(username=username, closed_connections=closed)
+
+
+@router.post("/flush", response_model=FlushOut)
+async def flush(cache: SsoCache, control: Control) -> FlushOut:
+    proxy = control.flush(cache, origin="web interface")
+    return FlushOut(cache_id=cache.id, proxy=proxy, origin="web interface")
+
+
+@router.post("/migrate", response_model=MigrateOut,
+             responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})  # fmt: skip
+async def migrate(cache: SsoCache, control: Control) -> MigrateOut:
+    previous = cache.cluster
+    cluster = migration.migrate(control, cache)
+    return MigrateOut(cluster=cluster, previous_cluster=previous, servers=control.servers(cache))
+
+
+@router.post("/sso/rotate", response_model=RotateOut)
+async def rotate_sso(cache: SsoCache, control: Control) -> RotateOut:
+    return RotateOut(dashboard_url=sso.rotate(control, cache))
+
+
+@router.get("/logs", response_model=LogsOut)
+async def logs(
+    cache: SsoCache,
+    control: Control,
+    after: Annotated[
+        int | None, Query(ge=0, description="lines after this id; omit for the newest")
+    ] = None,  # noqa: E501
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LogsOut:
+    rows = control.logs(cache, after, limit)
+    lines = [LogLineOut(id=r.id, t=r.t, source=r.source, message=r.message, origin=r.origin,
+                        proxy=r.proxy) for r in rows]  # fmt: skip
+    next_after = rows[-1].id if rows else (after or 0)
+    return LogsOut(lines=lines, next_after=next_after)
+
+
+@router.get("/app", response_model=AppOut)
+async def get_app(cache: SsoCache, control: Control) -> AppOut:
+    return app_out(control, cache)
+
+
+@router.put("/app/log-drain", response_model=AppOut)
+async def put_log_drain(body: LogDrainIn, cache: SsoCache, control: Control) -> AppOut:
+    apps.set_log_drain(control, cache, body.url)
+    return app_out(control, cache)

@@ -32,9 +32,9 @@ async def require_admin(
 Control = Annotated[ControlPlane, Depends(control_plane)]
 
 
-async def sso_cache(sso: str, control: Control) -> Cache:
+async def sso_cache(sso_secret: str, control: Control) -> Cache:
     """The cache a dashboard URL belongs to; an unknown or rotated secret is a 404."""
-    return control.cache_by_sso(sso)
+    return control.cache_by_sso(sso_secret)
 
 
 SsoCache = Annotated[Cache, Depends(sso_cache)]

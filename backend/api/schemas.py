@@ -56,3 +56,71 @@ class FlushOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+
+
+class CacheInfo(BaseModel):
+    """What a cache's owner sees on the dashboard."""
+
+    id: str
+    name: str
+    plan: str
+    memory_limit: int
+    region: str
+    cluster: str
+    servers: str
+    tls_servers: str | None
+    dashboard_url: str
+    app: str = Field(description="the provider app the cache belongs to")
+    can_migrate: bool
+    migrate_refusal: str | None = Field(description="why the cache cannot move now, if so")
+
+
+class LogLineOut(BaseModel):
+    id: int
+    t: str = Field(description="RFC 3339 timestamp")
+    source: str
+    message: str
+    origin: str | None = Field(
+        description="for flush lines: memcache client, web interface, admin operation"
+    )  # noqa: E501
+    proxy: str | None = Field(description="for flush lines: the proxy hostname that ran it")
+
+
+class LogsOut(BaseModel):
+    lines: list[LogLineOut]
+    next_after: int = Field(description="pass as ?after= to get the lines that follow")
+
+
+class ReleaseOut(BaseModel):
+    number: int
+    description: str
+    t: str
+
+
+class AppOut(BaseModel):
+    name: str
+    config_vars: dict[str, str]
+    release: int
+    log_drain: str | None
+    releases: list[ReleaseOut] = Field(description="newest first")
+
+
+class LogDrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(description="http(s) URL receiving RFC 5424 frames, or null to remove")
+
+
+class RotateOut(BaseModel):
+    dashboard_url: str
+
+
+class MigrateOut(BaseModel):
+    cluster: str
+    previous_cluster: str
+    servers: str
+
+
+class DeleteOut(BaseModel):
+    username: str
+    closed_connections: int

@@ -1,14 +1,21 @@
-"""Caches: creation and placement, lookup, the registry the data plane reads, flush records."""
+"""The control plane's core: the registries the data plane reads, caches, placement, logs.
+
+Operations on parts of a cache live in their own modules (credentials, apps, sso,
+migration) as functions of a ``ControlPlane``; this class owns the state they share.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from backend.control.db import CacheRow, CredentialRow, Database
+from backend.control import apps
+from backend.control.db import AppRow, CacheRow, CredentialRow, Database, LogRow
 from backend.control.errors import Conflict, Invalid, NotFound
-from backend.control.models import PLANS, Cache, Credential
+from backend.control.models import PLANS, App, Cache, Credential, timestamp
 from backend.control.secrets import (
     Secrets,
     new_cache_id,
@@ -22,11 +29,10 @@ from backend.topology import Cluster, Topology
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LOG_SOURCE = "cachier"
+MAX_LOG_PAGE = 1000
 
-
-def timestamp() -> str:
-    """RFC 3339 in UTC with milliseconds, as log lines carry it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# Called with (cache, log line) after each committed log line: the log drains listen here.
+LogListener = Callable[[Cache, LogRow], None]
 
 
 class ControlPlane:
@@ -41,13 +47,17 @@ class ControlPlane:
         self.api_base_url = ""
         self.endpoints: dict[str, str] = {}
         self.tls_endpoints: dict[str, str] = {}
+        self.log_listeners: list[LogListener] = []
+        # The status monitor answers whether a cluster is red; until it runs, none is.
+        self.cluster_is_red: Callable[[str], bool] = lambda cluster: False
+        self._committed_lines: list[tuple[str, LogRow]] = []
         dataplane.record_flush = lambda cache_id, proxy: self.record_flush(
             cache_id, proxy, "memcache client"
         )
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> list[str]:
-        """Read caches and credentials into memory; returns warnings about the topology."""
+        """Read caches, credentials and apps into memory; returns warnings about topology."""
         warnings = []
         for row in self.db.caches():
             cache = Cache(row.id, row.name, row.plan, row.region, row.cluster, row.sso_nonce,
@@ -56,13 +66,13 @@ class ControlPlane:
             if region is None:
                 warnings.append(f"cache {cache.name}: region {cache.region} is not in the topology")
             elif self.topology.cluster(cache.cluster) not in region.clusters:
-                cluster = self._least_loaded(region.clusters)
+                cluster = self.least_loaded(region.clusters)
                 warnings.append(
                     f"cache {cache.name}: cluster {cache.cluster} is gone, now on {cluster.name}"
                 )
-                with self.db.transaction():
+                with self.transaction():
                     self.db.set_cache_cluster(cache.id, cluster.name)
-                    self._log(
+                    self.log(
                         cache.id,
                         f"Cache placed on cluster {cluster.name}: "
                         f"its cluster {cache.cluster} left the topology",
@@ -76,6 +86,10 @@ class ControlPlane:
             )  # fmt: skip
             self.credentials[credential.username] = credential
             self.caches[row.cache_id].credentials.append(credential)
+        for app_row in self.db.apps():
+            config = json.loads(self.secrets.decrypt(app_row.config_enc))
+            self.caches[app_row.cache_id].app = App(app_row.name, app_row.release, config,
+                                                    app_row.log_drain)  # fmt: skip
         return warnings
 
     # -- queries ------------------------------------------------------------------------
@@ -105,14 +119,27 @@ class ControlPlane:
     def dashboard_url(self, cache: Cache) -> str:
         return f"{self.api_base_url}/dashboard/{self.secrets.sso_secret(cache.id, cache.sso_nonce)}"
 
-    def cluster_load(self, cluster: Cluster) -> int:
-        """Load for placement = memory promised to the caches on it (sum of plan limits)."""
-        return sum(c.limit_bytes for c in self.caches.values() if c.cluster == cluster.name)
+    def cluster_load(self, cluster: Cluster, ignore: Cache | None = None) -> int:
+        """A cluster's load = the memory promised to the caches on it (sum of plan limits).
 
-    def _least_loaded(self, clusters: list[Cluster]) -> Cluster:
-        return min(clusters, key=lambda c: (self.cluster_load(c), c.name))
+        Promised rather than used memory, so a placement stays right when a cache fills up
+        later; ``ignore`` leaves out the cache being placed.
+        """
+        return sum(
+            c.limit_bytes
+            for c in self.caches.values()
+            if c.cluster == cluster.name and c is not ignore
+        )
 
-    # -- changes ------------------------------------------------------------------------
+    def least_loaded(self, clusters: list[Cluster], ignore: Cache | None = None) -> Cluster:
+        return min(clusters, key=lambda c: (self.cluster_load(c, ignore), c.name))
+
+    def logs(self, cache: Cache, after_id: int | None = None, limit: int = 100) -> list[LogRow]:
+        if not 1 <= limit <= MAX_LOG_PAGE:
+            raise Invalid(f"limit must be between 1 and {MAX_LOG_PAGE}")
+        return self.db.logs(cache.id, after_id, limit)
+
+    # -- caches -------------------------------------------------------------------------
     def create_cache(self, name: str, plan: str, region_name: str | None = None) -> Cache:
         if not NAME_PATTERN.match(name):
             raise Invalid(
@@ -129,65 +156,22 @@ class ControlPlane:
             raise Invalid(f"unknown region {region_name!r}; regions are {known}")
         if self.db.cache_name_taken(name):
             raise Conflict(f"a cache named {name!r} already exists")
-        cluster = self._least_loaded(region.clusters)
+        cluster = self.least_loaded(region.clusters)
         now = timestamp()
         nonce = new_nonce()
         cache = Cache(new_cache_id(), name, plan, region.name, cluster.name, nonce, "", now)
         cache.sso_hash = sso_hash(self.secrets.sso_secret(cache.id, nonce))
-        credential = self._new_credential(cache, primary=True, now=now)
-        with self.db.transaction():
+        credential = self.new_credential(cache, primary=True, now=now)
+        cache.credentials.append(credential)
+        with self.transaction():
             self.db.insert_cache(CacheRow(cache.id, name, plan, region.name, cluster.name,
                                           nonce, cache.sso_hash, now))  # fmt: skip
-            self._insert_credential(credential)
-            self._log(cache.id, f"Cache {name} created on plan {plan} in cluster {cluster.name}")
-        cache.credentials.append(credential)
+            self.insert_credential(credential)
+            self.log(cache.id, f"Cache {name} created on plan {plan} in cluster {cluster.name}")
+            cache.app = apps.create(self, cache)
         self.caches[cache.id] = cache
         self.credentials[credential.username] = credential
         return cache
-
-    def _new_credential(self, cache: Cache, primary: bool, now: str) -> Credential:
-        username = new_username()
-        while username in self.credentials or self.db.username_taken(username):
-            username = new_username()
-        return Credential(username, new_password().encode(), cache.id, primary, True, True, now)
-
-    def _insert_credential(self, credential: Credential) -> None:
-        self.db.insert_credential(
-            CredentialRow(credential.username, credential.cache_id,
-                          self.secrets.encrypt(credential.password), credential.primary,
-                          credential.write, credential.flush, credential.created_at)
-        )  # fmt: skip
-
-    def add_credential(self, cache: Cache) -> Credential:
-        credential = self._new_credential(cache, primary=False, now=timestamp())
-        with self.db.transaction():
-            self._insert_credential(credential)
-            self._log(cache.id, f"Credential {credential.username} added")
-        cache.credentials.append(credential)
-        self.credentials[credential.username] = credential
-        return credential
-
-    def set_capabilities(self, cache: Cache, username: str, write: bool | None,
-                         flush: bool | None) -> Credential:  # fmt: skip
-        """Change a credential's capabilities; live sessions see it on their next command."""
-        credential = self._credential_of(cache, username)
-        new_write = credential.write if write is None else write
-        new_flush = credential.flush if flush is None else flush
-        with self.db.transaction():
-            self.db.set_capabilities(username, new_write, new_flush)
-            self._log(
-                cache.id,
-                f"Credential {username} capabilities: write={'on' if new_write else 'off'}, "
-                f"flush={'on' if new_flush else 'off'}",
-            )
-        credential.write, credential.flush = new_write, new_flush
-        return credential
-
-    def _credential_of(self, cache: Cache, username: str) -> Credential:
-        credential = cache.credential(username)
-        if credential is None:
-            raise NotFound(f"cache {cache.name} has no credential {username!r}")
-        return credential
 
     def flush(self, cache: Cache, origin: str) -> str:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""
@@ -198,10 +182,51 @@ class ControlPlane:
         return proxy.hostname
 
     def record_flush(self, cache_id: str, proxy: str, origin: str) -> None:
-        with self.db.transaction():
-            self._log(cache_id, f"Cache flushed on proxy {proxy} (origin: {origin})",
-                      origin=origin, proxy=proxy)  # fmt: skip
+        with self.transaction():
+            self.log_flush(cache_id, proxy, origin)
 
-    def _log(self, cache_id: str, message: str, origin: str | None = None,
-             proxy: str | None = None) -> None:  # fmt: skip
-        self.db.insert_log(cache_id, timestamp(), LOG_SOURCE, message, origin, proxy)
+    def log_flush(self, cache_id: str, proxy: str, origin: str) -> None:
+        """The flush line of the app log: names the proxy and the origin (PRODUCT §1.5)."""
+        self.log(cache_id, f"Cache flushed on proxy {proxy} (origin: {origin})",
+                 origin=origin, proxy=proxy)  # fmt: skip
+
+    # -- credentials (shared by creation and the credentials module) ---------------------
+    def new_credential(self, cache: Cache, primary: bool, now: str) -> Credential:
+        username = new_username()
+        while username in self.credentials or self.db.username_taken(username):
+            username = new_username()
+        return Credential(username, new_password().encode(), cache.id, primary, True, True, now)
+
+    def insert_credential(self, credential: Credential) -> None:
+        self.db.insert_credential(
+            CredentialRow(credential.username, credential.cache_id,
+                          self.secrets.encrypt(credential.password), credential.primary,
+                          credential.write, credential.flush, credential.created_at)
+        )  # fmt: skip
+
+    def insert_app(self, cache: Cache, app: App) -> None:
+        config = self.secrets.encrypt(json.dumps(app.config_vars).encode())
+        self.db.insert_app(AppRow(cache.id, app.name, app.release, config, app.log_drain))
+
+    # -- transactions and logs ----------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A database transaction; its log lines reach the listeners once it commits."""
+        self._committed_lines.clear()
+        with self.db.transaction():
+            yield
+        lines, self._committed_lines = self._committed_lines, []
+        for cache_id, line in lines:
+            cache = self.caches.get(cache_id)
+            if cache is not None:
+                for listener in self.log_listeners:
+                    listener(cache, line)
+
+    def log(self, cache_id: str, message: str, origin: str | None = None,
+            proxy: str | None = None) -> None:  # fmt: skip
+        """Append an app log line; call inside ``transaction()``."""
+        t = timestamp()
+        line_id = self.db.insert_log(cache_id, t, LOG_SOURCE, message, origin, proxy)
+        self._committed_lines.append(
+            (cache_id, LogRow(line_id, cache_id, t, LOG_SOURCE, message, origin, proxy))
+        )

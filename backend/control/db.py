@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-SCHEMA = """
+# Each entry upgrades the schema by one version; a new database runs them all in order.
+MIGRATIONS = [
+    """
 CREATE TABLE caches (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -45,7 +46,25 @@ CREATE TABLE app_logs (
     proxy TEXT
 );
 CREATE INDEX app_logs_by_cache ON app_logs(cache_id, id);
-"""
+""",
+    """
+CREATE TABLE apps (
+    cache_id TEXT PRIMARY KEY REFERENCES caches(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    release INTEGER NOT NULL,
+    config_enc BLOB NOT NULL,
+    log_drain TEXT
+);
+CREATE TABLE releases (
+    cache_id TEXT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    t TEXT NOT NULL,
+    PRIMARY KEY (cache_id, number)
+);
+""",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass
@@ -72,6 +91,22 @@ class CredentialRow:
 
 
 @dataclass
+class AppRow:
+    cache_id: str
+    name: str
+    release: int
+    config_enc: bytes
+    log_drain: str | None
+
+
+@dataclass
+class ReleaseRow:
+    number: int
+    description: str
+    t: str
+
+
+@dataclass
 class LogRow:
     id: int
     cache_id: str
@@ -93,13 +128,13 @@ class Database:
 
     def _migrate(self) -> None:
         (version,) = self.conn.execute("PRAGMA user_version").fetchone()
-        if version == 0:
-            self.conn.executescript(
-                f"BEGIN;\n{SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
-            )
-        elif version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"database {self.path} was written by a newer cachier (schema {version})"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            self.conn.executescript(
+                f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version={number + 1};\nCOMMIT;"
             )
 
     @contextmanager
@@ -161,6 +196,54 @@ class Database:
             (int(write), int(flush), username),
         )
 
+    def delete_credential(self, username: str) -> None:
+        self.conn.execute("DELETE FROM credentials WHERE username = ?", (username,))
+
+    def set_primary(self, cache_id: str, username: str) -> None:
+        self.conn.execute(
+            "UPDATE credentials SET is_primary = (username = ?) WHERE cache_id = ?",
+            (username, cache_id),
+        )
+
+    def set_sso(self, cache_id: str, nonce: str, sso_hash: str) -> None:
+        self.conn.execute(
+            "UPDATE caches SET sso_nonce = ?, sso_hash = ? WHERE id = ?",
+            (nonce, sso_hash, cache_id),
+        )
+
+    # -- apps ---------------------------------------------------------------------------
+    def apps(self) -> list[AppRow]:
+        rows = self.conn.execute("SELECT cache_id, name, release, config_enc, log_drain FROM apps")
+        return [AppRow(*r) for r in rows]
+
+    def insert_app(self, row: AppRow) -> None:
+        self.conn.execute(
+            "INSERT INTO apps VALUES (?, ?, ?, ?, ?)",
+            (row.cache_id, row.name, row.release, row.config_enc, row.log_drain),
+        )
+
+    def update_app_config(self, cache_id: str, release: int, config_enc: bytes) -> None:
+        self.conn.execute(
+            "UPDATE apps SET release = ?, config_enc = ? WHERE cache_id = ?",
+            (release, config_enc, cache_id),
+        )
+
+    def set_log_drain(self, cache_id: str, url: str | None) -> None:
+        self.conn.execute("UPDATE apps SET log_drain = ? WHERE cache_id = ?", (url, cache_id))
+
+    def insert_release(self, cache_id: str, number: int, description: str, t: str) -> None:
+        self.conn.execute(
+            "INSERT INTO releases VALUES (?, ?, ?, ?)", (cache_id, number, description, t)
+        )
+
+    def releases(self, cache_id: str, limit: int = 20) -> list[ReleaseRow]:
+        rows = self.conn.execute(
+            "SELECT number, description, t FROM releases WHERE cache_id = ?"
+            " ORDER BY number DESC LIMIT ?",
+            (cache_id, limit),
+        )
+        return [ReleaseRow(*r) for r in rows]
+
     def username_taken(self, username: str) -> bool:
         found = self.conn.execute("SELECT 1 FROM credentials WHERE username = ?", (username,))
         return found.fetchone() is not None
@@ -175,10 +258,17 @@ class Database:
         )
         return int(cur.lastrowid)
 
-    def logs(self, cache_id: str, after_id: int = 0, limit: int = 100) -> list[LogRow]:
-        rows = self.conn.execute(
-            "SELECT id, cache_id, t, source, message, origin, proxy FROM app_logs"
-            " WHERE cache_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (cache_id, after_id, limit),
-        )
+    def logs(self, cache_id: str, after_id: int | None, limit: int) -> list[LogRow]:
+        """Lines after ``after_id`` (oldest first), or the newest ``limit`` lines if None."""
+        columns = "SELECT id, cache_id, t, source, message, origin, proxy FROM app_logs"
+        if after_id is None:
+            rows = self.conn.execute(
+                f"{columns} WHERE cache_id = ? ORDER BY id DESC LIMIT ?", (cache_id, limit)
+            ).fetchall()
+            rows.reverse()
+        else:
+            rows = self.conn.execute(
+                f"{columns} WHERE cache_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (cache_id, after_id, limit),
+            ).fetchall()
         return [LogRow(*r) for r in rows]

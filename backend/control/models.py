@@ -8,6 +8,7 @@ next command without any message passing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 MIB = 1024 * 1024
 
@@ -21,6 +22,11 @@ PLANS: dict[str, int] = {
     "2.5gb": 2560 * MIB,
     "5gb": 5120 * MIB,
 }
+
+
+def timestamp() -> str:
+    """RFC 3339 in UTC with milliseconds, as log lines carry it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(eq=False)
@@ -37,6 +43,16 @@ class Credential:
 
 
 @dataclass(eq=False)
+class App:
+    """The provider app a cache is attached to (Heroku-like): config vars and releases."""
+
+    name: str
+    release: int
+    config_vars: dict[str, str]
+    log_drain: str | None = None
+
+
+@dataclass(eq=False)
 class Cache:
     id: str
     name: str
@@ -47,6 +63,7 @@ class Cache:
     sso_hash: str = ""
     created_at: str = ""
     credentials: list[Credential] = field(default_factory=list)
+    app: App | None = None
 
     @property
     def limit_bytes(self) -> int:

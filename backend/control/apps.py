@@ -1,0 +1,84 @@
+"""Provider apps: config vars pushed from the primary credential, releases, restarts.
+
+Modelled on a Heroku add-on: the provider holds ``MEMCACHIER_SERVERS``,
+``MEMCACHIER_USERNAME`` and ``MEMCACHIER_PASSWORD``; changing them creates a numbered
+release and restarts the app, each step visible in the app's log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from backend.control.errors import Invalid
+from backend.control.models import App, Cache, timestamp
+
+if TYPE_CHECKING:
+    from backend.control.caches import ControlPlane
+
+CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+
+
+def desired_config(control: ControlPlane, cache: Cache) -> dict[str, str]:
+    primary = cache.primary()
+    return {
+        "MEMCACHIER_SERVERS": control.servers(cache),
+        "MEMCACHIER_USERNAME": primary.username,
+        "MEMCACHIER_PASSWORD": primary.password.decode(),
+    }
+
+
+def create(control: ControlPlane, cache: Cache) -> App:
+    """The app of a new cache, at release 1; call inside a control-plane transaction."""
+    app = App(f"app-{cache.name}", 1, desired_config(control, cache))
+    control.insert_app(cache, app)
+    control.db.insert_release(cache.id, 1, "Add cachier add-on", timestamp())
+    control.log(cache.id, f"Config vars {', '.join(CONFIG_NAMES)} set on app {app.name}")
+    return app
+
+
+def push_config(control: ControlPlane, cache: Cache, reason: str) -> list[str]:
+    """Push changed config vars: a new release and a restart. Returns the names changed.
+
+    Call inside a control-plane transaction, after the change that caused it.
+    """
+    app = cache.app
+    assert app is not None
+    wanted = desired_config(control, cache)
+    changed = [name for name in CONFIG_NAMES if app.config_vars.get(name) != wanted[name]]
+    if not changed:
+        return []
+    release = app.release + 1
+    config = control.secrets.encrypt(json.dumps(wanted).encode())
+    control.db.update_app_config(cache.id, release, config)
+    description = f"Set {', '.join(changed)} config vars ({reason})"
+    control.db.insert_release(cache.id, release, description, timestamp())
+    control.log(cache.id, f"Config vars {', '.join(changed)} pushed to app {app.name} ({reason})")
+    control.log(cache.id, f"Release v{release} created: {description}")
+    control.log(cache.id, f"App {app.name} restarted to pick up release v{release}")
+    app.config_vars, app.release = wanted, release
+    return changed
+
+
+def refresh_servers(control: ControlPlane) -> None:
+    """After start-up: endpoints may listen elsewhere than last time; tell the apps."""
+    for cache in control.list_caches():
+        if cache.app is not None and control.servers(cache):
+            with control.transaction():
+                push_config(control, cache, "endpoint address changed")
+
+
+def set_log_drain(control: ControlPlane, cache: Cache, url: str | None) -> App:
+    app = cache.app
+    assert app is not None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid("a log drain URL must be an http:// or https:// URL with a host")
+    with control.transaction():
+        control.db.set_log_drain(cache.id, url)
+        where = f"to {urlsplit(url).hostname}" if url else "removed"
+        control.log(cache.id, f"Log drain of app {app.name} {where}")  # never the URL's secrets
+    app.log_drain = url
+    return app
