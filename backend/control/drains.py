@@ -1,8 +1,8 @@
 """Delivery of app log lines to per-app HTTP(S) log drains, the way Heroku's Logplex sends them.
 
 The memcache data plane shares this asyncio loop, so nothing here may block it: ``submit`` only
-formats one frame and appends it to a bounded per-drain queue; one background task per drain URL
-batches the queue into POSTs. A slow or dead drain therefore costs its own queue (oldest lines
+appends the line to a bounded per-drain queue; one background task per drain URL formats the
+queue into batches and POSTs them. A slow or dead drain therefore costs its own queue (oldest lines
 are dropped and counted, like Logplex's "drain buffer overflow") and never anyone's latency.
 
 Wire format (Logplex ``application/logplex-1``): the body is RFC 5424 messages, each prefixed by
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 PRI = 190  # facility local7 (23) * 8 + severity info (6), one of the facilities Heroku uses
 PROCID = "cachier"
 MSGID = "-"
-STRUCTURED_DATA = "-"
 CONTENT_TYPE = "application/logplex-1"
 USER_AGENT = "cachier-logdrain/1"
 TIMEOUT_S = 5.0
@@ -69,18 +68,21 @@ def _header_field(value: str, limit: int) -> str:
 
 
 def syslog_frame(line: DrainLine) -> bytes:
-    """RFC 5424 message, octet-counted (RFC 6587).
+    """One log line framed exactly as Heroku's Logplex frames HTTPS drain messages.
 
-    ``b"<len> <190>1 TIMESTAMP HOSTNAME APP-NAME cachier - - MSG"``: PRI 190 (local7.info),
-    HOSTNAME is the app, APP-NAME the source, MSGID and STRUCTURED-DATA are NILVALUE. Line
-    breaks in MSG become spaces so that line-oriented receivers still see one line per message;
-    ``len`` counts the UTF-8 bytes after the space. Unencodable characters (lone surrogates)
-    become ``?`` rather than raising.
+    ``b"<len> <190>1 TIMESTAMP HOSTNAME APP-NAME cachier - MSG\n"``: the RFC 5424 header
+    with PRI 190 (local7.info), HOSTNAME the app, APP-NAME the source, PROCID ``cachier``,
+    MSGID NILVALUE — and, as Logplex does, no STRUCTURED-DATA field, the message right after
+    the MSGID and a newline that ``len`` (RFC 6587 octet counting) includes. Parsers written
+    for Heroku drains split on those first seven spaces. Line breaks inside MSG become
+    spaces; unencodable characters (lone surrogates) become ``?`` rather than raising.
     """
-    message = _LINE_BREAK.sub(" ", line.message)
+    message = line.message
+    if "\n" in message or "\r" in message:
+        message = _LINE_BREAK.sub(" ", message)
     text = (
         f"<{PRI}>1 {_header_field(line.t, TIMESTAMP_MAX)} {_header_field(line.app, HOSTNAME_MAX)}"
-        f" {_header_field(line.source, APP_NAME_MAX)} {PROCID} {MSGID} {STRUCTURED_DATA} {message}"
+        f" {_header_field(line.source, APP_NAME_MAX)} {PROCID} {MSGID} {message}\n"
     )
     payload = text.encode("utf-8", "replace")
     return b"%d %s" % (len(payload), payload)
@@ -126,7 +128,7 @@ class _Drain:
     url: str
     token: str
     usable: bool
-    queue: deque[bytes]
+    queue: deque[DrainLine]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     delivered: int = 0
@@ -156,7 +158,9 @@ class LogDrains:
         timeout_s: float = TIMEOUT_S,
     ) -> None:
         if batch_max < 1 or queue_max < 1 or retries < 0 or backoff_s < 0 or timeout_s <= 0:
-            raise ValueError("log drains: batch_max, queue_max >= 1; retries, backoff_s >= 0")
+            raise ValueError(
+                "log drains: need batch_max, queue_max >= 1, retries, backoff_s >= 0, timeout_s > 0"
+            )
         self._client = client
         self._own_client = client is None
         self._batch_max = batch_max
@@ -179,14 +183,15 @@ class LogDrains:
                 "failed_attempts": drain.failed_attempts,
                 "queued": len(drain.queue),
             }
-            for url, drain in self._drains.items()
+            for url, drain in list(self._drains.items())  # submit() may add from a thread
         }
 
     def submit(self, url: str, line: DrainLine) -> None:
         """Queue one line for ``url``; O(1), never awaits, never raises.
 
-        A full queue drops its oldest line (counted), since the newest lines are the ones an
-        operator looks at. Lines submitted before ``start`` (or after ``stop``) wait in the
+        Formatting is left to the drain's worker, so the caller pays for an append only. A full
+        queue drops its oldest line (counted), since the newest lines are the ones an operator
+        looks at. Lines submitted before ``start`` (or after ``stop``) wait in the
         queue for the next ``start``. Safe to call from another thread than the loop's.
         """
         try:
@@ -194,10 +199,9 @@ class LogDrains:
             if not drain.usable:
                 drain.dropped += 1
                 return
-            frame = syslog_frame(line)
             if len(drain.queue) == self._queue_max:
                 drain.dropped += 1
-            drain.queue.append(frame)
+            drain.queue.append(line)
             if self._running:
                 self._notify(drain)
         except Exception as exc:  # the control plane must not fail because of a drain
@@ -241,7 +245,6 @@ class LogDrains:
         self._loop = asyncio.get_running_loop()
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
-            self._own_client = True
         self._running = True
         self._closing = False
         for drain in self._drains.values():
@@ -273,7 +276,7 @@ class LogDrains:
     async def _run(self, drain: _Drain) -> None:
         """Deliver the drain's queue batch by batch; while one POST is in flight, the next
         batch accumulates, so a busy drain gets big batches and a quiet one gets lines at once."""
-        batch: list[bytes] = []
+        frames: list[bytes] = []
         try:
             while True:
                 if not drain.queue:
@@ -282,38 +285,46 @@ class LogDrains:
                     drain.wake.clear()
                     await drain.wake.wait()
                     continue
-                batch = self._take_batch(drain)
-                await self._deliver(drain, batch)
-                batch = []
+                frames = self._take_frames(drain)
+                if frames:
+                    await self._deliver(drain, frames)
+                frames = []
         except asyncio.CancelledError:
-            drain.dropped += len(batch) + len(drain.queue)
+            drain.dropped += len(frames) + len(drain.queue)
             drain.queue.clear()
             raise
 
-    def _take_batch(self, drain: _Drain) -> list[bytes]:
-        count = min(len(drain.queue), self._batch_max)
-        return [drain.queue.popleft() for _ in range(count)]
+    def _take_frames(self, drain: _Drain) -> list[bytes]:
+        """The next batch, formatted; a line that cannot be formatted (not a DrainLine of
+        strings) is dropped and counted rather than failing the lines around it."""
+        frames = []
+        for _ in range(min(len(drain.queue), self._batch_max)):
+            try:
+                frames.append(syslog_frame(drain.queue.popleft()))
+            except Exception:
+                drain.dropped += 1
+        return frames
 
-    async def _deliver(self, drain: _Drain, batch: list[bytes]) -> None:
+    async def _deliver(self, drain: _Drain, frames: list[bytes]) -> None:
         """POST one batch, retrying with exponential backoff; give up (counted) after
         ``retries`` retries so a dead drain cannot hold its newer lines back forever."""
         headers = {
             "Content-Type": CONTENT_TYPE,
-            "Logplex-Msg-Count": str(len(batch)),
+            "Logplex-Msg-Count": str(len(frames)),
             "Logplex-Frame-Id": uuid.uuid4().hex.upper(),  # the same on every retry
             "Logplex-Drain-Token": drain.token,
             "User-Agent": USER_AGENT,
         }
-        body = b"".join(batch)
+        body = b"".join(frames)
         for attempt in range(self._retries + 1):
             if attempt:
                 await asyncio.sleep(min(self._backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
             if await self._post(drain.url, body, headers):
-                drain.delivered += len(batch)
+                drain.delivered += len(frames)
                 self._set_failing(drain, False)
                 return
             drain.failed_attempts += 1
-        drain.dropped += len(batch)
+        drain.dropped += len(frames)
         self._set_failing(drain, True)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> bool:
