@@ -21,7 +21,9 @@ from backend.api.app import create_app
 from backend.config import Config
 from backend.control import apps
 from backend.control.caches import ControlPlane
-from backend.control.db import Database
+from backend.control.db import Database, LogRow
+from backend.control.drains import DrainLine, LogDrains
+from backend.control.models import Cache
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.listeners import MemcacheProtocol
@@ -75,6 +77,7 @@ class Service:
         self.control: ControlPlane | None = None
         self.listening: Listening | None = None
         self.warnings: list[str] = []
+        self.drains: LogDrains | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
@@ -91,6 +94,8 @@ class Service:
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
         self.control = ControlPlane(self.db, secrets, self.dataplane)
         self.warnings = self.control.load()
+        self.drains = LogDrains()
+        self.control.log_listeners.append(self._forward_to_drain)
 
         sockets: list[socket.socket] = []
         try:
@@ -147,6 +152,7 @@ class Service:
         self.control.tls_endpoints = tls_endpoints
         apps.refresh_servers(self.control)
         app = create_app(self.control, config.admin_token)
+        await self.drains.start()
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
@@ -158,6 +164,13 @@ class Service:
             await asyncio.sleep(0.01)
         self.listening = Listening(api_url, endpoints, tls_endpoints, proxies)
         return self.listening
+
+    def _forward_to_drain(self, cache: Cache, line: LogRow) -> None:
+        app = cache.app
+        if app is not None and app.log_drain:
+            self.drains.submit(
+                app.log_drain, DrainLine(line.t, line.source, line.message, app.name)
+            )
 
     def _tls_context(self) -> ssl.SSLContext:
         config = self.config
@@ -177,6 +190,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._api_task
             self._api_task = None
+        if self.drains is not None:
+            await self.drains.stop()
         for server in self._servers:
             server.close()
         if self.dataplane is not None:

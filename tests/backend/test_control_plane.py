@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
+
 import httpx
 import pytest
 from pymemcache.exceptions import MemcacheUnexpectedCloseError
@@ -268,3 +272,56 @@ def test_everything_of_the_control_plane_survives_a_restart(tmp_path) -> None:
         assert logs_after[: len(logs_before)] == logs_before
     finally:
         second.stop()
+
+
+# -- log drain ------------------------------------------------------------------------------
+class DrainReceiver:
+    """A real HTTP server on loopback recording what a log drain POSTs."""
+
+    def __init__(self) -> None:
+        received = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/drain"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def frames(self) -> list[bytes]:
+        frames = []
+        for _, body in self.requests:
+            while body:
+                length, _, rest = body.partition(b" ")
+                frames.append(rest[: int(length)])
+                body = rest[int(length) :]
+        return frames
+
+
+def test_app_log_lines_reach_the_log_drain(cache: CacheHandle) -> None:
+    receiver = DrainReceiver()
+    try:
+        with api(cache) as client:
+            assert client.put("/app/log-drain", json={"url": receiver.url}).status_code == 200
+            client.post("/flush")
+        deadline = time.monotonic() + 10
+        while not any(b"origin: web interface" in f for f in receiver.frames()):
+            assert time.monotonic() < deadline, receiver.frames()
+            time.sleep(0.05)
+        headers, _ = receiver.requests[0]
+        assert headers["Content-Type"] == "application/logplex-1"
+        frame = next(f for f in receiver.frames() if b"web interface" in f)
+        assert frame.startswith(b"<190>1 ") and frame.endswith(b"\n")
+        assert f" app-{cache.info['name']} cachier cachier - Cache flushed".encode() in frame
+        with api(cache) as client:
+            app = client.put("/app/log-drain", json={"url": None}).json()
+        assert app["log_drain"] is None
+    finally:
+        receiver.server.shutdown()
