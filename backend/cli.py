@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(memcaslap's keys carry a binary prefix); default: refuse them",
     )
     p.add_argument(
+        "--sample-interval",
+        type=_seconds,
+        default=1.0,
+        help="seconds between analytics samples of every cache (default: 1)",
+    )
+    p.add_argument(
         "--tls-port",
         type=_port,
         default=None,
@@ -105,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         admin_token=args.admin_token,
         auth_timeout=args.auth_timeout,
         lenient_keys=args.lenient_keys,
+        sample_interval=args.sample_interval,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

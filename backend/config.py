@@ -31,6 +31,7 @@ class Config:
     auth_failure_window: float = 60.0  # ... within this many seconds before refusing it
     # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
     lenient_keys: bool = False
+    sample_interval: float = 1.0  # seconds between analytics samples of every cache
     # TLS on every region endpoint at tls_port + i (None: no TLS listeners; 0: ephemeral).
     tls_port: int | None = None
     tls_cert: Path | None = None

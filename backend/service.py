@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from backend import tls
+from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
 from backend.control import apps
@@ -78,6 +79,8 @@ class Service:
         self.listening: Listening | None = None
         self.warnings: list[str] = []
         self.drains: LogDrains | None = None
+        self.analytics: Analytics | None = None
+        self._background: list[asyncio.Task] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
@@ -95,6 +98,7 @@ class Service:
         self.control = ControlPlane(self.db, secrets, self.dataplane)
         self.warnings = self.control.load()
         self.drains = LogDrains()
+        self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.control.log_listeners.append(self._forward_to_drain)
 
         sockets: list[socket.socket] = []
@@ -151,8 +155,9 @@ class Service:
         self.control.endpoints = endpoints
         self.control.tls_endpoints = tls_endpoints
         apps.refresh_servers(self.control)
-        app = create_app(self.control, config.admin_token)
+        app = create_app(self.control, self.analytics, config.admin_token)
         await self.drains.start()
+        self._background.append(asyncio.create_task(self.analytics.run()))
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
@@ -190,6 +195,11 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._api_task
             self._api_task = None
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
         if self.drains is not None:
             await self.drains.stop()
         for server in self._servers:

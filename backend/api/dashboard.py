@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import Control, SsoCache
+from backend.api.deps import AnalyticsDep, Control, SsoCache
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
@@ -21,6 +21,7 @@ from backend.api.schemas import (
     MigrateOut,
     ReleaseOut,
     RotateOut,
+    StatsOut,
 )  # fmt: skip
 from backend.control import apps, credentials, migration, sso
 from backend.control.caches import ControlPlane
@@ -62,6 +63,22 @@ def app_out(control: ControlPlane, cache: Cache) -> AppOut:
 @router.get("/cache", response_model=CacheInfo)
 async def get_cache(cache: SsoCache, control: Control) -> CacheInfo:
     return cache_info(control, cache)
+
+
+@router.get("/stats", response_model=StatsOut)
+async def stats(
+    cache: SsoCache,
+    analytics: AnalyticsDep,
+    window: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=30 * 86400,
+            description="seconds of history; omit for the full-resolution window",
+        ),
+    ] = None,
+) -> StatsOut:
+    return StatsOut.model_validate(analytics.series(cache.id, window))
 
 
 @router.get("/credentials", response_model=list[CredentialOut])

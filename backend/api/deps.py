@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.analytics import Analytics
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
 
@@ -30,6 +31,13 @@ async def require_admin(
 
 
 Control = Annotated[ControlPlane, Depends(control_plane)]
+
+
+async def analytics(request: Request) -> Analytics:
+    return request.app.state.analytics
+
+
+AnalyticsDep = Annotated[Analytics, Depends(analytics)]
 
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:

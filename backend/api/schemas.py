@@ -124,3 +124,28 @@ class MigrateOut(BaseModel):
 class DeleteOut(BaseModel):
     username: str
     closed_connections: int
+
+
+class Sample(BaseModel):
+    """One analytics point: counters cumulative (as memcached's stats), gauges as sampled."""
+
+    t: float = Field(description="unix time of the sample (bucket start for rolled-up points)")
+    memory_used: int
+    memory_limit: int
+    items: int
+    get_hits: int
+    get_misses: int
+    hit_rate: float | None = Field(description="hits / gets since the previous point")
+    cmd_get: int
+    cmd_set: int
+    cmd_delete: int
+    cmd_flush: int
+    evictions: int
+    curr_connections: int
+    bytes_read: int
+    bytes_written: int
+
+
+class StatsOut(BaseModel):
+    interval_s: float = Field(description="the resolution of these samples")
+    samples: list[Sample] = Field(description="oldest first")

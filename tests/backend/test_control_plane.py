@@ -325,3 +325,30 @@ def test_app_log_lines_reach_the_log_drain(cache: CacheHandle) -> None:
         assert app["log_drain"] is None
     finally:
         receiver.server.shutdown()
+
+
+# -- analytics ------------------------------------------------------------------------------
+def test_stats_route_serves_sampled_series(tmp_path) -> None:
+    running = RunningService(make_config(tmp_path, sample_interval=0.05)).start()
+    try:
+        cache = CacheHandle(running.create_cache("graphs"))
+        wire = Wire.authenticated(cache)
+        wire.ask(b"set a 0 0 1\r\nx\r\nget a\r\nget a\r\nget a\r\nget b\r\n")
+        deadline = time.monotonic() + 10
+        with api(cache) as client:
+            while True:
+                samples = client.get("/stats").json()["samples"]
+                if samples and samples[-1]["get_hits"] == 3:
+                    break
+                assert time.monotonic() < deadline, samples[-1:]
+                time.sleep(0.05)
+            body = client.get("/stats", params={"window": 3600}).json()
+            bad = client.get("/stats", params={"window": 0})
+        last = samples[-1]
+        assert (last["get_misses"], last["cmd_set"], last["items"]) == (1, 1, 1)
+        assert last["curr_connections"] == 1
+        assert last["memory_limit"] == 100 * 1024 * 1024 and last["memory_used"] > 0
+        assert body["interval_s"] == 60 and body["samples"]
+        assert bad.status_code == 422
+    finally:
+        running.stop()
