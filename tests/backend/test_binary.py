@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import sqlite3
 import struct
 import time
 from typing import NamedTuple
@@ -13,6 +12,7 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from tests.backend.test_api import flush_events
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService
 
@@ -936,17 +936,6 @@ def test_flush_needs_the_flush_capability(seeded: CacheHandle, opcode: int) -> N
 
 
 # -- flush logging and protocol interplay -------------------------------------------------
-def flush_events(service: RunningService, cache: CacheHandle) -> list[tuple[str, str]]:
-    db = sqlite3.connect(service.config.data_dir / "cachier.sqlite3")
-    try:
-        return db.execute(
-            "SELECT origin, proxy FROM app_logs WHERE cache_id = ? AND origin IS NOT NULL",
-            (cache.info["id"],),
-        ).fetchall()
-    finally:
-        db.close()
-
-
 def test_binary_flush_is_logged_with_origin_and_the_sessions_proxy(
     service: RunningService, cache: CacheHandle
 ) -> None:
