@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between analytics samples of every cache (default: 1)",
     )
     p.add_argument(
+        "--probe-interval",
+        type=_seconds,
+        default=1.0,
+        help="seconds between status probes of every proxy (default: 1)",
+    )
+    p.add_argument(
+        "--resolved-window",
+        type=_seconds,
+        default=3600.0,
+        help="seconds a cluster shows 'recently resolved' after trouble (default: 3600)",
+    )
+    p.add_argument(
         "--tls-port",
         type=_port,
         default=None,
@@ -112,6 +124,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         auth_timeout=args.auth_timeout,
         lenient_keys=args.lenient_keys,
         sample_interval=args.sample_interval,
+        probe_interval=args.probe_interval,
+        resolved_window=args.resolved_window,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -32,6 +32,8 @@ class Config:
     # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
     lenient_keys: bool = False
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
+    probe_interval: float = 1.0  # seconds between status probes of every proxy
+    resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble
     # TLS on every region endpoint at tls_port + i (None: no TLS listeners; 0: ephemeral).
     tls_port: int | None = None
     tls_cert: Path | None = None

@@ -24,12 +24,15 @@ FlushRecorder = Callable[[str, str], None]
 
 
 class ProxyState:
-    """Live per-proxy facts the data plane keeps (connections now; faults later)."""
+    """Live per-proxy facts: its sessions and its injected fault (operators test with it)."""
 
-    __slots__ = ("connections",)
+    __slots__ = ("connections", "sessions", "delay_s", "down")
 
     def __init__(self) -> None:
         self.connections = 0
+        self.sessions: set[Session] = set()
+        self.delay_s = 0.0  # fault "slow": every reply of this proxy waits this long
+        self.down = False  # fault "down": no listener, no sessions, endpoints route around it
 
 
 class DataPlane:
@@ -48,21 +51,31 @@ class DataPlane:
         # Every open memcache connection, authenticated or not, so a stop can close them.
         self.transports: set[asyncio.BaseTransport] = set()
         self.record_flush: FlushRecorder = lambda cache_id, proxy: None
+        # Caches of the service itself (the monitor's probes): never listed, never placed.
+        self.internal_caches: dict[str, Cache] = {}
 
     def space_for(self, cache: Cache) -> CacheSpace:
         return self.stores[cache.cluster].space(cache.id, cache.limit_bytes)
 
     def choose_proxy(self, cluster_name: str) -> Proxy | None:
-        """The proxy of the cluster with the fewest sessions: spreads load like DNS would."""
+        """The proxy of the cluster with the fewest sessions, skipping proxies that are down:
+        spreads load like DNS would, and routes around an outage."""
         cluster = self.topology.cluster(cluster_name)
         if cluster is None:
             return None
-        return min(cluster.proxies, key=lambda p: self.proxy_state[p].connections)
+        up = [p for p in cluster.proxies if not self.proxy_state[p].down]
+        return min(up, key=lambda p: self.proxy_state[p].connections) if up else None
+
+    def cache_of(self, credential: Credential) -> Cache | None:
+        cache_id = credential.cache_id
+        return self.caches.get(cache_id) or self.internal_caches.get(cache_id)
 
     def attach(self, session: Session) -> None:
         assert session.credential is not None and session.proxy is not None
         self.sessions[session.credential.username].add(session)
-        self.proxy_state[session.proxy].connections += 1
+        state = self.proxy_state[session.proxy]
+        state.connections += 1
+        state.sessions.add(session)
         stats = session.space.stats
         stats.curr_connections += 1
         stats.total_connections += 1
@@ -75,8 +88,17 @@ class DataPlane:
             live.discard(session)
             if not live:
                 del self.sessions[username]
-        self.proxy_state[session.proxy].connections -= 1
+        state = self.proxy_state[session.proxy]
+        state.connections -= 1
+        state.sessions.discard(session)
         session.space.stats.curr_connections -= 1
+
+    def drop_proxy_sessions(self, proxy: Proxy) -> int:
+        """Close every session a proxy serves (it went down); clients reconnect elsewhere."""
+        live = list(self.proxy_state[proxy].sessions)
+        for session in live:
+            session.close_connection()
+        return len(live)
 
     def disconnect(self, username: str) -> int:
         """Close every live session of a credential (it was deleted)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from backend.dataplane import DataPlane
+from backend.dataplane import DataPlane, ProxyState
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.session import Session
@@ -22,7 +22,7 @@ BINARY_MAGIC = 0x80
 
 class MemcacheProtocol(asyncio.Protocol):
     __slots__ = ("dataplane", "region", "proxy", "auth_timeout", "transport", "session",
-                 "codec", "auth_timer")  # fmt: skip
+                 "codec", "auth_timer", "fault", "delayed_until")  # fmt: skip
 
     def __init__(self, dataplane: DataPlane, region: str, auth_timeout: float,
                  proxy: Proxy | None = None) -> None:  # fmt: skip
@@ -34,6 +34,8 @@ class MemcacheProtocol(asyncio.Protocol):
         self.session: Session | None = None
         self.codec: AsciiCodec | BinaryCodec | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
+        self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
+        self.delayed_until = 0.0  # loop time the last held-back reply is due
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -55,19 +57,45 @@ class MemcacheProtocol(asyncio.Protocol):
         if codec is None:
             codec_class = BinaryCodec if data[0] == BINARY_MAGIC else AsciiCodec
             codec = self.codec = codec_class(self.session)
+        elif codec.closing:
+            return  # closing after a held-back reply: nothing more is read
         reply = codec.feed(data)
-        if reply:
-            self.transport.write(reply)
-        space = self.session.space
+        fault = self.fault
+        if fault is not None and (fault.delay_s or self.delayed_until):
+            self._send_later(reply, codec.closing, fault.delay_s)
+        else:
+            if reply:
+                self.transport.write(reply)
+            if codec.closing:
+                self.transport.close()
+        session = self.session
+        space = session.space
         if space is not None:  # counted here, once per read, whatever the codec buffered
             counters = space.stats
             counters.bytes_read += len(data)
             counters.bytes_written += len(reply)
-        if codec.closing:
-            self.transport.close()
-        elif self.auth_timer is not None and self.session.credential is not None:
+        if self.auth_timer is not None and session.credential is not None:
             self.auth_timer.cancel()
             self.auth_timer = None
+            self.fault = self.dataplane.proxy_state[session.proxy]
+
+    def _send_later(self, reply: bytes, close: bool, delay_s: float) -> None:
+        """Fault "slow": hold this reply back; replies keep their order even if the delay
+        changes meanwhile."""
+        loop = asyncio.get_running_loop()
+        due = max(loop.time() + delay_s, self.delayed_until)
+        self.delayed_until = due
+        loop.call_at(due, self._send_delayed, reply, close, due)
+
+    def _send_delayed(self, reply: bytes, close: bool, due: float) -> None:
+        if due >= self.delayed_until:
+            self.delayed_until = 0.0
+        if self.transport.is_closing():
+            return
+        if reply:
+            self.transport.write(reply)
+        if close:
+            self.transport.close()
 
     def pause_writing(self) -> None:
         self.transport.pause_reading()

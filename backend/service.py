@@ -24,11 +24,14 @@ from backend.control import apps
 from backend.control.caches import ControlPlane
 from backend.control.db import Database, LogRow
 from backend.control.drains import DrainLine, LogDrains
+from backend.control.errors import NotFound
 from backend.control.models import Cache
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.listeners import MemcacheProtocol
+from backend.monitor import Monitor
 from backend.throttle import AuthThrottle
+from backend.topology import Proxy
 
 DB_FILE = "cachier.sqlite3"
 
@@ -81,6 +84,8 @@ class Service:
         self.drains: LogDrains | None = None
         self.analytics: Analytics | None = None
         self._background: list[asyncio.Task] = []
+        self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
+        self.monitor: Monitor | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
@@ -144,20 +149,20 @@ class Service:
         for proxy, sock in proxy_socks:
             proxy.address = _format_address(config.host, sock.getsockname()[1])
             proxies[proxy.hostname] = proxy.address
-            self._servers.append(await loop.create_server(
-                lambda p=proxy: MemcacheProtocol(self.dataplane, p.cluster.region.name,
-                                                 config.auth_timeout, p),
-                sock=sock,
-            ))  # fmt: skip
+            self._proxy_servers[proxy.hostname] = await self._serve_proxy(proxy, sock)
 
         api_url = f"http://{_format_address(config.host, api_sock.getsockname()[1])}"
         self.control.api_base_url = api_url
         self.control.endpoints = endpoints
         self.control.tls_endpoints = tls_endpoints
         apps.refresh_servers(self.control)
-        app = create_app(self.control, self.analytics, config.admin_token)
+        app = create_app(self, config.admin_token)
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
+        self.monitor = Monitor(self.dataplane, self.db, config.probe_interval,
+                               config.resolved_window)  # fmt: skip
+        self.control.cluster_is_red = self.monitor.is_red
+        self._background.append(asyncio.create_task(self.monitor.run()))
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
@@ -169,6 +174,35 @@ class Service:
             await asyncio.sleep(0.01)
         self.listening = Listening(api_url, endpoints, tls_endpoints, proxies)
         return self.listening
+
+    async def _serve_proxy(self, proxy: Proxy, sock: socket.socket) -> asyncio.AbstractServer:
+        config = self.config
+        return await asyncio.get_running_loop().create_server(
+            lambda: MemcacheProtocol(self.dataplane, proxy.cluster.region.name,
+                                     config.auth_timeout, proxy),
+            sock=sock,
+        )  # fmt: skip
+
+    async def set_fault(self, hostname: str, mode: str, delay_ms: int = 0) -> Proxy:
+        """Fault injection: ``slow`` delays every reply of the proxy, ``down`` closes its
+        listener and its sessions (endpoints route around it), ``none`` restores it."""
+        assert self.dataplane is not None
+        proxy = self.dataplane.topology.proxy(hostname)
+        if proxy is None:
+            raise NotFound(f"no proxy named {hostname!r}")
+        state = self.dataplane.proxy_state[proxy]
+        state.delay_s = delay_ms / 1000 if mode == "slow" else 0.0
+        if mode == "down" and not state.down:
+            state.down = True
+            self._proxy_servers.pop(hostname).close()
+            self.dataplane.drop_proxy_sessions(proxy)
+        elif mode != "down" and state.down:
+            host, _, port = proxy.address.rpartition(":")
+            self._proxy_servers[hostname] = await self._serve_proxy(
+                proxy, _bind(host.strip("[]"), int(port))
+            )
+            state.down = False
+        return proxy
 
     def _forward_to_drain(self, cache: Cache, line: LogRow) -> None:
         app = cache.app
@@ -202,14 +236,15 @@ class Service:
         self._background.clear()
         if self.drains is not None:
             await self.drains.stop()
-        for server in self._servers:
+        for server in [*self._servers, *self._proxy_servers.values()]:
             server.close()
         if self.dataplane is not None:
             for transport in list(self.dataplane.transports):
                 transport.close()
-        for server in self._servers:
+        for server in [*self._servers, *self._proxy_servers.values()]:
             await server.wait_closed()
         self._servers.clear()
+        self._proxy_servers.clear()
         if self.db is not None:
             self.db.close()
             self.db = None

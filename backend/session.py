@@ -64,7 +64,7 @@ class Session:
         if not hmac.compare_digest(password, expected) or credential is None:
             throttle.record_failure(self.peer_host)
             return AuthResult.FAILED
-        cache = dataplane.caches.get(credential.cache_id)
+        cache = dataplane.cache_of(credential)
         if cache is None or cache.region != self.region:
             throttle.record_failure(self.peer_host)
             return AuthResult.FAILED
@@ -74,6 +74,8 @@ class Session:
                 return AuthResult.UNAVAILABLE
         elif self.listener_proxy.cluster.name == cache.cluster:
             proxy = self.listener_proxy
+            if dataplane.proxy_state[proxy].down:
+                return AuthResult.UNAVAILABLE
         else:
             return AuthResult.WRONG_CLUSTER
         self.credential = credential

@@ -1,24 +1,28 @@
-"""The FastAPI application: public, admin (and later dashboard) routes."""
+"""The FastAPI application: public status, admin and dashboard routes."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from backend import __version__
-from backend.analytics import Analytics
-from backend.api import admin, dashboard, errors
+from backend.api import admin, dashboard, errors, status
 from backend.api.schemas import HealthOut
-from backend.control.caches import ControlPlane
+
+if TYPE_CHECKING:
+    from backend.service import Service
 
 
-def create_app(control: ControlPlane, analytics: Analytics, admin_token: str) -> FastAPI:
+def create_app(service: Service, admin_token: str) -> FastAPI:
     app = FastAPI(
         title="cachier",
         version=__version__,
         description="Control plane of the cachier multi-tenant memcache service.",
     )
-    app.state.control = control
-    app.state.analytics = analytics
+    app.state.service = service
+    app.state.control = service.control
+    app.state.analytics = service.analytics
     app.state.admin_token = admin_token
     errors.install(app)
 
@@ -26,6 +30,8 @@ def create_app(control: ControlPlane, analytics: Analytics, admin_token: str) ->
     async def healthz() -> HealthOut:
         return HealthOut(status="ok")
 
+    app.include_router(status.router)
+    app.include_router(status.admin_router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
     return app

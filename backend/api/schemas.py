@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -149,3 +151,50 @@ class Sample(BaseModel):
 class StatsOut(BaseModel):
     interval_s: float = Field(description="the resolution of these samples")
     samples: list[Sample] = Field(description="oldest first")
+
+
+class FaultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["slow", "down", "none"]
+    delay_ms: int = Field(default=0, ge=0, le=60_000, description="for slow: added to each reply")
+
+
+class ProxyStatus(BaseModel):
+    hostname: str
+    address: str
+    state: Literal["up", "slow", "down"]
+    latency_ms: float | None = Field(description="latest probe round trip; null if it failed")
+    baseline_ms: float | None = Field(description="the proxy's usual latency (median)")
+    fault: Literal["slow", "down", "none"]
+    delay_ms: int
+
+
+class ClusterStatusOut(BaseModel):
+    name: str
+    light: Literal["green", "yellow", "red", "blue"]
+    label: str = Field(description="UP, SLOW, DOWN or RESOLVED")
+    since: str = Field(description="RFC 3339 time of the last change of light")
+    proxies: list[ProxyStatus]
+
+
+class RegionStatus(BaseModel):
+    name: str
+    clusters: list[ClusterStatusOut]
+
+
+class IncidentOut(BaseModel):
+    id: int
+    cluster: str
+    light: str
+    previous: str
+    started_at: str
+    ended_at: str | None
+    cause: str
+    proxies: list[str]
+
+
+class StatusOut(BaseModel):
+    regions: list[RegionStatus]
+    incidents: list[IncidentOut] = Field(description="changes of light, newest first")
+    rss_url: str

@@ -63,6 +63,19 @@ CREATE TABLE releases (
     PRIMARY KEY (cache_id, number)
 );
 """,
+    """
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster TEXT NOT NULL,
+    light TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    cause TEXT NOT NULL,
+    proxies TEXT NOT NULL
+);
+CREATE INDEX incidents_by_cluster ON incidents(cluster, id);
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -104,6 +117,20 @@ class ReleaseRow:
     number: int
     description: str
     t: str
+
+
+@dataclass
+class IncidentRow:
+    """One period of a cluster's light, from the change that started it to the next one."""
+
+    id: int
+    cluster: str
+    light: str
+    previous: str
+    started_at: float
+    ended_at: float | None
+    cause: str
+    proxies: str  # space-separated hostnames
 
 
 @dataclass
@@ -272,3 +299,43 @@ class Database:
                 (cache_id, after_id, limit),
             ).fetchall()
         return [LogRow(*r) for r in rows]
+
+    # -- status history -----------------------------------------------------------------
+    def start_incident(self, cluster: str, light: str, previous: str, at: float, cause: str,
+                       proxies: str) -> int:  # fmt: skip
+        """Close the cluster's open period and open the next one, atomically."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE incidents SET ended_at = ? WHERE cluster = ? AND ended_at IS NULL",
+                (at, cluster),
+            )
+            cur = self.conn.execute(
+                "INSERT INTO incidents (cluster, light, previous, started_at, ended_at, cause,"
+                " proxies) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                (cluster, light, previous, at, cause, proxies),
+            )
+        return int(cur.lastrowid)
+
+    def incidents(self, limit: int = 50) -> list[IncidentRow]:
+        rows = self.conn.execute(
+            "SELECT id, cluster, light, previous, started_at, ended_at, cause, proxies"
+            " FROM incidents ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [IncidentRow(*r) for r in rows]
+
+    def last_incidents(self) -> dict[str, IncidentRow]:
+        """Each cluster's current period (its newest row)."""
+        rows = self.conn.execute(
+            "SELECT id, cluster, light, previous, started_at, ended_at, cause, proxies"
+            " FROM incidents WHERE id IN (SELECT MAX(id) FROM incidents GROUP BY cluster)"
+        )
+        return {r[1]: IncidentRow(*r) for r in rows}
+
+    def last_trouble_ended(self, cluster: str) -> float | None:
+        """When the cluster last stopped being yellow or red (for "recently resolved")."""
+        (ended,) = self.conn.execute(
+            "SELECT MAX(ended_at) FROM incidents WHERE cluster = ? AND light IN ('red', 'yellow')",
+            (cluster,),
+        ).fetchone()
+        return ended

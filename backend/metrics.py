@@ -1,0 +1,101 @@
+"""Prometheus metrics, read from live state at scrape time (nothing on the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from backend.service import Service
+
+CACHE_COUNTERS = {
+    "cmd_get": "get commands (keys requested)", "cmd_set": "storage commands",
+    "cmd_delete": "delete commands", "cmd_flush": "flushes", "cmd_touch": "touch commands",
+    "get_hits": "gets that found the key", "get_misses": "gets that missed",
+    "evictions": "items evicted for memory", "bytes_read": "bytes received",
+    "bytes_written": "bytes sent", "total_connections": "connections ever opened",
+}  # fmt: skip
+STATES = ("up", "slow", "down")
+LIGHTS = ("green", "blue", "yellow", "red")
+
+
+class ServiceCollector(Collector):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._caches()
+        yield from self._auth()
+        yield from self._status()
+
+    def _caches(self) -> Iterator[Metric]:
+        dataplane = self.service.dataplane
+        counters = {name: CounterMetricFamily(f"cachier_cache_{name}", help_, labels=["cache"])
+                    for name, help_ in CACHE_COUNTERS.items()}  # fmt: skip
+        gauges = {
+            "items": GaugeMetricFamily("cachier_cache_items", "items stored", labels=["cache"]),
+            "bytes": GaugeMetricFamily("cachier_cache_bytes", "memory used by items",
+                                       labels=["cache"]),
+            "limit": GaugeMetricFamily("cachier_cache_limit_bytes", "the plan's memory limit",
+                                       labels=["cache"]),
+            "connections": GaugeMetricFamily("cachier_cache_connections", "open connections",
+                                             labels=["cache"]),
+        }  # fmt: skip
+        for cache in dataplane.caches.values():
+            space = dataplane.space_for(cache)
+            stats = space.stats
+            for name, family in counters.items():
+                family.add_metric([cache.name], getattr(stats, name))
+            gauges["items"].add_metric([cache.name], space.curr_items)
+            gauges["bytes"].add_metric([cache.name], space.bytes)
+            gauges["limit"].add_metric([cache.name], space.limit)
+            gauges["connections"].add_metric([cache.name], stats.curr_connections)
+        yield from counters.values()
+        yield from gauges.values()
+
+    def _auth(self) -> Iterator[Metric]:
+        throttle = self.service.dataplane.throttle
+        failures = CounterMetricFamily("cachier_auth_failures", "failed memcache logins")
+        failures.add_metric([], throttle.total_failures)
+        refused = CounterMetricFamily("cachier_auth_throttled",
+                                      "logins refused by brute-force protection")  # fmt: skip
+        refused.add_metric([], throttle.total_refused)
+        yield failures
+        yield refused
+
+    def _status(self) -> Iterator[Metric]:
+        monitor = self.service.monitor
+        latency = GaugeMetricFamily(
+            "cachier_proxy_probe_latency_seconds",
+            "latest probe round trip",
+            labels=["proxy", "cluster"],
+        )
+        state = GaugeMetricFamily(
+            "cachier_proxy_state",
+            "1 for the proxy's current state",
+            labels=["proxy", "cluster", "state"],
+        )
+        light = GaugeMetricFamily("cachier_cluster_light", "1 for the cluster's current light",
+                                  labels=["cluster", "light"])  # fmt: skip
+        for health in monitor.health.values():
+            labels = [health.proxy.hostname, health.proxy.cluster.name]
+            if health.latency_ms is not None:
+                latency.add_metric(labels, health.latency_ms / 1000)
+            for name in STATES:
+                state.add_metric([*labels, name], 1.0 if health.state == name else 0.0)
+        for name, status in monitor.clusters.items():
+            for colour in LIGHTS:
+                light.add_metric([name, colour], 1.0 if status.light == colour else 0.0)
+        yield latency
+        yield state
+        yield light
+
+
+def exposition(service: Service) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(service))
+    return generate_latest(registry)

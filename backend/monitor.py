@@ -1,0 +1,305 @@
+"""The automated status: probes -> per-proxy state -> cluster light -> incident history.
+
+Every proxy is probed over its own TCP port with a real memcache round trip (``set`` then
+``get`` of a fresh value) by an internal credential of a hidden per-cluster cache. The probe
+connection is kept open and re-established after any failure.
+
+Per proxy, debounced with hysteresis (``Sensitivity`` holds the numbers):
+
+- ``down`` after ``enter_down`` (2) failed probes in a row — a refused connection, a
+  timeout or a wrong answer. One failure is noise (a probe racing a restart); two in a row
+  at a 1 s interval is an outage, reported within 3 intervals of its start.
+- ``slow`` after ``enter_slow`` (3) probes in a row slower than both ``slow_factor`` (4×)
+  the proxy's own usual latency (median of its last ``baseline_size`` normal probes) and
+  the absolute ``slow_floor_ms`` (20 ms). The floor keeps a loopback proxy whose usual is
+  0.3 ms from turning yellow at 2 ms; the factor keeps a far proxy whose usual is 30 ms
+  from turning yellow at 31 ms; three in a row rule out a single GC pause or spike.
+- back to ``up`` after ``leave_down`` (2) / ``leave_slow`` (3) good probes in a row, so a
+  flapping proxy does not flip the light on every probe.
+
+Per cluster: ``red`` if a proxy is down, else ``yellow`` if one is slow, else ``blue``
+("recently resolved") within ``resolved_window`` of the last red/yellow, else ``green``.
+Every change of a light is an incident row (persisted; the RSS feed reads them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backend.control.db import Database, IncidentRow
+from backend.control.models import Cache, Credential
+from backend.dataplane import DataPlane
+from backend.topology import Cluster, Proxy
+
+log = logging.getLogger(__name__)
+
+UP, SLOW, DOWN = "up", "slow", "down"
+GREEN, BLUE, YELLOW, RED = "green", "blue", "yellow", "red"
+PROBE_KEY = b"cachier-probe"
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    enter_down: int = 2
+    leave_down: int = 2
+    enter_slow: int = 3
+    leave_slow: int = 3
+    slow_factor: float = 4.0
+    slow_floor_ms: float = 20.0
+    baseline_size: int = 120
+    baseline_min: int = 5  # until this many normal probes, only the floor applies
+
+
+class ProxyHealth:
+    """One proxy's debounced state, fed one probe result at a time."""
+
+    def __init__(self, proxy: Proxy, sensitivity: Sensitivity) -> None:
+        self.proxy = proxy
+        self.sensitivity = sensitivity
+        self.state = UP
+        self.observed = False
+        self.latency_ms: float | None = None
+        self.normal: deque[float] = deque(maxlen=sensitivity.baseline_size)
+        self.bad_streak = 0  # consecutive probes pointing away from the current state
+        self.failures = 0  # consecutive failed probes
+
+    def baseline_ms(self) -> float | None:
+        return statistics.median(self.normal) if self.normal else None
+
+    def is_slow(self, latency_ms: float) -> bool:
+        s = self.sensitivity
+        if latency_ms <= s.slow_floor_ms:
+            return False
+        if len(self.normal) < s.baseline_min:
+            return True
+        return latency_ms > s.slow_factor * statistics.median(self.normal)
+
+    def observe(self, latency_ms: float | None) -> bool:
+        """Take one probe result (None = failed); True when the state changed."""
+        s = self.sensitivity
+        self.observed = True
+        self.latency_ms = latency_ms
+        if latency_ms is None:
+            self.failures += 1
+            if self.state != DOWN and self.failures >= s.enter_down:
+                return self._become(DOWN)
+            if self.state == DOWN:
+                self.bad_streak = 0
+            return False
+        self.failures = 0
+        slow = self.is_slow(latency_ms)
+        if not slow:
+            self.normal.append(latency_ms)
+        target = SLOW if slow else UP
+        if self.state == DOWN:
+            self.bad_streak += 1  # a success while down counts towards recovery
+            if self.bad_streak >= s.leave_down:
+                return self._become(target)
+            return False
+        if target == self.state:
+            self.bad_streak = 0
+            return False
+        self.bad_streak += 1
+        needed = s.enter_slow if target == SLOW else s.leave_slow
+        return self._become(target) if self.bad_streak >= needed else False
+
+    def _become(self, state: str) -> bool:
+        self.state = state
+        self.bad_streak = 0
+        return True
+
+
+class Prober:
+    """A persistent, authenticated memcache connection to one proxy's own port."""
+
+    def __init__(self, proxy: Proxy, credential: Credential, timeout_s: float) -> None:
+        self.proxy = proxy
+        self.credential = credential
+        self.timeout_s = timeout_s
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def probe(self) -> float | None:
+        """Round-trip latency in ms, or None when the proxy failed to answer correctly."""
+        try:
+            return await asyncio.wait_for(self._round_trip(), self.timeout_s)
+        except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            return None
+
+    async def _round_trip(self) -> float:
+        if self.writer is None:
+            await self._connect()
+        assert self.reader is not None and self.writer is not None
+        token = secrets.token_hex(8).encode()
+        started = time.perf_counter()
+        self.writer.write(
+            b"set %b 0 60 16 noreply\r\n%b\r\nget %b\r\n" % (PROBE_KEY, token, PROBE_KEY)
+        )
+        reply = await self.reader.readuntil(b"END\r\n")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if reply != b"VALUE %b 0 16\r\n%b\r\nEND\r\n" % (PROBE_KEY, token):
+            raise ValueError("wrong probe answer")
+        return elapsed_ms
+
+    async def _connect(self) -> None:
+        host, _, port = self.proxy.address.rpartition(":")
+        reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        self.reader, self.writer = reader, writer
+        user, password = self.credential.username.encode(), self.credential.password
+        writer.write(b"set %b 0 0 %d\r\n%b\r\n" % (user, len(password), password))
+        if await reader.readuntil(b"\r\n") != b"STORED\r\n":
+            raise ValueError("probe credential refused")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
+    """One hidden cache and credential per cluster, in memory only: the probes' identity."""
+    credentials = {}
+    for cluster in dataplane.topology.clusters():
+        cache = Cache(f"probe:{cluster.name}", f"probe-{cluster.name}", "free",
+                      cluster.region.name, cluster.name)  # fmt: skip
+        credential = Credential(f"probe-{cluster.name}-{secrets.token_hex(6)}",
+                                secrets.token_hex(16).encode(), cache.id, primary=True)  # fmt: skip
+        cache.credentials.append(credential)
+        dataplane.internal_caches[cache.id] = cache
+        dataplane.credentials[credential.username] = credential
+        credentials[cluster.name] = credential
+    return credentials
+
+
+class ClusterStatus:
+    def __init__(self, cluster: Cluster, light: str, since: float,
+                 trouble_ended: float | None) -> None:  # fmt: skip
+        self.cluster = cluster
+        self.light = light
+        self.since = since
+        self.trouble_ended = trouble_ended
+        self.involved: list[str] = []  # proxies of the last trouble, for the "resolved" entry
+
+
+class Monitor:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        db: Database,
+        interval_s: float = 1.0,
+        resolved_window_s: float = 3600.0,
+        sensitivity: Sensitivity | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dataplane = dataplane
+        self.db = db
+        self.interval_s = interval_s
+        self.resolved_window_s = resolved_window_s
+        self.sensitivity = sensitivity or Sensitivity()
+        self.clock = clock
+        self.timeout_s = max(0.5, 2 * interval_s)
+        self.health = {p.hostname: ProxyHealth(p, self.sensitivity)
+                       for p in dataplane.topology.proxies()}  # fmt: skip
+        self.clusters = self._load_clusters()
+        self.probes_run = 0
+        self.listeners: list[Callable[[IncidentRow], None]] = []
+
+    def _load_clusters(self) -> dict[str, ClusterStatus]:
+        last = self.db.last_incidents()
+        statuses = {}
+        now = self.clock()
+        for cluster in self.dataplane.topology.clusters():
+            row = last.get(cluster.name)
+            light, since = (row.light, row.started_at) if row else (GREEN, now)
+            ended = self.db.last_trouble_ended(cluster.name)
+            statuses[cluster.name] = ClusterStatus(cluster, light, since, ended)
+        return statuses
+
+    # -- queries ------------------------------------------------------------------------
+    def light(self, cluster: str) -> str:
+        return self.clusters[cluster].light
+
+    def is_red(self, cluster: str) -> bool:
+        status = self.clusters.get(cluster)
+        return status is not None and status.light == RED
+
+    # -- probing ------------------------------------------------------------------------
+    async def run(self) -> None:
+        credentials = probe_caches(self.dataplane)
+        probers = [Prober(p, credentials[p.cluster.name], self.timeout_s)
+                   for p in self.dataplane.topology.proxies()]  # fmt: skip
+        try:
+            async with asyncio.TaskGroup() as group:
+                for prober in probers:
+                    group.create_task(self._probe_forever(prober))
+        finally:
+            for prober in probers:
+                prober.close()
+
+    async def _probe_forever(self, prober: Prober) -> None:
+        """Probe at a steady interval; a slow probe shortens the wait, never stacks probes."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            latency = await prober.probe()
+            self.probes_run += 1
+            try:
+                self.observe(prober.proxy, latency)
+            except Exception:  # a bug here must not stop the status page
+                log.exception("status evaluation failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+
+    def observe(self, proxy: Proxy, latency_ms: float | None) -> None:
+        self.health[proxy.hostname].observe(latency_ms)
+        self.evaluate(proxy.cluster.name)
+
+    def evaluate(self, cluster_name: str) -> None:
+        """Recompute a cluster's light; record an incident when it changes."""
+        status = self.clusters[cluster_name]
+        healths = [self.health[p.hostname] for p in status.cluster.proxies]
+        if not all(h.observed for h in healths):
+            return  # not every proxy has been probed since start: nothing to say yet
+        now = self.clock()
+        down = [h.proxy.hostname for h in healths if h.state == DOWN]
+        slow = [h for h in healths if h.state == SLOW]
+        if down:
+            light, involved = RED, down
+            cause = f"{len(down)} of {len(healths)} proxies unreachable: {', '.join(down)}"
+        elif slow:
+            light, involved = YELLOW, [h.proxy.hostname for h in slow]
+            cause = "slower than usual: " + ", ".join(
+                f"{h.proxy.hostname} ({h.latency_ms:.1f} ms, usually {h.baseline_ms() or 0:.1f} ms)"
+                for h in slow
+            )
+        elif status.light in (RED, YELLOW) or (
+            status.trouble_ended is not None and now - status.trouble_ended < self.resolved_window_s
+        ):
+            light, involved = BLUE, status.involved
+            cause = "recently resolved: every proxy answers normally again"
+        else:
+            light, involved = GREEN, []
+            cause = "every proxy answers normally"
+        if light in (RED, YELLOW):
+            status.involved = involved
+        elif status.light in (RED, YELLOW):
+            status.trouble_ended = now
+        if light == status.light:
+            return
+        row_id = self.db.start_incident(cluster_name, light, status.light, now, cause,
+                                        " ".join(involved))  # fmt: skip
+        row = IncidentRow(row_id, cluster_name, light, status.light, now, None, cause,
+                          " ".join(involved))  # fmt: skip
+        status.light, status.since = light, now
+        for listener in self.listeners:
+            listener(row)
+
+    def incidents(self, limit: int = 50) -> list[IncidentRow]:
+        return self.db.incidents(limit)

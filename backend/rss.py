@@ -1,0 +1,56 @@
+"""The status history as an RSS 2.0 feed: one item per change of a cluster's light."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+from xml.etree import ElementTree as ET
+
+from backend.control.db import IncidentRow
+
+LABELS = {"green": "UP", "yellow": "SLOW", "red": "DOWN", "blue": "RESOLVED"}
+
+
+def rfc822(unix: float) -> str:
+    return email.utils.format_datetime(datetime.fromtimestamp(unix, UTC))
+
+
+def item_title(row: IncidentRow) -> str:
+    return f"{row.cluster} is {row.light} ({LABELS.get(row.light, row.light.upper())})"
+
+
+def item_description(row: IncidentRow) -> str:
+    proxies = row.proxies.split()
+    named = f" Proxies involved: {', '.join(proxies)}." if proxies else ""
+    return f"{row.cluster} changed from {row.previous} to {row.light}: {row.cause}.{named}"
+
+
+def feed(rows: list[IncidentRow], site_url: str, feed_url: str) -> bytes:
+    """RSS 2.0, newest first. Each guid is the incident's database id, so it is stable
+    across restarts and a reader never sees an old change twice."""
+    rss = ET.Element("rss", version="2.0")
+    channel = ET.SubElement(rss, "channel")
+    ET.SubElement(channel, "title").text = "cachier status"
+    ET.SubElement(channel, "link").text = site_url
+    ET.SubElement(channel, "description").text = (
+        "Automated status of every cachier cluster: green up, yellow slow, red down, "
+        "blue recently resolved."
+    )
+    ET.SubElement(channel, "language").text = "en"
+    built = rows[0].started_at if rows else datetime.now(UTC).timestamp()
+    ET.SubElement(channel, "lastBuildDate").text = rfc822(built)
+    atom = ET.SubElement(channel, "{http://www.w3.org/2005/Atom}link")
+    atom.set("href", feed_url)
+    atom.set("rel", "self")
+    atom.set("type", "application/rss+xml")
+    for row in rows:
+        item = ET.SubElement(channel, "item")
+        ET.SubElement(item, "title").text = item_title(row)
+        ET.SubElement(item, "link").text = site_url
+        ET.SubElement(item, "description").text = item_description(row)
+        ET.SubElement(item, "pubDate").text = rfc822(row.started_at)
+        guid = ET.SubElement(item, "guid", isPermaLink="false")
+        guid.text = f"cachier-status-{row.id}"
+        ET.SubElement(item, "category").text = row.cluster
+    ET.register_namespace("atom", "http://www.w3.org/2005/Atom")
+    return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
