@@ -54,7 +54,7 @@ class Sensitivity:
     slow_factor: float = 4.0
     slow_floor_ms: float = 20.0
     baseline_size: int = 120
-    baseline_min: int = 5  # until this many normal probes, only the floor applies
+    baseline_min: int = 5  # below this many normal answers, the fastest one is the usual
 
 
 class ProxyHealth:
@@ -74,12 +74,18 @@ class ProxyHealth:
         return statistics.median(self.normal) if self.normal else None
 
     def is_slow(self, latency_ms: float) -> bool:
+        """Clearly above this proxy's usual and above the floor.
+
+        The usual is the median of its recent normal answers; until there are
+        ``baseline_min`` of them, the fastest answer seen so far stands in (a proxy that
+        was slow from its very first probe is taken as it is: far away, not degraded).
+        """
         s = self.sensitivity
-        if latency_ms <= s.slow_floor_ms:
+        if latency_ms <= s.slow_floor_ms or not self.normal:
             return False
-        if len(self.normal) < s.baseline_min:
-            return True
-        return latency_ms > s.slow_factor * statistics.median(self.normal)
+        normal = self.normal
+        usual = statistics.median(normal) if len(normal) >= s.baseline_min else min(normal)
+        return latency_ms > s.slow_factor * usual
 
     def observe(self, latency_ms: float | None) -> bool:
         """Take one probe result (None = failed); True when the state changed."""
