@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from backend.api.dashboard import credential_out
 from backend.api.deps import Control, require_admin
-from backend.api.schemas import CacheCreate, CacheOut, ErrorOut, FlushOut
+from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, ErrorOut, FlushOut
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
 
@@ -31,7 +31,16 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
         dashboard_url=control.dashboard_url(cache),
         created_at=cache.created_at,
         credentials=[credential_out(c) for c in cache.credentials],
+        usage=usage_of(control, cache),
     )
+
+
+def usage_of(control: ControlPlane, cache: Cache) -> CacheUsage:
+    space = control.dataplane.space_for(cache)
+    stats = space.stats
+    return CacheUsage(memory_used=space.bytes, items=space.curr_items,
+                      connections=stats.curr_connections, get_hits=stats.get_hits,
+                      get_misses=stats.get_misses)  # fmt: skip
 
 
 @router.get("/caches", response_model=list[CacheOut])

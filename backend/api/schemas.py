@@ -36,6 +36,16 @@ class CapabilitiesPatch(BaseModel):
     flush: bool | None = None
 
 
+class CacheUsage(BaseModel):
+    """Live figures of a cache, as its cluster's store has them now."""
+
+    memory_used: int
+    items: int
+    connections: int
+    get_hits: int
+    get_misses: int
+
+
 class CacheOut(BaseModel):
     id: str
     name: str
@@ -48,6 +58,7 @@ class CacheOut(BaseModel):
     dashboard_url: str
     created_at: str
     credentials: list[CredentialOut]
+    usage: CacheUsage
 
 
 class FlushOut(BaseModel):

@@ -1,0 +1,161 @@
+"""CachierApp: pages as modes, global bindings, the in-process backend's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from backend.service import Service, ServiceError
+from tui.client import CachierClient
+from tui.pages.analytics import AnalyticsPage
+from tui.pages.caches import CachesPage
+from tui.pages.credentials import CredentialsPage
+from tui.pages.help import HelpScreen
+from tui.pages.logs import LogsPage
+from tui.pages.status import StatusPage
+
+REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Settings:
+    refresh_s: float = 1.0
+    operator: bool = True  # False: one cache's owner, reached through its dashboard URL
+    sso: str | None = None  # the cache shown by the cache pages, if known at start
+    admin_token: str | None = None
+    title: str = "cachier"
+    live: bool = True  # False in snapshot tests: pages show injected data only
+    clock: Callable[[], float] | None = None  # frozen in snapshot tests
+    backend_log: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+
+
+class BackendLogHandler(logging.Handler):
+    """The in-process backend's log lines go to the app, never onto the terminal."""
+
+    def __init__(self, app: CachierApp) -> None:
+        super().__init__(logging.INFO)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.app.settings.backend_log.append(self.format(record))
+            if record.levelno >= logging.ERROR:
+                self.app.call_later(self.app.notify, record.getMessage()[:200],
+                                    title="Backend", severity="error")  # fmt: skip
+        except Exception:  # logging must never break the UI
+            pass
+
+
+class CachierApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("cachier.tcss")
+    TITLE = "cachier"
+    MODES = {
+        "caches": CachesPage,
+        "analytics": AnalyticsPage,
+        "credentials": CredentialsPage,
+        "status": StatusPage,
+        "logs": LogsPage,
+    }
+    BINDINGS = [
+        Binding("1,f2", "page('caches')", "Caches", id="page.caches"),
+        Binding("2,f3", "page('analytics')", "Analytics", id="page.analytics"),
+        Binding("3,f4", "page('credentials')", "Credentials", id="page.credentials"),
+        Binding("4,f5", "page('status')", "Status", id="page.status"),
+        Binding("5,f6", "page('logs')", "Logs", id="page.logs"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("p", "pause", "Pause", id="app.pause"),
+        Binding("r", "interval", "Interval", id="app.interval", show=False),
+        Binding("ctrl+r", "refresh", "Refresh now", id="app.refresh", show=False),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    paused: reactive[bool] = reactive(False)
+    refresh_s: reactive[float] = reactive(1.0)
+
+    def __init__(self, settings: Settings, client: CachierClient | None = None,
+                 service: Service | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.settings = settings
+        self.client = client
+        self.service = service
+        self.sso = settings.sso
+        self.cache_name: str | None = None
+        self.refresh_s = settings.refresh_s
+        self.title = settings.title
+
+    # -- lifetime -----------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        if self.service is not None:
+            self._route_backend_logs()
+            try:
+                listening = await self.service.start()
+            except ServiceError as error:
+                self.exit(message=f"cachier-tui: cannot start the backend: {error}")
+                return
+            self.client = CachierClient(listening.api_url, self.service.config.admin_token)
+        await self.switch_mode("caches" if self.settings.operator else "analytics")
+
+    async def on_unmount(self) -> None:
+        if self.client is not None and self.settings.live:
+            await self.client.close()
+        if self.service is not None:
+            await self.service.stop()
+
+    def _route_backend_logs(self) -> None:
+        handler = BackendLogHandler(self)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        root = logging.getLogger()
+        root.handlers = [handler]
+        root.setLevel(logging.INFO)
+
+    # -- cache selection ----------------------------------------------------------------
+    def open_cache(self, sso: str, name: str, page: str = "analytics") -> None:
+        """Show one cache on the cache pages (from the operator's Caches page)."""
+        self.sso, self.cache_name = sso, name
+        self.call_later(self.switch_mode, page)
+
+    def follow_sso(self, sso: str) -> None:
+        """After a rotation: keep working on the new dashboard URL."""
+        self.sso = sso
+
+    # -- actions ------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page" and parameters and parameters[0] == "caches":
+            return self.settings.operator  # the owner of one cache has no cache list
+        return True
+
+    async def action_page(self, name: str) -> None:
+        if self.current_mode != name:
+            await self.switch_mode(name)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self._refresh_current()
+
+    def action_interval(self) -> None:
+        later = [c for c in REFRESH_CHOICES if c > self.refresh_s]
+        self.refresh_s = later[0] if later else REFRESH_CHOICES[0]
+        self.notify(f"refreshing every {self.refresh_s:g} s", timeout=2)
+        self._refresh_current()
+
+    def action_refresh(self) -> None:
+        self._refresh_current()
+
+    def _refresh_current(self) -> None:
+        screen = self.screen
+        if hasattr(screen, "refresh_now"):
+            screen.refresh_now()
+
+    def watch_paused(self, paused: bool) -> None:
+        self.sub_title = "⏸ PAUSED" if paused else ""

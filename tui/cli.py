@@ -1,0 +1,91 @@
+"""``cachier-tui``: the dashboard, on an in-process backend, a remote one, or one cache."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from backend.cli import ConfigError, build_parser, config_from_args
+from backend.topology import TopologyError
+from tui.app import CachierApp, Settings
+from tui.client import ApiError, CachierClient, api_of, sso_of
+
+
+def build_tui_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    parser.prog = "cachier-tui"
+    parser.description = (
+        "The cachier dashboard. With no URL it runs the backend in this process; "
+        "--api attaches to a running backend; a dashboard URL shows that one cache."
+    )
+    parser.add_argument("dashboard_url", nargs="?", help="a cache's …/dashboard/<secret> URL")
+    parser.add_argument("--api", help="attach to the backend at this URL (operator view)")
+    parser.add_argument("--refresh", type=float, default=1.0,
+                        help="seconds between refreshes (default: 1; r cycles it)")  # fmt: skip
+    return parser
+
+
+async def _check(client: CachierClient, sso: str | None, operator: bool) -> str | None:
+    """A readable reason the backend cannot be used, or None."""
+    try:
+        await client.health()
+        if sso is not None:
+            await client.cache(sso)
+        elif operator:
+            await client.caches()
+    except ApiError as error:
+        if sso is not None and error.status == 404:
+            return "this dashboard URL is not valid (any more): ask for the current one"
+        return str(error)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_tui_parser().parse_args(argv)
+    settings = Settings(refresh_s=args.refresh)
+    service = None
+    client_args: tuple[str, str | None] | None = None
+    if args.dashboard_url:
+        if "/dashboard/" not in args.dashboard_url:
+            print("cachier-tui: error: a dashboard URL looks like http://host:port/dashboard/<secret>",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        settings.operator, settings.sso = False, sso_of(args.dashboard_url)
+        client_args = (api_of(args.dashboard_url), None)
+    elif args.api:
+        if not args.admin_token:
+            print("cachier-tui: error: --api needs --admin-token (or CACHIER_ADMIN_TOKEN)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        client_args = (args.api, args.admin_token)
+    else:
+        from backend.service import Service
+
+        try:
+            service = Service(config_from_args(args))
+        except (ConfigError, TopologyError) as error:
+            print(f"cachier-tui: error: {error}", file=sys.stderr)
+            return 2
+    client = None
+    if client_args is not None:
+        probe = CachierClient(*client_args, timeout=5)
+        problem = asyncio.run(_probe(probe, settings))
+        if problem:
+            print(f"cachier-tui: error: {problem}", file=sys.stderr)
+            return 1
+        client = CachierClient(*client_args)
+    app = CachierApp(settings, client, service)
+    app.run()
+    return app.return_code or 0
+
+
+async def _probe(client: CachierClient, settings: Settings) -> str | None:
+    try:
+        return await _check(client, settings.sso, settings.operator)
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The TUI's only way to the backend: one httpx.AsyncClient, answers as the API's schemas.
+
+Errors become ``ApiError`` with a message fit for a notification ("backend unreachable",
+"dashboard URL no longer valid", the API's own ``error`` text) — never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from backend.api.schemas import (
+    AppOut,
+    CacheInfo,
+    CacheOut,
+    CredentialOut,
+    DeleteOut,
+    FlushOut,
+    LogsOut,
+    MigrateOut,
+    RotateOut,
+    StatsOut,
+    StatusOut,
+)
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """A readable failure: shown to the user as is."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CachierClient:
+    def __init__(
+        self,
+        base_url: str,
+        admin_token: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout,
+                                      transport=transport)  # fmt: skip
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ApiError(f"the backend at {self.base_url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise ApiError(f"cannot reach the backend at {self.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200] or response.reason_phrase
+            if response.status_code == 401:
+                message = "the admin token was refused"
+            raise ApiError(message, response.status_code)
+        return response.json()
+
+    async def _get(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
+        data = await self._call(method, path, **kwargs)
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            raise ApiError(f"unexpected answer from {path}") from None
+
+    async def _get_list(self, model: type[Model], path: str) -> list[Model]:
+        data = await self._call("GET", path)
+        try:
+            return TypeAdapter(list[model]).validate_python(data)
+        except ValidationError:
+            raise ApiError(f"unexpected answer from {path}") from None
+
+    # -- public and operator ------------------------------------------------------------
+    async def health(self) -> None:
+        await self._call("GET", "/healthz")
+
+    async def status(self) -> StatusOut:
+        return await self._get(StatusOut, "GET", "/api/v1/status")
+
+    async def caches(self) -> list[CacheOut]:
+        return await self._get_list(CacheOut, "/api/v1/admin/caches")
+
+    async def create_cache(self, name: str, plan: str, region: str | None) -> CacheOut:
+        body = {"name": name, "plan": plan} | ({"region": region} if region else {})
+        return await self._get(CacheOut, "POST", "/api/v1/admin/caches", json=body)
+
+    async def fault(self, hostname: str, mode: str, delay_ms: int = 0) -> None:
+        await self._call("POST", f"/api/v1/admin/proxies/{hostname}/fault",
+                         json={"mode": mode, "delay_ms": delay_ms})  # fmt: skip
+
+    # -- one cache, through its dashboard URL -------------------------------------------
+    async def cache(self, sso: str) -> CacheInfo:
+        return await self._get(CacheInfo, "GET", f"/dashboard/{sso}/api/cache")
+
+    async def stats(self, sso: str, window_s: float | None = None) -> StatsOut:
+        params = {"window": window_s} if window_s else {}
+        return await self._get(StatsOut, "GET", f"/dashboard/{sso}/api/stats", params=params)
+
+    async def credentials(self, sso: str) -> list[CredentialOut]:
+        return await self._get_list(CredentialOut, f"/dashboard/{sso}/api/credentials")
+
+    async def add_credential(self, sso: str) -> CredentialOut:
+        return await self._get(CredentialOut, "POST", f"/dashboard/{sso}/api/credentials")
+
+    async def set_capabilities(
+        self, sso: str, username: str, **capabilities: bool
+    ) -> CredentialOut:
+        path = f"/dashboard/{sso}/api/credentials/{username}"
+        return await self._get(CredentialOut, "PATCH", path, json=capabilities)
+
+    async def promote(self, sso: str, username: str) -> CredentialOut:
+        return await self._get(CredentialOut, "POST",
+                               f"/dashboard/{sso}/api/credentials/{username}/promote")  # fmt: skip
+
+    async def delete_credential(self, sso: str, username: str) -> DeleteOut:
+        return await self._get(DeleteOut, "DELETE", f"/dashboard/{sso}/api/credentials/{username}")
+
+    async def flush(self, sso: str) -> FlushOut:
+        return await self._get(FlushOut, "POST", f"/dashboard/{sso}/api/flush")
+
+    async def migrate(self, sso: str) -> MigrateOut:
+        return await self._get(MigrateOut, "POST", f"/dashboard/{sso}/api/migrate")
+
+    async def rotate_sso(self, sso: str) -> RotateOut:
+        return await self._get(RotateOut, "POST", f"/dashboard/{sso}/api/sso/rotate")
+
+    async def logs(self, sso: str, after: int | None = None, limit: int = 200) -> LogsOut:
+        params: dict[str, int] = {"limit": limit} | ({"after": after} if after is not None else {})
+        return await self._get(LogsOut, "GET", f"/dashboard/{sso}/api/logs", params=params)
+
+    async def app(self, sso: str) -> AppOut:
+        return await self._get(AppOut, "GET", f"/dashboard/{sso}/api/app")
+
+
+def sso_of(dashboard_url: str) -> str:
+    """The secret part of a dashboard URL (``…/dashboard/<sso>``)."""
+    return dashboard_url.rstrip("/").rsplit("/dashboard/", 1)[1].split("/", 1)[0]
+
+
+def api_of(dashboard_url: str) -> str:
+    """The backend's base URL from a dashboard URL."""
+    return dashboard_url.rstrip("/").rsplit("/dashboard/", 1)[0]

@@ -1,0 +1,1 @@
+"""One module per view; each is a Textual screen used as an app mode."""

@@ -1,0 +1,148 @@
+"""Caches (operator): every cache with its plan, place, cluster light and live figures."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+
+from backend.api.schemas import CacheOut
+from backend.control.models import PLANS
+from tui.client import sso_of
+from tui.messages import CachesFetched
+from tui.pages.base import Page
+from tui.pages.status import _upsert
+from tui.widgets.status_light import light_text
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} B"
+
+
+class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
+    """Name, plan and region of a new cache; escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="create.cancel")]
+
+    def __init__(self, regions: list[str]) -> None:
+        super().__init__()
+        self.regions = regions
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="create-cache", classes="dialog"):
+            yield Label("New cache", classes="question")
+            yield Input(placeholder="name (letters, digits, . _ -)", id="name")
+            yield Select([(plan, plan) for plan in PLANS], value="100mb", id="plan",
+                         allow_blank=False)  # fmt: skip
+            yield Select([(r, r) for r in self.regions], value=self.regions[0], id="region",
+                         allow_blank=False)  # fmt: skip
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Create", id="create", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "create":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self._submit()
+
+    def _submit(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        if not name:
+            self.notify("a cache needs a name", severity="warning")
+            return
+        plan = self.query_one("#plan", Select).value
+        region = self.query_one("#region", Select).value
+        self.dismiss((name, str(plan), str(region)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class CachesPage(Page):
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="caches.open"),
+        Binding("c", "create", "Create cache", id="caches.create"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caches: dict[str, CacheOut] = {}
+        self.regions: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="caches", cursor_type="row", zebra_stripes=True)
+        yield Static("enter: open the cache · c: create a cache", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, key, width in (("Cache", "name", 11), ("Plan", "plan", 5),
+                                  ("Region", "region", 9), ("Cluster", "cluster", 17),
+                                  ("Memory", "memory", 12), ("Hits", "hits", 4),
+                                  ("Conns", "conns", 5)):  # fmt: skip
+            table.add_column(label, key=key, width=width)
+
+    async def load(self) -> CachesFetched:
+        client = self.cachier.client
+        caches, status = await asyncio.gather(client.caches(), client.status())
+        return CachesFetched(caches, status)
+
+    @on(CachesFetched)
+    def show(self, message: CachesFetched) -> None:
+        lights = {c.name: c.light for r in message.status.regions for c in r.clusters}
+        self.regions = [r.name for r in message.status.regions]
+        styles = self.app.theme_variables
+        table = self.query_one(DataTable)
+        self.caches = {c.id: c for c in message.caches}
+        with self.app.batch_update():
+            for cache in message.caches:
+                usage = cache.usage
+                gets = usage.get_hits + usage.get_misses
+                share = usage.memory_used / cache.memory_limit if cache.memory_limit else 0
+                cluster = Text(f"{cache.cluster} ")
+                cluster.append_text(light_text(lights.get(cache.cluster, "green"), styles))
+                _upsert(table, cache.id, [
+                    cache.name, cache.plan, cache.region, cluster,
+                    f"{_size(usage.memory_used)} {share:4.0%}",
+                    f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
+                ])  # fmt: skip
+            for key in [k.value for k in table.rows if k.value not in self.caches]:
+                table.remove_row(key)
+
+    def action_open(self) -> None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        cache = self.caches[key]
+        self.cachier.open_cache(sso_of(cache.dashboard_url), cache.name)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_create(self) -> None:
+        def created(answer: tuple[str, str, str | None] | None) -> None:
+            if answer is not None:
+                name, plan, region = answer
+                self.run_action(
+                    f"Creating {name}",
+                    self.cachier.client.create_cache(name, plan, region),
+                    lambda cache: self.notify(f"cache {cache.name} created on {cache.cluster}"),
+                )
+
+        self.app.push_screen(CreateCacheModal(self.regions or ["local"]), created)

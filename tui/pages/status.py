@@ -1,0 +1,102 @@
+"""Status: every region's clusters with their light, per-proxy state, incidents, the feed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Static
+
+from backend.api.schemas import StatusOut
+from tui.messages import StatusFetched
+from tui.pages.base import Page
+from tui.widgets.status_light import LIGHTS, light_text, proxy_text
+
+
+class StatusPage(Page):
+    """Clusters and proxies in one table (keyed rows, updated in place), incidents below."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="status-body"):
+            yield Static(id="legend")
+            yield DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
+            yield Static("Recent incidents", classes="section")
+            yield DataTable(id="incidents", cursor_type="row")
+            yield Static(id="feed", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        clusters = self.query_one("#clusters", DataTable)
+        clusters.add_column("Cluster / proxy", key="name", width=34)
+        clusters.add_column("Light", key="light", width=12)
+        clusters.add_column("Latency", key="latency", width=10)
+        clusters.add_column("Usual", key="usual", width=9)
+        clusters.add_column("Fault", key="fault")
+        incidents = self.query_one("#incidents", DataTable)
+        incidents.add_column("When (UTC)", key="when", width=20)
+        incidents.add_column("Cluster", key="cluster", width=9)
+        incidents.add_column("Now", key="light", width=12)
+        incidents.add_column("Cause", key="cause")
+        styles = self.app.theme_variables
+        legend = Text("Legend: ")
+        for light in LIGHTS:
+            legend.append_text(light_text(light, styles))
+            legend.append("  ")
+        self.query_one("#legend", Static).update(legend)
+
+    async def load(self) -> StatusFetched:
+        return StatusFetched(await self.cachier.client.status())
+
+    @on(StatusFetched)
+    def show(self, message: StatusFetched) -> None:
+        with self.app.batch_update():
+            self._show_clusters(message.status)
+            self._show_incidents(message.status)
+            self.query_one("#feed", Static).update(f"RSS feed: {message.status.rss_url}")
+
+    def _show_clusters(self, status: StatusOut) -> None:
+        table = self.query_one("#clusters", DataTable)
+        styles = self.app.theme_variables
+        wanted = []
+        for region in status.regions:
+            for cluster in region.clusters:
+                key = f"cluster:{cluster.name}"
+                wanted.append(key)
+                row = [Text(f"{cluster.name}  ({region.name})", style="bold"),
+                       light_text(cluster.light, styles), "", "", ""]  # fmt: skip
+                _upsert(table, key, row)
+                for proxy in cluster.proxies:
+                    key = f"proxy:{proxy.hostname}"
+                    wanted.append(key)
+                    fault = {"slow": f"slow +{proxy.delay_ms} ms", "down": "down",
+                             "none": ""}[proxy.fault]  # fmt: skip
+                    _upsert(table, key, [
+                        "  " + proxy.hostname.split(".")[0], proxy_text(proxy.state, styles),
+                        _ms(proxy.latency_ms), _ms(proxy.baseline_ms), fault,
+                    ])  # fmt: skip
+        for key in [k.value for k in table.rows if k.value not in wanted]:
+            table.remove_row(key)
+
+    def _show_incidents(self, status: StatusOut) -> None:
+        table = self.query_one("#incidents", DataTable)
+        table.clear()
+        styles = self.app.theme_variables
+        for incident in status.incidents[:20]:
+            when = (incident.started_at or "").replace("T", " ").rstrip("Z")
+            table.add_row(when, incident.cluster, light_text(incident.light, styles),
+                          incident.cause, key=str(incident.id))  # fmt: skip
+
+
+def _upsert(table: DataTable, key: str, cells: list) -> None:
+    """Update a keyed row in place (no flicker, cursor kept), or add it."""
+    if key in table.rows:
+        for column, value in zip(table.columns, cells, strict=True):
+            table.update_cell(key, column, value)
+    else:
+        table.add_row(*cells, key=key)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} ms"
