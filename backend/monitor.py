@@ -238,30 +238,30 @@ class Monitor:
         return status is not None and status.light == RED
 
     # -- probing ------------------------------------------------------------------------
-    async def run(self) -> None:
+    def start(self) -> list[asyncio.Task]:
+        """One probing task per proxy; the caller cancels them to stop."""
         credentials = probe_caches(self.dataplane)
-        probers = [Prober(p, credentials[p.cluster.name], self.timeout_s)
-                   for p in self.dataplane.topology.proxies()]  # fmt: skip
-        try:
-            async with asyncio.TaskGroup() as group:
-                for prober in probers:
-                    group.create_task(self._probe_forever(prober))
-        finally:
-            for prober in probers:
-                prober.close()
+        return [
+            asyncio.create_task(self._probe_forever(Prober(p, credentials[p.cluster.name],
+                                                           self.timeout_s)))
+            for p in self.dataplane.topology.proxies()
+        ]  # fmt: skip
 
     async def _probe_forever(self, prober: Prober) -> None:
         """Probe at a steady interval; a slow probe shortens the wait, never stacks probes."""
         loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            latency = await prober.probe()
-            self.probes_run += 1
-            try:
-                self.observe(prober.proxy, latency)
-            except Exception:  # a bug here must not stop the status page
-                log.exception("status evaluation failed")
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        try:
+            while True:
+                started = loop.time()
+                latency = await prober.probe()
+                self.probes_run += 1
+                try:
+                    self.observe(prober.proxy, latency)
+                except Exception:  # a bug here must not stop the status page
+                    log.exception("status evaluation failed")
+                await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        finally:
+            prober.close()
 
     def observe(self, proxy: Proxy, latency_ms: float | None) -> None:
         self.health[proxy.hostname].observe(latency_ms)

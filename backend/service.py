@@ -162,7 +162,7 @@ class Service:
         self.monitor = Monitor(self.dataplane, self.db, config.probe_interval,
                                config.resolved_window)  # fmt: skip
         self.control.cluster_is_red = self.monitor.is_red
-        self._background.append(asyncio.create_task(self.monitor.run()))
+        self._background += self.monitor.start()
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
@@ -231,8 +231,8 @@ class Service:
             self._api_task = None
         for task in self._background:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._background:  # bounded: a stop must never hang on a stuck task
+            await asyncio.wait(self._background, timeout=5)
         self._background.clear()
         if self.drains is not None:
             await self.drains.stop()

@@ -50,7 +50,7 @@ class Page(Screen):
         if self.needs_cache and self.cachier.sso is None:
             self.show_no_cache()
             return
-        self.run_worker(self._fetch(), exclusive=True, group="fetch", exit_on_error=False)
+        self.run_worker(self._fetch, exclusive=True, group="fetch", exit_on_error=False)
 
     def show_no_cache(self) -> None:
         """A cache page opened before a cache was chosen (operator view)."""
@@ -91,4 +91,4 @@ class Page(Screen):
                 done(result)
             self.refresh_now()
 
-        self.run_worker(run(), group="mutation", exit_on_error=False)
+        self.run_worker(run, group="mutation", exit_on_error=False)

@@ -1,0 +1,84 @@
+"""Pilot tests of the operator pages against a real in-process backend."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input
+
+from tests.tui.conftest import admin, running_app, wait_for
+from tui.pages.caches import CachesPage, CreateCacheModal
+from tui.pages.help import HelpScreen
+from tui.pages.status import StatusPage
+
+
+def cell_text(table: DataTable, row: str, column: str) -> str:
+    value = table.get_cell(row, column)
+    return value.plain if hasattr(value, "plain") else str(value)
+
+
+async def test_create_a_cache_from_the_caches_page(tmp_path) -> None:
+    async with running_app(tmp_path) as (app, pilot):
+        assert isinstance(app.screen, CachesPage)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateCacheModal))
+        app.screen.query_one("#name", Input).value = "from-the-tui"
+        await pilot.press("enter")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        async with admin(app) as client:
+            (cache,) = (await client.get("/api/v1/admin/caches")).json()
+        assert cache["name"] == "from-the-tui" and cache["plan"] == "100mb"
+        assert cell_text(table, cache["id"], "name") == "from-the-tui"
+        assert "● UP" in cell_text(table, cache["id"], "cluster")
+
+
+async def test_cancelled_create_creates_nothing(tmp_path) -> None:
+    async with running_app(tmp_path) as (app, pilot):
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateCacheModal))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CachesPage))
+        async with admin(app) as client:
+            assert (await client.get("/api/v1/admin/caches")).json() == []
+
+
+async def test_status_page_follows_an_injected_fault(tmp_path) -> None:
+    async with running_app(tmp_path) as (app, pilot):
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, StatusPage))
+        table = app.screen.query_one("#clusters", DataTable)
+        await wait_for(pilot, lambda: "cluster:local-a" in table.rows)
+        assert cell_text(table, "cluster:local-a", "light") == "● UP"
+        hostname = "proxy-2.local-b.local.cachier.internal"
+        async with admin(app) as client:
+            reply = await client.post(f"/api/v1/admin/proxies/{hostname}/fault",
+                                      json={"mode": "down"})  # fmt: skip
+            assert reply.status_code == 200
+        await wait_for(pilot, lambda: cell_text(table, "cluster:local-b", "light") == "✖ DOWN")
+        assert cell_text(table, f"proxy:{hostname}", "light") == "✖ DOWN"
+        assert cell_text(table, "cluster:local-a", "light") == "● UP"
+        incidents = app.screen.query_one("#incidents", DataTable)
+        await wait_for(pilot, lambda: incidents.row_count >= 1)
+
+
+async def test_pause_shows_a_badge_and_help_lists_the_bindings(tmp_path) -> None:
+    async with running_app(tmp_path) as (app, pilot):
+        await pilot.press("p")
+        assert app.paused and "PAUSED" in app.sub_title
+        await pilot.press("p")
+        assert not app.paused and app.sub_title == ""
+        await pilot.press("r")
+        assert app.refresh_s == 1.0  # 0.2 -> the next choice
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CachesPage))
+
+
+async def test_quitting_stops_the_backend_and_frees_its_ports(tmp_path) -> None:
+    import socket
+
+    async with running_app(tmp_path) as (app, pilot):
+        api = app.service.listening.api_url.rsplit(":", 1)[1]
+        await pilot.press("q")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", int(api)))
