@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,13 @@ class Debounce:
     leave_down: int
     enter_slow: int
     leave_slow: int
+    slow_factor: float
+    slow_floor_ms: float
+
+    def is_slow(self, latency_ms: float, baseline_ms: float | None) -> bool:
+        """The monitor's test for one probe (baseline None: only the floor applies)."""
+        above_usual = baseline_ms is None or latency_ms > self.slow_factor * baseline_ms
+        return latency_ms > self.slow_floor_ms and above_usual
 
 
 @dataclass
@@ -118,6 +125,9 @@ class Jitter:
     spikes: int
     changes: int
     late_intervals: int
+    slow_probes_seen: int
+    failed_probes_seen: int
+    max_normal_ms: float
     warmup_incidents: list[dict[str, Any]]
     incidents: list[dict[str, Any]]
     false_transitions: int
@@ -134,16 +144,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=5, help="detection trials (default: 5)")
     p.add_argument("--window", type=int, default=20,
                    help="resolved window in probe intervals (default: 20)")  # fmt: skip
-    p.add_argument("--proxy", default=DEFAULT_PROXY, help=f"proxy to fault ({DEFAULT_PROXY})")
+    p.add_argument("--proxy", default=DEFAULT_PROXY, help="proxy to fault (default: %(default)s)")
     p.add_argument("--slow-ms", type=int, default=150,
                    help=f"slow fault delay; raised to {SLOW_FACTOR}x the proxy's baseline "
                         "if that is more (default: 150)")  # fmt: skip
     p.add_argument("--probes", type=int, default=2000,
                    help="jitter phase length in probes per proxy (default: 2000)")  # fmt: skip
     p.add_argument("--base-ms", type=int, default=6,
-                   help="jitter baseline B in ms; even: B±50%% in whole ms (6)")  # fmt: skip
+                   help="jitter baseline B in ms; even, so that B±50%% is whole ms "
+                        "(default: 6)")  # fmt: skip
     p.add_argument("--spike-chance", type=float, default=1 / 200,
-                   help="chance per proxy and interval of a 10xB spike (0.005)")  # fmt: skip
+                   help="chance per proxy and interval of a 10xB spike "
+                        "(default: 0.005)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=100,
                    help="intervals at B before the jitter counts (default: 100)")  # fmt: skip
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
@@ -173,7 +185,8 @@ def debounce() -> Debounce:
     from backend.monitor import Sensitivity
 
     s = Sensitivity()
-    return Debounce(s.enter_down, s.leave_down, s.enter_slow, s.leave_slow)
+    return Debounce(s.enter_down, s.leave_down, s.enter_slow, s.leave_slow, s.slow_factor,
+                    s.slow_floor_ms)  # fmt: skip
 
 
 def probe_timeout(interval: float) -> float:
@@ -400,13 +413,41 @@ def incident_brief(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in keys}
 
 
-def set_all(api: Api, hosts: list[str], delays: dict[str, int]) -> None:
+@dataclass
+class ProbeWatch:
+    """Probe results as the fault replies show them (each carries the latest probe).
+
+    Sampled once per interval, so the counts are lower bounds; a spike's slow result is
+    mostly missed, since the next probe starts at once and replaces it a few ms later.
+    What they show: no probe failed, and how close normal probes came to the slow floor.
+    """
+
+    d: Debounce
+    last: dict[str, float | None] = field(default_factory=dict)
+    slow: int = 0
+    failed: int = 0
+    max_normal_ms: float = 0.0
+
+    def see(self, host: str, reply: dict[str, Any]) -> None:
+        latency = reply["latency_ms"]
+        if host in self.last and latency == self.last[host]:
+            return  # no new probe since the last reply
+        self.last[host] = latency
+        if latency is None:
+            self.failed += 1
+        elif self.d.is_slow(latency, reply["baseline_ms"]):
+            self.slow += 1
+        else:
+            self.max_normal_ms = max(self.max_normal_ms, latency)
+
+
+def set_all(api: Api, hosts: list[str], delays: dict[str, int], watch: ProbeWatch) -> None:
     """One fault call per proxy; mode slow with the drawn delay."""
     for host in hosts:
-        api.fault(host, "slow", delays[host])
+        watch.see(host, api.fault(host, "slow", delays[host]))
 
 
-def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random) -> Jitter:
+def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random, d: Debounce) -> Jitter:
     """Warm up at B, then redraw every proxy's delay each interval and count incidents.
 
     Ticks run on an absolute clock so the phase lasts exactly ticks x interval even when a
@@ -417,7 +458,7 @@ def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random) -> Jitter
     lo, hi = jitter_range(args.base_ms)
     spike_ms = SPIKE_FACTOR * args.base_ms
     before_warmup = last_incident_id(api.status())
-    set_all(api, hosts, dict.fromkeys(hosts, args.base_ms))
+    set_all(api, hosts, dict.fromkeys(hosts, args.base_ms), ProbeWatch(d))
     time.sleep(args.warmup * i)
     status = api.status()
     start_id = last_incident_id(status)
@@ -427,6 +468,7 @@ def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random) -> Jitter
     seen: dict[int, dict[str, Any]] = {}
     spiked = dict.fromkeys(hosts, False)
     spikes = changes = late = 0
+    watch = ProbeWatch(d)
     t0 = time.monotonic()
     for tick in range(ticks):
         due = t0 + tick * i
@@ -441,7 +483,7 @@ def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random) -> Jitter
             spiked[host] = spike
             spikes += spike
             delays[host] = spike_ms if spike else rng.randint(lo, hi)
-        set_all(api, hosts, delays)
+        set_all(api, hosts, delays, watch)
         changes += len(hosts)
         if tick % STATUS_EVERY == STATUS_EVERY - 1:
             seen.update({r["id"]: r for r in api.status()["incidents"] if r["id"] > start_id})
@@ -452,9 +494,10 @@ def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random) -> Jitter
     for host in hosts:
         api.fault(host, "none")
     return Jitter(
-        probes_per_proxy=round(elapsed / i), seconds=elapsed, proxies=len(hosts),
+        probes_per_proxy=round(elapsed / i), seconds=round(elapsed, 3), proxies=len(hosts),
         delay_range_ms=(lo, hi), spike_ms=spike_ms, spikes=spikes, changes=changes,
-        late_intervals=late, warmup_incidents=warmup,
+        late_intervals=late, slow_probes_seen=watch.slow, failed_probes_seen=watch.failed,
+        max_normal_ms=watch.max_normal_ms, warmup_incidents=warmup,
         incidents=[incident_brief(seen[k]) for k in sorted(seen)],
         false_transitions=end_id - start_id,
     )  # fmt: skip
@@ -524,6 +567,8 @@ def print_jitter(j: Jitter, interval: float) -> None:
           f"x {j.proxies} proxies, delay {j.delay_range_ms[0]}..{j.delay_range_ms[1]} ms "
           f"redrawn every interval ({j.changes} fault calls, {j.late_intervals} late), "
           f"{j.spikes} spikes of {j.spike_ms} ms injected")  # fmt: skip
+    print(f"jitter: probe results sampled from the fault replies: {j.slow_probes_seen} slow, "
+          f"{j.failed_probes_seen} failed, highest normal {j.max_normal_ms:.1f} ms")  # fmt: skip
     print(f"jitter: false transitions {j.false_transitions} (target 0) {verdict(ok)}")
     for row in j.warmup_incidents:
         print(f"  warm-up incident (not counted): {row['cluster']} {row['previous']} -> "
@@ -531,6 +576,28 @@ def print_jitter(j: Jitter, interval: float) -> None:
     for row in j.incidents:
         print(f"  incident #{row['id']} {row['started_at']} {row['cluster']} "
               f"{row['previous']} -> {row['light']}: {row['cause']}")  # fmt: skip
+
+
+def rounded(value: float | None, digits: int = 2) -> float | None:
+    """Two decimals of an interval count are plenty: the poll step is a fifth of one."""
+    return None if value is None else round(value, digits)
+
+
+def metric_json(m: Metric, interval: float) -> dict[str, Any]:
+    """One row with every trial, a missed trial as null."""
+    values = m.intervals(interval)
+    return {
+        "target": m.target,
+        "floor_intervals": rounded(m.floor),
+        "intervals": [
+            rounded(None if w.seconds is None else w.seconds / interval) for w in m.waits
+        ],
+        "seconds": [rounded(w.seconds, 4) for w in m.waits],
+        "lights_seen": [w.lights for w in m.waits],
+        "median_intervals": rounded(statistics.median(values)) if values else None,
+        "max_intervals": rounded(max(values, default=None)),
+        "pass": m.passed(interval),
+    }
 
 
 def summary(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric],
@@ -544,21 +611,8 @@ def summary(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric],
         "proxy": args.proxy,
         "seed": args.seed,
         **meta,
-        "metrics": {
-            m.name: {
-                "target": m.target,
-                "floor_intervals": round(m.floor, 2),
-                "intervals": [None if w.seconds is None else round(w.seconds / i, 2)
-                              for w in m.waits],
-                "seconds": [None if w.seconds is None else round(w.seconds, 4) for w in m.waits],
-                "lights_seen": [w.lights for w in m.waits],
-                "median_intervals": statistics.median(m.intervals(i)) if m.intervals(i) else None,
-                "max_intervals": max(m.intervals(i), default=None),
-                "pass": m.passed(i),
-            }
-            for m in rows
-        },  # fmt: skip
-        "jitter": None if jitter is None else {**jitter.__dict__,
+        "metrics": {m.name: metric_json(m, i) for m in rows},
+        "jitter": None if jitter is None else {**asdict(jitter),
                                                "pass": jitter.false_transitions == 0},
     }  # fmt: skip
 
@@ -596,7 +650,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
         target = proxies_of(api.status())[args.proxy]
         meta = {"baseline_ms": target["baseline_ms"],
                 "slow_ms": slow_delay(args, target["baseline_ms"])}  # fmt: skip
-        rows = detection_metrics(args, debounce(), meta["slow_ms"])
+        d = debounce()
+        rows = detection_metrics(args, d, meta["slow_ms"])
         by_name = {m.name: m for m in rows}
         rng = random.Random(args.seed)
         for trial in range(1, args.trials + 1):
@@ -609,7 +664,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
             seconds = (args.warmup + args.probes * (1 + PROBE_MARGIN)) * args.interval
             say(f"jitter: {args.warmup} warm-up + {args.probes}+ probe intervals "
                 f"(~{seconds:.0f} s) ...")  # fmt: skip
-            jitter = run_jitter(api, args, rng)
+            jitter = run_jitter(api, args, rng, d)
         if proc.poll() is not None:
             raise BenchError(f"cachier-backend died: {log_tail(log)}")
     return meta, rows, jitter

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from textual.pilot import Pilot
 
 from backend.service import Service
 from tests.conftest import ADMIN_TOKEN, make_config
-from textual.pilot import Pilot
 from tui.app import CachierApp, Settings
 
 

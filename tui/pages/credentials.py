@@ -1,20 +1,365 @@
-"""Placeholder until the credentials page lands (being written now)."""
+"""Credentials: the cache's usernames/passwords, their capabilities, the SSO secret, the app.
+
+One keyed DataTable (rows updated in place, never rebuilt), the provider app's config vars
+and release below it. Passwords are masked until revealed (``v``); every mutation runs
+through ``Page.run_action`` (not exclusive, so a second key press cannot cancel it) and its
+key is disabled while it runs.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Footer, Header, Static
+import asyncio
 
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Static
+
+from backend.api.schemas import AppOut, CacheInfo, CredentialOut
+from tui.client import ApiError, sso_of
+from tui.messages import CredentialsFetched
 from tui.pages.base import Page
+from tui.pages.status import _upsert
+from tui.widgets.confirm import ConfirmModal
+
+MASK = "•" * 8
+CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
+MUTATIONS = {"toggle_write", "toggle_flush", "promote", "delete", "add", "rotate_sso"}
+PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
+NO_CACHE = "No cache chosen: choose a cache on the Caches page (1), then come back (3)."
+HINT = "v reveal · y copy · w write · f flush · u promote · d delete · a add · s SSO"
+
+
+def masked(secret: str) -> str:
+    """``••••••••`` and the last four characters: enough to tell two secrets apart."""
+    return MASK + secret[-4:]
+
+
+def checkbox(on: bool) -> Text:
+    return Text("[x]", style="bold") if on else Text("[ ]", style="dim")
 
 
 class CredentialsPage(Page):
+    """Who may connect to the cache, with which capabilities; the app's config vars."""
+
     needs_cache = True
 
+    # The footer has room for the four page actions at 80 columns; the hint line under the
+    # table and the help screen (?) list every key.
+    BINDINGS = [
+        Binding("u", "promote", "Promote ↑", id="credentials.promote"),
+        Binding("d", "delete", "Delete ✕", id="credentials.delete"),
+        Binding("a", "add", "Add new credentials", id="credentials.add"),
+        Binding("s", "rotate_sso", "Rotate SSO secret", id="credentials.rotate_sso"),
+        Binding("v", "reveal", "Reveal / hide the password", id="credentials.reveal", show=False),
+        Binding("y", "copy", "Copy the password (and show it)", id="credentials.copy", show=False),
+        Binding(
+            "w", "toggle_write", "Toggle the write capability", id="credentials.write", show=False
+        ),
+        Binding(
+            "f", "toggle_flush", "Toggle the flush capability", id="credentials.flush", show=False
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.credentials: dict[str, CredentialOut] = {}
+        self.cache: CacheInfo | None = None
+        self.provider_app: AppOut | None = None
+        self.revealed: set[str] = set()  # usernames whose password is shown in clear
+        self._in_flight: set[str] = set()  # mutations in flight, by action name
+        self._pending_row: str | None = None  # a row to move the cursor to once it exists
+
+    # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("credentials")
+        yield Static(NO_CACHE, id="cred-empty")
+        with Vertical(id="cred-body"):
+            yield Static("Credentials", id="cred-title", classes="section")
+            yield DataTable(id="credentials", cursor_type="row", zebra_stripes=True)
+            yield Static("Config vars", id="cred-app-title", classes="section")
+            yield Static(id="cred-config")
+            yield Static(HINT, classes="hint")
         yield Footer()
 
-    async def load(self) -> None:
-        return None
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, key, width in (("Username", "username", 12), ("Password", "password", 32),
+                                  ("Primary", "primary", 11), ("Write", "write", 5),
+                                  ("Flush", "flush", 5)):  # fmt: skip
+            table.add_column(label, key=key, width=width)
+        self.query_one("#cred-body").display = False
+
+    def show_no_cache(self) -> None:
+        self.query_one("#cred-empty").display = True
+        self.query_one("#cred-body").display = False
+        self.refresh_bindings()
+
+    # -- data ---------------------------------------------------------------------------
+    async def load(self) -> CredentialsFetched | None:
+        client, sso = self.cachier.client, self.cachier.sso
+        try:
+            cache, credentials, app = await asyncio.gather(
+                client.cache(sso), client.credentials(sso), client.app(sso)
+            )
+        except ApiError:
+            if self.cachier.sso != sso:
+                return None  # the secret was rotated meanwhile: the next fetch uses the new one
+            raise
+        return CredentialsFetched(cache, credentials, app)
+
+    @on(CredentialsFetched)
+    def show(self, message: CredentialsFetched) -> None:
+        table = self.query_one(DataTable)
+        with self.app.batch_update():
+            if self.cache is None or self.cache.id != message.cache.id:
+                table.clear()  # another cache: nothing of the previous one stays revealed
+                self.revealed.clear()
+            self.cache, self.provider_app = message.cache, message.app
+            self.credentials = {c.username: c for c in message.credentials}
+            self.revealed &= set(self.credentials)
+            for credential in message.credentials:
+                _upsert(table, credential.username, self._cells(credential))
+            for key in [k.value for k in table.rows if k.value not in self.credentials]:
+                table.remove_row(key)
+            self._move_to_pending()
+            self.query_one("#cred-empty").display = False
+            self.query_one("#cred-body").display = True
+            self.query_one("#cred-title", Static).update(
+                f"Credentials of {message.cache.name}  ({len(message.credentials)})"
+            )
+            self._show_app()
+        self.refresh_bindings()
+
+    def _cells(self, credential: CredentialOut) -> list[Text]:
+        accent = self.app.theme_variables.get("accent", "")
+        password = credential.password
+        shown = password if credential.username in self.revealed else masked(password)
+        primary = (Text("★ primary", style=f"bold {accent}".strip()) if credential.primary
+                   else Text("  secondary", style="dim"))  # fmt: skip
+        return [Text(credential.username, style="bold" if credential.primary else ""),
+                Text(shown), primary, checkbox(credential.write),
+                checkbox(credential.flush)]  # fmt: skip
+
+    def _show_app(self) -> None:
+        app = self.provider_app
+        if app is None:
+            return
+        self.query_one("#cred-app-title", Static).update(f"Config vars of app {app.name}")
+        clear = {self.credentials[u].password for u in self.revealed if u in self.credentials}
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for name in CONFIG_NAMES:
+            value = app.config_vars.get(name, "—")
+            if name == "MEMCACHIER_PASSWORD" and value not in clear:
+                value = masked(value)  # shown with the primary's password (v on its row)
+            grid.add_row(name, Text(value))
+        release = Text(f"v{app.release}")
+        if app.releases:
+            release.append(f"  {app.releases[0].description}", style="dim")
+        grid.add_row("Release", release)
+        if self.cache is not None:
+            grid.add_row("Dashboard URL", Text(masked(self.cache.dashboard_url), style="dim"))
+        self.query_one("#cred-config", Static).update(grid)
+
+    def _redraw(self, username: str) -> None:
+        credential = self.credentials.get(username)
+        table = self.query_one(DataTable)
+        if credential is not None:
+            _upsert(table, username, self._cells(credential))
+        elif username in table.rows:
+            table.remove_row(username)
+        self._show_app()
+
+    def _move_to_pending(self) -> None:
+        table = self.query_one(DataTable)
+        if self._pending_row is not None and self._pending_row in table.rows:
+            table.move_cursor(row=table.get_row_index(self._pending_row))
+            self._pending_row = None
+
+    def _selected(self) -> CredentialOut | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.credentials.get(key)
+
+    # -- bindings -----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in PAGE_ACTIONS:
+            return True
+        if self.cachier.sso is None:
+            return False  # no cache chosen: hidden, the footer shows the page keys instead
+        if self.cache is None:
+            return None  # shown, dimmed: nothing loaded yet
+        if action in ROW_ACTIONS and self._selected() is None:
+            return None
+        if action in self._in_flight or ("rotate_sso" in self._in_flight and action in MUTATIONS):
+            return None  # already running (or the secret is changing under every call)
+        return True
+
+    def _mutate(self, action: str, description: str, coroutine, done=None) -> None:
+        """``run_action`` with the action's key disabled until the call has returned."""
+        self._in_flight.add(action)
+        self.refresh_bindings()
+
+        async def guarded():
+            try:
+                return await coroutine
+            finally:
+                self._in_flight.discard(action)
+                self.refresh_bindings()
+
+        self.run_action(description, guarded(), done)
+
+    # -- actions ------------------------------------------------------------------------
+    def action_reveal(self) -> None:
+        credential = self._selected()
+        if credential is None:
+            return
+        self.revealed ^= {credential.username}
+        self._redraw(credential.username)
+
+    def action_copy(self) -> None:
+        credential = self._selected()
+        if credential is None:
+            return
+        self.app.copy_to_clipboard(credential.password)
+        self.notify(
+            f"{credential.password}\n(sent to the clipboard by OSC 52: some SSH terminals "
+            "ignore it, so here it is too)",
+            title=f"Password of {credential.username}", timeout=15, markup=False,
+        )  # fmt: skip
+
+    def action_toggle_write(self) -> None:
+        self._toggle("write")
+
+    def action_toggle_flush(self) -> None:
+        self._toggle("flush")
+
+    def _toggle(self, capability: str) -> None:
+        credential = self._selected()
+        action = f"toggle_{capability}"
+        if credential is None or action in self._in_flight:
+            return
+        value = not getattr(credential, capability)
+        username = credential.username
+
+        def done(result: CredentialOut) -> None:
+            self.credentials[result.username] = result
+            self._redraw(result.username)
+            state = "on" if getattr(result, capability) else "off"
+            self.notify(f"{result.username}: {capability} {state}", timeout=3)
+
+        self._mutate(
+            action, f"Turning {capability} {'on' if value else 'off'} for {username}",
+            self.cachier.client.set_capabilities(self.cachier.sso, username,
+                                                 **{capability: value}),
+            done,
+        )  # fmt: skip
+
+    def action_promote(self) -> None:
+        credential = self._selected()
+        if credential is None or "promote" in self._in_flight:
+            return
+        if credential.primary:
+            self.notify(f"{credential.username} is already the primary credential",
+                        severity="warning", timeout=4)  # fmt: skip
+            return
+
+        def done(result: CredentialOut) -> None:
+            for other in self.credentials.values():
+                other.primary = other.username == result.username
+            self.credentials[result.username] = result
+            for username in self.credentials:
+                self._redraw(username)
+            missing = [c for c in ("write", "flush") if not getattr(result, c)]
+            note = f" Note: its {' and '.join(missing)} capability is off." if missing else ""
+            self.notify(
+                f"{result.username} is the primary now: pushed to the app's config vars, "
+                f"the app restarts; the old primary keeps working.{note}",
+                severity="warning" if missing else "information",
+                timeout=8 if missing else 6,
+            )
+
+        self._mutate("promote", f"Promoting {credential.username}",
+                     self.cachier.client.promote(self.cachier.sso, credential.username),
+                     done)  # fmt: skip
+
+    def action_delete(self) -> None:
+        credential = self._selected()
+        if credential is None or "delete" in self._in_flight:
+            return
+        username = credential.username
+        if credential.primary:
+            self.notify(f"{username} is the primary credential, the one the app uses: it cannot "
+                        "be deleted. Promote another credential first (u), then delete this one.",
+                        title="Not deleted", severity="warning", timeout=8)  # fmt: skip
+            return
+
+        def done(result) -> None:
+            self.credentials.pop(username, None)
+            self.revealed.discard(username)
+            self._redraw(username)
+            closed = result.closed_connections
+            self.notify(f"credential {username} deleted; {closed} open connection"
+                        f"{'' if closed == 1 else 's'} closed", timeout=5)  # fmt: skip
+
+        def answered(yes: bool | None) -> None:
+            if yes and "delete" not in self._in_flight:
+                self._mutate("delete", f"Deleting {username}",
+                             self.cachier.client.delete_credential(self.cachier.sso, username),
+                             done)  # fmt: skip
+
+        self.app.push_screen(
+            ConfirmModal(f"Delete credential {username}?",
+                         "Clients using it can no longer connect; its open connections are "
+                         "closed now.", yes="Delete"),
+            answered,
+        )  # fmt: skip
+
+    def action_add(self) -> None:
+        if "add" in self._in_flight or self.cachier.sso is None:
+            return
+
+        def done(result: CredentialOut) -> None:
+            self.credentials[result.username] = result
+            self._redraw(result.username)
+            self._pending_row = result.username
+            self._move_to_pending()
+            self.notify(f"credential {result.username} added (write and flush on)", timeout=4)
+
+        self._mutate("add", "Adding a credential",
+                     self.cachier.client.add_credential(self.cachier.sso), done)  # fmt: skip
+
+    def action_rotate_sso(self) -> None:
+        if "rotate_sso" in self._in_flight or self.cachier.sso is None:
+            return
+        name = self.cache.name if self.cache is not None else "this cache"
+
+        def done(result) -> None:
+            self.cachier.follow_sso(sso_of(result.dashboard_url))
+            if self.cache is not None:
+                self.cache.dashboard_url = result.dashboard_url
+                self._show_app()
+            self.app.copy_to_clipboard(result.dashboard_url)
+            self.notify(f"{result.dashboard_url}\n(also sent to the clipboard by OSC 52)",
+                        title="New dashboard URL", timeout=30, markup=False)  # fmt: skip
+
+        def answered(yes: bool | None) -> None:
+            sso = self.cachier.sso
+            if yes and sso is not None and "rotate_sso" not in self._in_flight:
+                self._mutate("rotate_sso", "Rotating the SSO secret",
+                             self.cachier.client.rotate_sso(sso), done)  # fmt: skip
+
+        self.app.push_screen(
+            ConfirmModal(f"Rotate the dashboard SSO secret of {name}?",
+                         "The current dashboard URL stops working at once; this dashboard "
+                         "follows the new one.", yes="Rotate"),
+            answered,
+        )  # fmt: skip

@@ -1,20 +1,216 @@
-"""Placeholder until the logs page lands (being written now)."""
+"""Logs: the current cache's app log, newest at the bottom, flush lines easy to spot.
+
+The page keeps the cursor (the last line id) itself: the first fetch asks for the newest
+lines and replaces the view, later fetches ask for what follows and append. It follows
+new lines like ``tail -f`` until the user scrolls up; then new lines are only counted
+("N new lines") until ``end``/``G`` jumps back down.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Footer, Header, Static
+from collections import deque
+from dataclasses import dataclass
 
+from rich.table import Table
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Header, RichLog, Static
+
+from backend.api.schemas import LogLineOut
+from tui.messages import LogsFetched
 from tui.pages.base import Page
+
+FIRST_PAGE = 200  # the newest lines shown when the page (or another cache) is opened
+NEXT_PAGE = 500  # lines asked for after the cursor; a full page fetches again at once
+KEPT = 2000  # lines kept in the view (and re-rendered when its width changes)
+FLUSH_GLYPH = "⚑"
+
+
+class LogView(RichLog, inherit_bindings=False):
+    """A RichLog that says when it reaches or leaves its bottom (following or not)."""
+
+    BINDINGS = [
+        Binding("up,k", "scroll_up", "Up", show=False),
+        Binding("down,j", "scroll_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown,space", "page_down", "Page down", show=False),
+        Binding("home,g", "scroll_home", "Oldest", show=False),
+    ]  # end/G belong to the page: they also resume following
+
+    @dataclass
+    class FollowChanged(Message):
+        following: bool
+
+    @dataclass
+    class WidthChanged(Message):
+        """RichLog never re-wraps what it wrote: the page writes it again."""
+
+        width: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.following = True
+        self._width = 0
+
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)
+        if event.size.width and event.size.width != self._width:
+            if self._width:
+                self.post_message(self.WidthChanged(event.size.width))
+            self._width = event.size.width
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        following = round(new_value) >= self.max_scroll_y
+        if following != self.following:
+            self.following = following
+            self.post_message(self.FollowChanged(following))
 
 
 class LogsPage(Page):
+    """Log lines of the cache's app as the API serves them (``t``, ``source``, ``message``)."""
+
     needs_cache = True
+    BINDINGS = [
+        Binding("end,G", "follow", "Follow newest", id="logs.follow"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: deque[LogLineOut] = deque(maxlen=KEPT)
+        self.after: int | None = None  # the cursor: the id of the last line shown
+        self.shown_sso: str | None = None  # the dashboard secret the lines shown belong to
+        self.requested_sso: str | None = None
+        self.unseen = 0  # lines that arrived while the user was scrolled up
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("logs")
+        yield Static(id="logs-info", classes="hint")
+        yield LogView(id="logs-view", wrap=True, max_lines=KEPT, markup=False)
+        yield Static(id="logs-new")
         yield Footer()
 
-    async def load(self) -> None:
-        return None
+    def on_mount(self) -> None:
+        self._show_info()
+        self.query_one(LogView).focus()
+
+    async def load(self) -> LogsFetched:
+        client, sso = self.cachier.client, self.cachier.sso
+        if sso != self.shown_sso or self.after is None:  # another cache (or a new URL): start over
+            self.requested_sso = sso
+            return LogsFetched(await client.logs(sso, None, FIRST_PAGE), replace=True)
+        return LogsFetched(await client.logs(sso, self.after, NEXT_PAGE), replace=False)
+
+    def show_no_cache(self) -> None:
+        self.shown_sso = self.after = None
+        self.lines.clear()
+        view = self.query_one(LogView)
+        view.clear()
+        view.write(Text("No cache chosen yet: choose a cache on the Caches page (1)."))
+        self._show_info()
+
+    # -- data ---------------------------------------------------------------------------
+    @on(LogsFetched)
+    def show(self, message: LogsFetched) -> None:
+        view = self.query_one(LogView)
+        new = message.logs.lines
+        with self.app.batch_update():
+            if message.replace:
+                self.shown_sso = self.requested_sso or self.cachier.sso
+                self.lines.clear()
+                self.unseen = 0
+                view.clear()
+                view.following = True
+            elif self.after is not None:
+                new = [line for line in new if line.id > self.after]  # a repeated fetch
+            following = view.following
+            previous = self.lines[-1] if self.lines else None
+            for line in new:
+                self._write(view, line, previous, scroll=following)
+                previous = line
+            self.lines.extend(new)
+            if not following:
+                self.unseen += len(new)
+            if message.replace or self.after is None:
+                self.after = message.logs.next_after
+            else:
+                self.after = max(self.after, message.logs.next_after)
+            self._show_info()
+            self._show_unseen()
+        if not message.replace and len(message.logs.lines) >= NEXT_PAGE:
+            self.refresh_now()  # more are waiting: catch up now rather than next tick
+
+    def _write(self, view: LogView, line: LogLineOut, previous: LogLineOut | None,
+               scroll: bool) -> None:  # fmt: skip
+        day = line.t[:10]
+        if previous is None or previous.t[:10] != day:
+            view.write(Text(f"── {day} (UTC) ──", style=self._style("text-muted")),
+                       scroll_end=scroll)  # fmt: skip
+        view.write(self._render(line), scroll_end=scroll)
+
+    def _style(self, variable: str, extra: str = "") -> str:
+        return f"{extra} {self.app.theme_variables.get(variable, '')}".strip()
+
+    def _render(self, line: LogLineOut) -> Table:
+        """One line as a grid row: the message wraps under itself, not under the time."""
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(no_wrap=True, width=8)
+        grid.add_column(no_wrap=True, max_width=12)
+        grid.add_column(ratio=1, overflow="fold")
+        clock = Text(line.t[11:19], style=self._style("text-muted"))
+        source = Text(line.source, style=self._style("text-secondary"))
+        if line.origin is None:
+            grid.add_row(clock, source, Text(line.message))
+            return grid
+        # A flush: glyph + word (legible without colour), origin and proxy in bold.
+        warning = self._style("text-warning", "bold")
+        message = Text.assemble((f"{FLUSH_GLYPH} FLUSH ", warning), line.message)
+        if line.origin not in line.message or (line.proxy and line.proxy not in line.message):
+            message.append(f"  (origin: {line.origin}, proxy: {line.proxy or '?'})")
+        message.highlight_words([w for w in (line.origin, line.proxy) if w], style=warning)
+        grid.add_row(clock, source, message, style=self._style("warning-muted", "on"))
+        return grid
+
+    def _show_info(self) -> None:
+        name = self.cachier.cache_name
+        whose = f"App log of {name}" if name else "App log"
+        count = len(self.lines)
+        info = Text(f"{whose} · {count} line{'s' if count != 1 else ''} · ")
+        info.append(f"{FLUSH_GLYPH} FLUSH", style=self._style("text-warning", "bold"))
+        info.append(" lines name the origin and the proxy")
+        self.query_one("#logs-info", Static).update(info)
+
+    def _show_unseen(self) -> None:
+        hint = self.query_one("#logs-new", Static)
+        hint.set_class(self.unseen > 0, "-shown")
+        if self.unseen:
+            plural = "s" if self.unseen != 1 else ""
+            hint.update(f"▼ {self.unseen} new line{plural} below · end or G: follow newest")
+
+    @on(LogView.WidthChanged)
+    def _rewrap(self) -> None:
+        view = self.query_one(LogView)
+        if not self.lines:
+            return
+        following = view.following
+        view.clear()
+        previous = None
+        for line in self.lines:
+            self._write(view, line, previous, scroll=following)
+            previous = line
+
+    @on(LogView.FollowChanged)
+    def _follow_changed(self, message: LogView.FollowChanged) -> None:
+        if message.following:
+            self.unseen = 0
+            self._show_unseen()
+
+    def action_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.scroll_end(animate=False, immediate=True)
+        view.following = True
+        self.unseen = 0
+        self._show_unseen()
