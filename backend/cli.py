@@ -164,14 +164,14 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
 
 
 async def serve(config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start: healthz may answer at once
+        loop.add_signal_handler(sig, stop.set)
     service = Service(config)
     listening = await service.start()
     print(describe(config, listening, service.warnings), flush=True)
     _tune_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

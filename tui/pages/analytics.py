@@ -24,7 +24,7 @@ from tui.messages import AnalyticsFetched
 from tui.pages.base import Page
 from tui.pages.caches import _size
 from tui.widgets.confirm import ConfirmModal
-from tui.widgets.graph import Graph, Series, compact, percent, short_bytes
+from tui.widgets.graph import Graph, Series, compact, percent, short_bytes, theme_colour
 
 WINDOW_S = 600.0  # the graphs' span: ten minutes at full (1 s) resolution
 HIT_RATE_SPAN_S = 60.0  # the header's "current" hit rate is over the last minute
@@ -126,11 +126,11 @@ class AnalyticsPage(Page):
     def _show_info(self) -> None:
         cache = self.cache
         assert cache is not None
-        styles = self.app.theme_variables
+        accent, muted = theme_colour(self.app, "accent"), theme_colour(self.app, "foreground-muted")
         title = Text.assemble(
             (cache.name, "bold"), "  plan ", (cache.plan, "bold"),
             "  region ", (cache.region, "bold"), "  cluster ",
-            (f" {cache.cluster} ", f"bold reverse {styles.get('accent', '')}".strip()),
+            (f" {cache.cluster} ", f"bold reverse {accent}".strip()),
         )  # fmt: skip
         self.query_one("#analytics-title", Static).update(title)
         servers = Text.assemble("servers ", (cache.servers, "bold"))
@@ -147,7 +147,7 @@ class AnalyticsPage(Page):
         figures = Text.assemble(
             "memory ", (memory, "bold"),
             "  hit rate ", ("—" if rate is None else f"{rate:.0%}", "bold"), " (1 min)",
-            ("  graphs: last 10 min, UTC", styles.get("text-muted", "")),
+            ("  graphs: last 10 min, UTC", muted),
         )  # fmt: skip
         self.query_one("#analytics-figures", Static).update(figures)
         if self.busy == "move":

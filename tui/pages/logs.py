@@ -22,6 +22,7 @@ from textual.widgets import Footer, Header, RichLog, Static
 from backend.api.schemas import LogLineOut
 from tui.messages import LogsFetched
 from tui.pages.base import Page
+from tui.widgets.graph import theme_colour
 
 FIRST_PAGE = 200  # the newest lines shown when the page (or another cache) is opened
 NEXT_PAGE = 500  # lines asked for after the cursor; a full page fetches again at once
@@ -147,12 +148,16 @@ class LogsPage(Page):
                scroll: bool) -> None:  # fmt: skip
         day = line.t[:10]
         if previous is None or previous.t[:10] != day:
-            view.write(Text(f"── {day} (UTC) ──", style=self._style("text-muted")),
+            view.write(Text(f"── {day} (UTC) ──", style=self._style("foreground-muted")),
                        scroll_end=scroll)  # fmt: skip
         view.write(self._render(line), scroll_end=scroll)
 
-    def _style(self, variable: str, extra: str = "") -> str:
-        return f"{extra} {self.app.theme_variables.get(variable, '')}".strip()
+    def _style(self, variable: str, extra: str = "", background: bool = False) -> str:
+        """A Rich style from a theme variable (Rich cannot read Textual's variables)."""
+        colour = theme_colour(self.app, variable)
+        if colour and background:
+            colour = f"on {colour}"
+        return f"{extra} {colour}".strip()
 
     def _render(self, line: LogLineOut) -> Table:
         """One line as a grid row: the message wraps under itself, not under the time."""
@@ -160,7 +165,7 @@ class LogsPage(Page):
         grid.add_column(no_wrap=True, width=8)
         grid.add_column(no_wrap=True, max_width=12)
         grid.add_column(ratio=1, overflow="fold")
-        clock = Text(line.t[11:19], style=self._style("text-muted"))
+        clock = Text(line.t[11:19], style=self._style("foreground-muted"))
         source = Text(line.source, style=self._style("text-secondary"))
         if line.origin is None:
             grid.add_row(clock, source, Text(line.message))
@@ -171,7 +176,7 @@ class LogsPage(Page):
         if line.origin not in line.message or (line.proxy and line.proxy not in line.message):
             message.append(f"  (origin: {line.origin}, proxy: {line.proxy or '?'})")
         message.highlight_words([w for w in (line.origin, line.proxy) if w], style=warning)
-        grid.add_row(clock, source, message, style=self._style("warning-muted", "on"))
+        grid.add_row(clock, source, message, style=self._style("warning-muted", background=True))
         return grid
 
     def _show_info(self) -> None:
