@@ -7,12 +7,13 @@ import asyncio
 import gc
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
-from backend import __version__
+from backend import __version__, demo
 from backend.config import ADMIN_TOKEN_ENV, Config, default_data_dir
 from backend.service import Listening, Service, ServiceError
-from backend.topology import TopologyError, load_topology
+from backend.topology import TopologyError, demo_topology, load_topology
 
 
 class ConfigError(ValueError):
@@ -96,8 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resolved-window",
         type=_seconds,
-        default=3600.0,
-        help="seconds a cluster shows 'recently resolved' after trouble (default: 3600)",
+        default=None,
+        help="seconds a cluster shows 'recently resolved' after trouble "
+        "(default: 3600; 30 with --demo)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo topology and caches, real traffic and a scripted incident timeline "
+        "(in a fresh temporary data directory unless --data-dir is given)",
+    )
+    p.add_argument(
+        "--demo-rate",
+        type=_seconds,
+        default=60.0,
+        help="demo traffic in memcache operations per second (default: 60)",
     )
     p.add_argument(
         "--tls-port",
@@ -125,7 +139,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         lenient_keys=args.lenient_keys,
         sample_interval=args.sample_interval,
         probe_interval=args.probe_interval,
-        resolved_window=args.resolved_window,
+        resolved_window=args.resolved_window or 3600.0,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -144,6 +158,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config.data_dir = args.data_dir
     if args.topology is not None:
         config.topology = load_topology(args.topology)
+    if args.demo:
+        config.demo, config.demo_rate = True, args.demo_rate
+        if args.topology is None:
+            config.topology = demo_topology()
+        if args.data_dir is None:
+            config.data_dir = Path(tempfile.mkdtemp(prefix="cachier-demo-"))
+            config.temporary_data_dir = True
+        if args.resolved_window is None:
+            config.resolved_window = demo.RESOLVED_WINDOW_S
     return config
 
 

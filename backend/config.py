@@ -34,6 +34,9 @@ class Config:
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
     probe_interval: float = 1.0  # seconds between status probes of every proxy
     resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble
+    demo: bool = False  # seeded caches, real traffic and a scripted incident timeline
+    demo_rate: float = 60.0  # demo traffic, memcache operations per second in all
+    temporary_data_dir: bool = False  # made for this run (demo): removed when it stops
     # TLS on every region endpoint at tls_port + i (None: no TLS listeners; 0: ephemeral).
     tls_port: int | None = None
     tls_cert: Path | None = None

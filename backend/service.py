@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from backend import tls
+from backend import demo, tls
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -85,6 +86,7 @@ class Service:
         self.analytics: Analytics | None = None
         self._background: list[asyncio.Task] = []
         self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
+        self.traffic: demo.Traffic | None = None
         self.monitor: Monitor | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._api: _EmbeddedUvicorn | None = None
@@ -173,7 +175,16 @@ class Service:
                 raise ServiceError(f"the HTTP API could not start on {api_url}")
             await asyncio.sleep(0.01)
         self.listening = Listening(api_url, endpoints, tls_endpoints, proxies)
+        if config.demo:
+            self._start_demo()
         return self.listening
+
+    def _start_demo(self) -> None:
+        assert self.control is not None and self.listening is not None
+        self.traffic = demo.Traffic(demo.seed(self.control), self.config.demo_rate)
+        self.traffic.start()
+        self._background.append(asyncio.create_task(demo.incident_timeline(
+            self.listening.api_url, self.config.admin_token, self.control)))  # fmt: skip
 
     async def _serve_proxy(self, proxy: Proxy, sock: socket.socket) -> asyncio.AbstractServer:
         config = self.config
@@ -224,6 +235,9 @@ class Service:
             raise ServiceError(f"TLS: {exc}") from None
 
     async def stop(self) -> None:
+        if self.traffic is not None:
+            await asyncio.to_thread(self.traffic.stop)
+            self.traffic = None
         if self._api is not None and self._api_task is not None:
             self._api.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,3 +262,5 @@ class Service:
         if self.db is not None:
             self.db.close()
             self.db = None
+        if self.config.temporary_data_dir:
+            shutil.rmtree(self.config.data_dir, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""Demo mode: seeded caches, real memcache traffic over TCP, and a scripted incident timeline.
+
+Nothing here fakes data: the traffic comes from real clients (pymemcache for ASCII,
+python-binary-memcached for binary/SASL) talking to the region endpoints, the flushes of
+the web interface and of operators go through the HTTP API, and the incidents are made
+with the fault-injection API and noticed by the real monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from backend.control import credentials as credential_ops
+from backend.control.caches import ControlPlane
+from backend.control.models import Cache
+
+log = logging.getLogger(__name__)
+
+# name, plan, region, value size, key space: "tiny" is small enough to evict.
+DEMO_CACHES = [
+    ("shop", "1gb", "us-east-1", 600, 4000),
+    ("sessions", "250mb", "us-east-1", 300, 3000),
+    ("catalog", "500mb", "us-east-1", 2000, 2000),
+    ("eu-api", "100mb", "eu-west-1", 800, 2500),
+    ("tiny", "free", "eu-west-1", 60_000, 1200),
+]
+# (seconds into the cycle, proxy, mode, delay_ms): one proxy turns slow, another goes down,
+# both recover; with the demo's short resolved window every colour shows within 2 minutes.
+TIMELINE = [
+    (15, "proxy-2.use1-b.us-east-1.cachier.internal", "slow", 250),
+    (35, "proxy-1.use1-c.us-east-1.cachier.internal", "down", 0),
+    (50, "proxy-2.use1-b.us-east-1.cachier.internal", "none", 0),
+    (65, "proxy-1.use1-c.us-east-1.cachier.internal", "none", 0),
+]
+CYCLE_S = 150
+RESOLVED_WINDOW_S = 30.0
+
+
+@dataclass
+class DemoClient:
+    cache: str
+    servers: str
+    username: str
+    password: str
+    value_size: int
+    keys: int
+    binary: bool = False
+    read_only: bool = False
+
+
+def seed(control: ControlPlane) -> list[DemoClient]:
+    """Create the demo caches (once) with a primary, a read-only and a no-flush credential."""
+    existing = {c.name: c for c in control.list_caches()}
+    clients = []
+    for i, (name, plan, region, size, keys) in enumerate(DEMO_CACHES):
+        cache = existing.get(name) or control.create_cache(name, plan, region)
+        if len(cache.credentials) == 1:
+            read_only = credential_ops.add(control, cache)
+            credential_ops.set_capabilities(control, cache, read_only.username, False, False)
+            no_flush = credential_ops.add(control, cache)
+            credential_ops.set_capabilities(control, cache, no_flush.username, True, False)
+        primary = cache.primary()
+        servers = control.servers(cache)
+        clients.append(DemoClient(name, servers, primary.username, primary.password.decode(),
+                                  size, keys, binary=(i % 2 == 1)))  # fmt: skip
+        readonly = next(c for c in cache.credentials if not c.write)
+        if name == "shop":
+            password = readonly.password.decode()
+            clients.append(DemoClient(name, servers, readonly.username, password, size, keys,
+                                      read_only=True))  # fmt: skip
+    return clients
+
+
+class Traffic:
+    """Background client threads at a modest, configurable rate (operations per second)."""
+
+    def __init__(self, clients: list[DemoClient], rate: float, seed_value: int = 7) -> None:
+        self.clients = clients
+        self.rate = rate
+        self.seed = seed_value
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        per_client = self.rate / max(len(self.clients), 1)
+        for i, client in enumerate(self.clients):
+            thread = threading.Thread(target=self._run, args=(client, per_client, self.seed + i),
+                                      name=f"demo-{client.cache}", daemon=True)  # fmt: skip
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=2)
+
+    def _run(self, spec: DemoClient, rate: float, seed_value: int) -> None:
+        rng = random.Random(seed_value)
+        while not self.stop_event.is_set():
+            try:
+                client = _connect(spec)
+                self._drive(client, spec, rate, rng)
+            except Exception as exc:  # reconnect after any error, as a real app would
+                log.debug("demo client %s: %s", spec.cache, exc)
+                self.stop_event.wait(0.5)
+
+    def _drive(self, client, spec: DemoClient, rate: float, rng: random.Random) -> None:
+        value = b"v" * spec.value_size
+        interval = 1.0 / rate if rate > 0 else 1.0
+        next_flush = time.monotonic() + rng.uniform(60, 120)
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            key = f"key:{min(int(rng.paretovariate(1.2)), spec.keys)}"
+            roll = rng.random()
+            if spec.read_only:
+                if roll < 0.05:
+                    with contextlib.suppress(Exception):  # refused: the credential is read-only
+                        client.set(key, value)
+                else:
+                    client.get(key)
+            elif roll < 0.85:
+                if client.get(key) is None:
+                    client.set(key, value)  # cache-aside: a miss is filled
+            elif roll < 0.97:
+                client.set(key, value)
+            elif roll < 0.99:
+                client.delete(key)
+            else:
+                client.incr("counter", 1) or client.set("counter", "1")
+            if not spec.read_only and time.monotonic() > next_flush and spec.cache == "sessions":
+                client.flush_all()
+                next_flush = time.monotonic() + rng.uniform(90, 150)
+            self.stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def _connect(spec: DemoClient):
+    host, _, port = spec.servers.rpartition(":")
+    if spec.binary:
+        import bmemcached
+
+        return bmemcached.Client([spec.servers], spec.username, spec.password, socket_timeout=5)
+    from pymemcache.client.base import Client
+
+    class Authenticating(Client):
+        def _connect(self) -> None:
+            super()._connect()
+            user, secret = spec.username.encode(), spec.password.encode()
+            self.sock.sendall(b"set %s 0 0 %d noreply\r\n%s\r\n" % (user, len(secret), secret))
+
+    return Authenticating((host, int(port)), connect_timeout=5, timeout=5, default_noreply=False)
+
+
+async def incident_timeline(api_url: str, admin_token: str, control: ControlPlane) -> None:
+    """Faults on a schedule, plus web-interface and operator flushes, through the HTTP API."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as http:
+        while True:
+            cycle_start = time.monotonic()
+            steps = sorted(TIMELINE) + [(CYCLE_S, None, None, 0)]
+            for at, proxy, mode, delay in steps:
+                await asyncio.sleep(max(0.0, cycle_start + at - time.monotonic()))
+                if proxy is None:
+                    continue
+                with contextlib.suppress(httpx.HTTPError):
+                    await http.post(f"/api/v1/admin/proxies/{proxy}/fault",
+                                    json={"mode": mode, "delay_ms": delay})  # fmt: skip
+                if mode == "none":
+                    await _demo_flushes(http, control)
+
+
+async def _demo_flushes(http: httpx.AsyncClient, control: ControlPlane) -> None:
+    """One flush from the web interface and one by an operator, so Logs show all origins."""
+    caches = {c.name: c for c in control.list_caches()}
+    web: Cache | None = caches.get("catalog")
+    admin: Cache | None = caches.get("eu-api")
+    with contextlib.suppress(httpx.HTTPError):
+        if web is not None:
+            await http.post(control.dashboard_url(web).removeprefix(control.api_base_url)
+                            + "/api/flush")  # fmt: skip
+        if admin is not None:
+            await http.post(f"/api/v1/admin/caches/{admin.id}/flush")
