@@ -119,7 +119,10 @@ class CachierApp(App[None]):
     def open_cache(self, sso: str, name: str, page: str = "analytics") -> None:
         """Show one cache on the cache pages (from the operator's Caches page)."""
         self.sso, self.cache_name = sso, name
-        self.call_later(self.switch_mode, page)
+        if self.current_mode == page:
+            self._refresh_current()
+        else:
+            self.call_later(self.switch_mode, page)
 
     def follow_sso(self, sso: str) -> None:
         """After a rotation: keep working on the new dashboard URL."""

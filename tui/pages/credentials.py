@@ -9,6 +9,9 @@ key is disabled while it runs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +28,7 @@ from tui.pages.base import Page
 from tui.pages.status import _upsert
 from tui.widgets.confirm import ConfirmModal
 
+T = TypeVar("T")
 MASK = "•" * 8
 CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
 ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
@@ -81,9 +85,10 @@ class CredentialsPage(Page):
         with Vertical(id="cred-body"):
             yield Static("Credentials", id="cred-title", classes="section")
             yield DataTable(id="credentials", cursor_type="row", zebra_stripes=True)
-            yield Static("Config vars", id="cred-app-title", classes="section")
-            yield Static(id="cred-config")
-            yield Static(HINT, classes="hint")
+            with Vertical(id="cred-details"):  # stays on screen however many rows
+                yield Static("Config vars", id="cred-app-title", classes="section")
+                yield Static(id="cred-config")
+                yield Static(HINT, classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -203,14 +208,18 @@ class CredentialsPage(Page):
             return None  # already running (or the secret is changing under every call)
         return True
 
-    def _mutate(self, action: str, description: str, coroutine, done=None) -> None:
-        """``run_action`` with the action's key disabled until the call has returned."""
+    def _mutate(self, action: str, description: str, call: Callable[[], Awaitable[T]],
+                done: Callable[[T], None] | None = None) -> None:  # fmt: skip
+        """``run_action`` with the action's key disabled until the call has returned.
+
+        ``call`` makes the request when the worker runs (no coroutine left un-awaited if
+        the worker never starts, e.g. on quit)."""
         self._in_flight.add(action)
         self.refresh_bindings()
 
         async def guarded():
             try:
-                return await coroutine
+                return await call()
             finally:
                 self._in_flight.discard(action)
                 self.refresh_bindings()
@@ -258,8 +267,8 @@ class CredentialsPage(Page):
 
         self._mutate(
             action, f"Turning {capability} {'on' if value else 'off'} for {username}",
-            self.cachier.client.set_capabilities(self.cachier.sso, username,
-                                                 **{capability: value}),
+            partial(self.cachier.client.set_capabilities, self.cachier.sso, username,
+                    **{capability: value}),
             done,
         )  # fmt: skip
 
@@ -288,7 +297,8 @@ class CredentialsPage(Page):
             )
 
         self._mutate("promote", f"Promoting {credential.username}",
-                     self.cachier.client.promote(self.cachier.sso, credential.username),
+                     partial(self.cachier.client.promote, self.cachier.sso,
+                             credential.username),
                      done)  # fmt: skip
 
     def action_delete(self) -> None:
@@ -313,7 +323,8 @@ class CredentialsPage(Page):
         def answered(yes: bool | None) -> None:
             if yes and "delete" not in self._in_flight:
                 self._mutate("delete", f"Deleting {username}",
-                             self.cachier.client.delete_credential(self.cachier.sso, username),
+                             partial(self.cachier.client.delete_credential, self.cachier.sso,
+                                     username),
                              done)  # fmt: skip
 
         self.app.push_screen(
@@ -335,7 +346,8 @@ class CredentialsPage(Page):
             self.notify(f"credential {result.username} added (write and flush on)", timeout=4)
 
         self._mutate("add", "Adding a credential",
-                     self.cachier.client.add_credential(self.cachier.sso), done)  # fmt: skip
+                     partial(self.cachier.client.add_credential, self.cachier.sso),
+                     done)  # fmt: skip
 
     def action_rotate_sso(self) -> None:
         if "rotate_sso" in self._in_flight or self.cachier.sso is None:
@@ -355,7 +367,7 @@ class CredentialsPage(Page):
             sso = self.cachier.sso
             if yes and sso is not None and "rotate_sso" not in self._in_flight:
                 self._mutate("rotate_sso", "Rotating the SSO secret",
-                             self.cachier.client.rotate_sso(sso), done)  # fmt: skip
+                             partial(self.cachier.client.rotate_sso, sso), done)  # fmt: skip
 
         self.app.push_screen(
             ConfirmModal(f"Rotate the dashboard SSO secret of {name}?",

@@ -12,6 +12,7 @@ from textual.widgets import Button, Static
 class ConfirmModal(ModalScreen[bool]):
     """Names the target, focuses "No"; ``y``/``n``/``escape`` answer."""
 
+    AUTO_FOCUS = "#no"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
@@ -42,9 +43,6 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal():
                 yield Button("No", id="no")
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

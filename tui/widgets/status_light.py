@@ -14,9 +14,10 @@ PROXY_STATES = {"up": "green", "slow": "yellow", "down": "red"}
 
 
 def light_text(light: str, styles: dict[str, str]) -> Text:
-    """``● UP`` etc.; ``styles`` maps theme variables to the app's resolved colours."""
+    """``● UP`` etc.; ``styles`` is ``app.theme_variables`` (names without the ``$``)."""
     glyph, word, variable = LIGHTS.get(light, ("?", light.upper(), "$foreground"))
-    return Text(f"{glyph} {word}", style=f"bold {styles.get(variable, '')}".strip())
+    colour = styles.get(variable.removeprefix("$"), "")
+    return Text(f"{glyph} {word}", style=f"bold {colour}".strip())
 
 
 def proxy_text(state: str, styles: dict[str, str]) -> Text:
