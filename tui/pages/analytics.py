@@ -68,10 +68,10 @@ class AnalyticsPage(Page):
         Binding(
             "m",
             "move_refused",
-            "Why Move cache is unavailable",
+            "Move cache (when unavailable: why)",
             show=False,
             id="analytics.move-refused",
-        ),  # fmt: skip
+        ),
     ]
 
     def __init__(self) -> None:
@@ -94,7 +94,7 @@ class AnalyticsPage(Page):
             id="analytics-empty",
         )
         with Grid(id="analytics-graphs"):
-            yield Graph("memory", fmt=short_bytes, id="graph-memory")
+            yield Graph("memory", fmt=short_bytes, y_floor=1024, y_base=1024, id="graph-memory")
             yield Graph("hit rate", fmt=percent, y_max=100.0, id="graph-hits")
             yield Graph("ops/s", id="graph-ops")
             yield Graph("connections", id="graph-connections")
@@ -136,18 +136,20 @@ class AnalyticsPage(Page):
         servers = Text.assemble("servers ", (cache.servers, "bold"))
         if cache.tls_servers:
             servers.append_text(Text.assemble("  tls ", (cache.tls_servers, "bold")))
+        servers.append("   graphs: last 10 min, UTC", style=muted)
         self.query_one("#analytics-servers", Static).update(servers)
         last = self.samples[-1] if self.samples else None
         limit = last.memory_limit if last is not None and last.memory_limit else cache.memory_limit
         if last is None:
             memory = f"— / {_size(limit)}"
         else:
-            memory = f"{_size(last.memory_used)} / {_size(limit)} ({last.memory_used / limit:.0%})"
+            share = last.memory_used / limit
+            shown = "<1%" if 0 < share < 0.01 else f"{share:.0%}"
+            memory = f"{_size(last.memory_used)} / {_size(limit)} ({shown})"
         rate = recent_hit_rate(self.samples)
         figures = Text.assemble(
             "memory ", (memory, "bold"),
-            "  hit rate ", ("—" if rate is None else f"{rate:.0%}", "bold"), " (1 min)",
-            ("  graphs: last 10 min, UTC", muted),
+            "  hit rate ", ("—" if rate is None else f"{rate:.0%}", "bold"), " (last min)",
         )  # fmt: skip
         self.query_one("#analytics-figures", Static).update(figures)
         if self.busy == "move":

@@ -90,7 +90,7 @@ class LogsPage(Page):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="logs-info", classes="hint")
-        yield LogView(id="logs-view", wrap=True, max_lines=KEPT, markup=False)
+        yield LogView(id="logs-view", wrap=True, max_lines=KEPT, markup=False, min_width=20)
         yield Static(id="logs-new")
         yield Footer()
 
@@ -150,7 +150,7 @@ class LogsPage(Page):
         if previous is None or previous.t[:10] != day:
             view.write(Text(f"── {day} (UTC) ──", style=self._style("foreground-muted")),
                        scroll_end=scroll)  # fmt: skip
-        view.write(self._render(line), scroll_end=scroll)
+        view.write(self._line_renderable(line), expand=True, scroll_end=scroll)
 
     def _style(self, variable: str, extra: str = "", background: bool = False) -> str:
         """A Rich style from a theme variable (Rich cannot read Textual's variables)."""
@@ -159,7 +159,7 @@ class LogsPage(Page):
             colour = f"on {colour}"
         return f"{extra} {colour}".strip()
 
-    def _render(self, line: LogLineOut) -> Table:
+    def _line_renderable(self, line: LogLineOut) -> Table:
         """One line as a grid row: the message wraps under itself, not under the time."""
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(no_wrap=True, width=8)
@@ -170,12 +170,15 @@ class LogsPage(Page):
         if line.origin is None:
             grid.add_row(clock, source, Text(line.message))
             return grid
-        # A flush: glyph + word (legible without colour), origin and proxy in bold.
+        # A flush: glyph + word (legible without colour), then origin and proxy in bold; the
+        # message itself only when it says more than those two.
         warning = self._style("text-warning", "bold")
-        message = Text.assemble((f"{FLUSH_GLYPH} FLUSH ", warning), line.message)
+        message = Text.assemble(
+            (f"{FLUSH_GLYPH} FLUSH ", warning), "origin: ", (line.origin, warning),
+            " · proxy: ", (line.proxy or "?", warning),
+        )  # fmt: skip
         if line.origin not in line.message or (line.proxy and line.proxy not in line.message):
-            message.append(f"  (origin: {line.origin}, proxy: {line.proxy or '?'})")
-        message.highlight_words([w for w in (line.origin, line.proxy) if w], style=warning)
+            message.append(f" · {line.message}")
         grid.add_row(clock, source, message, style=self._style("warning-muted", background=True))
         return grid
 
@@ -183,9 +186,10 @@ class LogsPage(Page):
         name = self.cachier.cache_name
         whose = f"App log of {name}" if name else "App log"
         count = len(self.lines)
-        info = Text(f"{whose} · {count} line{'s' if count != 1 else ''} · ")
+        info = Text(f"{whose} · {count} line{'s' if count != 1 else ''} · ", no_wrap=True,
+                    overflow="ellipsis")  # fmt: skip
         info.append(f"{FLUSH_GLYPH} FLUSH", style=self._style("text-warning", "bold"))
-        info.append(" lines name the origin and the proxy")
+        info.append(" lines show origin and proxy")
         self.query_one("#logs-info", Static).update(info)
 
     def _show_unseen(self) -> None:
