@@ -9,45 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui import data
-from tui.app import CachierApp, Settings
-from tui.messages import (
-    AnalyticsFetched,
-    CachesFetched,
-    CredentialsFetched,
-    LogsFetched,
-    StatusFetched,
-)
-
-SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
-
-
-def frozen_app() -> CachierApp:
-    return CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False))
+from tui import sample_data as data
+from tui.messages import AnalyticsFetched
+from tui.screenshots import PAGES, SIZES, frozen_app, show
 
 
 def page_with(mode: str, message_factory):
     async def run_before(pilot) -> None:
-        app = pilot.app
-        app.cache_name = "shop"
-        await app.switch_mode(mode)
-        await pilot.pause()
-        app.screen.post_message(message_factory())
-        await pilot.pause()
-        await pilot.pause()
+        await show(pilot, mode, message_factory())
 
     return run_before
-
-
-PAGES = {
-    "caches": lambda: CachesFetched(data.caches(), data.status()),
-    "status": lambda: StatusFetched(data.status()),
-    "analytics": lambda: AnalyticsFetched(data.cache_info(), data.stats()),
-    "credentials": lambda: CredentialsFetched(
-        data.cache_info(), data.credentials(), data.app_out()
-    ),  # fmt: skip
-    "logs": lambda: LogsFetched(data.logs(), replace=True),
-}
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -22,10 +22,12 @@ from tui.widgets.status_light import light_text
 
 
 def _size(nbytes: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+    """Compact: the Memory column holds size and share in 12 cells."""
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
         if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{nbytes} B"
+            value = nbytes / scale
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return f"{nbytes}B"
 
 
 class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
@@ -117,7 +119,7 @@ class CachesPage(Page):
                 cluster.append_text(light_text(lights.get(cache.cluster, "green"), styles))
                 _upsert(table, cache.id, [
                     cache.name, cache.plan, cache.region, cluster,
-                    f"{_size(usage.memory_used)} {share:4.0%}",
+                    f"{_size(usage.memory_used):>5} {share:4.0%}",
                     f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
                 ])  # fmt: skip
             for key in [k.value for k in table.rows if k.value not in self.caches]:

@@ -29,11 +29,9 @@ class StatusPage(Page):
 
     def on_mount(self) -> None:
         clusters = self.query_one("#clusters", DataTable)
-        clusters.add_column("Cluster / proxy", key="name", width=34)
-        clusters.add_column("Light", key="light", width=12)
-        clusters.add_column("Latency", key="latency", width=10)
-        clusters.add_column("Usual", key="usual", width=9)
-        clusters.add_column("Fault", key="fault")
+        clusters.add_column("Cluster", key="name", width=9)
+        clusters.add_column("Light", key="light", width=10)
+        clusters.add_column("Proxies: state, latency (usual)", key="proxies")
         incidents = self.query_one("#incidents", DataTable)
         incidents.add_column("When (UTC)", key="when", width=20)
         incidents.add_column("Cluster", key="cluster", width=9)
@@ -57,25 +55,29 @@ class StatusPage(Page):
             self.query_one("#feed", Static).update(f"RSS feed: {message.status.rss_url}")
 
     def _show_clusters(self, status: StatusOut) -> None:
+        """One row per cluster (a region's name heads its clusters): all of them fit at 80x24,
+        each proxy as glyph + word + latency, and its injected fault if any."""
         table = self.query_one("#clusters", DataTable)
         styles = self.app.theme_variables
         wanted = []
         for region in status.regions:
+            key = f"region:{region.name}"
+            wanted.append(key)
+            _upsert(table, key, [Text(region.name, style="bold italic"), "", ""])
             for cluster in region.clusters:
                 key = f"cluster:{cluster.name}"
                 wanted.append(key)
-                row = [Text(f"{cluster.name}  ({region.name})", style="bold"),
-                       light_text(cluster.light, styles), "", "", ""]  # fmt: skip
-                _upsert(table, key, row)
+                proxies = Text()
                 for proxy in cluster.proxies:
-                    key = f"proxy:{proxy.hostname}"
-                    wanted.append(key)
-                    fault = {"slow": f"slow +{proxy.delay_ms} ms", "down": "down",
-                             "none": ""}[proxy.fault]  # fmt: skip
-                    _upsert(table, key, [
-                        "  " + proxy.hostname.split(".")[0], proxy_text(proxy.state, styles),
-                        _ms(proxy.latency_ms), _ms(proxy.baseline_ms), fault,
-                    ])  # fmt: skip
+                    proxies.append(proxy.hostname.split(".")[0].replace("proxy-", "p") + " ")
+                    proxies.append_text(proxy_text(proxy.state, styles))
+                    proxies.append(f"  {_ms(proxy.latency_ms)}")
+                    if proxy.fault != "none":
+                        fault = f"+{proxy.delay_ms}ms" if proxy.fault == "slow" else "fault"
+                        proxies.append(f" [{fault}]", style="italic")
+                    proxies.append("  ")
+                _upsert(table, key, [Text(cluster.name, style="bold"),
+                                     light_text(cluster.light, styles), proxies])  # fmt: skip
         for key in [k.value for k in table.rows if k.value not in wanted]:
             table.remove_row(key)
 
@@ -99,4 +101,6 @@ def _upsert(table: DataTable, key: str, cells: list) -> None:
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} ms"
+    if value is None:
+        return "—"
+    return f"{value:.1f}ms" if value < 100 else f"{value:.0f}ms"

@@ -1,4 +1,5 @@
-"""Deterministic backend answers for snapshots: the same schema objects the client returns."""
+"""Deterministic backend answers (the schema objects the client returns) for snapshot tests
+and the screenshots: fixed values, a fixed clock, no randomness."""
 
 from __future__ import annotations
 
