@@ -20,7 +20,6 @@ import httpx
 
 from backend.control import credentials as credential_ops
 from backend.control.caches import ControlPlane
-from backend.control.models import Cache
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +36,15 @@ DEMO_CACHES = [
 TIMELINE = [
     (15, "proxy-2.use1-b.us-east-1.cachier.internal", "slow", 250),
     (35, "proxy-1.use1-c.us-east-1.cachier.internal", "down", 0),
+    (45, None, "flush:web", 0),
     (50, "proxy-2.use1-b.us-east-1.cachier.internal", "none", 0),
+    (55, None, "flush:admin", 0),
     (65, "proxy-1.use1-c.us-east-1.cachier.internal", "none", 0),
 ]
 CYCLE_S = 150
+# The cache whose log shows flushes of all three origins within the first minute: its
+# client flushes now and then, the timeline flushes it from the web and as an operator.
+FLUSHED = "shop"
 RESOLVED_WINDOW_S = 30.0
 
 
@@ -115,10 +119,10 @@ class Traffic:
     def _drive(self, client, spec: DemoClient, rate: float, rng: random.Random) -> None:
         value = b"v" * spec.value_size
         interval = 1.0 / rate if rate > 0 else 1.0
-        next_flush = time.monotonic() + rng.uniform(60, 120)
+        next_flush = time.monotonic() + rng.uniform(25, 40)
         while not self.stop_event.is_set():
             started = time.monotonic()
-            key = f"key:{min(int(rng.paretovariate(1.2)), spec.keys)}"
+            key = f"key:{min(int(rng.paretovariate(1.6)), spec.keys)}"  # a few hot keys
             roll = rng.random()
             if spec.read_only:
                 if roll < 0.05:
@@ -135,7 +139,7 @@ class Traffic:
                 client.delete(key)
             else:
                 client.incr("counter", 1) or client.set("counter", "1")
-            if not spec.read_only and time.monotonic() > next_flush and spec.cache == "sessions":
+            if not spec.read_only and time.monotonic() > next_flush and spec.cache == FLUSHED:
                 client.flush_all()
                 next_flush = time.monotonic() + rng.uniform(90, 150)
             self.stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -164,26 +168,24 @@ async def incident_timeline(api_url: str, admin_token: str, control: ControlPlan
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as http:
         while True:
             cycle_start = time.monotonic()
-            steps = sorted(TIMELINE) + [(CYCLE_S, None, None, 0)]
-            for at, proxy, mode, delay in steps:
+            for at, proxy, mode, delay in TIMELINE:
                 await asyncio.sleep(max(0.0, cycle_start + at - time.monotonic()))
-                if proxy is None:
-                    continue
                 with contextlib.suppress(httpx.HTTPError):
-                    await http.post(f"/api/v1/admin/proxies/{proxy}/fault",
-                                    json={"mode": mode, "delay_ms": delay})  # fmt: skip
-                if mode == "none":
-                    await _demo_flushes(http, control)
+                    if proxy is not None:
+                        await http.post(f"/api/v1/admin/proxies/{proxy}/fault",
+                                        json={"mode": mode, "delay_ms": delay})  # fmt: skip
+                    else:
+                        await _flush(http, control, admin=mode == "flush:admin")
+            await asyncio.sleep(max(0.0, cycle_start + CYCLE_S - time.monotonic()))
 
 
-async def _demo_flushes(http: httpx.AsyncClient, control: ControlPlane) -> None:
-    """One flush from the web interface and one by an operator, so Logs show all origins."""
-    caches = {c.name: c for c in control.list_caches()}
-    web: Cache | None = caches.get("catalog")
-    admin: Cache | None = caches.get("eu-api")
-    with contextlib.suppress(httpx.HTTPError):
-        if web is not None:
-            await http.post(control.dashboard_url(web).removeprefix(control.api_base_url)
-                            + "/api/flush")  # fmt: skip
-        if admin is not None:
-            await http.post(f"/api/v1/admin/caches/{admin.id}/flush")
+async def _flush(http: httpx.AsyncClient, control: ControlPlane, admin: bool) -> None:
+    """Flush the demo's flushed cache as an operator would, or from its dashboard."""
+    cache = next((c for c in control.list_caches() if c.name == FLUSHED), None)
+    if cache is None:
+        return
+    if admin:
+        await http.post(f"/api/v1/admin/caches/{cache.id}/flush")
+    else:
+        dashboard = control.dashboard_url(cache).removeprefix(control.api_base_url)
+        await http.post(dashboard + "/api/flush")
