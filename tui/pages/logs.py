@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, RichLog, Static
 
 from backend.api.schemas import LogLineOut
 from tui.messages import LogsFetched
+from tui.pages.backend_log import BackendLogScreen
 from tui.pages.base import Page
 from tui.widgets.graph import theme_colour
 
@@ -77,6 +78,7 @@ class LogsPage(Page):
     needs_cache = True
     BINDINGS = [
         Binding("end,G", "follow", "Follow newest", id="logs.follow"),
+        Binding("b", "backend_log", "Backend log", id="logs.backend"),
     ]
 
     def __init__(self) -> None:
@@ -223,3 +225,7 @@ class LogsPage(Page):
         view.following = True
         self.unseen = 0
         self._show_unseen()
+
+    def action_backend_log(self) -> None:
+        """The in-process backend's own log lines (uvicorn, monitor), kept off the terminal."""
+        self.app.push_screen(BackendLogScreen())
