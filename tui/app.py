@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 
 from backend.service import Service, ServiceError
 from tui.client import CachierClient
@@ -22,6 +24,13 @@ from tui.pages.logs import LogsPage
 from tui.pages.status import StatusPage
 
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
+PALETTE_PAGES = [
+    ("caches", "Caches page", "Every cache: plan, place, cluster light, usage (1)"),
+    ("analytics", "Analytics page", "Graphs of the current cache; flush, move (2)"),
+    ("credentials", "Credentials page", "Credentials, capabilities, SSO, config vars (3)"),
+    ("status", "Status page", "Clusters, proxies, incidents, RSS feed (4)"),
+    ("logs", "Logs page", "The app log of the current cache (5)"),
+]
 
 
 @dataclass
@@ -127,6 +136,15 @@ class CachierApp(App[None]):
     def follow_sso(self, sso: str) -> None:
         """After a rotation: keep working on the new dashboard URL."""
         self.sso = sso
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (ctrl+p) lists every page next to Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        for mode, title, text in PALETTE_PAGES:
+            if mode != "caches" or self.settings.operator:
+                yield SystemCommand(title, text, partial(self.call_later, self.action_page, mode))
+        yield SystemCommand("Pause / resume", "Stop or restart live refresh", self.action_pause)
+        yield SystemCommand("Refresh now", "Fetch the current page now", self.action_refresh)
 
     # -- actions ------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -82,3 +82,13 @@ async def test_quitting_stops_the_backend_and_frees_its_ports(tmp_path) -> None:
         await pilot.press("q")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", int(api)))
+
+
+async def test_command_palette_lists_the_pages(tmp_path) -> None:
+    async with running_app(tmp_path) as (app, pilot):
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Caches page", "Analytics page", "Credentials page", "Status page",
+                "Logs page"} <= set(titles)  # fmt: skip
+        status = next(c for c in app.get_system_commands(app.screen) if c.title == "Status page")
+        status.callback()
+        await wait_for(pilot, lambda: isinstance(app.screen, StatusPage))
