@@ -9,11 +9,14 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from backend import __version__, demo
-from backend.config import ADMIN_TOKEN_ENV, Config, default_data_dir
-from backend.service import Listening, Service, ServiceError
+from backend import __version__
+from backend.config import ADMIN_TOKEN_ENV, DEMO_RESOLVED_WINDOW, Config, default_data_dir
 from backend.topology import TopologyError, demo_topology, load_topology
+
+if TYPE_CHECKING:  # the service pulls in FastAPI and uvicorn: only when it runs
+    from backend.service import Listening
 
 
 class ConfigError(ValueError):
@@ -166,7 +169,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
             config.data_dir = Path(tempfile.mkdtemp(prefix="cachier-demo-"))
             config.temporary_data_dir = True
         if args.resolved_window is None:
-            config.resolved_window = demo.RESOLVED_WINDOW_S
+            config.resolved_window = DEMO_RESOLVED_WINDOW
     return config
 
 
@@ -187,6 +190,8 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
 
 
 async def serve(config: Config) -> None:
+    from backend.service import Service
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before start: healthz may answer at once
@@ -222,6 +227,8 @@ def _install_uvloop() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.service import ServiceError
+
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)

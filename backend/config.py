@@ -12,6 +12,8 @@ import platformdirs
 from backend.topology import Topology, default_topology
 
 ADMIN_TOKEN_ENV = "CACHIER_ADMIN_TOKEN"
+# The demo's "recently resolved" window: short, so green returns within its timeline.
+DEMO_RESOLVED_WINDOW = 30.0
 
 
 def default_data_dir() -> Path:

@@ -45,7 +45,6 @@ CYCLE_S = 150
 # The cache whose log shows flushes of all three origins within the first minute: its
 # client flushes now and then, the timeline flushes it from the web and as an operator.
 FLUSHED = "shop"
-RESOLVED_WINDOW_S = 30.0
 
 
 @dataclass

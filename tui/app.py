@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from backend.service import Service, ServiceError
 from tui.client import CachierClient
 from tui.pages.analytics import AnalyticsPage
 from tui.pages.caches import CachesPage
@@ -22,6 +22,9 @@ from tui.pages.credentials import CredentialsPage
 from tui.pages.help import HelpScreen
 from tui.pages.logs import LogsPage
 from tui.pages.status import StatusPage
+
+if TYPE_CHECKING:  # FastAPI and uvicorn load only when the backend runs in this process
+    from backend.service import Service
 
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
 PALETTE_PAGES = [
@@ -102,6 +105,8 @@ class CachierApp(App[None]):
     # -- lifetime -----------------------------------------------------------------------
     async def on_mount(self) -> None:
         if self.service is not None:
+            from backend.service import ServiceError
+
             self._route_backend_logs()
             try:
                 listening = await self.service.start()

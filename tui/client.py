@@ -106,8 +106,11 @@ class CachierClient:
     async def cache(self, sso: str) -> CacheInfo:
         return await self._get(CacheInfo, "GET", f"/dashboard/{sso}/api/cache")
 
-    async def stats(self, sso: str, window_s: float | None = None) -> StatsOut:
-        params = {"window": window_s} if window_s else {}
+    async def stats(self, sso: str, window_s: float | None = None,
+                    since: float | None = None) -> StatsOut:  # fmt: skip
+        params = ({"window": window_s} if window_s else {}) | (
+            {"since": since} if since is not None else {}
+        )
         return await self._get(StatsOut, "GET", f"/dashboard/{sso}/api/stats", params=params)
 
     async def credentials(self, sso: str) -> list[CredentialOut]:

@@ -32,6 +32,7 @@ class StatusFetched(Message):
 class AnalyticsFetched(Message):
     cache: CacheInfo
     stats: StatsOut
+    since: float | None = None  # set: only the samples after this time (append them)
 
 
 @dataclass

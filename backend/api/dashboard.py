@@ -77,8 +77,18 @@ async def stats(
             description="seconds of history; omit for the full-resolution window",
         ),
     ] = None,
+    since: Annotated[
+        float | None,
+        Query(
+            description="only samples newer than this unix time: a client that keeps the "
+            "series fetches just what is new"
+        ),
+    ] = None,
 ) -> StatsOut:
-    return StatsOut.model_validate(analytics.series(cache.id, window))
+    series = analytics.series(cache.id, window)
+    if since is not None:
+        series["samples"] = [s for s in series["samples"] if s["t"] > since]
+    return StatsOut.model_validate(series)
 
 
 @router.get("/credentials", response_model=list[CredentialOut])

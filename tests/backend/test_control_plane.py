@@ -343,6 +343,8 @@ def test_stats_route_serves_sampled_series(tmp_path) -> None:
                 assert time.monotonic() < deadline, samples[-1:]
                 time.sleep(0.05)
             body = client.get("/stats", params={"window": 3600}).json()
+            newest = samples[-1]["t"]
+            newer = client.get("/stats", params={"since": newest}).json()["samples"]
             bad = client.get("/stats", params={"window": 0})
         last = samples[-1]
         assert (last["get_misses"], last["cmd_set"], last["items"]) == (1, 1, 1)
@@ -350,5 +352,6 @@ def test_stats_route_serves_sampled_series(tmp_path) -> None:
         assert last["memory_limit"] == 100 * 1024 * 1024 and last["memory_used"] > 0
         assert body["interval_s"] == 60 and body["samples"]
         assert bad.status_code == 422
+        assert all(sample["t"] > newest for sample in newer)
     finally:
         running.stop()
