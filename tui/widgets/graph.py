@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, RenderResult
 from textual.color import Color, ColorParseError
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
@@ -132,6 +133,22 @@ def latest(values: Sequence[float | None]) -> float | None:
     return next((v for v in reversed(values) if v is not None), None)
 
 
+class CachedPlot(PlotextPlot):
+    """PlotextPlot rebuilds the whole plot on every repaint of the screen; this one rebuilds
+    only when its data (``version``) or its size changed, and reuses the text otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+        self._built: tuple[tuple[int, Size], RenderResult] | None = None
+
+    def render(self) -> RenderResult:
+        key = (self.version, self.size)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, super().render())
+        return self._built[1]
+
+
 class Graph(Vertical):
     """A titled plot of one or more series over shared sample times.
 
@@ -181,10 +198,10 @@ class Graph(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.title, style="bold"), classes="graph--title")
-        yield PlotextPlot()
+        yield CachedPlot()
 
     def on_mount(self) -> None:
-        plt = self.query_one(PlotextPlot).plt
+        plt = self.query_one(CachedPlot).plt
         plt.frame(False)  # axes cost two rows and two columns; a 5-row plot cannot spare them
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
 
@@ -222,7 +239,8 @@ class Graph(Vertical):
         if not self.is_mounted:
             return
         self.query_one(".graph--title", Static).update(self._title())
-        plot = self.query_one(PlotextPlot)
+        plot = self.query_one(CachedPlot)
+        plot.version += 1
         plt = plot.plt
         plt.clear_data()
         width = plot.size.width or self.size.width or 40
