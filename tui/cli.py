@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from backend.cli import ConfigError, build_parser, config_from_args
+from backend.config import ADMIN_TOKEN_ENV
 from backend.topology import TopologyError
 from tui.app import CachierApp, Settings
 from tui.client import ApiError, CachierClient, api_of, sso_of
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.operator, settings.sso = False, sso_of(args.dashboard_url)
         client_args = (api_of(args.dashboard_url), None)
     elif args.api:
+        args.admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV, "")
         if not args.admin_token:
             print("cachier-tui: error: --api needs --admin-token (or CACHIER_ADMIN_TOKEN)",
                   file=sys.stderr)  # fmt: skip
