@@ -14,6 +14,7 @@ from backend.dataplane import DataPlane, ProxyState
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.session import Session
+from backend.store import CacheStats
 from backend.topology import Proxy
 
 AUTH_TIMEOUT_REPLY = b"CLIENT_ERROR authentication timeout\r\n"
@@ -22,7 +23,7 @@ BINARY_MAGIC = 0x80
 
 class MemcacheProtocol(asyncio.Protocol):
     __slots__ = ("dataplane", "region", "proxy", "auth_timeout", "transport", "session",
-                 "codec", "auth_timer", "fault", "delayed_until")  # fmt: skip
+                 "codec", "auth_timer", "fault", "delayed_until", "counters")  # fmt: skip
 
     def __init__(self, dataplane: DataPlane, region: str, auth_timeout: float,
                  proxy: Proxy | None = None) -> None:  # fmt: skip
@@ -36,6 +37,7 @@ class MemcacheProtocol(asyncio.Protocol):
         self.auth_timer: asyncio.TimerHandle | None = None
         self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
         self.delayed_until = 0.0  # loop time the last held-back reply is due
+        self.counters: CacheStats | None = None  # the cache's counters, once authenticated
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -68,16 +70,19 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.transport.write(reply)
             if codec.closing:
                 self.transport.close()
-        session = self.session
-        space = session.space
-        if space is not None:  # counted here, once per read, whatever the codec buffered
-            counters = space.stats
+        counters = self.counters
+        if counters is not None:  # counted here, once per read, whatever the codec buffered
             counters.bytes_read += len(data)
             counters.bytes_written += len(reply)
-        if self.auth_timer is not None and session.credential is not None:
-            self.auth_timer.cancel()
-            self.auth_timer = None
+        elif self.session.credential is not None:  # just authenticated: bind the hot path
+            session = self.session
+            if self.auth_timer is not None:
+                self.auth_timer.cancel()
+                self.auth_timer = None
             self.fault = self.dataplane.proxy_state[session.proxy]
+            self.counters = session.space.stats
+            self.counters.bytes_read += len(data)
+            self.counters.bytes_written += len(reply)
 
     def _send_later(self, reply: bytes, close: bool, delay_s: float) -> None:
         """Fault "slow": hold this reply back; replies keep their order even if the delay

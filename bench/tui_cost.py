@@ -55,6 +55,7 @@ HOST = "127.0.0.1"
 WIDTH, HEIGHT = 80, 24
 HEALTH_TIMEOUT = 30.0  # seconds for the backend to answer /healthz
 STOP_TIMEOUT = 10.0  # seconds the backend gets after SIGTERM before SIGKILL
+SEED_TIMEOUT = 10.0  # seconds for the demo's caches to appear after /healthz answers
 HTTP_TIMEOUT = 5.0  # seconds for one API call; the backend is local, so this means "hung"
 POLL_S = 0.010  # screen poll step of the first-frame measurement
 FRAME_TIMEOUT = 30.0  # seconds a launch may take before the run counts as failed
@@ -221,14 +222,26 @@ def samples_shown(client: httpx.Client, url: str) -> int:
     return len(resp.json()["samples"])
 
 
-def dashboard_url(client: httpx.Client, token: str, name: str) -> str:
-    """The demo cache's dashboard URL, from the admin cache list."""
-    resp = client.get("/api/v1/admin/caches", headers={"Authorization": f"Bearer {token}"})
-    if resp.status_code != 200:
-        raise BenchError(f"GET /api/v1/admin/caches: HTTP {resp.status_code} {resp.text[:200]}")
-    caches = {c["name"]: c for c in resp.json()}
-    if name not in caches:
-        raise BenchError(f"no cache {name!r}; the demo has: {', '.join(sorted(caches))}")
+def dashboard_url(client: httpx.Client, token: str, name: str, log: Path) -> str:
+    """The demo cache's dashboard URL, from the admin cache list.
+
+    The demo seeds its caches just after the API starts, so /healthz can answer while the
+    list is still empty: the list is polled until the cache shows up.
+    """
+    deadline = time.monotonic() + SEED_TIMEOUT
+    while True:
+        resp = client.get("/api/v1/admin/caches", headers={"Authorization": f"Bearer {token}"})
+        if resp.status_code != 200:
+            raise BenchError(f"GET /api/v1/admin/caches: HTTP {resp.status_code} "
+                             f"{resp.text[:200]}")  # fmt: skip
+        caches = {c["name"]: c for c in resp.json()}
+        if name in caches:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"no cache {name!r} after {SEED_TIMEOUT:.0f}s; the demo has: "
+                             f"{', '.join(sorted(caches)) or 'none'}; backend log: "
+                             f"{log_tail(log)}")  # fmt: skip
+        time.sleep(0.1)
     url = caches[name]["dashboard_url"]
     if urlsplit(url).hostname not in (HOST, "localhost"):
         raise BenchError(f"dashboard URL {url} is not on {HOST}")
@@ -521,7 +534,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                           trust_env=False)  # fmt: skip
     with client, backend(cmd, log) as proc, contextlib.closing(Tmux(tmux_exe)) as tmux:
         wait_for_health(proc, log, client)
-        url = dashboard_url(client, token, args.cache)
+        url = dashboard_url(client, token, args.cache, log)
         up_since = time.monotonic()
         runs = first_frames(tmux, args, url, say)
         if (wait := args.history - (time.monotonic() - up_since)) > 0:
