@@ -31,24 +31,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from processes import BenchError, log_tail, run_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AUTHSHIM = REPO_ROOT.parent / "shared" / "tools" / "authshim.c"
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 20.0  # seconds for cachier's API to answer /healthz
 PORT_TIMEOUT = 10.0  # seconds for memcached to accept connections
-STOP_TIMEOUT = 10.0  # seconds a server gets after SIGTERM before SIGKILL
 RUN_GRACE = 30.0  # seconds memcaslap may overrun --seconds before we give up on it
 DEBIAN_PACKAGES = {"memcached": "memcached", "memcaslap": "libmemcached-tools", "gcc": "gcc"}
-
-
-class BenchError(Exception):
-    """A failure that ends the benchmark with a one-line message instead of a traceback."""
 
 
 class RunError(Exception):
@@ -138,45 +133,6 @@ def build_authshim(source: Path, workdir: Path) -> Path:
 
 
 # ---------------------------------------------------------------- server processes
-
-
-@contextlib.contextmanager
-def server(name: str, cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server for the duration of the block and always stop it afterwards.
-
-    It gets its own session so a Ctrl-C reaches only us, and we shut it down in order.
-    """
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, then SIGKILL: a graceful stop first so the server can release its port."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop hard, then go on
-            proc.kill()
-            proc.wait()
-            raise
-
-
-def log_tail(log: Path, lines: int = 5) -> str:
-    """The end of a server's log, to say why it did not come up."""
-    try:
-        text = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])
 
 
 def ensure_alive(proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
@@ -426,7 +382,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
               "--api-port", str(api_port), "--endpoint-port", str(ep_port),
               "--admin-token", token, "--lenient-keys"]  # fmt: skip
     mc_log, ca_log = workdir / "memcached.log", workdir / "cachier.log"
-    with server("memcached", mc_cmd, mc_log) as mc, server("cachier", ca_cmd, ca_log) as ca:
+    with run_process(mc_cmd, mc_log) as mc, run_process(ca_cmd, ca_log) as ca:
         wait_for_port(mc, "memcached", mc_log, mc_port)
         wait_for_health(ca, ca_log, api)
         port, user, password = create_cache(api, token)

@@ -33,31 +33,24 @@ import secrets
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import BenchError, log_tail, run_process, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DEFAULT_PROXY = "proxy-1.local-a.local.cachier.internal"
-HEALTH_TIMEOUT = 20.0  # seconds for the API to answer /healthz
-STOP_TIMEOUT = 10.0  # seconds the backend gets after SIGTERM before SIGKILL
 HTTP_TIMEOUT = 5.0  # seconds for one API call; the backend is local, so this means "hung"
 SLOW_FACTOR = 20  # a slow fault is at least this many times the proxy's usual latency
 SPIKE_FACTOR = 10  # a jitter spike is this many times B
 PROBE_MARGIN = 0.05  # extra jitter intervals, since each probe period overshoots a little
 STATUS_EVERY = 20  # jitter intervals between status reads (to keep incident details)
-
-
-class BenchError(Exception):
-    """A failure that ends the benchmark with a one-line message instead of a traceback."""
 
 
 @dataclass(frozen=True)
@@ -208,59 +201,6 @@ def free_ports(count: int) -> list[int]:
 
 
 # ---------------------------------------------------------------- backend process
-
-
-@contextlib.contextmanager
-def backend(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run the backend for the duration of the block and always stop it afterwards.
-
-    It gets its own session so a Ctrl-C reaches only us, and we shut it down in order.
-    It runs from the repo root so ``-m backend.cli`` is this working tree's code.
-    """
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, then SIGKILL: a graceful stop first so the backend closes its DB."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop hard, then go on
-            proc.kill()
-            proc.wait()
-            raise
-
-
-def log_tail(log: Path, lines: int = 5) -> str:
-    """The end of the backend's log, to say why it did not come up."""
-    try:
-        text = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])
-
-
-def wait_for_health(proc: subprocess.Popen[bytes], log: Path, client: httpx.Client) -> None:
-    """The API answers /healthz only after every proxy listener is bound."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"cachier-backend exited with {proc.returncode}: {log_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if client.get("/healthz").status_code == 200:
-                return
-        time.sleep(0.1)
-    raise BenchError(f"cachier-backend did not answer /healthz in {HEALTH_TIMEOUT}s")
 
 
 # ---------------------------------------------------------------- API
@@ -642,7 +582,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
     client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
                           trust_env=False)  # fmt: skip
-    with client, backend(cmd, log) as proc:
+    with client, run_process(cmd, log, cwd=REPO_ROOT) as proc:
         wait_for_health(proc, log, client)
         api = Api(client, token)
         poll = args.interval / 5

@@ -42,19 +42,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from processes import BenchError, log_tail, run_process, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 WIDTH, HEIGHT = 80, 24
-HEALTH_TIMEOUT = 30.0  # seconds for the backend to answer /healthz
-STOP_TIMEOUT = 10.0  # seconds the backend gets after SIGTERM before SIGKILL
 SEED_TIMEOUT = 10.0  # seconds for the demo's caches to appear after /healthz answers
 HTTP_TIMEOUT = 5.0  # seconds for one API call; the backend is local, so this means "hung"
 POLL_S = 0.010  # screen poll step of the first-frame measurement
@@ -63,10 +61,6 @@ TUI_EXIT_TIMEOUT = 5.0  # seconds a TUI gets to exit after its tmux session is k
 FIRST_FRAME_TARGET_S = 1.0
 IDLE_CPU_TARGET_PCT = 3.0
 CONTENT_MARK = "graphs:"  # the Analytics page's servers line, written with the cache's name
-
-
-class BenchError(Exception):
-    """A failure that ends the benchmark with a one-line message instead of a traceback."""
 
 
 @dataclass
@@ -159,59 +153,6 @@ def free_ports(count: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- backend process
-
-
-@contextlib.contextmanager
-def backend(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run the backend for the duration of the block and always stop it afterwards.
-
-    It gets its own session so a Ctrl-C reaches only us, and we shut it down in order.
-    It runs from the repo root so ``-m backend.cli`` is this working tree's code.
-    """
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, then SIGKILL: a graceful stop first so the backend closes its DB."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop hard, then go on
-            proc.kill()
-            proc.wait()
-            raise
-
-
-def log_tail(log: Path, lines: int = 5) -> str:
-    """The end of the backend's log, to say why it did not come up."""
-    try:
-        text = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])
-
-
-def wait_for_health(proc: subprocess.Popen[bytes], log: Path, client: httpx.Client) -> None:
-    """The API answers /healthz only after the endpoints are listening."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"cachier-backend exited with {proc.returncode}: {log_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if client.get("/healthz").status_code == 200:
-                return
-        time.sleep(0.1)
-    raise BenchError(f"cachier-backend did not answer /healthz in {HEALTH_TIMEOUT}s")
 
 
 def samples_shown(client: httpx.Client, url: str) -> int:
@@ -532,7 +473,11 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     meta: dict[str, Any] = {"loadavg_before": loadavg()}
     client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
                           trust_env=False)  # fmt: skip
-    with client, backend(cmd, log) as proc, contextlib.closing(Tmux(tmux_exe)) as tmux:
+    with (
+        client,
+        run_process(cmd, log, cwd=REPO_ROOT) as proc,
+        contextlib.closing(Tmux(tmux_exe)) as tmux,
+    ):
         wait_for_health(proc, log, client)
         url = dashboard_url(client, token, args.cache, log)
         up_since = time.monotonic()

@@ -1,0 +1,77 @@
+"""What every benchmark script needs from the processes it starts: run, stop, explain.
+
+The scripts run as ``python bench/<script>.py``, so this module sits beside them and is
+imported by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+STOP_TIMEOUT = 10.0  # seconds a process gets after SIGTERM before SIGKILL
+HEALTH_TIMEOUT = 30.0  # seconds cachier-backend may take to answer /healthz
+
+
+class BenchError(Exception):
+    """A setup failure worth one line (missing tool, server that did not come up)."""
+
+
+@contextlib.contextmanager
+def run_process(
+    cmd: list[str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:  # noqa: E501
+    """Run a server for the duration of the block and always stop it afterwards.
+
+    It gets its own session so a Ctrl-C reaches only the script, which then shuts it down
+    in order.
+    """
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, wait, then SIGKILL: a graceful stop first so a server releases its port."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop hard, then go on
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def log_tail(log: Path, lines: int = 5) -> str:
+    """The end of a server's log, to say why it did not come up."""
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def wait_for_health(proc: subprocess.Popen[bytes], log: Path, client: httpx.Client) -> None:
+    """cachier-backend answers /healthz only after every listener is bound."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"cachier-backend exited with {proc.returncode}: {log_tail(log)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if client.get("/healthz").status_code == 200:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"cachier-backend did not answer /healthz in {HEALTH_TIMEOUT}s")
