@@ -250,10 +250,14 @@ class Monitor:
     async def _probe_forever(self, prober: Prober) -> None:
         """Probe at a steady interval; a slow probe shortens the wait, never stacks probes."""
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
         try:
             while True:
                 started = loop.time()
                 latency = await prober.probe()
+                if task.cancelling():  # Python 3.11's wait_for can swallow a cancellation
+                    raise asyncio.CancelledError
                 self.probes_run += 1
                 try:
                     self.observe(prober.proxy, latency)
