@@ -144,12 +144,12 @@ class AnalyticsPage(Page):
             "  region ", (cache.region, "bold"), "  cluster ",
             (f" {cache.cluster} ", f"bold reverse {accent}".strip()),
         )  # fmt: skip
-        self.query_one("#analytics-title", Static).update(title)
+        self.query_one("#analytics-title", Static).update(title, layout=False)
         servers = Text.assemble("servers ", (cache.servers, "bold"))
         if cache.tls_servers:
             servers.append_text(Text.assemble("  tls ", (cache.tls_servers, "bold")))
         servers.append("   graphs: last 10 min, UTC", style=muted)
-        self.query_one("#analytics-servers", Static).update(servers)
+        self.query_one("#analytics-servers", Static).update(servers, layout=False)
         last = self.samples[-1] if self.samples else None
         limit = last.memory_limit if last is not None and last.memory_limit else cache.memory_limit
         if last is None:
@@ -163,7 +163,7 @@ class AnalyticsPage(Page):
             "memory ", (memory, "bold"),
             "  hit rate ", ("—" if rate is None else f"{rate:.0%}", "bold"), " (last min)",
         )  # fmt: skip
-        self.query_one("#analytics-figures", Static).update(figures)
+        self.query_one("#analytics-figures", Static).update(figures, layout=False)
         if self.busy == "move":
             hint = "moving the cache…"
         elif self.busy == "flush":
@@ -172,7 +172,7 @@ class AnalyticsPage(Page):
             hint = f"m Move cache unavailable: {cache.migrate_refusal or 'not possible now'}"
         else:
             hint = "f flush · m move to another cluster (its data is lost)"
-        self.query_one("#analytics-hint", Static).update(hint)
+        self.query_one("#analytics-hint", Static).update(hint, layout=False)
 
     def _show_graphs(self) -> None:
         samples = self.samples

@@ -164,6 +164,7 @@ class Graph(Vertical):
     }
     Graph > .graph--title {
         height: 1;
+        width: 1fr;
         padding: 0 1;
         background: $panel;
     }
@@ -238,7 +239,8 @@ class Graph(Vertical):
     def _draw(self) -> None:
         if not self.is_mounted:
             return
-        self.query_one(".graph--title", Static).update(self._title())
+        # A fixed one-line title: updating it needs no layout pass (the costly part of a tick).
+        self.query_one(".graph--title", Static).update(self._title(), layout=False)
         plot = self.query_one(CachedPlot)
         plot.version += 1
         plt = plot.plt
