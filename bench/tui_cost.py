@@ -201,8 +201,14 @@ class Tmux:
 
     def __init__(self, exe: str) -> None:
         self.base = [exe, "-L", f"cachier-tui-cost-{secrets.token_hex(4)}", "-f", "/dev/null"]
-        self._run("new-session", "-d", "-s", "holder", "-x", str(WIDTH), "-y", str(HEIGHT),
-                  "sleep 86400")  # fmt: skip
+        self.socket: Path | None = None
+        try:
+            self._run("new-session", "-d", "-s", "holder", "-x", str(WIDTH), "-y", str(HEIGHT),
+                      "sleep 86400")  # fmt: skip
+            self.socket = Path(self._run("display-message", "-p", "#{socket_path}").strip())
+        except BaseException:
+            self.close()
+            raise
 
     def _run(self, *args: str) -> str:
         proc = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=10)
@@ -225,7 +231,10 @@ class Tmux:
                        timeout=10)  # fmt: skip
 
     def close(self) -> None:
+        """Stop the server and every TUI in it; tmux leaves its socket file behind."""
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
+        if self.socket is not None and self.socket.name.startswith("cachier-tui-cost-"):
+            self.socket.unlink(missing_ok=True)
 
 
 def tui_command(url: str, refresh: float) -> list[str]:
