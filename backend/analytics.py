@@ -304,7 +304,9 @@ class Analytics:
         tick = math.floor(self.clock() / interval) + 1
         while True:
             delay = tick * interval - self.clock()
-            if delay > interval:  # the clock stepped back
+            # A sleep that wakes a hair early (the loop's clock is not the wall clock) leaves
+            # the next tick just over one interval away: only more than that is a step back.
+            if delay > 1.5 * interval:  # the clock stepped back
                 tick = math.floor(self.clock() / interval) + 1
                 delay = tick * interval - self.clock()
             if delay > 0:
