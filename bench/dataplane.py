@@ -23,7 +23,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -35,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-from processes import BenchError, log_tail, run_process
+from processes import BenchError, log_tail, run_process, unwind_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AUTHSHIM = REPO_ROOT.parent / "shared" / "tools" / "authshim.c"
@@ -398,15 +397,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
     return targets
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the with-blocks still stop the servers."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 if every server was measured, 1 if one was not, 2 on setup errors."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_sigterm()
     try:
         require_tools()
         with tempfile.TemporaryDirectory(prefix="cachier-bench-") as tmp:

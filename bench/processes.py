@@ -7,6 +7,7 @@ imported by name.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -75,3 +76,12 @@ def wait_for_health(proc: subprocess.Popen[bytes], log: Path, client: httpx.Clie
                 return
         time.sleep(0.1)
     raise BenchError(f"cachier-backend did not answer /healthz in {HEALTH_TIMEOUT}s")
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so the with-blocks still stop every server."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)

@@ -30,7 +30,6 @@ import json
 import math
 import random
 import secrets
-import signal
 import socket
 import statistics
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import BenchError, log_tail, run_process, wait_for_health
+from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -614,15 +613,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
     return meta, rows, jitter
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the with-blocks still stop the backend."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 if every target was met, 1 if one was missed, 2 on setup errors."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_sigterm()
     try:
         with tempfile.TemporaryDirectory(prefix="cachier-status-bench-") as tmp:
             meta, rows, jitter = bench(args, Path(tmp))

@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from processes import BenchError, log_tail, run_process, wait_for_health
+from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -512,15 +512,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return summary(args, meta, runs, idle)
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the with-blocks still stop everything."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 if every target was met, 1 if one was missed, 2 on setup errors."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_sigterm()
     try:
         with tempfile.TemporaryDirectory(prefix="cachier-tui-cost-") as tmp:
             result = bench(args, Path(tmp))
