@@ -7,21 +7,17 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
 from tui.client import CachierClient
-from tui.pages.analytics import AnalyticsPage
-from tui.pages.caches import CachesPage
-from tui.pages.credentials import CredentialsPage
-from tui.pages.help import HelpScreen
-from tui.pages.logs import LogsPage
-from tui.pages.status import StatusPage
 
 if TYPE_CHECKING:  # FastAPI and uvicorn load only when the backend runs in this process
     from backend.service import Service
@@ -48,6 +44,16 @@ class Settings:
     backend_log: deque[str] = field(default_factory=lambda: deque(maxlen=500))
 
 
+def page(module: str, name: str) -> Callable[[], Screen]:
+    """A page imported when it is first shown: start-up loads only the first page's code
+    (the dashboard's first frame waits for every import before it)."""
+
+    def make() -> Screen:
+        return getattr(import_module(f"tui.pages.{module}"), name)()
+
+    return make
+
+
 class BackendLogHandler(logging.Handler):
     """The in-process backend's log lines go to the app, never onto the terminal."""
 
@@ -69,11 +75,11 @@ class CachierApp(App[None]):
     CSS_PATH = Path(__file__).with_name("cachier.tcss")
     TITLE = "cachier"
     MODES = {
-        "caches": CachesPage,
-        "analytics": AnalyticsPage,
-        "credentials": CredentialsPage,
-        "status": StatusPage,
-        "logs": LogsPage,
+        "caches": page("caches", "CachesPage"),
+        "analytics": page("analytics", "AnalyticsPage"),
+        "credentials": page("credentials", "CredentialsPage"),
+        "status": page("status", "StatusPage"),
+        "logs": page("logs", "LogsPage"),
     }
     BINDINGS = [
         Binding("1,f2", "page('caches')", "Caches", id="page.caches"),
@@ -92,11 +98,13 @@ class CachierApp(App[None]):
     refresh_s: reactive[float] = reactive(1.0)
 
     def __init__(self, settings: Settings, client: CachierClient | None = None,
-                 service: Service | None = None) -> None:  # fmt: skip
+                 service: Service | None = None,
+                 prefetched: Message | None = None) -> None:  # fmt: skip
         super().__init__()
         self.settings = settings
         self.client = client
         self.service = service
+        self._prefetched = prefetched
         self.sso = settings.sso
         self.cache_name: str | None = None
         self.refresh_s = settings.refresh_s
@@ -128,6 +136,12 @@ class CachierApp(App[None]):
         root = logging.getLogger()
         root.handlers = [handler]
         root.setLevel(logging.INFO)
+
+    def take_prefetched(self, kind: type[Message] | None) -> Message | None:
+        """The first page's data, fetched by the start-up check moments before: the first
+        frame then waits for no request of its own."""
+        prefetched, self._prefetched = self._prefetched, None
+        return prefetched if kind is not None and isinstance(prefetched, kind) else None
 
     # -- cache selection ----------------------------------------------------------------
     def open_cache(self, sso: str, name: str, page: str = "analytics") -> None:
@@ -162,6 +176,8 @@ class CachierApp(App[None]):
             await self.switch_mode(name)
 
     def action_help(self) -> None:
+        from tui.pages.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 

@@ -6,12 +6,17 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from backend.cli import ConfigError, build_parser, config_from_args
 from backend.config import ADMIN_TOKEN_ENV
 from backend.topology import TopologyError
-from tui.app import CachierApp, Settings
-from tui.client import ApiError, CachierClient, api_of, sso_of
+
+if TYPE_CHECKING:  # imported in main(), after the flags are known to be usable
+    from textual.message import Message
+
+    from tui.app import Settings
+    from tui.client import CachierClient
 
 
 def build_tui_parser() -> argparse.ArgumentParser:
@@ -28,23 +33,39 @@ def build_tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _check(client: CachierClient, sso: str | None, operator: bool) -> str | None:
-    """A readable reason the backend cannot be used, or None."""
+def _asyncio_only() -> None:
+    """httpcore imports trio whenever it is installed (about 100 ms of start-up), although
+    the dashboard only ever runs on asyncio: keep trio out of this process."""
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+
+
+async def _first_page(client: CachierClient, settings: Settings) -> Message | str:
+    """The first page's data, which proves the backend usable, or a readable reason it is
+    not. The app shows this answer at once instead of asking again."""
+    from tui.client import ApiError
+
     try:
-        await client.health()
-        if sso is not None:
-            await client.cache(sso)
-        elif operator:
-            await client.caches()
+        if settings.sso is not None:
+            from tui.pages.analytics import fetch_analytics
+
+            return await fetch_analytics(client, settings.sso)
+        from tui.pages.caches import fetch_caches
+
+        return await fetch_caches(client)
     except ApiError as error:
-        if sso is not None and error.status == 404:
+        if settings.sso is not None and error.status == 404:
             return "this dashboard URL is not valid (any more): ask for the current one"
         return str(error)
-    return None
+    finally:
+        await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_tui_parser().parse_args(argv)
+    _asyncio_only()
+    from tui.app import CachierApp, Settings
+    from tui.client import CachierClient, api_of, sso_of
+
     settings = Settings(refresh_s=args.refresh)
     service = None
     client_args: tuple[str, str | None] | None = None
@@ -70,24 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigError, TopologyError) as error:
             print(f"cachier-tui: error: {error}", file=sys.stderr)
             return 2
-    client = None
+    client = first = None
     if client_args is not None:
-        probe = CachierClient(*client_args, timeout=5)
-        problem = asyncio.run(_probe(probe, settings))
-        if problem:
-            print(f"cachier-tui: error: {problem}", file=sys.stderr)
+        first = asyncio.run(_first_page(CachierClient(*client_args, timeout=5), settings))
+        if isinstance(first, str):
+            print(f"cachier-tui: error: {first}", file=sys.stderr)
             return 1
         client = CachierClient(*client_args)
-    app = CachierApp(settings, client, service)
+    app = CachierApp(settings, client, service, prefetched=first)
     app.run()
     return app.return_code or 0
-
-
-async def _probe(client: CachierClient, settings: Settings) -> str | None:
-    try:
-        return await _check(client, settings.sso, settings.operator)
-    finally:
-        await client.close()
 
 
 if __name__ == "__main__":

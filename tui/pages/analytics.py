@@ -19,10 +19,10 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Footer, Header, Static
 
 from backend.api.schemas import CacheInfo, FlushOut, MigrateOut, Sample
-from tui.client import sso_of
+from tui.client import CachierClient, sso_of
 from tui.messages import AnalyticsFetched
 from tui.pages.base import Page
-from tui.pages.caches import _size
+from tui.units import size
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.graph import Graph, Series, compact, percent, short_bytes, theme_colour
 
@@ -56,10 +56,18 @@ def recent_hit_rate(samples: Sequence[Sample], span_s: float = HIT_RATE_SPAN_S) 
     return hits / gets
 
 
+async def fetch_analytics(client: CachierClient, sso: str,
+                          since: float | None = None) -> AnalyticsFetched:  # fmt: skip
+    """What the Analytics page shows (also the dashboard URL's start-up check)."""
+    cache, stats = await asyncio.gather(client.cache(sso), client.stats(sso, WINDOW_S, since))
+    return AnalyticsFetched(cache, stats, since)
+
+
 class AnalyticsPage(Page):
     """The current cache (``app.sso``): who and where it is, and how it is doing."""
 
     needs_cache = True
+    fetches = AnalyticsFetched
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding("f", "flush", "Flush cache", id="analytics.flush"),
@@ -76,6 +84,7 @@ class AnalyticsPage(Page):
 
     def __init__(self) -> None:
         super().__init__()
+        self.add_class("-loading")
         self.cache: CacheInfo | None = None
         self.samples: Sequence[Sample] = ()
         self._samples_sso: str | None = None  # the dashboard secret the samples came from
@@ -106,11 +115,9 @@ class AnalyticsPage(Page):
     async def load(self) -> AnalyticsFetched:
         """After the first fetch of a cache, only the samples newer than the last one held:
         a refresh then parses one sample, not ten minutes of them."""
-        client, sso = self.cachier.client, self.cachier.sso
+        sso = self.cachier.sso
         since = self.samples[-1].t if self.samples and self._samples_sso == sso else None
-        cache, stats = await asyncio.gather(client.cache(sso),
-                                            client.stats(sso, WINDOW_S, since))  # fmt: skip
-        return AnalyticsFetched(cache, stats, since)
+        return await fetch_analytics(self.cachier.client, sso, since)
 
     def show_no_cache(self) -> None:
         self.add_class("-no-cache")
@@ -130,7 +137,7 @@ class AnalyticsPage(Page):
         if self.cachier.cache_name is None:
             self.cachier.cache_name = message.cache.name
         with self.app.batch_update():
-            self.remove_class("-no-cache")
+            self.remove_class("-no-cache", "-loading")
             self._show_info()
             self._show_graphs()
         self._sync_bindings()
@@ -153,11 +160,11 @@ class AnalyticsPage(Page):
         last = self.samples[-1] if self.samples else None
         limit = last.memory_limit if last is not None and last.memory_limit else cache.memory_limit
         if last is None:
-            memory = f"— / {_size(limit)}"
+            memory = f"— / {size(limit)}"
         else:
             share = last.memory_used / limit
             shown = "<1%" if 0 < share < 0.01 else f"{share:.0%}"
-            memory = f"{_size(last.memory_used)} / {_size(limit)} ({shown})"
+            memory = f"{size(last.memory_used)} / {size(limit)} ({shown})"
         rate = recent_hit_rate(self.samples)
         figures = Text.assemble(
             "memory ", (memory, "bold"),
@@ -180,7 +187,7 @@ class AnalyticsPage(Page):
         last = samples[-1] if samples else None
         memory = self.query_one("#graph-memory", Graph)
         summary = None if last is None else (
-            f"{_size(last.memory_used)} of {_size(last.memory_limit or self.cache.memory_limit)}"
+            f"{size(last.memory_used)} of {size(last.memory_limit or self.cache.memory_limit)}"
         )  # fmt: skip
         memory.set_data(times, Series("used", [s.memory_used for s in samples], "primary"),
                         summary=summary)  # fmt: skip

@@ -25,6 +25,7 @@ class Page(Screen):
     """Subclasses implement ``load`` (client calls only, no widgets) and message handlers."""
 
     needs_cache = False  # True: the page shows one cache and needs the app's current one
+    fetches: type[Message] | None = None  # what load() returns, if a start-up check may too
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,7 +58,9 @@ class Page(Screen):
 
     async def _fetch(self) -> None:
         try:
-            message = await self.load()
+            message = self.cachier.take_prefetched(self.fetches)
+            if message is None:
+                message = await self.load()
         except ApiError as error:
             message = FetchFailed(str(error))
         if message is not None:

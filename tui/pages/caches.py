@@ -14,20 +14,18 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from backend.api.schemas import CacheOut
 from backend.control.models import PLANS
-from tui.client import sso_of
+from tui.client import CachierClient, sso_of
 from tui.messages import CachesFetched
 from tui.pages.base import Page
-from tui.pages.status import _upsert
+from tui.units import size
 from tui.widgets.status_light import light_text
+from tui.widgets.tables import upsert_row
 
 
-def _size(nbytes: int) -> str:
-    """Compact: the Memory column holds size and share in 12 cells."""
-    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if nbytes >= scale:
-            value = nbytes / scale
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    return f"{nbytes}B"
+async def fetch_caches(client: CachierClient) -> CachesFetched:
+    """What the Caches page shows (also the operator view's start-up check)."""
+    caches, status = await asyncio.gather(client.caches(), client.status())
+    return CachesFetched(caches, status)
 
 
 class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
@@ -74,6 +72,7 @@ class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
 
 
 class CachesPage(Page):
+    fetches = CachesFetched
     BINDINGS = [
         Binding("enter", "open", "Open", id="caches.open"),
         Binding("c", "create", "Create cache", id="caches.create"),
@@ -99,9 +98,7 @@ class CachesPage(Page):
             table.add_column(label, key=key, width=width)
 
     async def load(self) -> CachesFetched:
-        client = self.cachier.client
-        caches, status = await asyncio.gather(client.caches(), client.status())
-        return CachesFetched(caches, status)
+        return await fetch_caches(self.cachier.client)
 
     @on(CachesFetched)
     def show(self, message: CachesFetched) -> None:
@@ -117,9 +114,9 @@ class CachesPage(Page):
                 share = usage.memory_used / cache.memory_limit if cache.memory_limit else 0
                 cluster = Text(f"{cache.cluster} ")
                 cluster.append_text(light_text(lights.get(cache.cluster, "green"), styles))
-                _upsert(table, cache.id, [
+                upsert_row(table, cache.id, [
                     cache.name, cache.plan, cache.region, cluster,
-                    f"{_size(usage.memory_used):>5} {share:4.0%}",
+                    f"{size(usage.memory_used):>5} {share:4.0%}",
                     f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
                 ])  # fmt: skip
             for key in [k.value for k in table.rows if k.value not in self.caches]:

@@ -25,8 +25,8 @@ from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 from tui.client import ApiError, sso_of
 from tui.messages import CredentialsFetched
 from tui.pages.base import Page
-from tui.pages.status import _upsert
 from tui.widgets.confirm import ConfirmModal
+from tui.widgets.tables import upsert_row
 
 T = TypeVar("T")
 MASK = "•" * 8
@@ -128,7 +128,7 @@ class CredentialsPage(Page):
             self.credentials = {c.username: c for c in message.credentials}
             self.revealed &= set(self.credentials)
             for credential in message.credentials:
-                _upsert(table, credential.username, self._cells(credential))
+                upsert_row(table, credential.username, self._cells(credential))
             for key in [k.value for k in table.rows if k.value not in self.credentials]:
                 table.remove_row(key)
             self._move_to_pending()
@@ -176,7 +176,7 @@ class CredentialsPage(Page):
         credential = self.credentials.get(username)
         table = self.query_one(DataTable)
         if credential is not None:
-            _upsert(table, username, self._cells(credential))
+            upsert_row(table, username, self._cells(credential))
         elif username in table.rows:
             table.remove_row(username)
         self._show_app()

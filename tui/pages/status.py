@@ -12,6 +12,7 @@ from backend.api.schemas import StatusOut
 from tui.messages import StatusFetched
 from tui.pages.base import Page
 from tui.widgets.status_light import LIGHTS, light_text, proxy_text
+from tui.widgets.tables import upsert_row
 
 
 class StatusPage(Page):
@@ -63,7 +64,7 @@ class StatusPage(Page):
         for region in status.regions:
             key = f"region:{region.name}"
             wanted.append(key)
-            _upsert(table, key, [Text(region.name, style="bold italic"), "", ""])
+            upsert_row(table, key, [Text(region.name, style="bold italic"), "", ""])
             for cluster in region.clusters:
                 key = f"cluster:{cluster.name}"
                 wanted.append(key)
@@ -76,7 +77,7 @@ class StatusPage(Page):
                         fault = f"+{proxy.delay_ms}ms" if proxy.fault == "slow" else "fault"
                         proxies.append(f" [{fault}]", style="italic")
                     proxies.append("  ")
-                _upsert(table, key, [Text(cluster.name, style="bold"),
+                upsert_row(table, key, [Text(cluster.name, style="bold"),
                                      light_text(cluster.light, styles), proxies])  # fmt: skip
         for key in [k.value for k in table.rows if k.value not in wanted]:
             table.remove_row(key)
@@ -89,15 +90,6 @@ class StatusPage(Page):
             when = (incident.started_at or "").replace("T", " ").rstrip("Z")
             table.add_row(when, incident.cluster, light_text(incident.light, styles),
                           incident.cause, key=str(incident.id))  # fmt: skip
-
-
-def _upsert(table: DataTable, key: str, cells: list) -> None:
-    """Update a keyed row in place (no flicker, cursor kept), or add it."""
-    if key in table.rows:
-        for column, value in zip(table.columns, cells, strict=True):
-            table.update_cell(key, column, value)
-    else:
-        table.add_row(*cells, key=key)
 
 
 def _ms(value: float | None) -> str:
