@@ -109,8 +109,9 @@ def cache_info(plan: str = "1gb") -> CacheInfo:
                      "plans only; this cache is on the free plan")  # fmt: skip
 
 
-def stats(points: int = 120) -> StatsOut:
-    """Two minutes of a cache under steady, slightly wavy load (no randomness)."""
+def stats(points: int = 660) -> StatsOut:
+    """Eleven minutes of a cache under steady, slightly wavy load (no randomness): the
+    Analytics page's full window and more."""
     samples = []
     hits = misses = gets = sets = evictions = 0
     for i in range(points):

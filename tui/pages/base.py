@@ -30,6 +30,7 @@ class Page(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._timer: Timer | None = None
+        self._showing_prefetched = False
 
     @property
     def cachier(self) -> CachierApp:
@@ -38,8 +39,24 @@ class Page(Screen):
     async def load(self) -> Message | None:
         raise NotImplementedError
 
+    def show(self, message: Message) -> None:
+        """Show what ``load`` returned (pages with ``fetches`` handle it with this name)."""
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        """The start-up check's answer, fetched moments ago, is shown before the first
+        frame: no "loading…" frame is drawn, and no request waited for, first."""
+        prefetched = self.cachier.take_prefetched(self.fetches)
+        if prefetched is not None:
+            self.show(prefetched)
+            self._showing_prefetched = True
+
     def on_screen_resume(self) -> None:
-        self.refresh_now()
+        if self._showing_prefetched:  # that answer stands for this refresh
+            self._showing_prefetched = False
+            self._rearm()
+        else:
+            self.refresh_now()
 
     def on_screen_suspend(self) -> None:
         self._cancel_timer()
@@ -58,9 +75,7 @@ class Page(Screen):
 
     async def _fetch(self) -> None:
         try:
-            message = self.cachier.take_prefetched(self.fetches)
-            if message is None:
-                message = await self.load()
+            message = await self.load()
         except ApiError as error:
             message = FetchFailed(str(error))
         if message is not None:

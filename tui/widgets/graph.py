@@ -1,9 +1,15 @@
 """A small live graph: one title line over a textual-plotext plot, sized for 80×24.
 
-The widget takes whole series (the page re-sends them on every fetch) and downsamples
-them to about two points per plot column, because plotext draws every point it is given
-and a 900-sample window in a 40-column plot is mostly wasted work. Time labels are
-formatted here (UTC clock times of the samples), never by plotext, so a frozen data set
+The widget takes whole series (the page re-sends them on every fetch) and averages them
+into buckets of a fixed time grid, about two per plot column, because plotext draws every
+point it is given and a 600-sample window in a 40-column plot is mostly wasted work.
+
+Only completed buckets are plotted. The grid is aligned to the clock, so a completed
+bucket never changes: the plot is rebuilt once per bucket (every ~8 s at 80 columns),
+not on every refresh, while the title line shows the newest value every time. Rebuilding
+six plotext figures a second was most of the dashboard's idle CPU.
+
+Time labels are formatted here (UTC clock times), never by plotext, so a frozen data set
 renders the same picture every time.
 """
 
@@ -11,7 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -19,8 +26,9 @@ from textual.app import App, ComposeResult, RenderResult
 from textual.color import Color, ColorParseError
 from textual.containers import Vertical
 from textual.geometry import Size
-from textual.widgets import Static
-from textual_plotext import PlotextPlot
+from textual_plotext import Plot, PlotextPlot
+
+from tui.widgets.line import FixedLine
 
 POINTS_PER_COLUMN = 2
 
@@ -92,40 +100,59 @@ def nice_ceiling(value: float, base: int = 10) -> float:
     return top * unit
 
 
-def downsample(
-    times: Sequence[float], values: Sequence[float | None], buckets: int
-) -> tuple[list[float], list[float]]:
-    """At most ``buckets`` points: the mean of each run of consecutive samples, placed at the
-    run's last time. ``None`` values are skipped and a run of only ``None`` is dropped."""
-    count = min(len(times), len(values))
-    if count <= buckets:
-        pairs = [(t, v) for t, v in zip(times[:count], values[:count], strict=True)
-                 if v is not None]  # fmt: skip
-        return [t for t, _ in pairs], [float(v) for _, v in pairs]
+def grid_end(times: Sequence[float], bucket_s: float) -> float:
+    """Start of the bucket the newest sample falls in: everything before it is final."""
+    return math.floor(times[-1] / bucket_s) * bucket_s if times else 0.0
+
+
+def bucket_means(
+    times: Sequence[float], values: Sequence[float | None], start: float, end: float,
+    bucket_s: float,
+) -> tuple[list[float], list[float]]:  # fmt: skip
+    """The mean of the samples in each ``bucket_s`` bucket of [start, end), placed at the
+    bucket's middle. ``times`` are ascending; ``None`` values are skipped, and a bucket with
+    no value is left out (a gap)."""
     xs: list[float] = []
     ys: list[float] = []
-    step = count / buckets
-    for bucket in range(buckets):
-        low, high = int(bucket * step), int((bucket + 1) * step)
-        chunk = [v for v in values[low:high] if v is not None]
-        if chunk:
-            xs.append(times[high - 1])
-            ys.append(sum(chunk) / len(chunk))
+    low, high = bisect_left(times, start), bisect_left(times, end)
+    bucket, total, count = -1, 0.0, 0
+    for t, v in zip(times[low:high], values[low:high], strict=False):
+        index = int((t - start) // bucket_s)
+        if index != bucket:
+            if count:
+                xs.append(start + (bucket + 0.5) * bucket_s)
+                ys.append(total / count)
+            bucket, total, count = index, 0.0, 0
+        if v is not None:
+            total += v
+            count += 1
+    if count:
+        xs.append(start + (bucket + 0.5) * bucket_s)
+        ys.append(total / count)
     return xs, ys
 
 
-def time_labels(start: float, end: float, count: int) -> tuple[list[float], list[str]]:
-    """``count`` evenly spaced ticks between two unix times, labelled in UTC."""
+BUCKET_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
+TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 21600)
+
+
+def bucket_size(window_s: float, max_buckets: int) -> float:
+    """The shortest clock-friendly bucket (10 s, not 7.9 s) that fits the window into
+    ``max_buckets`` buckets."""
+    return next((float(step) for step in BUCKET_STEPS_S if window_s / step <= max_buckets),
+                window_s / max_buckets)  # fmt: skip
+
+
+def time_labels(start: float, end: float, max_labels: int) -> tuple[list[float], list[str]]:
+    """Ticks at round UTC clock times between two unix times (every 3 minutes, say), as
+    many as fit; labelled HH:MM when they fall on whole minutes."""
     span = end - start
+    step = next((s for s in TICK_STEPS_S if span / s < max(1, max_labels)), TICK_STEPS_S[-1])
+    first = math.ceil(start / step) * step
+    ticks = [first + step * i for i in range(int((end - first) // step) + 1)]
+    pattern = "%H:%M" if step % 60 == 0 else "%H:%M:%S"
     if span >= 86400:
-        pattern = "%m-%d %H:%M"
-    elif span >= 3600:
-        pattern = "%H:%M"
-    else:
-        pattern = "%H:%M:%S"
-    if span <= 0 or count < 2:
-        return [end], [time.strftime(pattern, time.gmtime(end))]
-    ticks = [start + span * i / (count - 1) for i in range(count)]
+        pattern = "%m-%d " + pattern
     return ticks, [time.strftime(pattern, time.gmtime(t)) for t in ticks]
 
 
@@ -134,18 +161,28 @@ def latest(values: Sequence[float | None]) -> float | None:
 
 
 class CachedPlot(PlotextPlot):
-    """PlotextPlot rebuilds the whole plot on every repaint of the screen; this one rebuilds
-    only when its data (``version``) or its size changed, and reuses the text otherwise."""
+    """A plot whose figure is filled and built at render time, for the size it is rendered
+    at, and only when ``key(size)`` changed since the last build. PlotextPlot rebuilds on
+    every repaint; filling the figure before layout had also built it twice, once at a
+    guessed size, on the dashboard's first frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: Callable[[Size], Hashable], fill: Callable[[Plot, Size], None]):
         super().__init__()
-        self.version = 0
-        self._built: tuple[tuple[int, Size], RenderResult] | None = None
+        self._key = key
+        self._fill = fill
+        self._built: tuple[Hashable, RenderResult] | None = None
+        self.builds = 0  # figures built so far (each costs a few ms of plotext)
+
+    def stale(self) -> bool:
+        return self._built is None or self._built[0] != (self._key(self.size), self.size)
 
     def render(self) -> RenderResult:
-        key = (self.version, self.size)
+        key = (self._key(self.size), self.size)
         if self._built is None or self._built[0] != key:
+            self.plt.clear_data()
+            self._fill(self.plt, self.size)
             self._built = (key, super().render())
+            self.builds += 1
         return self._built[1]
 
 
@@ -183,6 +220,7 @@ class Graph(Vertical):
         y_max: float | None = None,
         y_floor: float = 1.0,
         y_base: int = 10,
+        window_s: float = 600.0,
         id: str | None = None,  # noqa: A002 - Textual's own name for it
         classes: str | None = None,
     ) -> None:
@@ -193,26 +231,33 @@ class Graph(Vertical):
         self.y_max = y_max
         self.y_floor = y_floor
         self.y_base = y_base  # 1024 for byte sizes, so the top label reads 500K, not 488K
+        self.window_s = window_s  # the x axis: this many seconds up to the newest bucket
         self.times: Sequence[float] = ()
         self.series: tuple[Series, ...] = ()
         self.summary: str | None = None
+        self.source: object = None
+        self._theme_changes = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.title, style="bold"), classes="graph--title")
-        yield CachedPlot()
+        yield FixedLine(Text(self.title, style="bold"), classes="graph--title")
+        yield CachedPlot(self._plot_key, self._plot)
 
     def on_mount(self) -> None:
         plt = self.query_one(CachedPlot).plt
         plt.frame(False)  # axes cost two rows and two columns; a 5-row plot cannot spare them
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
-    def on_resize(self) -> None:
+    def _theme_changed(self, _theme: object) -> None:
+        self._theme_changes += 1  # the series' colours come from the theme
         self._draw()
 
-    def set_data(self, times: Sequence[float], *series: Series, summary: str | None = None) -> None:
-        """Show these series (oldest first, aligned with ``times``); ``summary`` replaces the
-        latest value(s) shown after the title."""
-        self.times, self.series, self.summary = times, series, summary
+    def set_data(self, times: Sequence[float], *series: Series, summary: str | None = None,
+                 source: object = None) -> None:  # fmt: skip
+        """Show these series (oldest first, aligned with ascending ``times``); ``summary``
+        replaces the latest value(s) shown after the title. ``source`` names what the data
+        is of (a cache): later data of the same source only adds samples, so the completed
+        buckets already plotted stay as they are."""
+        self.times, self.series, self.summary, self.source = times, series, summary, source
         self._draw()
 
     # -- drawing ------------------------------------------------------------------------
@@ -237,22 +282,34 @@ class Graph(Vertical):
         return title
 
     def _draw(self) -> None:
+        """The title always; the plot only when what it shows changed (see ``_plot_key``)."""
         if not self.is_mounted:
             return
-        # A fixed one-line title: updating it needs no layout pass (the costly part of a tick).
-        self.query_one(".graph--title", Static).update(self._title(), layout=False)
+        self.query_one(FixedLine).show(self._title())
         plot = self.query_one(CachedPlot)
-        plot.version += 1
-        plt = plot.plt
-        plt.clear_data()
-        width = plot.size.width or self.size.width or 40
-        buckets = max(2, width * POINTS_PER_COLUMN)
-        times = list(self.times)
+        if plot.stale():
+            plot.refresh()
+
+    def _grid(self, size: Size) -> tuple[float, float, float]:
+        """Bucket length, start and end of the window drawn at this plot size."""
+        bucket_s = bucket_size(self.window_s, max(2, (size.width or 40) * POINTS_PER_COLUMN))
+        end = grid_end(self.times, bucket_s)
+        return bucket_s, end - self.window_s, end
+
+    def _plot_key(self, size: Size) -> Hashable:
+        """Changes when a bucket completes, the source or the theme changes: samples of the
+        same source that fall in the bucket still filling change nothing drawn."""
+        _, start, end = self._grid(size)
+        count = bisect_left(self.times, end) - bisect_left(self.times, start)
+        return self.source, end, count, len(self.series), self._theme_changes
+
+    def _plot(self, plt: Plot, size: Size) -> None:
+        bucket_s, start, end = self._grid(size)
         high = self.y_floor
         low = 0.0
         plotted = False
         for series in self.series:
-            xs, ys = downsample(times, series.values, buckets)
+            xs, ys = bucket_means(self.times, series.values, start, end, bucket_s)
             if not xs:
                 continue
             plotted = True
@@ -262,10 +319,8 @@ class Graph(Vertical):
         y_max = nice_ceiling(high, self.y_base) if self.y_max is None else self.y_max
         plt.ylim(y_min, y_max)
         plt.yticks([y_min, y_max], [self.fmt(y_min), self.fmt(y_max)])
-        if plotted and times:
-            ticks, labels = time_labels(times[0], times[-1], max(2, min(5, (width + 4) // 13)))
-            plt.xlim(times[0], times[-1] if times[-1] > times[0] else times[0] + 1)
-            plt.xticks(ticks, labels)
+        if plotted:
+            plt.xlim(start, end)
+            plt.xticks(*time_labels(start, end, max(2, (size.width + 3) // 9)))
         else:
             plt.xticks([], [])
-        plot.refresh()
