@@ -13,8 +13,15 @@ designed for, and is read off the screen with ``tmux capture-pane``.
    seconds its utime+stime (/proc/<pid>/stat, all threads) is sampled over ``--seconds``.
    Target: <= 3 % of one core. The page graphs up to 10 minutes of samples (one a
    second), redrawn on every refresh, so the cost can grow with the backend's age until
-   it is 10 minutes old: ``--history 600`` waits for full graphs first (the steady state
-   of a long-running backend).
+   it is 10 minutes old: ``--history 600`` waits for full graphs before both phases (the
+   steady state of a long-running backend).
+3. Floor, for reading the numbers on a given machine: the first frame of a bare Textual
+   app (header, one line of text, footer) launched the same way, ``--runs`` times. No
+   Textual dashboard can show its first frame sooner on that machine.
+
+Before timing, this tree's modules are compiled to bytecode, as pip does when it installs
+cachier; without it every launch would also compile them (this matters where
+PYTHONDONTWRITEBYTECODE is set, since then Python never saves what it compiles).
 
     python bench/tui_cost.py
     python bench/tui_cost.py --runs 10 --seconds 30
@@ -28,6 +35,7 @@ backend and the temp dir are removed on exit, including Ctrl-C and SIGTERM.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -100,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the TUI's --refresh in seconds (default: 1)")  # fmt: skip
     p.add_argument("--history", type=float, default=0.0,
                    help="seconds the backend must have been up (collecting samples) before "
-                        "the idle phase; 600 fills the graphs (default: 0)")  # fmt: skip
+                        "the measurements; 600 fills the graphs (default: 0)")  # fmt: skip
     p.add_argument("--cache", default="shop", help="demo cache to open (default: shop)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     args = p.parse_args(argv)
@@ -237,6 +245,36 @@ class Tmux:
             self.socket.unlink(missing_ok=True)
 
 
+FLOOR_APP = """
+from textual.app import App
+from textual.widgets import Footer, Header, Static
+
+class Floor(App):
+    BINDINGS = [("q", "quit", "Quit")]
+
+    def compose(self):
+        yield Header()
+        yield Static("floor graphs: a bare Textual app")
+        yield Footer()
+
+Floor().run()
+"""
+
+
+def floor_command(workdir: Path) -> list[str]:
+    """A bare Textual app: the first frame no Textual dashboard can beat on this machine."""
+    script = workdir / "floor_app.py"
+    script.write_text(FLOOR_APP)
+    return [sys.executable, str(script)]
+
+
+def compile_tree() -> None:
+    """Bytecode for this tree, as an installed cachier has (pip compiles at install)."""
+    for package in ("backend", "tui"):
+        if not compileall.compile_dir(REPO_ROOT / package, quiet=1):
+            raise BenchError(f"could not compile {package}/ to bytecode")
+
+
 def tui_command(url: str, refresh: float) -> list[str]:
     """The dashboard on one cache; run from the repo root, so this tree's code."""
     return [sys.executable, "-m", "tui.cli", url, "--refresh", f"{refresh:g}"]
@@ -288,7 +326,8 @@ def tui_ticks(tmux: Tmux, session: str, pid: int) -> int:
 
 
 def find_tui(pane_pid: int) -> int:
-    """The python running tui.cli: the pane's shell's child (searched as any descendant)."""
+    """The python the pane runs (the TUI or the floor app): the pane's shell's child
+    (searched as any descendant)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -299,10 +338,10 @@ def find_tui(pane_pid: int) -> int:
         pid = todo.pop()
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"tui.cli" in argv:
+            if argv[0] == os.fsencode(sys.executable):
                 return pid
         todo += children.get(pid, [])
-    raise BenchError(f"no tui.cli process under the tmux pane (pid {pane_pid})")
+    raise BenchError(f"no {sys.executable} process under the tmux pane (pid {pane_pid})")
 
 
 def wait_gone(pid: int) -> None:
@@ -344,21 +383,21 @@ def launch(tmux: Tmux, session: str, cmd: list[str], cache: str) -> tuple[Launch
         time.sleep(POLL_S)
 
 
-def first_frames(tmux: Tmux, args: argparse.Namespace, url: str, say: Any) -> list[Launch]:
-    """--runs launches, one at a time, each TUI gone before the next starts."""
-    cmd = tui_command(url, args.refresh)
-    runs = []
-    for run in range(1, args.runs + 1):
-        session = f"first-frame-{run}"
+def first_frames(tmux: Tmux, runs: int, cmd: list[str], mark: str, name: str,
+                 say: Any) -> list[Launch]:  # fmt: skip
+    """``runs`` launches of ``cmd``, one at a time, each gone before the next starts."""
+    results = []
+    for run in range(1, runs + 1):
+        session = f"{name}-{run}"
         try:
-            result, pid = launch(tmux, session, cmd, args.cache)
+            result, pid = launch(tmux, session, cmd, mark)
         finally:
             tmux.kill_session(session)
         wait_gone(pid)
-        runs.append(result)
-        say(f"first frame {run}/{args.runs}: {result.content_s:.3f} s")
-        time.sleep(0.5)  # let the previous TUI's exit settle
-    return runs
+        results.append(result)
+        say(f"{name} {run}/{runs}: {result.content_s:.3f} s")
+        time.sleep(0.5)  # let the previous launch's exit settle
+    return results
 
 
 def idle_cpu(tmux: Tmux, args: argparse.Namespace, url: str, say: Any) -> Idle:
@@ -397,7 +436,7 @@ def verdict(ok: bool) -> str:
 
 
 def summary(args: argparse.Namespace, meta: dict[str, Any], runs: list[Launch],
-            idle: Idle) -> dict[str, Any]:  # fmt: skip
+            floor: list[Launch], idle: Idle) -> dict[str, Any]:  # fmt: skip
     """Machine-readable results, every run included."""
     content = [r.content_s for r in runs if r.content_s is not None]
     paint = [r.first_paint_s for r in runs if r.first_paint_s is not None]
@@ -409,6 +448,8 @@ def summary(args: argparse.Namespace, meta: dict[str, Any], runs: list[Launch],
             "median_s": round(median, 3),
             "max_s": round(worst, 3),
             "first_paint_median_s": round(statistics.median(paint), 3) if paint else None,
+            "floor_runs_s": [r.content_s for r in floor],
+            "floor_median_s": round(statistics.median(r.content_s for r in floor), 3),
             "target_s": FIRST_FRAME_TARGET_S,
             "pass": median <= FIRST_FRAME_TARGET_S and worst <= FIRST_FRAME_TARGET_S,
         },
@@ -447,6 +488,9 @@ def print_table(result: dict[str, Any]) -> None:
                       for r in ff["runs"])  # fmt: skip
     print(f"first frame per run (s): {shown}")
     print(f"first paint per run (s): {paints}  (any text: the page skeleton, 'loading…')")
+    floor = " ".join(f"{t:.3f}" for t in ff["floor_runs_s"])
+    print(f"floor per run (s):       {floor}  (median {ff['floor_median_s']:.3f} s: a bare "
+          "Textual app launched the same way)")  # fmt: skip
     print(f"idle: {idle['cpu_seconds']:.2f} s CPU in {idle['seconds']:.1f} s (pid {idle['pid']});"
           f" per second min {min(idle['per_second_pct']):.0f} %, median "
           f"{statistics.median(idle['per_second_pct']):.0f} %, max "
@@ -490,10 +534,13 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         wait_for_health(proc, log, client)
         url = dashboard_url(client, token, args.cache, log)
         up_since = time.monotonic()
-        runs = first_frames(tmux, args, url, say)
+        compile_tree()
+        floor = first_frames(tmux, args.runs, floor_command(workdir), "floor", "floor", say)
         if (wait := args.history - (time.monotonic() - up_since)) > 0:
             say(f"waiting {wait:.0f} s until the backend has {args.history:g} s of history")
             time.sleep(wait)
+        runs = first_frames(tmux, args.runs, tui_command(url, args.refresh), args.cache,
+                            "first frame", say)  # fmt: skip
         idle = idle_cpu(tmux, args, url, say)
         idle.samples = samples_shown(client, url)
         if proc.poll() is not None:
@@ -509,7 +556,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "commands": {"backend": shown_backend,
                      "tmux": f"tmux new-session -d -x {WIDTH} -y {HEIGHT} {shlex.quote(tui)}"},
     })  # fmt: skip
-    return summary(args, meta, runs, idle)
+    return summary(args, meta, runs, floor, idle)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,16 @@ def build_tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _asyncio_only() -> None:
-    """httpcore imports trio whenever it is installed (about 100 ms of start-up), although
-    the dashboard only ever runs on asyncio: keep trio out of this process."""
-    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+# Optional imports our libraries attempt and guard with "except ImportError", for parts
+# the dashboard never uses: httpcore's trio support (about 100 ms of start-up whenever trio
+# is installed; the dashboard runs on asyncio) and httpx's command-line client (click and
+# pygments, about 50 ms).
+UNUSED_OPTIONAL_MODULES = ("trio", "httpx._main")
+
+
+def _skip_unused_optional_imports() -> None:
+    for name in UNUSED_OPTIONAL_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 async def _first_page(client: CachierClient, settings: Settings) -> Message | str:
@@ -62,7 +68,7 @@ async def _first_page(client: CachierClient, settings: Settings) -> Message | st
 
 def main(argv: list[str] | None = None) -> int:
     args = build_tui_parser().parse_args(argv)
-    _asyncio_only()
+    _skip_unused_optional_imports()
     from tui.app import CachierApp, Settings
     from tui.client import CachierClient, api_of, sso_of
 

@@ -16,7 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from backend.api.schemas import CacheInfo, FlushOut, MigrateOut
 from tui.client import CachierClient, sso_of
@@ -25,6 +25,7 @@ from tui.pages.base import Page
 from tui.series import History
 from tui.units import size
 from tui.widgets.confirm import ConfirmModal
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.graph import Graph, Series, compact, percent, short_bytes, theme_colour
 from tui.widgets.line import FixedLine
 
@@ -90,7 +91,7 @@ class AnalyticsPage(Page):
             yield Graph("connections", window_s=WINDOW_S, id="graph-connections")
             yield Graph("items", window_s=WINDOW_S, id="graph-items")
             yield Graph("evictions/s", window_s=WINDOW_S, id="graph-evictions")
-        yield Footer()
+        yield SteadyFooter()
 
     async def load(self) -> AnalyticsFetched:
         """After the first fetch of a cache, only the samples newer than the last one held:

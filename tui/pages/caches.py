@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, Select, Static
 
 from backend.api.schemas import CacheOut
 from backend.control.models import PLANS
@@ -18,6 +18,7 @@ from tui.client import CachierClient, sso_of
 from tui.messages import CachesFetched
 from tui.pages.base import Page
 from tui.units import size
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import light_text
 from tui.widgets.tables import upsert_row
 
@@ -87,7 +88,7 @@ class CachesPage(Page):
         yield Header()
         yield DataTable(id="caches", cursor_type="row", zebra_stripes=True)
         yield Static("enter: open the cache · c: create a cache", classes="hint")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

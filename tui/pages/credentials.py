@@ -19,13 +19,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 from tui.client import ApiError, sso_of
 from tui.messages import CredentialsFetched
 from tui.pages.base import Page
 from tui.widgets.confirm import ConfirmModal
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.tables import upsert_row
 
 T = TypeVar("T")
@@ -89,7 +90,7 @@ class CredentialsPage(Page):
                 yield Static("Config vars", id="cred-app-title", classes="section")
                 yield Static(id="cred-config")
                 yield Static(HINT, classes="hint")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -17,12 +17,13 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Header, RichLog, Static
 
 from backend.api.schemas import LogLineOut
 from tui.messages import LogsFetched
 from tui.pages.backend_log import BackendLogScreen
 from tui.pages.base import Page
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.graph import theme_colour
 
 FIRST_PAGE = 200  # the newest lines shown when the page (or another cache) is opened
@@ -94,7 +95,7 @@ class LogsPage(Page):
         yield Static(id="logs-info", classes="hint")
         yield LogView(id="logs-view", wrap=True, max_lines=KEPT, markup=False, min_width=20)
         yield Static(id="logs-new")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self._show_info()

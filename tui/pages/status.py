@@ -6,11 +6,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from backend.api.schemas import StatusOut
 from tui.messages import StatusFetched
 from tui.pages.base import Page
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import LIGHTS, light_text, proxy_text
 from tui.widgets.tables import upsert_row
 
@@ -26,7 +27,7 @@ class StatusPage(Page):
             yield Static("Recent incidents", classes="section")
             yield DataTable(id="incidents", cursor_type="row")
             yield Static(id="feed", classes="hint")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         clusters = self.query_one("#clusters", DataTable)
