@@ -6,9 +6,10 @@ memcache traffic), so every number below belongs to the TUI alone. The TUI is op
 one cache's dashboard URL inside a detached tmux session of 80x24, the size the pages are
 designed for, and is read off the screen with ``tmux capture-pane``.
 
-1. First frame, ``--runs`` times: from the ``tmux new-session`` call until the pane first
-   shows the Analytics page's content (the cache's name and its "graphs:" line); polled
-   every 10 ms. Target: median and max <= 1.0 s.
+1. First frame, ``--runs`` times, from the ``tmux new-session`` call, polled every 10 ms:
+   until the Analytics page is painted (its header and footer keys, the title still
+   "loading…"; target: median and max <= 1.0 s), and until it shows the cache's data (the
+   cache's name and its "graphs:" line; reported against the same 1.0 s).
 2. Idle CPU: one more TUI on the Analytics page at ``--refresh`` 1 s; after ``--warmup``
    seconds its utime+stime (/proc/<pid>/stat, all threads) is sampled over ``--seconds``.
    Target: <= 3 % of one core. The page graphs up to 10 minutes of samples (one a
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,14 +71,15 @@ TUI_EXIT_TIMEOUT = 5.0  # seconds a TUI gets to exit after its tmux session is k
 FIRST_FRAME_TARGET_S = 1.0
 IDLE_CPU_TARGET_PCT = 3.0
 CONTENT_MARK = "graphs:"  # the Analytics page's servers line, written with the cache's name
+PAGE_MARKS = ("cachier", "Flush cache")  # the page's header title and its first footer key
 
 
 @dataclass
 class Launch:
     """One timed start of the TUI."""
 
-    first_paint_s: float | None  # any text on the pane (the page skeleton, "loading…")
-    content_s: float | None  # the cache's name and "graphs:" on the pane (None: never)
+    page_s: float  # the page painted: header and footer keys (the title still "loading…")
+    content_s: float  # the cache's name and "graphs:" on the pane
 
 
 @dataclass
@@ -361,19 +364,25 @@ def wait_gone(pid: int) -> None:
 # ---------------------------------------------------------------- measurements
 
 
-def launch(tmux: Tmux, session: str, cmd: list[str], cache: str) -> tuple[Launch, int]:
+def shows_page(screen: str) -> bool:
+    return all(mark in screen for mark in PAGE_MARKS)
+
+
+def launch(tmux: Tmux, session: str, cmd: list[str], cache: str,
+           page_shown: Callable[[str], bool] = shows_page) -> tuple[Launch, int]:  # fmt: skip
     """Start the TUI and poll the pane every POLL_S until the page's content shows."""
     shell = pane_shell(cmd)
     started = time.monotonic()
     tmux.launch(session, shell)
-    first_paint = None
+    page = None
     while True:
         screen = tmux.screen(session)
         now = time.monotonic() - started
-        if first_paint is None and screen.strip():
-            first_paint = round(now, 4)
+        if page is None and page_shown(screen):
+            page = round(now, 4)
         if shows_content(screen, cache):
-            return Launch(first_paint, round(now, 4)), find_tui(tmux.pane_pid(session))
+            return (Launch(page if page is not None else round(now, 4), round(now, 4)),
+                    find_tui(tmux.pane_pid(session)))  # fmt: skip
         if (line := exited(screen)) is not None:
             raise BenchError(f"the TUI exited ({line}) before showing {cache}: "
                              f"{screen_tail(screen)}")  # fmt: skip
@@ -383,19 +392,19 @@ def launch(tmux: Tmux, session: str, cmd: list[str], cache: str) -> tuple[Launch
         time.sleep(POLL_S)
 
 
-def first_frames(tmux: Tmux, runs: int, cmd: list[str], mark: str, name: str,
-                 say: Any) -> list[Launch]:  # fmt: skip
+def first_frames(tmux: Tmux, runs: int, cmd: list[str], mark: str, name: str, say: Any,
+                 page_shown: Callable[[str], bool] = shows_page) -> list[Launch]:  # fmt: skip
     """``runs`` launches of ``cmd``, one at a time, each gone before the next starts."""
     results = []
     for run in range(1, runs + 1):
         session = f"{name}-{run}"
         try:
-            result, pid = launch(tmux, session, cmd, mark)
+            result, pid = launch(tmux, session, cmd, mark, page_shown)
         finally:
             tmux.kill_session(session)
         wait_gone(pid)
         results.append(result)
-        say(f"{name} {run}/{runs}: {result.content_s:.3f} s")
+        say(f"{name} {run}/{runs}: page {result.page_s:.3f} s, data {result.content_s:.3f} s")
         time.sleep(0.5)  # let the previous launch's exit settle
     return results
 
@@ -435,23 +444,26 @@ def verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median_s": round(statistics.median(values), 3), "max_s": round(max(values), 3)}
+
+
 def summary(args: argparse.Namespace, meta: dict[str, Any], runs: list[Launch],
             floor: list[Launch], idle: Idle) -> dict[str, Any]:  # fmt: skip
-    """Machine-readable results, every run included."""
-    content = [r.content_s for r in runs if r.content_s is not None]
-    paint = [r.first_paint_s for r in runs if r.first_paint_s is not None]
-    median, worst = statistics.median(content), max(content)
+    """Machine-readable results, every run included. ``pass`` is the issue's targets: the
+    first painted page and the idle CPU; the page with its data has its own verdict."""
+    page, content = spread([r.page_s for r in runs]), spread([r.content_s for r in runs])
+    target = FIRST_FRAME_TARGET_S
     return {
         **meta,
         "first_frame": {
             "runs": [asdict(r) for r in runs],
-            "median_s": round(median, 3),
-            "max_s": round(worst, 3),
-            "first_paint_median_s": round(statistics.median(paint), 3) if paint else None,
+            "page": {**page, "pass": page["max_s"] <= target},
+            "with_data": {**content, "pass": content["max_s"] <= target},
             "floor_runs_s": [r.content_s for r in floor],
-            "floor_median_s": round(statistics.median(r.content_s for r in floor), 3),
-            "target_s": FIRST_FRAME_TARGET_S,
-            "pass": median <= FIRST_FRAME_TARGET_S and worst <= FIRST_FRAME_TARGET_S,
+            "floor_median_s": spread([r.content_s for r in floor])["median_s"],
+            "target_s": target,
+            "pass": page["max_s"] <= target,
         },
         "idle_cpu": {
             **asdict(idle),
@@ -464,11 +476,16 @@ def summary(args: argparse.Namespace, meta: dict[str, Any], runs: list[Launch],
 def print_table(result: dict[str, Any]) -> None:
     """A table a person can paste into an issue, with the commands that produced it."""
     ff, idle = result["first_frame"], result["idle_cpu"]
+    limit = f"<= {ff['target_s']:g} s"
     rows = [
-        ("first frame, median", f"{ff['median_s']:.3f} s", f"<= {ff['target_s']:g} s",
-         verdict(ff["median_s"] <= ff["target_s"])),
-        ("first frame, max", f"{ff['max_s']:.3f} s", f"<= {ff['target_s']:g} s",
-         verdict(ff["max_s"] <= ff["target_s"])),
+        (f"page painted, {stat}", f"{ff['page'][key]:.3f} s", limit,
+         verdict(ff["page"][key] <= ff["target_s"]))
+        for stat, key in (("median", "median_s"), ("max", "max_s"))
+    ] + [
+        (f"page with data, {stat}", f"{ff['with_data'][key]:.3f} s", limit,
+         verdict(ff["with_data"][key] <= ff["target_s"]))
+        for stat, key in (("median", "median_s"), ("max", "max_s"))
+    ] + [
         (f"idle CPU ({idle['seconds']:.0f} s)", f"{idle['percent']:.2f} %",
          f"<= {idle['target_percent']:g} %", verdict(idle["pass"])),
     ]  # fmt: skip
@@ -477,19 +494,18 @@ def print_table(result: dict[str, Any]) -> None:
           f"refresh {result['refresh_s']:g} s; {result['cpus']} CPUs, load average "
           f"{result['loadavg_before']} before, {result['loadavg_after']} after")  # fmt: skip
     print()
-    head = f"{'metric':<22} {'value':>10}  {'target':<9} result"
+    head = f"{'metric':<24} {'value':>10}  {'target':<9} result"
     print(head)
     print("-" * len(head))
     for name, value, target, ok in rows:
-        print(f"{name:<22} {value:>10}  {target:<9} {ok}")
+        print(f"{name:<24} {value:>10}  {target:<9} {ok}")
     print()
+    pages = " ".join(f"{r['page_s']:.3f}" for r in ff["runs"])
     shown = " ".join(f"{r['content_s']:.3f}" for r in ff["runs"])
-    paints = " ".join("-" if r["first_paint_s"] is None else f"{r['first_paint_s']:.3f}"
-                      for r in ff["runs"])  # fmt: skip
-    print(f"first frame per run (s): {shown}")
-    print(f"first paint per run (s): {paints}  (any text: the page skeleton, 'loading…')")
+    print(f"page painted per run (s): {pages}  (header and footer keys; title 'loading…')")
+    print(f"with data per run (s):    {shown}  (the cache's name and 'graphs:' line)")
     floor = " ".join(f"{t:.3f}" for t in ff["floor_runs_s"])
-    print(f"floor per run (s):       {floor}  (median {ff['floor_median_s']:.3f} s: a bare "
+    print(f"floor per run (s):        {floor}  (median {ff['floor_median_s']:.3f} s: a bare "
           "Textual app launched the same way)")  # fmt: skip
     print(f"idle: {idle['cpu_seconds']:.2f} s CPU in {idle['seconds']:.1f} s (pid {idle['pid']});"
           f" per second min {min(idle['per_second_pct']):.0f} %, median "
@@ -535,7 +551,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         url = dashboard_url(client, token, args.cache, log)
         up_since = time.monotonic()
         compile_tree()
-        floor = first_frames(tmux, args.runs, floor_command(workdir), "floor", "floor", say)
+        floor = first_frames(tmux, args.runs, floor_command(workdir), "floor", "floor", say,
+                             page_shown=lambda screen: shows_content(screen, "floor"))  # fmt: skip
         if (wait := args.history - (time.monotonic() - up_since)) > 0:
             say(f"waiting {wait:.0f} s until the backend has {args.history:g} s of history")
             time.sleep(wait)

@@ -1,7 +1,9 @@
-"""CachierApp: pages as modes, global bindings, the in-process backend's lifetime."""
+"""CachierApp: pages as modes, global bindings, reaching the backend (in this process or
+attached), and the in-process backend's lifetime."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -17,10 +19,11 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from tui.client import CachierClient
+from tui.errors import ApiError
 
-if TYPE_CHECKING:  # FastAPI and uvicorn load only when the backend runs in this process
-    from backend.service import Service
+if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.on_mount)
+    from backend.service import Service  # FastAPI, uvicorn: only for the in-process backend
+    from tui.client import CachierClient  # httpx, pydantic
 
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
 PALETTE_PAGES = [
@@ -42,6 +45,14 @@ class Settings:
     live: bool = True  # False in snapshot tests: pages show injected data only
     clock: Callable[[], float] | None = None  # frozen in snapshot tests
     backend_log: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A running backend to attach to; the admin token opens the operator view."""
+
+    base_url: str
+    admin_token: str | None = None
 
 
 def page(module: str, name: str) -> Callable[[], Screen]:
@@ -97,14 +108,15 @@ class CachierApp(App[None]):
     paused: reactive[bool] = reactive(False)
     refresh_s: reactive[float] = reactive(1.0)
 
-    def __init__(self, settings: Settings, client: CachierClient | None = None,
-                 service: Service | None = None,
-                 prefetched: Message | None = None) -> None:  # fmt: skip
+    def __init__(self, settings: Settings, service: Service | None = None,
+                 remote: Remote | None = None) -> None:  # fmt: skip
         super().__init__()
         self.settings = settings
-        self.client = client
+        self.client: CachierClient | None = None  # set once the backend is reached
         self.service = service
-        self._prefetched = prefetched
+        self.remote = remote
+        self._prefetched: Message | None = None
+        self.failure: str | None = None  # why the backend could not be used (printed at exit)
         self.sso = settings.sso
         self.cache_name: str | None = None
         self.refresh_s = settings.refresh_s
@@ -112,17 +124,63 @@ class CachierApp(App[None]):
 
     # -- lifetime -----------------------------------------------------------------------
     async def on_mount(self) -> None:
-        if self.service is not None:
-            from backend.service import ServiceError
-
-            self._route_backend_logs()
-            try:
-                listening = await self.service.start()
-            except ServiceError as error:
-                self.exit(message=f"cachier-tui: cannot start the backend: {error}")
-                return
-            self.client = CachierClient(listening.api_url, self.service.config.admin_token)
+        """The first page's frame paints at once; the backend is reached meanwhile (the HTTP
+        client and pydantic alone take about a third of a second to import), and the page
+        fills in when it answers."""
         await self.switch_mode("caches" if self.settings.operator else "analytics")
+        if self.service is not None:
+            await self._start_service(self.service)
+        elif self.remote is not None:  # after the page's first frame: imports hold the GIL
+            remote = self.remote
+            self.call_after_refresh(
+                lambda: self.run_worker(self._attach(remote), group="attach", exit_on_error=False)
+            )
+
+    async def _start_service(self, service: Service) -> None:
+        from backend.service import ServiceError
+        from tui.client import CachierClient
+
+        self._route_backend_logs()
+        try:
+            listening = await service.start()
+        except ServiceError as error:
+            self._fail(f"cannot start the backend: {error}")
+            return
+        self.client = CachierClient(listening.api_url, service.config.admin_token)
+        self._refresh_current()
+
+    async def _attach(self, remote: Remote) -> None:
+        """Reach a running backend. Its first answer is the first page's data, shown as
+        that page's first refresh; a backend that cannot be used ends the app with one
+        readable line (unreachable, token refused, dashboard URL no longer valid)."""
+        client_module = await asyncio.to_thread(import_module, "tui.client")  # keeps painting
+        client = client_module.CachierClient(remote.base_url, remote.admin_token)
+        try:
+            self._prefetched = await self._first_page(client)
+        except ApiError as error:
+            await client.close()
+            self._fail(self._refusal(error))
+            return
+        self.client = client
+        self._refresh_current()
+
+    async def _first_page(self, client: CachierClient) -> Message:
+        if self.settings.sso is not None:
+            from tui.pages.analytics import fetch_analytics
+
+            return await fetch_analytics(client, self.settings.sso)
+        from tui.pages.caches import fetch_caches
+
+        return await fetch_caches(client)
+
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        self.exit(return_code=1)
+
+    def _refusal(self, error: ApiError) -> str:
+        if self.settings.sso is not None and error.status == 404:
+            return "this dashboard URL is not valid (any more): ask for the current one"
+        return str(error)
 
     async def on_unmount(self) -> None:
         if self.client is not None and self.settings.live:
@@ -138,8 +196,8 @@ class CachierApp(App[None]):
         root.setLevel(logging.INFO)
 
     def take_prefetched(self, kind: type[Message] | None) -> Message | None:
-        """The first page's data, fetched by the start-up check moments before: the first
-        frame then waits for no request of its own."""
+        """The first page's data, fetched moments before while attaching: the page's first
+        refresh shows it instead of asking again."""
         prefetched, self._prefetched = self._prefetched, None
         return prefetched if kind is not None and isinstance(prefetched, kind) else None
 

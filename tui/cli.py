@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from backend.cli import ConfigError, build_parser, config_from_args
 from backend.config import ADMIN_TOKEN_ENV
 from backend.topology import TopologyError
-
-if TYPE_CHECKING:  # imported in main(), after the flags are known to be usable
-    from textual.message import Message
-
-    from tui.app import Settings
-    from tui.client import CachierClient
 
 
 def build_tui_parser() -> argparse.ArgumentParser:
@@ -45,50 +37,28 @@ def _skip_unused_optional_imports() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
-async def _first_page(client: CachierClient, settings: Settings) -> Message | str:
-    """The first page's data, which proves the backend usable, or a readable reason it is
-    not. The app shows this answer at once instead of asking again."""
-    from tui.client import ApiError
-
-    try:
-        if settings.sso is not None:
-            from tui.pages.analytics import fetch_analytics
-
-            return await fetch_analytics(client, settings.sso)
-        from tui.pages.caches import fetch_caches
-
-        return await fetch_caches(client)
-    except ApiError as error:
-        if settings.sso is not None and error.status == 404:
-            return "this dashboard URL is not valid (any more): ask for the current one"
-        return str(error)
-    finally:
-        await client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_tui_parser().parse_args(argv)
     _skip_unused_optional_imports()
-    from tui.app import CachierApp, Settings
-    from tui.client import CachierClient, api_of, sso_of
+    from tui.app import CachierApp, Remote, Settings
+    from tui.urls import api_of, sso_of
 
     settings = Settings(refresh_s=args.refresh)
-    service = None
-    client_args: tuple[str, str | None] | None = None
+    service = remote = None
     if args.dashboard_url:
         if "/dashboard/" not in args.dashboard_url:
             print("cachier-tui: error: a dashboard URL looks like http://host:port/dashboard/<secret>",
                   file=sys.stderr)  # fmt: skip
             return 2
         settings.operator, settings.sso = False, sso_of(args.dashboard_url)
-        client_args = (api_of(args.dashboard_url), None)
+        remote = Remote(api_of(args.dashboard_url))
     elif args.api:
         args.admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV, "")
         if not args.admin_token:
             print("cachier-tui: error: --api needs --admin-token (or CACHIER_ADMIN_TOKEN)",
                   file=sys.stderr)  # fmt: skip
             return 2
-        client_args = (args.api, args.admin_token)
+        remote = Remote(args.api, args.admin_token)
     else:
         from backend.service import Service
 
@@ -97,15 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigError, TopologyError) as error:
             print(f"cachier-tui: error: {error}", file=sys.stderr)
             return 2
-    client = first = None
-    if client_args is not None:
-        first = asyncio.run(_first_page(CachierClient(*client_args, timeout=5), settings))
-        if isinstance(first, str):
-            print(f"cachier-tui: error: {first}", file=sys.stderr)
-            return 1
-        client = CachierClient(*client_args)
-    app = CachierApp(settings, client, service, prefetched=first)
+    app = CachierApp(settings, service=service, remote=remote)
     app.run()
+    if app.failure is not None:  # after the terminal is restored: a line the user keeps
+        print(f"cachier-tui: error: {app.failure}", file=sys.stderr)
+        return 1
     return app.return_code or 0
 
 

@@ -27,16 +27,9 @@ from backend.api.schemas import (
     StatsOut,
     StatusOut,
 )
+from tui.errors import ApiError
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class ApiError(Exception):
-    """A readable failure: shown to the user as is."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @cache
@@ -170,13 +163,3 @@ class CachierClient:
 
     async def app(self, sso: str) -> AppOut:
         return await self._get(AppOut, "GET", f"/dashboard/{sso}/api/app")
-
-
-def sso_of(dashboard_url: str) -> str:
-    """The secret part of a dashboard URL (``…/dashboard/<sso>``)."""
-    return dashboard_url.rstrip("/").rsplit("/dashboard/", 1)[1].split("/", 1)[0]
-
-
-def api_of(dashboard_url: str) -> str:
-    """The backend's base URL from a dashboard URL."""
-    return dashboard_url.rstrip("/").rsplit("/dashboard/", 1)[0]

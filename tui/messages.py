@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from backend.api.schemas import (
-    AppOut,
-    CacheInfo,
-    CacheOut,
-    CredentialOut,
-    LogsOut,
-    StatsOut,
-    StatusOut,
-)
+if TYPE_CHECKING:  # annotations only: importing a page must not wait for pydantic
+    from backend.api.schemas import (
+        AppOut,
+        CacheInfo,
+        CacheOut,
+        CredentialOut,
+        LogsOut,
+        StatsOut,
+        StatusOut,
+    )
 
 
 @dataclass

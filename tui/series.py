@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from backend.api.schemas import Sample
+if TYPE_CHECKING:  # annotations only
+    from backend.api.schemas import Sample
 
 
 def rate(before: Sample | None, after: Sample, counter: str) -> float | None:

@@ -17,11 +17,11 @@ from tests.backend.test_auth import AuthenticatingClient
 from tests.conftest import address
 from tests.tui.conftest import admin, running_app, wait_for
 from tui.app import CachierApp
-from tui.client import sso_of
 from tui.pages.analytics import AnalyticsPage
 from tui.pages.caches import CachesPage
 from tui.pages.credentials import CredentialsPage
 from tui.pages.logs import LogsPage, LogView
+from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 
 # -- helpers ----------------------------------------------------------------------------

@@ -1,25 +1,63 @@
-"""`cachier-tui` refuses to start with a readable one-line reason, never a traceback."""
+"""`cachier-tui` refuses to start with a readable one-line reason, never a traceback.
+
+Run in a pseudo-terminal, as a person runs it: a backend that cannot be used is found out
+while the first page is already on screen, so what counts is what stays on the terminal
+once the app has given it back.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import os
+import pty
+import re
+import select
+import struct
 import sys
+import termios
+import time
+from fcntl import ioctl
 
 import pytest
 
 from tests.conftest import RunningService, free_port
 
-
-def run_tui(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True,
-                          text=True, timeout=60, env=env)  # fmt: skip
+LEAVE_ALTERNATE_SCREEN = "\x1b[?1049l"
+CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-9;?<>=$]*[A-Za-z~]|\x1b[=>]")
 
 
-def assert_one_line(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode != 0
-    assert fragment in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.stderr
+def run_tui(*args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """The exit status, and the text left on an 80x24 terminal after the app exits."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the TUI on the pseudo-terminal
+        os.execv(sys.executable, [sys.executable, "-m", "tui.cli", *args])
+    ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace").rsplit(LEAVE_ALTERNATE_SCREEN, 1)[-1]
+    return os.waitstatus_to_exitcode(status), CONTROL_SEQUENCE.sub("", text)
+
+
+def assert_one_line(result: tuple[int, str], fragment: str) -> None:
+    status, left_on_screen = result
+    assert status != 0
+    lines = [line for line in left_on_screen.replace("\r", "").splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("cachier-tui: error: ") and fragment in lines[0]
+    assert "Traceback" not in left_on_screen
 
 
 def test_unreachable_backend(tmp_path) -> None:

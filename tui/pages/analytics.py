@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -18,16 +18,19 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.widgets import Header, Static
 
-from backend.api.schemas import CacheInfo, FlushOut, MigrateOut
-from tui.client import CachierClient, sso_of
 from tui.messages import AnalyticsFetched
 from tui.pages.base import Page
 from tui.series import History
 from tui.units import size
+from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.graph import Graph, Series, compact, percent, short_bytes, theme_colour
 from tui.widgets.line import FixedLine
+
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+    from backend.api.schemas import CacheInfo, FlushOut, MigrateOut
+    from tui.client import CachierClient
 
 WINDOW_S = 600.0  # the graphs' span: ten minutes at full (1 s) resolution
 # Samples kept: the window plus a minute, more than a graph bucket, so the buckets a graph

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 
-from tui.client import ApiError
+from tui.errors import ApiError
 from tui.messages import FetchFailed
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ class Page(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._timer: Timer | None = None
-        self._showing_prefetched = False
 
     @property
     def cachier(self) -> CachierApp:
@@ -39,24 +38,8 @@ class Page(Screen):
     async def load(self) -> Message | None:
         raise NotImplementedError
 
-    def show(self, message: Message) -> None:
-        """Show what ``load`` returned (pages with ``fetches`` handle it with this name)."""
-        raise NotImplementedError
-
-    def on_mount(self) -> None:
-        """The start-up check's answer, fetched moments ago, is shown before the first
-        frame: no "loading…" frame is drawn, and no request waited for, first."""
-        prefetched = self.cachier.take_prefetched(self.fetches)
-        if prefetched is not None:
-            self.show(prefetched)
-            self._showing_prefetched = True
-
     def on_screen_resume(self) -> None:
-        if self._showing_prefetched:  # that answer stands for this refresh
-            self._showing_prefetched = False
-            self._rearm()
-        else:
-            self.refresh_now()
+        self.refresh_now()
 
     def on_screen_suspend(self) -> None:
         self._cancel_timer()
@@ -75,7 +58,9 @@ class Page(Screen):
 
     async def _fetch(self) -> None:
         try:
-            message = await self.load()
+            message = self.cachier.take_prefetched(self.fetches)  # the attach's answer
+            if message is None:
+                message = await self.load()
         except ApiError as error:
             message = FetchFailed(str(error))
         if message is not None:

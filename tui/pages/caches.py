@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -12,15 +13,18 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Select, Static
 
-from backend.api.schemas import CacheOut
 from backend.control.models import PLANS
-from tui.client import CachierClient, sso_of
 from tui.messages import CachesFetched
 from tui.pages.base import Page
 from tui.units import size
+from tui.urls import sso_of
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import light_text
 from tui.widgets.tables import upsert_row
+
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+    from backend.api.schemas import CacheOut
+    from tui.client import CachierClient
 
 
 async def fetch_caches(client: CachierClient) -> CachesFetched:

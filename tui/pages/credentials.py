@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.table import Table
 from rich.text import Text
@@ -21,13 +21,16 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
-from backend.api.schemas import AppOut, CacheInfo, CredentialOut
-from tui.client import ApiError, sso_of
+from tui.errors import ApiError
 from tui.messages import CredentialsFetched
 from tui.pages.base import Page
+from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.tables import upsert_row
+
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+    from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 
 T = TypeVar("T")
 MASK = "•" * 8

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -19,12 +20,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Header, RichLog, Static
 
-from backend.api.schemas import LogLineOut
 from tui.messages import LogsFetched
 from tui.pages.backend_log import BackendLogScreen
 from tui.pages.base import Page
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.graph import theme_colour
+
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+    from backend.api.schemas import LogLineOut
 
 FIRST_PAGE = 200  # the newest lines shown when the page (or another cache) is opened
 NEXT_PAGE = 500  # lines asked for after the cursor; a full page fetches again at once

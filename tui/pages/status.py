@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
-from backend.api.schemas import StatusOut
 from tui.messages import StatusFetched
 from tui.pages.base import Page
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import LIGHTS, light_text, proxy_text
 from tui.widgets.tables import upsert_row
+
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+    from backend.api.schemas import StatusOut
 
 
 class StatusPage(Page):
