@@ -6,7 +6,6 @@ cache lives on is control-plane state kept in the database.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +111,8 @@ def load_topology(path: Path) -> Topology:
         name = "use1-a"
         proxies = 3                 # or a list of {hostname = "...", port = 0}
     """
+    import tomllib  # here: the dashboard builds this parser on every start, rarely with a file
+
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Vertical
 from textual.widgets import Header, Static
 
 from tui.messages import AnalyticsFetched
@@ -25,12 +25,13 @@ from tui.units import size
 from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.graph import Graph, Series, compact, percent, short_bytes, theme_colour
 from tui.widgets.line import FixedLine
+from tui.widgets.theme import theme_colour
 
-if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
+if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for these
     from backend.api.schemas import CacheInfo, FlushOut, MigrateOut
     from tui.client import CachierClient
+    from tui.pages.analytics_graphs import AnalyticsGraphs
 
 WINDOW_S = 600.0  # the graphs' span: ten minutes at full (1 s) resolution
 # Samples kept: the window plus a minute, more than a graph bucket, so the buckets a graph
@@ -67,9 +68,9 @@ class AnalyticsPage(Page):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_class("-loading")
         self.cache: CacheInfo | None = None
         self.history = History(KEPT_S)
+        self._graph_grid: AnalyticsGraphs | None = None
         self._samples_sso: str | None = None  # the dashboard secret the samples came from
         self.busy: str | None = None  # the mutation running ("flush", "move"), if any
         self._binding_state = self._footer_state()  # as the footer is composed
@@ -86,14 +87,6 @@ class AnalyticsPage(Page):
             "here with 2 or Enter.",
             id="analytics-empty",
         )
-        with Grid(id="analytics-graphs"):
-            yield Graph("memory", fmt=short_bytes, y_floor=1024, y_base=1024,
-                        window_s=WINDOW_S, id="graph-memory")  # fmt: skip
-            yield Graph("hit rate", fmt=percent, y_max=100.0, window_s=WINDOW_S, id="graph-hits")
-            yield Graph("ops/s", window_s=WINDOW_S, id="graph-ops")
-            yield Graph("connections", window_s=WINDOW_S, id="graph-connections")
-            yield Graph("items", window_s=WINDOW_S, id="graph-items")
-            yield Graph("evictions/s", window_s=WINDOW_S, id="graph-evictions")
         yield SteadyFooter()
 
     async def load(self) -> AnalyticsFetched:
@@ -110,7 +103,8 @@ class AnalyticsPage(Page):
 
     # -- data ---------------------------------------------------------------------------
     @on(AnalyticsFetched)
-    def show(self, message: AnalyticsFetched) -> None:
+    async def show(self, message: AnalyticsFetched) -> None:
+        graphs = await self._graphs()  # first: the state below and its display change together
         fresh, last = message.stats.samples, self.history.last
         if message.since is not None and last is not None and last.t == message.since:
             if not fresh and self.cache == message.cache:
@@ -123,10 +117,20 @@ class AnalyticsPage(Page):
         if self.cachier.cache_name is None:
             self.cachier.cache_name = message.cache.name
         with self.app.batch_update():
-            self.remove_class("-no-cache", "-loading")
+            self.remove_class("-no-cache")
             self._show_info()
-            self._show_graphs()
+            graphs.show(self.history, self._samples_sso, message.cache)
         self._sync_bindings()
+
+    async def _graphs(self) -> AnalyticsGraphs:
+        """The graphs, mounted with the first data: plotext and their eighteen widgets load
+        after the page has painted (and its first frame does not wait for them)."""
+        if self._graph_grid is None:
+            from tui.pages.analytics_graphs import AnalyticsGraphs
+
+            self._graph_grid = AnalyticsGraphs(WINDOW_S, id="analytics-graphs")
+            await self.mount(self._graph_grid, after="#analytics-empty")
+        return self._graph_grid
 
     def _show_info(self) -> None:
         cache = self.cache
@@ -166,28 +170,6 @@ class AnalyticsPage(Page):
         else:
             hint = "f flush · m move to another cluster (its data is lost)"
         self.query_one("#analytics-hint", FixedLine).show(hint)
-
-    def _show_graphs(self) -> None:
-        history, source = self.history, self._samples_sso
-        last = history.last
-
-        def show(graph: str, *series: Series, summary: str | None = None) -> None:
-            graph_widget = self.query_one(f"#graph-{graph}", Graph)
-            graph_widget.set_data(history.t, *series, summary=summary, source=source)
-
-        show("memory", Series("used", history.memory_used, "primary"),
-             summary=None if last is None else (
-                 f"{size(last.memory_used)} of {size(last.memory_limit or self.cache.memory_limit)}"
-             ))  # fmt: skip
-        show("hits", Series("hits", history.hit_percent, "success"))
-        show("ops", Series("gets", history.gets, "accent"),
-             Series("sets", history.sets, "secondary"))  # fmt: skip
-        show("connections", Series("connections", history.connections, "warning"))
-        show("items", Series("items", history.items, "primary"))
-        show("evictions", Series("evictions", history.evictions, "error"),
-             summary=None if last is None else (
-                 f"{compact(history.evictions[-1] or 0)}  ({compact(last.evictions)} total)"
-             ))  # fmt: skip
 
     # -- bindings -----------------------------------------------------------------------
     def _footer_state(self) -> tuple[bool, bool, str | None]:

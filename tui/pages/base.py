@@ -25,7 +25,7 @@ class Page(Screen):
     """Subclasses implement ``load`` (client calls only, no widgets) and message handlers."""
 
     needs_cache = False  # True: the page shows one cache and needs the app's current one
-    fetches: type[Message] | None = None  # what load() returns, if a start-up check may too
+    fetches: type[Message] | None = None  # what load() returns (attaching may fetch it first)
 
     def __init__(self) -> None:
         super().__init__()

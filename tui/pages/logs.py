@@ -24,7 +24,7 @@ from tui.messages import LogsFetched
 from tui.pages.backend_log import BackendLogScreen
 from tui.pages.base import Page
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.graph import theme_colour
+from tui.widgets.theme import theme_colour
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
     from backend.api.schemas import LogLineOut

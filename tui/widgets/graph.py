@@ -22,13 +22,14 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.app import App, ComposeResult, RenderResult
-from textual.color import Color, ColorParseError
+from textual.app import ComposeResult, RenderResult
+from textual.color import Color
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual_plotext import Plot, PlotextPlot
 
 from tui.widgets.line import FixedLine
+from tui.widgets.theme import theme_colour
 
 POINTS_PER_COLUMN = 2
 
@@ -40,19 +41,6 @@ class Series:
     label: str
     values: Sequence[float | None]
     color: str = "primary"  # a theme variable, without the "$"
-
-
-def theme_colour(app: App, variable: str) -> str:
-    """A theme variable (name without "$") as a Rich colour: translucent ones blended onto
-    the background, since Rich has no alpha; "" when the variable is not a colour."""
-    variables = app.theme_variables
-    try:
-        colour = Color.parse(variables[variable])
-        if colour.a < 1:
-            colour = Color.parse(variables.get("background", "black")) + colour
-    except (KeyError, ColorParseError):
-        return ""
-    return colour.hex
 
 
 def _digits(value: float) -> str:
