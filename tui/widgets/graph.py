@@ -1,11 +1,12 @@
 """A small live graph: one title line over a textual-plotext plot, sized for 80×24.
 
 The widget takes whole series (the page re-sends them on every fetch) and averages them
-into buckets of a fixed time grid, about two per plot column, because plotext draws every
-point it is given and a 600-sample window in a 40-column plot is mostly wasted work.
+into buckets of a fixed time grid, at most two per plot column (braille has two dots a
+cell), because plotext draws every point it is given and a 600-sample window in a
+40-column plot is mostly wasted work.
 
 Only completed buckets are plotted. The grid is aligned to the clock, so a completed
-bucket never changes: the plot is rebuilt once per bucket (every ~8 s at 80 columns),
+bucket never changes: the plot is rebuilt once per bucket (every 10 s at 80 columns),
 not on every refresh, while the title line shows the newest value every time. Rebuilding
 six plotext figures a second was most of the dashboard's idle CPU.
 
