@@ -47,6 +47,12 @@ def tls_for(base_url: str) -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
 
 
+@cache
+def _list_of(model: type[BaseModel]) -> TypeAdapter:
+    """One validator per list type, built on first use."""
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
 class CachierClient:
     def __init__(
         self,
@@ -69,7 +75,7 @@ class CachierClient:
         await self.http.aclose()
 
     # -- plumbing -----------------------------------------------------------------------
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self.http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -84,25 +90,27 @@ class CachierClient:
             if response.status_code == 401:
                 message = "the admin token was refused"
             raise ApiError(message, response.status_code)
-        return response.json()
+        return response
 
     async def _get(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
-        data = await self._call(method, path, **kwargs)
+        """The answer as ``model``, parsed straight from the body's bytes by pydantic-core
+        (ten minutes of samples parse about twice as fast as via a dict)."""
+        response = await self._send(method, path, **kwargs)
         try:
-            return model.model_validate(data)
+            return model.model_validate_json(response.content)
         except ValidationError:
             raise ApiError(f"unexpected answer from {path}") from None
 
     async def _get_list(self, model: type[Model], path: str) -> list[Model]:
-        data = await self._call("GET", path)
+        response = await self._send("GET", path)
         try:
-            return TypeAdapter(list[model]).validate_python(data)
+            return _list_of(model).validate_json(response.content)
         except ValidationError:
             raise ApiError(f"unexpected answer from {path}") from None
 
     # -- public and operator ------------------------------------------------------------
     async def health(self) -> None:
-        await self._call("GET", "/healthz")
+        await self._send("GET", "/healthz")
 
     async def status(self) -> StatusOut:
         return await self._get(StatusOut, "GET", "/api/v1/status")
@@ -115,7 +123,7 @@ class CachierClient:
         return await self._get(CacheOut, "POST", "/api/v1/admin/caches", json=body)
 
     async def fault(self, hostname: str, mode: str, delay_ms: int = 0) -> None:
-        await self._call("POST", f"/api/v1/admin/proxies/{hostname}/fault",
+        await self._send("POST", f"/api/v1/admin/proxies/{hostname}/fault",
                          json={"mode": mode, "delay_ms": delay_ms})  # fmt: skip
 
     # -- one cache, through its dashboard URL -------------------------------------------
