@@ -108,3 +108,22 @@ async def test_a_refresh_rebuilds_the_plots_only_when_a_bucket_completes() -> No
         await pilot.pause()
         await pilot.pause()
         assert [p.builds for p in plots] == [b + 2 for b in builds]
+
+
+@pytest.mark.parametrize(
+    ("samples", "start", "end"),
+    [
+        (45, -20.0, 40.0),  # seconds old: the axis spans its minimum, a minute
+        (200, 0.0, 190.0),  # minutes old: the axis starts at the first bucket
+        (660, 50.0, 650.0),  # older than the window: the last ten minutes
+    ],
+)
+async def test_a_young_history_spans_the_whole_graph(samples: int, start: float,
+                                                     end: float) -> None:  # fmt: skip
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "analytics",
+                   AnalyticsFetched(data.cache_info(), stats_between(0, samples - 1)))  # fmt: skip
+        graph = app.screen.query_one("#graph-items", Graph)
+        size = graph.query_one(CachedPlot).size
+        assert graph.time_grid(size) == (10.0, data.T0 + start, data.T0 + end)

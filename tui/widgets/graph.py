@@ -33,6 +33,7 @@ from tui.widgets.line import FixedLine
 from tui.widgets.theme import theme_colour
 
 POINTS_PER_COLUMN = 2
+MIN_SPAN_S = 60.0  # the shortest time axis, for a history only seconds old
 
 
 @dataclass(frozen=True)
@@ -279,21 +280,28 @@ class Graph(Vertical):
         if plot.stale():
             plot.refresh()
 
-    def _grid(self, size: Size) -> tuple[float, float, float]:
-        """Bucket length, start and end of the window drawn at this plot size."""
+    def time_grid(self, size: Size) -> tuple[float, float, float]:
+        """Bucket length, start and end of the time axis drawn at this plot size. A history
+        younger than the window starts the axis at its first bucket (but spans at least
+        ``MIN_SPAN_S``), so a new cache's line crosses the graph instead of sitting in its
+        last columns; the buckets stay those of the full window, so this costs no rebuild."""
         bucket_s = bucket_size(self.window_s, max(2, (size.width or 40) * POINTS_PER_COLUMN))
         end = grid_end(self.times, bucket_s)
-        return bucket_s, end - self.window_s, end
+        start = end - self.window_s
+        if self.times:
+            first = math.floor(self.times[0] / bucket_s) * bucket_s
+            start = max(start, min(first, end - MIN_SPAN_S))
+        return bucket_s, start, end
 
     def _plot_key(self, size: Size) -> Hashable:
         """Changes when a bucket completes, the source or the theme changes: samples of the
         same source that fall in the bucket still filling change nothing drawn."""
-        _, start, end = self._grid(size)
+        _, start, end = self.time_grid(size)
         count = bisect_left(self.times, end) - bisect_left(self.times, start)
         return self.source, end, count, len(self.series), self._theme_changes
 
     def _plot(self, plt: Plot, size: Size) -> None:
-        bucket_s, start, end = self._grid(size)
+        bucket_s, start, end = self.time_grid(size)
         high = self.y_floor
         low = 0.0
         plotted = False
