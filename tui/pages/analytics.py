@@ -42,7 +42,7 @@ HIT_RATE_SPAN_S = 60.0  # the header's "current" hit rate is over the last minut
 
 async def fetch_analytics(client: CachierClient, sso: str,
                           since: float | None = None) -> AnalyticsFetched:  # fmt: skip
-    """What the Analytics page shows (also the dashboard URL's start-up check)."""
+    """What the Analytics page shows (also the first answer when attaching to a cache)."""
     cache, stats = await asyncio.gather(client.cache(sso), client.stats(sso, KEPT_S, since))
     return AnalyticsFetched(cache, stats, since)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for 
 
 
 async def fetch_caches(client: CachierClient) -> CachesFetched:
-    """What the Caches page shows (also the operator view's start-up check)."""
+    """What the Caches page shows (also the first answer when attaching as an operator)."""
     caches, status = await asyncio.gather(client.caches(), client.status())
     return CachesFetched(caches, status)
 
