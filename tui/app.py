@@ -153,6 +153,7 @@ class CachierApp(App[None]):
         """Reach a running backend. Its first answer is the first page's data, shown as
         that page's first refresh; a backend that cannot be used ends the app with one
         readable line (unreachable, token refused, dashboard URL no longer valid)."""
+        self.sub_title = f"reaching {remote.base_url}…"  # a slow backend shows why it waits
         client_module = await asyncio.to_thread(import_module, "tui.client")  # keeps painting
         client = client_module.CachierClient(remote.base_url, remote.admin_token)
         try:
@@ -162,6 +163,7 @@ class CachierApp(App[None]):
             self._fail(self._refusal(error))
             return
         self.client = client
+        self.watch_paused(self.paused)  # the sub-title back to the pause badge, if any
         self._refresh_current()
 
     async def _first_page(self, client: CachierClient) -> Message:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
+
 from textual.widgets import DataTable, Input
 
+from tests.conftest import ADMIN_TOKEN, RunningService
 from tests.tui.conftest import admin, running_app, wait_for
+from tui.app import CachierApp, Remote, Settings
 from tui.pages.caches import CachesPage, CreateCacheModal
 from tui.pages.help import HelpScreen
 from tui.pages.status import StatusPage
@@ -92,3 +97,28 @@ async def test_command_palette_lists_the_pages(tmp_path) -> None:
         status = next(c for c in app.get_system_commands(app.screen) if c.title == "Status page")
         status.callback()
         await wait_for(pilot, lambda: isinstance(app.screen, StatusPage))
+
+
+async def test_attaching_says_where_it_waits_then_shows_the_caches(
+    service: RunningService, tmp_path
+) -> None:
+    """An attached dashboard paints its page at once and says which backend it is reaching
+    while that backend has not answered; the page fills in when it does."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        app = CachierApp(Settings(), remote=Remote(silent_url, ADMIN_TOKEN))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: silent_url in app.sub_title)
+            assert isinstance(app.screen, CachesPage) and app.client is None
+    finally:
+        silent.close()
+    name = f"attached-{secrets.token_hex(3)}"
+    with service.admin() as client:
+        created = client.post("/api/v1/admin/caches", json={"name": name, "plan": "100mb"})
+        assert created.status_code == 201
+    app = CachierApp(Settings(), remote=Remote(service.api_url, ADMIN_TOKEN))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: created.json()["id"] in table.rows)
+        assert app.client is not None and app.sub_title == ""
