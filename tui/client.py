@@ -109,9 +109,6 @@ class CachierClient:
             raise ApiError(f"unexpected answer from {path}") from None
 
     # -- public and operator ------------------------------------------------------------
-    async def health(self) -> None:
-        await self._send("GET", "/healthz")
-
     async def status(self) -> StatusOut:
         return await self._get(StatusOut, "GET", "/api/v1/status")
 
@@ -121,10 +118,6 @@ class CachierClient:
     async def create_cache(self, name: str, plan: str, region: str | None) -> CacheOut:
         body = {"name": name, "plan": plan} | ({"region": region} if region else {})
         return await self._get(CacheOut, "POST", "/api/v1/admin/caches", json=body)
-
-    async def fault(self, hostname: str, mode: str, delay_ms: int = 0) -> None:
-        await self._send("POST", f"/api/v1/admin/proxies/{hostname}/fault",
-                         json={"mode": mode, "delay_ms": delay_ms})  # fmt: skip
 
     # -- one cache, through its dashboard URL -------------------------------------------
     async def cache(self, sso: str) -> CacheInfo:

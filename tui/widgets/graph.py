@@ -163,15 +163,17 @@ class CachedPlot(PlotextPlot):
         self._built: tuple[Hashable, RenderResult] | None = None
         self.builds = 0  # figures built so far (each costs a few ms of plotext)
 
+    def _wanted(self) -> Hashable:
+        return self._key(self.size), self.size
+
     def stale(self) -> bool:
-        return self._built is None or self._built[0] != (self._key(self.size), self.size)
+        return self._built is None or self._built[0] != self._wanted()
 
     def render(self) -> RenderResult:
-        key = (self._key(self.size), self.size)
-        if self._built is None or self._built[0] != key:
+        if self.stale():
             self.plt.clear_data()
             self._fill(self.plt, self.size)
-            self._built = (key, super().render())
+            self._built = (self._wanted(), super().render())
             self.builds += 1
         return self._built[1]
 
