@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backend import __version__
+from backend import __version__, logs
 from backend.config import ADMIN_TOKEN_ENV, DEMO_RESOLVED_WINDOW, Config, default_data_dir
 from backend.topology import TopologyError, demo_topology, load_topology
 
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
+        logs.log_to_stderr()
         _install_uvloop()
         asyncio.run(serve(config))
     except (ConfigError, ServiceError, TopologyError) as exc:

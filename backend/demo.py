@@ -107,15 +107,24 @@ class Traffic:
 
     def _run(self, spec: DemoClient, rate: float, seed_value: int) -> None:
         rng = random.Random(seed_value)
+        health = ClientHealth(spec)
         while not self.stop_event.is_set():
             try:
                 client = _connect(spec)
-                self._drive(client, spec, rate, rng)
+            except ImportError as exc:  # retrying cannot help: say so once, and stop
+                log.warning("demo traffic for %s cannot run: the %s package is missing "
+                            "(reinstall cachier with its dependencies)", health.name,
+                            exc.name or exc)  # fmt: skip
+                return
+            try:
+                self._drive(client, spec, rate, rng, health)
             except Exception as exc:  # reconnect after any error, as a real app would
-                log.debug("demo client %s: %s", spec.cache, exc)
+                health.failed(exc)
                 self.stop_event.wait(0.5)
 
-    def _drive(self, client, spec: DemoClient, rate: float, rng: random.Random) -> None:
+    def _drive(
+        self, client, spec: DemoClient, rate: float, rng: random.Random, health: ClientHealth
+    ) -> None:
         value = b"v" * spec.value_size
         interval = 1.0 / rate if rate > 0 else 1.0
         next_flush = time.monotonic() + rng.uniform(25, 40)
@@ -141,7 +150,30 @@ class Traffic:
             if not spec.read_only and time.monotonic() > next_flush and spec.cache == FLUSHED:
                 client.flush_all()
                 next_flush = time.monotonic() + rng.uniform(90, 150)
+            health.worked()
             self.stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+class ClientHealth:
+    """What a demo client reports: a new failure as a warning (the dashboard shows it as a
+    notice), the same failure again only at debug, and its recovery once."""
+
+    def __init__(self, spec: DemoClient) -> None:
+        protocol = "binary" if spec.binary else "ASCII"
+        role = ", read-only" if spec.read_only else ""
+        self.name = f"{spec.cache!r} ({protocol}{role})"
+        self.failure: str | None = None
+
+    def failed(self, exc: Exception) -> None:
+        failure = f"{type(exc).__name__}: {exc}"
+        level = logging.DEBUG if failure == self.failure else logging.WARNING
+        log.log(level, "demo client %s failing, retrying: %s", self.name, failure)
+        self.failure = failure
+
+    def worked(self) -> None:
+        if self.failure is not None:
+            log.info("demo client %s working again", self.name)
+            self.failure = None
 
 
 def _connect(spec: DemoClient):

@@ -6,11 +6,18 @@ wheel breaks it while every test run from the source tree still passes.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,9 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("backend", "tui")
 
 
-def test_the_wheel_carries_every_file_of_both_packages(tmp_path: Path) -> None:
-    # Built from a copy: an egg-info left in the working tree by an editable install would
-    # otherwise add the files it once listed, and hide a missing declaration.
+def build_wheel(tmp_path: Path) -> Path:
+    """The wheel `pip install .` would install, built from a copy of the packages.
+
+    Built from a copy: an egg-info left in the working tree by an editable install would
+    otherwise add the files it once listed, and hide a missing declaration."""
     source = tmp_path / "source"
     for package in PACKAGES:
         shutil.copytree(REPO / package, source / package,
@@ -30,7 +39,11 @@ def test_the_wheel_carries_every_file_of_both_packages(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "--quiet", "--wheel-dir", str(tmp_path), str(source)],
                    check=True, timeout=300, capture_output=True)  # fmt: skip
-    wheel = next(tmp_path.glob("cachier-*.whl"))
+    return next(tmp_path.glob("cachier-*.whl"))
+
+
+def test_the_wheel_carries_every_file_of_both_packages(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
     shipped = set(zipfile.ZipFile(wheel).namelist())
     sources = {
         path.relative_to(REPO).as_posix()
@@ -40,3 +53,84 @@ def test_the_wheel_carries_every_file_of_both_packages(tmp_path: Path) -> None:
     }
     assert "tui/cachier.tcss" in sources
     assert sources - shipped == set()
+
+
+def _secrets_of(caches: list[dict]) -> set[str]:
+    """Every secret the demo holds: dashboard secrets and every credential's password."""
+    found = set()
+    for cache in caches:
+        found.add(cache["dashboard_url"].rsplit("/dashboard/", 1)[1])
+        found.update(c["password"] for c in cache["credentials"])
+    return found
+
+
+def _demo_is_live(api: httpx.Client) -> bool:
+    """Connections, get hits, and a hit rate that moves, on every demo cache."""
+    caches = api.get("/api/v1/admin/caches").json()
+    if len(caches) < 5:
+        return False
+    for cache in caches:
+        usage = cache["usage"]
+        if usage["connections"] == 0 or usage["get_hits"] == 0:
+            return False
+        stats = api.get(cache["dashboard_url"] + "/api/stats", params={"window": 60}).json()
+        rates = {s["hit_rate"] for s in stats["samples"] if s["hit_rate"] is not None}
+        if len(rates) < 2:
+            return False
+    return True
+
+
+def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None:
+    """The quick start on a fresh machine: the wheel without extras in a new virtualenv,
+    then the demo, whose traffic must reach every cache (its clients are runtime
+    dependencies), and whose logs must hold none of the secrets it knows."""
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    extras = subprocess.run([str(python), "-c", "import pytest"], capture_output=True)
+    assert extras.returncode != 0, "the test extra leaked into a plain install"
+
+    api_port, endpoint_port = free_port(), free_port()
+    token = "newcomer-admin-token-" + "x" * 20
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        backend = subprocess.Popen(
+            [str(venv / "bin" / "cachier-backend"), "--demo", "--data-dir", str(tmp_path / "d"),
+             "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
+             "--admin-token", token],
+            stdout=stdout, stderr=stderr, cwd=tmp_path,  # not the source tree
+        )  # fmt: skip
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers,
+                          timeout=10) as api:  # fmt: skip
+            deadline = time.monotonic() + 30
+            live = False
+            while not live and time.monotonic() < deadline:
+                assert backend.poll() is None, err.read_text()[-2000:]
+                with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                    live = _demo_is_live(api)
+                if not live:
+                    time.sleep(1)
+            assert live, "demo traffic never reached every cache:\n" + err.read_text()[-2000:]
+            caches = api.get("/api/v1/admin/caches").json()
+            secrets = _secrets_of(caches) | {token}
+            app_logs = [
+                line["message"]
+                for cache in caches
+                for line in api.get(cache["dashboard_url"] + "/api/logs",
+                                    params={"limit": 500}).json()["lines"]
+            ]  # fmt: skip
+    finally:
+        backend.send_signal(signal.SIGTERM)
+        backend.wait(30)
+    assert backend.returncode == 0
+    logs = {"stdout": out.read_text(), "stderr": err.read_text(), "app": "\n".join(app_logs)}
+    assert "cannot run" not in logs["stderr"], logs["stderr"][-2000:]
+    for name, text in logs.items():
+        leaked = [s[:6] + "…" for s in secrets if s in text]
+        assert leaked == [], f"secrets in the {name} log: {leaked}"

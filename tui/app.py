@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,21 +66,36 @@ def page(module: str, name: str) -> Callable[[], Screen]:
     return make
 
 
+NOTICE_REPEAT_S = 60.0
+
+
 class BackendLogHandler(logging.Handler):
     """The in-process backend's log lines go to the app, never onto the terminal."""
 
     def __init__(self, app: CachierApp) -> None:
         super().__init__(logging.INFO)
         self.app = app
+        self._notified: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.app.settings.backend_log.append(self.format(record))
-            if record.levelno >= logging.ERROR:
-                self.app.call_later(self.app.notify, record.getMessage()[:200],
-                                    title="Backend", severity="error")  # fmt: skip
+            if record.levelno >= logging.WARNING:  # a person sees it, not only the log
+                self._notify_once(record)
         except Exception:  # logging must never break the UI
             pass
+
+    def _notify_once(self, record: logging.LogRecord) -> None:
+        """One notice per distinct message a minute: a failure that repeats every second
+        (a demo client that cannot connect) must not bury the screen in notices."""
+        message = record.getMessage()[:200]
+        now = time.monotonic()
+        if now - self._notified.get(message, -NOTICE_REPEAT_S) < NOTICE_REPEAT_S:
+            return
+        self._notified[message] = now
+        severity = "error" if record.levelno >= logging.ERROR else "warning"
+        self.app.call_later(self.app.notify, message, title="Backend", severity=severity,
+                            timeout=10)  # fmt: skip
 
 
 class CachierApp(App[None]):
@@ -191,11 +207,11 @@ class CachierApp(App[None]):
             await self.service.stop()
 
     def _route_backend_logs(self) -> None:
+        from backend import logs
+
         handler = BackendLogHandler(self)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        root = logging.getLogger()
-        root.handlers = [handler]
-        root.setLevel(logging.INFO)
+        logs.install(handler)
 
     def take_prefetched(self, kind: type[Message] | None) -> Message | None:
         """The first page's data, fetched moments before while attaching: the page's first

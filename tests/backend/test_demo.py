@@ -1,0 +1,42 @@
+"""`cachier-backend --demo` says where a person looks when its traffic cannot run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import free_port
+
+# The real command line, in a process where the binary client's package cannot be
+# imported (as on an install that lost it): sys.modules[name] = None makes import fail.
+WITHOUT_BMEMCACHED = (
+    "import sys; sys.modules['bmemcached'] = None; "
+    "from backend.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_a_demo_client_that_cannot_run_logs_one_warning_naming_the_package(tmp_path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", WITHOUT_BMEMCACHED, "--demo", "--data-dir", str(tmp_path),
+         "--api-port", str(free_port()), "--endpoint-port", str(free_port())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        lines: list[str] = []
+        while time.monotonic() < deadline and process.poll() is None:
+            line = process.stderr.readline()
+            lines.append(line)
+            if "cannot run" in line:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=20)[1]
+    warnings = [line for line in lines + rest.splitlines() if "cannot run" in line]
+    # Two binary demo clients (sessions, eu-api), one warning each; ASCII clients run.
+    assert len(warnings) == 2, "".join(lines) + rest
+    assert all("WARNING" in w and "bmemcached package is missing" in w for w in warnings)
+    assert "Traceback" not in rest
