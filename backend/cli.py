@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(memcaslap's keys carry a binary prefix); default: refuse them",
     )
     p.add_argument(
+        "--allow-internal-drains",
+        action="store_true",
+        help="let log drains reach loopback and private addresses (default: public "
+        "addresses only; link-local such as 169.254.169.254 is always refused)",
+    )
+    p.add_argument(
         "--sample-interval",
         type=_seconds,
         default=1.0,
@@ -140,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         admin_token=args.admin_token,
         auth_timeout=args.auth_timeout,
         lenient_keys=args.lenient_keys,
+        allow_internal_drains=args.allow_internal_drains,
         sample_interval=args.sample_interval,
         probe_interval=args.probe_interval,
         resolved_window=args.resolved_window or 3600.0,

@@ -33,6 +33,9 @@ class Config:
     auth_failure_window: float = 60.0  # ... within this many seconds before refusing it
     # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
     lenient_keys: bool = False
+    # Log drains may be on loopback or private addresses (a receiver on the operator's
+    # network, tests); link-local and other non-unicast addresses are refused regardless.
+    allow_internal_drains: bool = False
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
     probe_interval: float = 1.0  # seconds between status probes of every proxy
     resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble

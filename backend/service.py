@@ -29,6 +29,7 @@ from backend.control.errors import NotFound
 from backend.control.models import Cache
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
+from backend.egress import EgressPolicy
 from backend.listeners import MemcacheProtocol
 from backend.monitor import Monitor
 from backend.throttle import AuthThrottle
@@ -104,7 +105,8 @@ class Service:
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
         self.control = ControlPlane(self.db, secrets, self.dataplane)
         self.warnings = self.control.load()
-        self.drains = LogDrains()
+        self.egress = EgressPolicy(allow_internal=config.allow_internal_drains)
+        self.drains = LogDrains(egress=self.egress)
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.control.log_listeners.append(self._forward_to_drain)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import AnalyticsDep, Control, SsoCache
+from backend.api.deps import AnalyticsDep, Control, Egress, SsoCache
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
@@ -25,7 +25,9 @@ from backend.api.schemas import (
 )  # fmt: skip
 from backend.control import apps, credentials, migration, sso
 from backend.control.caches import ControlPlane
+from backend.control.errors import Invalid
 from backend.control.models import Cache, Credential
+from backend.egress import EgressRefused
 
 router = APIRouter(
     prefix="/dashboard/{sso_secret}/api",
@@ -162,6 +164,14 @@ async def get_app(cache: SsoCache, control: Control) -> AppOut:
 
 
 @router.put("/app/log-drain", response_model=AppOut)
-async def put_log_drain(body: LogDrainIn, cache: SsoCache, control: Control) -> AppOut:
+async def put_log_drain(
+    body: LogDrainIn, cache: SsoCache, control: Control, egress: Egress
+) -> AppOut:
+    if body.url is not None:  # before anything is stored: a clear error for the owner
+        apps.check_drain_url(body.url)
+        try:
+            await egress.vet_url(body.url)
+        except EgressRefused as exc:
+            raise Invalid(f"this log drain cannot be used: {exc}") from None
     apps.set_log_drain(control, cache, body.url)
     return app_out(control, cache)

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from backend.analytics import Analytics
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
+from backend.egress import EgressPolicy
 
 _bearer = HTTPBearer(auto_error=False, description="the backend's admin token")
 
@@ -46,3 +47,10 @@ async def sso_cache(sso_secret: str, control: Control) -> Cache:
 
 
 SsoCache = Annotated[Cache, Depends(sso_cache)]
+
+
+async def egress(request: Request) -> EgressPolicy:
+    return request.app.state.service.egress
+
+
+Egress = Annotated[EgressPolicy, Depends(egress)]

@@ -69,13 +69,17 @@ def refresh_servers(control: ControlPlane) -> None:
                 push_config(control, cache, "endpoint address changed")
 
 
+def check_drain_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid("a log drain URL must be an http:// or https:// URL with a host")
+
+
 def set_log_drain(control: ControlPlane, cache: Cache, url: str | None) -> App:
     app = cache.app
     assert app is not None
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Invalid("a log drain URL must be an http:// or https:// URL with a host")
+        check_drain_url(url)
     with control.transaction():
         control.db.set_log_drain(cache.id, url)
         where = f"to {urlsplit(url).hostname}" if url else "removed"

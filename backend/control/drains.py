@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from backend.egress import EgressPolicy, guarded_client
+
 log = logging.getLogger(__name__)
 
 PRI = 190  # facility local7 (23) * 8 + severity info (6), one of the facilities Heroku uses
@@ -156,6 +158,7 @@ class LogDrains:
         retries: int = 5,
         backoff_s: float = 0.5,
         timeout_s: float = TIMEOUT_S,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if batch_max < 1 or queue_max < 1 or retries < 0 or backoff_s < 0 or timeout_s <= 0:
             raise ValueError(
@@ -163,6 +166,7 @@ class LogDrains:
             )
         self._client = client
         self._own_client = client is None
+        self._egress = egress or EgressPolicy()  # a client of the caller's own is its affair
         self._batch_max = batch_max
         self._queue_max = queue_max
         self._retries = retries
@@ -244,7 +248,7 @@ class LogDrains:
             return
         self._loop = asyncio.get_running_loop()
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
+            self._client = guarded_client(self._egress, self._timeout_s)
         self._running = True
         self._closing = False
         for drain in self._drains.values():

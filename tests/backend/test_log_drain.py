@@ -21,11 +21,15 @@ import httpx
 import pytest
 
 from backend.control.drains import DrainLine, LogDrains, drain_token, syslog_frame
+from backend.egress import EgressPolicy
 
 T = "2026-11-26T13:12:47.248Z"
 TOKEN_PATTERN = re.compile(r"^d\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 FRAME_ID_PATTERN = re.compile(r"^[0-9A-F]{32}$")
 
+
+# The receivers here listen on loopback, which only --allow-internal-drains admits.
+LOOPBACK_OK = EgressPolicy(allow_internal=True)
 
 def line(message: str, app: str = "my-cache", source: str = "cachier") -> DrainLine:
     return DrainLine(t=T, source=source, message=message, app=app)
@@ -245,7 +249,7 @@ def test_each_url_gets_its_own_stable_token_and_queue() -> None:
     async def main() -> None:
         async with Receiver() as receiver:
             first, second = receiver.url("/a"), receiver.url("/b")
-            drains = LogDrains()  # makes (and on stop closes) its own client
+            drains = LogDrains(egress=LOOPBACK_OK)  # makes (and on stop closes) its own client
             await drains.start()
             drains.submit(first, line("to a", app="cache-a"))
             drains.submit(second, line("to b", app="cache-b"))
@@ -271,7 +275,7 @@ def test_503s_are_retried_with_the_same_frame_id() -> None:
     async def main() -> None:
         async with Receiver(lambda n: 503 if n < 2 else 200) as receiver:
             url = receiver.url()
-            drains = LogDrains(backoff_s=0.01)
+            drains = LogDrains(backoff_s=0.01, egress=LOOPBACK_OK)
             await drains.start()
             for i in range(5):
                 drains.submit(url, line(f"m{i}"))
@@ -293,7 +297,7 @@ def test_a_batch_is_dropped_after_its_retries_and_delivery_goes_on() -> None:
         healthy = False
         async with Receiver(lambda n: 200 if healthy else 500) as receiver:
             url = receiver.url()
-            drains = LogDrains(retries=2, backoff_s=0.01)
+            drains = LogDrains(retries=2, backoff_s=0.01, egress=LOOPBACK_OK)
             await drains.start()
             drains.submit(url, line("lost"))
             await wait_until(lambda: drains.stats[url]["dropped"] == 1)
@@ -312,7 +316,7 @@ def test_a_batch_is_dropped_after_its_retries_and_delivery_goes_on() -> None:
 def test_a_down_drain_never_blocks_submit_and_counts_its_drops() -> None:
     async def main() -> None:
         url = closed_port_url()
-        drains = LogDrains(batch_max=1000, retries=1, backoff_s=0.01)
+        drains = LogDrains(batch_max=1000, retries=1, backoff_s=0.01, egress=LOOPBACK_OK)
         await drains.start()
         lines = [line(f"line {i}") for i in range(10_000)]
         started = time.perf_counter()
@@ -332,7 +336,7 @@ def test_a_full_queue_drops_its_oldest_lines() -> None:
     async def main() -> None:
         async with Receiver() as receiver:
             url = receiver.url()
-            drains = LogDrains(queue_max=10)
+            drains = LogDrains(queue_max=10, egress=LOOPBACK_OK)
             for i in range(25):  # not started yet: everything waits in the queue
                 drains.submit(url, line(f"m{i}"))
             assert drains.stats[url] == {"delivered": 0, "dropped": 15, "failed_attempts": 0,
@@ -350,13 +354,14 @@ def test_a_hung_drain_times_out_and_stop_gives_up_in_about_two_seconds() -> None
     async def main() -> None:
         async with Receiver(lambda n: None) as receiver:
             url = receiver.url()
-            drains = LogDrains(retries=1, backoff_s=0.01, timeout_s=0.1)
+            drains = LogDrains(retries=1, backoff_s=0.01, timeout_s=0.1, egress=LOOPBACK_OK)
             await drains.start()
             drains.submit(url, line("never answered"))
             await wait_until(lambda: drains.stats[url]["dropped"] == 1)
             assert drains.stats[url]["failed_attempts"] == 2
 
-            patient = LogDrains(batch_max=1, retries=5, backoff_s=0.01)  # default 5 s timeout
+            # the default 5 s timeout
+            patient = LogDrains(batch_max=1, retries=5, backoff_s=0.01, egress=LOOPBACK_OK)
             await patient.start()
             patient.submit(url, line("in flight at stop"))
             patient.submit(url, line("still queued at stop"))
@@ -374,7 +379,7 @@ def test_submit_from_another_thread_is_delivered() -> None:
     async def main() -> None:
         async with Receiver() as receiver:
             url = receiver.url()
-            drains = LogDrains()
+            drains = LogDrains(egress=LOOPBACK_OK)
             await drains.start()
 
             def from_thread() -> None:
@@ -393,7 +398,7 @@ def test_submit_from_another_thread_is_delivered() -> None:
 
 def test_unusable_urls_and_bad_lines_never_raise() -> None:
     async def main() -> None:
-        drains = LogDrains()
+        drains = LogDrains(egress=LOOPBACK_OK)
         await drains.start()
         drains.submit("ftp://logs.example/x", line("m"))
         drains.submit("not a url", line("m"))
@@ -417,7 +422,7 @@ def test_unusable_urls_and_bad_lines_never_raise() -> None:
 def test_nothing_secret_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         url = closed_port_url().replace("//", "//user:pa55word@") + "?token=tok3n"
-        drains = LogDrains(retries=0)
+        drains = LogDrains(retries=0, egress=LOOPBACK_OK)
         await drains.start()
         drains.submit(url, line("tenant secret message"))
         await wait_until(lambda: drains.stats[url]["dropped"] == 1)
