@@ -48,6 +48,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cachier-backend", description="Run the cachier memcache service.")
     p.add_argument("--version", action="version", version=f"cachier-backend {__version__}")
@@ -78,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=5.0,
         help="seconds a connection may take to authenticate (default: 5)",
+    )
+    p.add_argument(
+        "--auth-failures-per-address",
+        type=_count,
+        default=10,
+        help="failed logins per source address in a minute before it is refused (default: 10)",
+    )
+    p.add_argument(
+        "--auth-failures-per-user",
+        type=_count,
+        default=30,
+        help="failed logins per username in a minute before it is refused (default: 30); an "
+        "address that has logged in with that username is never refused",
     )
     p.add_argument(
         "--lenient-keys",
@@ -145,6 +168,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         endpoint_port=args.endpoint_port,
         admin_token=args.admin_token,
         auth_timeout=args.auth_timeout,
+        auth_failure_limit=args.auth_failures_per_address,
+        auth_user_failure_limit=args.auth_failures_per_user,
         lenient_keys=args.lenient_keys,
         allow_internal_drains=args.allow_internal_drains,
         sample_interval=args.sample_interval,

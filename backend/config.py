@@ -31,6 +31,8 @@ class Config:
     auth_timeout: float = 5.0
     auth_failure_limit: int = 10  # failed authentications per source address ...
     auth_failure_window: float = 60.0  # ... within this many seconds before refusing it
+    # Failed authentications per username (from any address) within the same window.
+    auth_user_failure_limit: int = 30
     # Accept control characters in ASCII keys, as memcached does (memcaslap needs it).
     lenient_keys: bool = False
     # Log drains may be on loopback or private addresses (a receiver on the operator's

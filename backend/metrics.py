@@ -62,10 +62,17 @@ class ServiceCollector(Collector):
         failures = CounterMetricFamily("cachier_auth_failures", "failed memcache logins")
         failures.add_metric([], throttle.total_failures)
         refused = CounterMetricFamily("cachier_auth_throttled",
-                                      "logins refused by brute-force protection")  # fmt: skip
-        refused.add_metric([], throttle.total_refused)
+                                      "logins refused unchecked by brute-force protection, by "
+                                      "the limit that refused them", labels=["scope"])  # fmt: skip
+        refused.add_metric(["address"], throttle.refused_by_address)
+        refused.add_metric(["username"], throttle.refused_by_username)
+        trusted = CounterMetricFamily("cachier_auth_trusted_logins",
+                                      "logins let through a full limit because their address "
+                                      "had logged in with that username")  # fmt: skip
+        trusted.add_metric([], throttle.trusted_logins)
         yield failures
         yield refused
+        yield trusted
 
     def _status(self) -> Iterator[Metric]:
         monitor = self.service.monitor

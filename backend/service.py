@@ -101,7 +101,8 @@ class Service:
             self.db = Database(config.data_dir / DB_FILE)
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
-        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window)
+        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
+                                config.auth_user_failure_limit)  # fmt: skip
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
         self.control = ControlPlane(self.db, secrets, self.dataplane)
         self.warnings = self.control.load()

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 class AuthResult(enum.Enum):
     OK = "ok"
     FAILED = "authentication failure"
-    THROTTLED = "too many failed authentications from your address, try again later"
+    # The same words whichever limit refused: a guesser learns nothing about the username.
+    THROTTLED = "too many failed authentications, try again later"
     UNAVAILABLE = "no proxy of this cache's cluster is available"
     WRONG_CLUSTER = "this cache is not on this proxy's cluster; connect to its servers endpoint"
 
@@ -56,18 +57,20 @@ class Session:
     def authenticate(self, username: bytes, password: bytes) -> AuthResult:
         dataplane = self.dataplane
         throttle = dataplane.throttle
-        if throttle.blocked(self.peer_host):
+        name = username.decode("utf-8", "replace")
+        if not throttle.allowed(self.peer_host, name):
             return AuthResult.THROTTLED
-        credential = dataplane.credentials.get(username.decode("utf-8", "replace"))
+        credential = dataplane.credentials.get(name)
         # Compare even for unknown users so timing does not reveal which usernames exist.
         expected = credential.password if credential is not None else b"\0" * 32
         if not hmac.compare_digest(password, expected) or credential is None:
-            throttle.record_failure(self.peer_host)
+            throttle.record_failure(self.peer_host, name)
             return AuthResult.FAILED
         cache = dataplane.cache_of(credential)
         if cache is None or cache.region != self.region:
-            throttle.record_failure(self.peer_host)
+            throttle.record_failure(self.peer_host, name)
             return AuthResult.FAILED
+        throttle.record_success(self.peer_host, name)
         if self.listener_proxy is None:
             proxy = dataplane.choose_proxy(cache.cluster)
             if proxy is None:

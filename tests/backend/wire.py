@@ -9,8 +9,12 @@ from tests.conftest import CacheHandle
 
 
 class Wire:
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0,
+                 source: str | None = None) -> None:  # fmt: skip
+        """``source``: the local address to connect from (any of 127.0.0.0/8 on Linux)."""
+        source_address = (source, 0) if source is not None else None
+        self.sock = socket.create_connection(address, timeout=timeout,
+                                             source_address=source_address)  # fmt: skip
         self.pending = b""
 
     @classmethod
