@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from backend import demo, tls
+from backend import datadir, demo, tls
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -96,8 +96,9 @@ class Service:
     async def start(self) -> Listening:
         config = self.config
         try:
-            config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            datadir.make_private(config.data_dir)
             secrets = Secrets.load_or_create(config.data_dir)
+            datadir.create_private_file(config.data_dir / DB_FILE)
             self.db = Database(config.data_dir / DB_FILE)
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None

@@ -81,7 +81,7 @@ def set_log_drain(control: ControlPlane, cache: Cache, url: str | None) -> App:
     if url is not None:
         check_drain_url(url)
     with control.transaction():
-        control.db.set_log_drain(cache.id, url)
+        control.db.set_log_drain(cache.id, control.encrypt_optional(url))
         where = f"to {urlsplit(url).hostname}" if url else "removed"
         control.log(cache.id, f"Log drain of app {app.name} {where}")  # never the URL's secrets
     app.log_drain = url

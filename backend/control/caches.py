@@ -86,10 +86,18 @@ class ControlPlane:
             )  # fmt: skip
             self.credentials[credential.username] = credential
             self.caches[row.cache_id].credentials.append(credential)
+        legacy = False
         for app_row in self.db.apps():
             config = json.loads(self.secrets.decrypt(app_row.config_enc))
+            log_drain = self.decrypt_optional(app_row.log_drain_enc)
+            if app_row.legacy_log_drain is not None:  # stored in plaintext by an older version
+                log_drain, legacy = app_row.legacy_log_drain, True
+                with self.db.transaction():
+                    self.db.set_log_drain(app_row.cache_id, self.encrypt_optional(log_drain))
             self.caches[app_row.cache_id].app = App(app_row.name, app_row.release, config,
-                                                    app_row.log_drain)  # fmt: skip
+                                                    log_drain)  # fmt: skip
+        if legacy:
+            self.db.forget_overwritten()
         return warnings
 
     # -- queries ------------------------------------------------------------------------
@@ -206,7 +214,14 @@ class ControlPlane:
 
     def insert_app(self, cache: Cache, app: App) -> None:
         config = self.secrets.encrypt(json.dumps(app.config_vars).encode())
-        self.db.insert_app(AppRow(cache.id, app.name, app.release, config, app.log_drain))
+        drain = self.encrypt_optional(app.log_drain)
+        self.db.insert_app(AppRow(cache.id, app.name, app.release, config, drain))
+
+    def encrypt_optional(self, text: str | None) -> bytes | None:
+        return None if text is None else self.secrets.encrypt(text.encode())
+
+    def decrypt_optional(self, token: bytes | None) -> str | None:
+        return None if token is None else self.secrets.decrypt(token).decode()
 
     # -- transactions and logs ----------------------------------------------------------
     @contextmanager

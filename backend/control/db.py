@@ -76,6 +76,11 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_by_cluster ON incidents(cluster, id);
 """,
+    # The drain URL can carry user:password and tokens: it is kept encrypted like the config
+    # vars. A plaintext ``log_drain`` left by an older version is encrypted at load and cleared.
+    """
+ALTER TABLE apps ADD COLUMN log_drain_enc BLOB;
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -109,7 +114,8 @@ class AppRow:
     name: str
     release: int
     config_enc: bytes
-    log_drain: str | None
+    log_drain_enc: bytes | None
+    legacy_log_drain: str | None = None  # plaintext, from before migration 4
 
 
 @dataclass
@@ -151,6 +157,9 @@ class Database:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content (an old drain URL, a deleted credential) is zeroed
+        # in the file rather than left in free pages.
+        self.conn.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -175,7 +184,13 @@ class Database:
         self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        self.forget_overwritten()
         self.conn.close()
+
+    def forget_overwritten(self) -> None:
+        """Copy the WAL into the database and truncate it: old frames would otherwise keep
+        overwritten content (a plaintext secret now encrypted) on disk."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- caches -------------------------------------------------------------------------
     def caches(self) -> list[CacheRow]:
@@ -240,13 +255,16 @@ class Database:
 
     # -- apps ---------------------------------------------------------------------------
     def apps(self) -> list[AppRow]:
-        rows = self.conn.execute("SELECT cache_id, name, release, config_enc, log_drain FROM apps")
+        rows = self.conn.execute(
+            "SELECT cache_id, name, release, config_enc, log_drain_enc, log_drain FROM apps"
+        )
         return [AppRow(*r) for r in rows]
 
     def insert_app(self, row: AppRow) -> None:
         self.conn.execute(
-            "INSERT INTO apps VALUES (?, ?, ?, ?, ?)",
-            (row.cache_id, row.name, row.release, row.config_enc, row.log_drain),
+            "INSERT INTO apps (cache_id, name, release, config_enc, log_drain_enc)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row.cache_id, row.name, row.release, row.config_enc, row.log_drain_enc),
         )
 
     def update_app_config(self, cache_id: str, release: int, config_enc: bytes) -> None:
@@ -255,8 +273,11 @@ class Database:
             (release, config_enc, cache_id),
         )
 
-    def set_log_drain(self, cache_id: str, url: str | None) -> None:
-        self.conn.execute("UPDATE apps SET log_drain = ? WHERE cache_id = ?", (url, cache_id))
+    def set_log_drain(self, cache_id: str, url_enc: bytes | None) -> None:
+        self.conn.execute(
+            "UPDATE apps SET log_drain_enc = ?, log_drain = NULL WHERE cache_id = ?",
+            (url_enc, cache_id),
+        )
 
     def insert_release(self, cache_id: str, number: int, description: str, t: str) -> None:
         self.conn.execute(
