@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(memcaslap's keys carry a binary prefix); default: refuse them",
     )
     p.add_argument(
+        "--max-body-bytes",
+        type=_count,
+        default=64 * 1024,
+        help="largest HTTP request body the API accepts (default: 65536)",
+    )
+    p.add_argument(
         "--allow-internal-drains",
         action="store_true",
         help="let log drains reach loopback and private addresses (default: public "
@@ -172,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         auth_user_failure_limit=args.auth_failures_per_user,
         lenient_keys=args.lenient_keys,
         allow_internal_drains=args.allow_internal_drains,
+        max_body_bytes=args.max_body_bytes,
         sample_interval=args.sample_interval,
         probe_interval=args.probe_interval,
         resolved_window=args.resolved_window or 3600.0,

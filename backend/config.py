@@ -38,6 +38,7 @@ class Config:
     # Log drains may be on loopback or private addresses (a receiver on the operator's
     # network, tests); link-local and other non-unicast addresses are refused regardless.
     allow_internal_drains: bool = False
+    max_body_bytes: int = 64 * 1024  # the largest HTTP request body the API reads
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
     probe_interval: float = 1.0  # seconds between status probes of every proxy
     resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble

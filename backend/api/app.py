@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from backend import __version__
 from backend.api import admin, dashboard, errors, status
+from backend.api.gate import RequestGate
 from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ def create_app(service: Service, admin_token: str) -> FastAPI:
     app.state.analytics = service.analytics
     app.state.admin_token = admin_token
     errors.install(app)
+    app.add_middleware(RequestGate, control=service.control, admin_token=admin_token,
+                       max_body=service.config.max_body_bytes)  # fmt: skip
 
     @app.get("/healthz", response_model=HealthOut, tags=["public"])
     async def healthz() -> HealthOut:

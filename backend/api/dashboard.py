@@ -29,6 +29,9 @@ from backend.control.errors import Invalid
 from backend.control.models import Cache, Credential
 from backend.egress import EgressRefused
 
+# Ids are SQL integers (64-bit signed): a larger number is out of range, not a server error.
+SQL_INT_MAX = 2**63 - 1
+
 router = APIRouter(
     prefix="/dashboard/{sso_secret}/api",
     tags=["dashboard"],
@@ -76,12 +79,16 @@ async def stats(
         Query(
             gt=0,
             le=30 * 86400,
+            allow_inf_nan=False,
             description="seconds of history; omit for the full-resolution window",
         ),
     ] = None,
     since: Annotated[
         float | None,
         Query(
+            ge=0,
+            le=SQL_INT_MAX,
+            allow_inf_nan=False,
             description="only samples newer than this unix time: a client that keeps the "
             "series fetches just what is new"
         ),
@@ -147,8 +154,9 @@ async def logs(
     cache: SsoCache,
     control: Control,
     after: Annotated[
-        int | None, Query(ge=0, description="lines after this id; omit for the newest")
-    ] = None,  # noqa: E501
+        int | None,
+        Query(ge=0, le=SQL_INT_MAX, description="lines after this id; omit for the newest"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LogsOut:
     rows = control.logs(cache, after, limit)
