@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -69,6 +70,15 @@ def test_the_advertised_port_reaches_the_wildcard_listener(wildcard: RunningServ
                                   credential["username"], credential["password"])  # fmt: skip
     assert client.set("k", "v", noreply=False) is True
     client.close()
+
+
+def test_the_self_signed_certificate_names_the_advertised_host(wildcard: RunningService) -> None:
+    """A client verifies the TLS endpoint under the name it was told, not the bind host."""
+    context = ssl.create_default_context(cafile=wildcard.config.data_dir / "tls-cert.pem")
+    port = port_of(wildcard.listening.tls_endpoints["local"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname=ADVERTISED) as tls:  # fmt: skip
+        assert tls.version() is not None
 
 
 def test_promote_pushes_the_advertised_addresses(wildcard: RunningService) -> None:
