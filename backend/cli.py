@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend import __version__, logs
-from backend.config import ADMIN_TOKEN_ENV, DEMO_RESOLVED_WINDOW, Config, default_data_dir
+from backend.config import (
+    ADMIN_TOKEN_ENV,
+    DEMO_RESOLVED_WINDOW,
+    AddressError,
+    Config,
+    default_data_dir,
+)
 from backend.topology import TopologyError, demo_topology, load_topology
 
 if TYPE_CHECKING:  # the service pulls in FastAPI and uvicorn: only when it runs
@@ -68,7 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"database and key file (default: {default_data_dir()})",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--advertise-host",
+        default="",
+        metavar="HOST",
+        help="host name or address clients are told to connect to (servers, tls_servers, "
+        "MEMCACHIER_SERVERS); default: --host, or this machine's name when --host is "
+        "0.0.0.0 or ::",
+    )
     p.add_argument("--api-port", type=_port, default=8080, help="HTTP API port (default: 8080)")
+    p.add_argument(
+        "--public-url",
+        default="",
+        metavar="URL",
+        help="the API's base URL as clients reach it, e.g. behind a reverse proxy "
+        "(dashboard URLs, the status feed); default: http://ADVERTISE-HOST:API-PORT",
+    )
     p.add_argument(
         "--endpoint-port",
         type=_port,
@@ -168,8 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    try:
+        config = _config(args)
+    except AddressError as exc:
+        raise ConfigError(str(exc)) from None
+    return config
+
+
+def _config(args: argparse.Namespace) -> Config:
     config = Config(
         host=args.host,
+        advertise_host=args.advertise_host,
+        public_url=args.public_url,
         api_port=args.api_port,
         endpoint_port=args.endpoint_port,
         admin_token=args.admin_token,
@@ -213,12 +244,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
+    # The API and endpoint lines are what clients are told (--public-url, --advertise-host);
+    # where that differs from where the service listens, one more line says so.
+    api = listening.public_api_url or listening.api_url
     lines = [f"cachier-backend {__version__}", f"  data dir   {config.data_dir}",
-             f"  API        {listening.api_url}   (OpenAPI: {listening.api_url}/docs)"]  # fmt: skip
-    for region, address in listening.endpoints.items():
+             f"  API        {api}   (OpenAPI: {api}/docs)"]  # fmt: skip
+    endpoints = listening.advertised_endpoints or listening.endpoints
+    for region, address in endpoints.items():
         lines.append(f"  endpoint   {address}   region {region}")
-    for region, address in listening.tls_endpoints.items():
+    tls_endpoints = listening.advertised_tls_endpoints or listening.tls_endpoints
+    for region, address in tls_endpoints.items():
         lines.append(f"  endpoint   {address}   region {region} (TLS)")
+    if endpoints != listening.endpoints or api != listening.api_url:
+        lines.append(f"  listening  on {config.host or '*'}; this machine reaches the API at "
+                     f"{listening.api_url}")  # fmt: skip
     for hostname, address in listening.proxies.items():
         lines.append(f"  proxy      {address}   {hostname}")
     if config.admin_token_generated:

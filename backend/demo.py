@@ -59,8 +59,12 @@ class DemoClient:
     read_only: bool = False
 
 
-def seed(control: ControlPlane) -> list[DemoClient]:
-    """Create the demo caches (once) with a primary, a read-only and a no-flush credential."""
+def seed(control: ControlPlane, local_endpoints: dict[str, str]) -> list[DemoClient]:
+    """Create the demo caches (once) with a primary, a read-only and a no-flush credential.
+
+    The demo's clients run on this machine, so they connect to ``local_endpoints`` (region
+    -> host:port as bound here), not to the advertised address a real client is given.
+    """
     existing = {c.name: c for c in control.list_caches()}
     clients = []
     for i, (name, plan, region, size, keys) in enumerate(DEMO_CACHES):
@@ -71,7 +75,7 @@ def seed(control: ControlPlane) -> list[DemoClient]:
             no_flush = credential_ops.add(control, cache)
             credential_ops.set_capabilities(control, cache, no_flush.username, True, False)
         primary = cache.primary()
-        servers = control.servers(cache)
+        servers = local_endpoints.get(cache.region) or control.servers(cache)
         clients.append(DemoClient(name, servers, primary.username, primary.password.decode(),
                                   size, keys, binary=(i % 2 == 1)))  # fmt: skip
         readonly = next(c for c in cache.credentials if not c.write)

@@ -13,7 +13,7 @@ import shutil
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -52,16 +52,31 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 @dataclass
 class Listening:
-    """Where the service listens, once started (ports resolved)."""
+    """Where the service listens, once started (ports resolved), and what clients are told.
+
+    The first four are for this machine (the in-process dashboard, the demo's clients, the
+    tests): the bind host, with a wildcard replaced by loopback. The ``public``/
+    ``advertised`` ones are handed to clients: --public-url and --advertise-host.
+    """
 
     api_url: str
     endpoints: dict[str, str]  # region -> host:port
     tls_endpoints: dict[str, str]  # region -> host:port, when TLS is on
     proxies: dict[str, str]  # proxy hostname -> host:port
+    public_api_url: str = ""
+    advertised_endpoints: dict[str, str] = field(default_factory=dict)
+    advertised_tls_endpoints: dict[str, str] = field(default_factory=dict)
 
 
 def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reachable(host: str) -> str:
+    """The address this machine connects to for a listener bound to ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return "::1" if host == "::" else host
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -137,16 +152,24 @@ class Service:
             raise
 
         loop = asyncio.get_running_loop()
+        local = _reachable(config.host)
+        advertised, warning = config.advertised_host()
+        if warning:
+            self.warnings.append(warning)
         endpoints: dict[str, str] = {}
+        advertised_endpoints: dict[str, str] = {}
         for region, sock in region_socks:
-            endpoints[region.name] = _format_address(config.host, sock.getsockname()[1])
+            endpoints[region.name] = _format_address(local, sock.getsockname()[1])
+            advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
             self._servers.append(await loop.create_server(
                 lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
                 sock=sock,
             ))  # fmt: skip
         tls_endpoints: dict[str, str] = {}
+        advertised_tls: dict[str, str] = {}
         for region, sock in tls_socks:
-            tls_endpoints[region.name] = _format_address(config.host, sock.getsockname()[1])
+            tls_endpoints[region.name] = _format_address(local, sock.getsockname()[1])
+            advertised_tls[region.name] = _format_address(advertised, sock.getsockname()[1])
             self._servers.append(await loop.create_server(
                 lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
                 sock=sock, ssl=tls_context, ssl_handshake_timeout=config.auth_timeout,
@@ -157,10 +180,14 @@ class Service:
             proxies[proxy.hostname] = proxy.address
             self._proxy_servers[proxy.hostname] = await self._serve_proxy(proxy, sock)
 
-        api_url = f"http://{_format_address(config.host, api_sock.getsockname()[1])}"
-        self.control.api_base_url = api_url
-        self.control.endpoints = endpoints
-        self.control.tls_endpoints = tls_endpoints
+        api_port = api_sock.getsockname()[1]
+        api_url = f"http://{_format_address(local, api_port)}"
+        public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
+        # Everything the control plane hands out (servers, tls_servers, config vars,
+        # dashboard and feed URLs) is what clients are told, never the bind address.
+        self.control.api_base_url = public_url
+        self.control.endpoints = advertised_endpoints
+        self.control.tls_endpoints = advertised_tls
         apps.refresh_servers(self.control)
         app = create_app(self, config.admin_token)
         await self.drains.start()
@@ -178,14 +205,16 @@ class Service:
                 await self.stop()
                 raise ServiceError(f"the HTTP API could not start on {api_url}")
             await asyncio.sleep(0.01)
-        self.listening = Listening(api_url, endpoints, tls_endpoints, proxies)
+        self.listening = Listening(api_url, endpoints, tls_endpoints, proxies, public_url,
+                                   advertised_endpoints, advertised_tls)  # fmt: skip
         if config.demo:
             self._start_demo()
         return self.listening
 
     def _start_demo(self) -> None:
         assert self.control is not None and self.listening is not None
-        self.traffic = demo.Traffic(demo.seed(self.control), self.config.demo_rate)
+        self.traffic = demo.Traffic(demo.seed(self.control, self.listening.endpoints),
+                                    self.config.demo_rate)  # fmt: skip
         self.traffic.start()
         self._background.append(asyncio.create_task(demo.incident_timeline(
             self.listening.api_url, self.config.admin_token, self.control)))  # fmt: skip
@@ -230,7 +259,8 @@ class Service:
         config = self.config
         try:
             if config.tls_self_signed:
-                cert, key = tls.self_signed(config.data_dir, config.host)
+                names = [config.host, config.advertised_host()[0]]
+                cert, key = tls.self_signed(config.data_dir, *names)
             else:
                 assert config.tls_cert is not None and config.tls_key is not None
                 cert, key = config.tls_cert, config.tls_key

@@ -36,24 +36,29 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def self_signed(data_dir: Path, host: str) -> tuple[Path, Path]:
+def self_signed(data_dir: Path, host: str, *more_hosts: str) -> tuple[Path, Path]:
     """The data directory's self-signed certificate, made (or renewed) when needed.
 
-    It names the listening host, localhost and the loopback addresses, so clients can
-    verify it after trusting the file, e.g. ``ssl.create_default_context(cafile=...)``.
+    It names the listening host, the advertised host (``more_hosts``), localhost and the
+    loopback addresses, so clients can verify it after trusting the file, e.g.
+    ``ssl.create_default_context(cafile=...)``. A certificate that does not name them all
+    (the advertised host changed) is made again, or clients would fail to verify it.
     """
     cert_path, key_path = data_dir / SELF_SIGNED_CERT, data_dir / SELF_SIGNED_KEY
-    if cert_path.exists() and key_path.exists() and not _expiring(cert_path):
-        return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cachier {host}")])
-    now = datetime.datetime.now(datetime.UTC)
     alt_names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for address in {host, "127.0.0.1", "::1"}:
+    for address in dict.fromkeys((host, *more_hosts, "127.0.0.1", "::1")):
+        if address in ("", "0.0.0.0", "::"):  # wildcards name no host
+            continue
         try:
             alt_names.append(x509.IPAddress(ipaddress.ip_address(address)))
         except ValueError:
             alt_names.append(x509.DNSName(address))
+    if (cert_path.exists() and key_path.exists() and not _expiring(cert_path)
+            and set(alt_names) <= _names(cert_path)):  # fmt: skip
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cachier {host}")])
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -84,3 +89,12 @@ def _expiring(cert_path: Path) -> bool:
     except (OSError, ValueError):
         return True
     return cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) < RENEW_BEFORE
+
+
+def _names(cert_path: Path) -> set[x509.GeneralName]:
+    """The subject alternative names of a certificate file (none if unreadable)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, status
 
 from backend.api.dashboard import credential_out
-from backend.api.deps import Control, require_admin
+from backend.api.deps import Control, NoBodyIn, require_admin
 from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, ErrorOut, FlushOut
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
@@ -64,6 +64,6 @@ async def get_cache(cache_id: str, control: Control) -> CacheOut:
 
 
 @router.post("/caches/{cache_id}/flush", response_model=FlushOut)
-async def flush_cache(cache_id: str, control: Control) -> FlushOut:
+async def flush_cache(cache_id: str, control: Control, body: NoBodyIn = None) -> FlushOut:
     proxy = control.flush(control.get_cache(cache_id), origin="admin operation")
     return FlushOut(cache_id=cache_id, proxy=proxy, origin="admin operation")

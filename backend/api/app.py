@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import __version__
 from backend.api import admin, dashboard, errors, status
@@ -13,6 +14,33 @@ from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
     from backend.service import Service
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` on every ``GET`` route: the GET's status and headers, no body.
+
+    Uptime checkers and feed readers ask with HEAD (RFC 9110 9.3.2: a server should answer
+    it like GET) and FastAPI routes answer only the methods they declare, so without this
+    ``/healthz`` looked down to them (405). Declaring HEAD on each route would repeat
+    every operation in the OpenAPI document under the same id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 def create_app(service: Service, admin_token: str) -> FastAPI:
@@ -26,6 +54,7 @@ def create_app(service: Service, admin_token: str) -> FastAPI:
     app.state.analytics = service.analytics
     app.state.admin_token = admin_token
     errors.install(app)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestGate, control=service.control, admin_token=admin_token,
                        max_body=service.config.max_body_bytes)  # fmt: skip
 

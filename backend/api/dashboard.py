@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import AnalyticsDep, Control, Egress, SsoCache
+from backend.api.deps import AnalyticsDep, Control, Egress, NoBodyIn, SsoCache
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
@@ -106,7 +106,7 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
 
 
 @router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED)
-async def add_credential(cache: SsoCache, control: Control) -> CredentialOut:
+async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
     return credential_out(credentials.add(control, cache))
 
 
@@ -119,7 +119,8 @@ async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCac
 
 @router.post("/credentials/{username}/promote", response_model=CredentialOut,
              responses={409: {"model": ErrorOut}})  # fmt: skip
-async def promote_credential(username: str, cache: SsoCache, control: Control) -> CredentialOut:
+async def promote_credential(username: str, cache: SsoCache, control: Control,
+                             body: NoBodyIn = None) -> CredentialOut:  # fmt: skip
     return credential_out(credentials.promote(control, cache, username))
 
 
@@ -131,21 +132,21 @@ async def delete_credential(username: str, cache: SsoCache, control: Control) ->
 
 
 @router.post("/flush", response_model=FlushOut)
-async def flush(cache: SsoCache, control: Control) -> FlushOut:
+async def flush(cache: SsoCache, control: Control, body: NoBodyIn = None) -> FlushOut:
     proxy = control.flush(cache, origin="web interface")
     return FlushOut(cache_id=cache.id, proxy=proxy, origin="web interface")
 
 
 @router.post("/migrate", response_model=MigrateOut,
              responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})  # fmt: skip
-async def migrate(cache: SsoCache, control: Control) -> MigrateOut:
+async def migrate(cache: SsoCache, control: Control, body: NoBodyIn = None) -> MigrateOut:
     previous = cache.cluster
     cluster = migration.migrate(control, cache)
     return MigrateOut(cluster=cluster, previous_cluster=previous, servers=control.servers(cache))
 
 
 @router.post("/sso/rotate", response_model=RotateOut)
-async def rotate_sso(cache: SsoCache, control: Control) -> RotateOut:
+async def rotate_sso(cache: SsoCache, control: Control, body: NoBodyIn = None) -> RotateOut:
     return RotateOut(dashboard_url=sso.rotate(control, cache))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Body, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.analytics import Analytics
+from backend.api.schemas import NoBody
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
 from backend.egress import EgressPolicy
@@ -54,3 +55,9 @@ async def egress(request: Request) -> EgressPolicy:
 
 
 Egress = Annotated[EgressPolicy, Depends(egress)]
+
+
+# For actions without parameters (add a credential, flush, rotate ...): clients send no
+# body, but one that is sent is checked, so malformed JSON or a stray field is a 422 and
+# the action does not run.
+NoBodyIn = Annotated[NoBody | None, Body(description="none; an empty object is accepted")]

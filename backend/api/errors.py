@@ -28,7 +28,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            return JSONResponse({"error": "the request body is not valid JSON"}, status_code=400)
+            # 422 like every other refused body: the request is well-formed HTTP whose
+            # content cannot be processed (RFC 9110 15.5.21), and clients handle one code.
+            return JSONResponse({"error": "the request body is not valid JSON"}, status_code=422)
         return JSONResponse({"error": _describe(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -16,13 +16,30 @@ class Schema(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+class RequestBody(Schema):
+    """A request body: refused (422) unless it is exactly what the route documents.
+
+    Unknown fields are refused rather than ignored, so a misspelt ``wirte`` cannot
+    silently do nothing; ``strict`` refuses ``"yes"`` or ``1`` where a boolean is expected
+    and ``"5"`` where a number is, instead of guessing what the client meant.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=False)  # see Schema
+
+
+class NoBody(RequestBody):
+    """The body of an action that takes no parameters: send none (or ``{}``).
+
+    Declared rather than left out, so a body that is sent is still parsed and checked:
+    an undeclared body was never read, and ``{nope`` went through as if it were empty.
+    """
+
+
 class ErrorOut(Schema):
     error: str = Field(description="What went wrong, readable by a person")
 
 
-class CacheCreate(Schema):
-    model_config = ConfigDict(extra="forbid", defer_build=False)  # see Schema
-
+class CacheCreate(RequestBody):
     name: str = Field(min_length=1, max_length=63, examples=["shop-sessions"])
     plan: str = Field(examples=["100mb"], description="free, 100mb, 250mb, 500mb, 1gb, 2.5gb, 5gb")
     region: str | None = Field(default=None, description="defaults to the first region")
@@ -36,10 +53,8 @@ class CredentialOut(Schema):
     flush: bool
 
 
-class CapabilitiesPatch(Schema):
+class CapabilitiesPatch(RequestBody):
     """Fields left out keep their current value."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=False)  # see Schema
 
     write: bool | None = None
     flush: bool | None = None
@@ -127,9 +142,7 @@ class AppOut(Schema):
     releases: list[ReleaseOut] = Field(description="newest first")
 
 
-class LogDrainIn(Schema):
-    model_config = ConfigDict(extra="forbid", defer_build=False)  # see Schema
-
+class LogDrainIn(RequestBody):
     url: str | None = Field(description="http(s) URL receiving RFC 5424 frames, or null to remove")
 
 
@@ -173,9 +186,7 @@ class StatsOut(Schema):
     samples: list[Sample] = Field(description="oldest first")
 
 
-class FaultIn(Schema):
-    model_config = ConfigDict(extra="forbid", defer_build=False)  # see Schema
-
+class FaultIn(RequestBody):
     mode: Literal["slow", "down", "none"]
     delay_ms: int = Field(default=0, ge=0, le=60_000, description="for slow: added to each reply")
 

@@ -35,6 +35,12 @@ def rfc3339(unix: float | None) -> str | None:
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def public_url(request: Request, route: str) -> str:
+    """A route's URL as clients are told it (--public-url / --advertise-host), not as this
+    request reached it: a feed reader keeps the link, so it must be the public one."""
+    return request.app.state.control.api_base_url + request.app.url_path_for(route)
+
+
 def incident_out(row: IncidentRow) -> IncidentOut:
     return IncidentOut(id=row.id, cluster=row.cluster, light=row.light, previous=row.previous,
                        started_at=rfc3339(row.started_at), ended_at=rfc3339(row.ended_at),
@@ -71,15 +77,15 @@ async def status(request: Request) -> StatusOut:
         regions.append(RegionStatus(name=region.name, clusters=clusters))
     incidents = [incident_out(r) for r in monitor.incidents(FEED_SIZE)]
     return StatusOut(regions=regions, incidents=incidents,
-                     rss_url=str(request.url_for("status_feed")))  # fmt: skip
+                     rss_url=public_url(request, "status_feed"))  # fmt: skip
 
 
 @router.get("/status.rss", name="status_feed", response_class=Response,
             responses={200: {"content": {"application/rss+xml": {}}}})  # fmt: skip
 async def status_feed(request: Request) -> Response:
     monitor = request.app.state.service.monitor
-    body = rss.feed(monitor.incidents(FEED_SIZE), str(request.url_for("status")),
-                    str(request.url_for("status_feed")))  # fmt: skip
+    body = rss.feed(monitor.incidents(FEED_SIZE), public_url(request, "status"),
+                    public_url(request, "status_feed"))  # fmt: skip
     return Response(body, media_type="application/rss+xml")
 
 

@@ -1,8 +1,9 @@
 """Provider apps: config vars pushed from the primary credential, releases, restarts.
 
 Modelled on a Heroku add-on: the provider holds ``MEMCACHIER_SERVERS``,
-``MEMCACHIER_USERNAME`` and ``MEMCACHIER_PASSWORD``; changing them creates a numbered
-release and restarts the app, each step visible in the app's log.
+``MEMCACHIER_USERNAME`` and ``MEMCACHIER_PASSWORD`` (and ``MEMCACHIER_TLS_SERVERS`` while
+the endpoints listen with TLS); changing them creates a numbered release and restarts the
+app, each step visible in the app's log.
 """
 
 from __future__ import annotations
@@ -18,15 +19,22 @@ if TYPE_CHECKING:
     from backend.control.caches import ControlPlane
 
 CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+TLS_CONFIG_NAME = "MEMCACHIER_TLS_SERVERS"
 
 
 def desired_config(control: ControlPlane, cache: Cache) -> dict[str, str]:
+    """The config vars the app should hold now: the advertised addresses (never the bind
+    address) and the primary credential; the TLS address only while TLS is on."""
     primary = cache.primary()
-    return {
+    wanted = {
         "MEMCACHIER_SERVERS": control.servers(cache),
         "MEMCACHIER_USERNAME": primary.username,
         "MEMCACHIER_PASSWORD": primary.password.decode(),
     }
+    tls_servers = control.tls_servers(cache)
+    if tls_servers:
+        wanted[TLS_CONFIG_NAME] = tls_servers
+    return wanted
 
 
 def create(control: ControlPlane, cache: Cache) -> App:
@@ -34,7 +42,7 @@ def create(control: ControlPlane, cache: Cache) -> App:
     app = App(f"app-{cache.name}", 1, desired_config(control, cache))
     control.insert_app(cache, app)
     control.db.insert_release(cache.id, 1, "Add cachier add-on", timestamp())
-    control.log(cache.id, f"Config vars {', '.join(CONFIG_NAMES)} set on app {app.name}")
+    control.log(cache.id, f"Config vars {', '.join(app.config_vars)} set on app {app.name}")
     return app
 
 
@@ -46,7 +54,9 @@ def push_config(control: ControlPlane, cache: Cache, reason: str) -> list[str]:
     app = cache.app
     assert app is not None
     wanted = desired_config(control, cache)
-    changed = [name for name in CONFIG_NAMES if app.config_vars.get(name) != wanted[name]]
+    # Set, changed or removed (TLS turned off): every name either side holds.
+    names = dict.fromkeys([*wanted, *app.config_vars])
+    changed = [name for name in names if app.config_vars.get(name) != wanted.get(name)]
     if not changed:
         return []
     release = app.release + 1
@@ -62,7 +72,8 @@ def push_config(control: ControlPlane, cache: Cache, reason: str) -> list[str]:
 
 
 def refresh_servers(control: ControlPlane) -> None:
-    """After start-up: endpoints may listen elsewhere than last time; tell the apps."""
+    """After start-up: endpoints may listen elsewhere, be advertised under another name,
+    or gain or lose TLS since last time; tell the apps (existing ones included)."""
     for cache in control.list_caches():
         if cache.app is not None and control.servers(cache):
             with control.transaction():

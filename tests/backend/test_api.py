@@ -85,14 +85,14 @@ def test_bad_create_requests_get_json_errors(
     assert fragment in response.json()["error"]
 
 
-def test_malformed_json_is_a_400(service: RunningService) -> None:
+def test_malformed_json_is_a_422(service: RunningService) -> None:
     with service.admin() as admin:
         response = admin.post(
             "/api/v1/admin/caches",
             content=b"{not json",
             headers={"content-type": "application/json"},
         )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "error" in response.json()
 
 

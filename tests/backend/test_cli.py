@@ -89,6 +89,10 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (["--auth-timeout", "soon"], "not a number of seconds"),
         (["--no-such-flag"], "unrecognized arguments"),
         (["--topology", "/nonexistent.toml"], "cannot read topology file"),
+        (["--advertise-host", "0.0.0.0"], "clients cannot connect to a wildcard"),
+        (["--advertise-host", "cache.example.test:11211"], "without a port"),
+        (["--public-url", "cachier.example.com"], "http:// or https:// URL"),
+        (["--public-url", "http://[::]:8080"], "wildcard"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:

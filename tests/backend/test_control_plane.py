@@ -121,11 +121,11 @@ def test_bad_dashboard_requests_get_json_errors(
     assert response.json()["error"]
 
 
-def test_malformed_json_on_a_dashboard_route_is_a_400(cache: CacheHandle) -> None:
+def test_malformed_json_on_a_dashboard_route_is_a_422(cache: CacheHandle) -> None:
     with api(cache) as client:
         response = client.patch(f"/credentials/{cache.username}", content=b"{",
                                 headers={"content-type": "application/json"})  # fmt: skip
-    assert response.status_code == 400
+    assert response.status_code == 422
 
 
 # -- SSO ------------------------------------------------------------------------------------
