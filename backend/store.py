@@ -15,8 +15,14 @@ from collections import OrderedDict
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
 # default -I 1m does and as MemCachier documents ("1 MB for key + value").
 MAX_ITEM_SIZE = 1024 * 1024
-# What an item costs beyond its key and value: memcached's item header is 48-56 bytes.
+# memcached's item header (48-56 bytes): counted against MAX_ITEM_SIZE, as memcached does.
 ITEM_OVERHEAD = 50
+# What an item really costs here beyond its key and value, counted against the plan's
+# memory limit: the Item object, three timestamps, its CAS number, the two bytes objects'
+# headers and the ordered dict's entry come to 390-590 bytes of RSS per small item in a
+# full, evicting cache (bench/memory_per_plan.py). Counting 400 keeps a full cache under
+# 1.5x its plan at any value size; memcached's 50 let a free cache of 10-byte values take 7x.
+ITEM_MEMORY_OVERHEAD = 400
 # Expiry values up to 30 days are relative seconds; above, absolute unix time.
 RELATIVE_EXPIRY_LIMIT = 60 * 60 * 24 * 30
 
@@ -53,7 +59,8 @@ class Item:
         self.token = False
 
     def size(self, key: bytes) -> int:
-        return len(key) + len(self.value) + ITEM_OVERHEAD
+        """What the item counts against its cache's memory limit."""
+        return len(key) + len(self.value) + ITEM_MEMORY_OVERHEAD
 
 
 class CacheStats:

@@ -15,6 +15,7 @@ import pytest
 from backend.analytics import SAMPLE_FIELDS, Analytics
 from backend.control.models import MIB, Cache
 from backend.dataplane import DataPlane
+from backend.store import ITEM_MEMORY_OVERHEAD
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
 from tests.backend.test_ascii_commands import parse_stats
@@ -97,7 +98,7 @@ def test_counters_and_gauges_follow_real_traffic(service: RunningService, cache:
     assert s1["t"] == T0 + 1
     expected = {"get_hits": 2, "get_misses": 1, "cmd_get": 3, "cmd_set": 2, "cmd_delete": 1,
                 "cmd_flush": 0, "evictions": 0, "items": 1, "curr_connections": 1,
-                "memory_used": len(b"a") + 10 + 50}  # fmt: skip
+                "memory_used": len(b"a") + 10 + ITEM_MEMORY_OVERHEAD}  # fmt: skip
     assert {k: s1[k] for k in expected} == expected
     assert s1["hit_rate"] == pytest.approx(2 / 3)
     for name in ("get_hits", "get_misses", "cmd_get", "cmd_set", "cmd_delete", "evictions"):
@@ -239,7 +240,7 @@ def test_rollups_over_two_hours(service: RunningService, cache: CacheHandle) -> 
         return 1 if m % 3 == 0 else 0
 
     def peak_in(m: int) -> int:
-        return len(b"big") + 100 + m + 50
+        return len(b"big") + 100 + m + ITEM_MEMORY_OVERHEAD
 
     for m in range(120):
         sampler.tick()  # second 0 of minute m, before its traffic
