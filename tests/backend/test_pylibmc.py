@@ -150,3 +150,18 @@ def test_refused_flush_reports_success_and_disables_the_server(pylibmc, cache: C
     errors, recovered = reads_until_they_work(limited, "k", within=4)
     assert set(errors) == {"ServerDown"}
     assert recovered < 2.5  # retry_timeout=1 shortens the dead time
+
+
+def test_django_pylibmc_cache_with_the_readmes_options(pylibmc, cache: CacheHandle) -> None:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure()
+    from django.core.cache.backends.memcached import PyLibMCCache
+
+    options = {"binary": True, "username": cache.username, "password": cache.password}
+    django = PyLibMCCache(cache.info["servers"], {"OPTIONS": options})
+    django.set("profile", {"name": "Ada"})
+    assert django.get("profile") == {"name": "Ada"}
+    assert django.delete("profile") is True
+    django.close()
