@@ -71,10 +71,8 @@ def _read_line(sock: Any) -> bytes:
     line = b""
     while not line.endswith(b"\n"):
         chunk = sock.recv(_MAX_REPLY - len(line))
-        if not chunk:
-            raise AuthenticationError(
-                b"connection closed before the login was answered: " + line.strip()
-            )
+        if not chunk:  # a dropped connection, not a verdict: HashClient may retry it
+            raise ConnectionResetError("cachier closed the connection before answering the login")
         line += chunk
         if len(line) >= _MAX_REPLY:
             break
@@ -95,7 +93,11 @@ class AuthenticatingSocket:
         self._sock = sock
 
     def connect(self, address: Any) -> None:
-        """Connect, then wrap with TLS if configured, then log in (over TLS when used)."""
+        """Connect, then wrap with TLS if configured, then log in (over TLS when used).
+
+        All of it runs under the timeout the caller set for connecting (pymemcache's
+        ``connect_timeout``), the login's answer included.
+        """
         self._sock.connect(address)
         context = self._module.tls_context
         if context is not None:
