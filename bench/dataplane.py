@@ -4,7 +4,7 @@
 Both servers get the same memcaslap load (90/10 get/set, 16 connections, one thread),
 in interleaved rounds so drift on the machine (thermal, noisy neighbours) hits both
 equally. memcaslap cannot authenticate, so for cachier it runs under the LD_PRELOAD shim
-from shared/tools/authshim.c, which logs every new connection in before memcaslap sees it.
+from tools/authshim.c, which logs every new connection in before memcaslap sees it.
 
     python bench/dataplane.py --seconds 10 --rounds 3
     python bench/dataplane.py --mode binary --json
@@ -37,7 +37,7 @@ import httpx
 from processes import BenchError, log_tail, run_process, unwind_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_AUTHSHIM = REPO_ROOT.parent / "shared" / "tools" / "authshim.c"
+DEFAULT_AUTHSHIM = REPO_ROOT / "tools" / "authshim.c"
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 20.0  # seconds for cachier's API to answer /healthz
 PORT_TIMEOUT = 10.0  # seconds for memcached to accept connections
@@ -120,7 +120,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def build_authshim(source: Path, workdir: Path) -> Path:
-    """Compile the shim fresh each time so it always matches the shared source."""
+    """Compile the shim fresh each time so it always matches the source in the repository."""
     if not source.is_file():
         raise BenchError(f"authshim source not found: {source} (use --authshim PATH)")
     out = workdir / "authshim.so"

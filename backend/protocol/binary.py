@@ -365,7 +365,10 @@ class BinaryCodec(StreamCodec):
     # -- SASL ---------------------------------------------------------------------------
     def _list_mechs(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                     cas: int) -> None:  # fmt: skip
-        self._reply(opcode, opaque, value=b"PLAIN")
+        # The trailing separator is for libmemcached, which passes the list on to libsasl2
+        # as a C string without terminating it: "PLAIN" followed by whatever its stack
+        # held was no mechanism at all ("No worthy mechs found", pylibmc error 40).
+        self._reply(opcode, opaque, value=b"PLAIN ")
 
     def _auth(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip

@@ -234,7 +234,17 @@ def client(cache: CacheHandle):
 # -- SASL ---------------------------------------------------------------------------------
 def test_list_mechs_offers_plain_before_authentication(cache: CacheHandle) -> None:
     reply = Binary(cache.endpoint).call(LIST_MECHS)
-    assert (reply.status, reply.value) == (OK, b"PLAIN")
+    assert reply.status == OK
+    assert reply.value.split() == [b"PLAIN"]
+
+
+def test_list_mechs_ends_with_a_separator_for_libmemcached(cache: CacheHandle) -> None:
+    # libmemcached reads the list into an uninitialised stack buffer and hands it to
+    # libsasl2 as a C string: "PLAIN" ran on into stack bytes ("No worthy mechs found",
+    # pylibmc error 40, depending on what the caller's stack held). After a space, the
+    # stray bytes are a separate word and PLAIN is still found.
+    reply = Binary(cache.endpoint).call(LIST_MECHS)
+    assert reply.value == b"PLAIN "
 
 
 def test_plain_auth_succeeds_and_unlocks_commands(cache: CacheHandle) -> None:

@@ -168,3 +168,17 @@ def test_two_caches_are_isolated(service: RunningService) -> None:
     assert first.flush_all() is True
     assert first.get("shared-name") is None
     assert second.get("shared-name") == "two"
+
+
+def test_a_refused_write_leaves_the_connection_usable_for_reads(cache: CacheHandle) -> None:
+    # Unlike libmemcached (tests/backend/test_pylibmc.py), bmemcached does not take 0x20
+    # for a lost login: it raises, keeps the connection and the next read just works.
+    owner = client_for(cache)
+    owner.set("k", "value")
+    credential = add_credential(cache, write=False)
+    reader = client_for(cache, credential["username"], credential["password"])
+    assert reader.get("k") == "value"
+    with pytest.raises(MemcachedException, match="lacks the 'write' capability"):
+        reader.set("k", "changed")
+    assert reader.get("k") == "value"
+    assert reader.get_multi(["k"]) == {"k": "value"}

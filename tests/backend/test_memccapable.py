@@ -1,7 +1,8 @@
 """libmemcached's conformance tester against the authenticating endpoint.
 
-memccapable cannot log in, so ``shared/tools/authshim.c`` (LD_PRELOAD) authenticates each
-socket it opens. CI installs libmemcached-tools; only a developer machine without it skips.
+memccapable cannot log in, so ``tools/authshim.c`` (LD_PRELOAD, in this repository)
+authenticates each socket it opens. CI installs gcc and libmemcached-tools; only a
+developer machine without them skips, saying which is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import CacheHandle
 
-AUTHSHIM = Path(__file__).resolve().parents[3] / "shared" / "tools" / "authshim.c"
+AUTHSHIM = Path(__file__).resolve().parents[2] / "tools" / "authshim.c"
 
 
 def _require(tool: str) -> str:
@@ -24,7 +25,8 @@ def _require(tool: str) -> str:
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{tool} is missing in CI: .ci/run must install it")
-        pytest.skip(f"{tool} not installed")
+        package = "gcc" if tool == "gcc" else "libmemcached-tools"
+        pytest.skip(f"{tool} is not installed (Debian package {package})")
     return path
 
 
