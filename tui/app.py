@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from tui.errors import ApiError
+from tui.widgets.status_light import status_variables
 
 if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.on_mount)
     from backend.service import Service  # FastAPI, uvicorn: only for the in-process backend
@@ -121,6 +122,11 @@ class CachierApp(App[None]):
         self.cache_name: str | None = None
         self.refresh_s = settings.refresh_s
         self.title = settings.title
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """``$status-up`` … ``$status-resolved``: the product's green, yellow, red and blue in
+        a shade that reads on the current theme (the theme's own colours do not say that)."""
+        return {**super().get_theme_variable_defaults(), **status_variables(self.current_theme)}
 
     # -- lifetime -----------------------------------------------------------------------
     async def on_mount(self) -> None:
