@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.o
     from tui.client import CachierClient  # httpx, pydantic
 
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
+# The footer shows the five page keys as one item, "12345 pages" (help lists each page).
+PAGES = Binding.Group("pages", compact=True)
 PALETTE_PAGES = [
     ("caches", "Caches page", "Every cache: plan, place, cluster light, usage (1)"),
     ("analytics", "Analytics page", "Graphs of the current cache; flush, move (2)"),
@@ -94,11 +96,11 @@ class CachierApp(App[None]):
         "logs": page("logs", "LogsPage"),
     }
     BINDINGS = [
-        Binding("1,f2", "page('caches')", "Caches", id="page.caches"),
-        Binding("2,f3", "page('analytics')", "Analytics", id="page.analytics"),
-        Binding("3,f4", "page('credentials')", "Credentials", id="page.credentials"),
-        Binding("4,f5", "page('status')", "Status", id="page.status"),
-        Binding("5,f6", "page('logs')", "Logs", id="page.logs"),
+        Binding("1,f2", "page('caches')", "Caches", id="page.caches", group=PAGES),
+        Binding("2,f3", "page('analytics')", "Analytics", id="page.analytics", group=PAGES),
+        Binding("3,f4", "page('credentials')", "Credentials", id="page.credentials", group=PAGES),
+        Binding("4,f5", "page('status')", "Status", id="page.status", group=PAGES),
+        Binding("5,f6", "page('logs')", "Logs", id="page.logs", group=PAGES),
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("p", "pause", "Pause", id="app.pause"),
         Binding("r", "interval", "Interval", id="app.interval", show=False),
