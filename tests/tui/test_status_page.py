@@ -3,6 +3,8 @@ and every incident's whole cause are on the screen (wrapped, never cut)."""
 
 from __future__ import annotations
 
+from textual.widgets import DataTable
+
 from tests.tui.screen import screen_lines
 from tui import sample_data as data
 from tui.messages import StatusFetched
@@ -66,3 +68,19 @@ async def test_rows_rewrap_when_the_terminal_widens() -> None:
         lines = screen_lines(app)
         slow = next(i for i, line in enumerate(lines) if line.startswith(" use1-b"))
         assert "p3 ● UP" in lines[slow] and lines[slow + 1].startswith(" use1-c")
+
+
+async def test_a_row_growing_a_line_keeps_the_cursor_on_its_cluster() -> None:
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "status", StatusFetched(data.status()))
+        table = app.screen.query_one("#clusters", DataTable)
+        table.move_cursor(row=table.get_row_index("cluster:euw1-a"))
+        worse = data.status()
+        worse.regions[0].clusters[0].proxies[0].state = "down"  # use1-a needs a second line
+        app.screen.post_message(StatusFetched(worse))
+        await pilot.pause()
+        await pilot.pause()
+        assert table.get_row_height("cluster:use1-a") == 2
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert key == "cluster:euw1-a"

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.events import Resize
 from textual.widgets import DataTable, Header, Static
+from textual.widgets.data_table import CellDoesNotExist
 
 from tui.messages import StatusFetched
 from tui.pages.base import Page
@@ -184,11 +185,10 @@ def _pack(segments: list[Text], width: int) -> Text:
 
 
 def _cursor_key(table: DataTable) -> str | None:
-    if not table.row_count:
-        return None
+    """The key of the cursor's row, to put the cursor back after refilling the table."""
     try:
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    except Exception:  # no valid cursor (an empty table)
+    except CellDoesNotExist:  # an empty table
         return None
 
 
