@@ -132,7 +132,7 @@ class StatusPage(Page):
         for key, cells, height in rows:
             table.add_row(*cells, key=key, height=height)
         self._layout = layout
-        if cursor in table.rows:
+        if cursor is not None and cursor in table.rows:
             table.move_cursor(row=table.get_row_index(cursor), animate=False)
 
     def _show_incidents(self, status: StatusOut) -> None:
@@ -150,7 +150,7 @@ class StatusPage(Page):
             table.add_row(_when(incident.started_at), incident.cluster,
                           light_text(incident.light, styles), Text("\n").join(lines),
                           key=str(incident.id), height=len(lines))  # fmt: skip
-        if cursor in table.rows:
+        if cursor is not None and cursor in table.rows:
             table.move_cursor(row=table.get_row_index(cursor), animate=False)
 
 
