@@ -21,12 +21,15 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from tui.errors import ApiError
+from tui.widgets.status_light import status_variables
 
 if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.on_mount)
     from backend.service import Service  # FastAPI, uvicorn: only for the in-process backend
     from tui.client import CachierClient  # httpx, pydantic
 
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
+# The footer shows the five page keys as one item, "12345 pages" (help lists each page).
+PAGES = Binding.Group("pages", compact=True)
 PALETTE_PAGES = [
     ("caches", "Caches page", "Every cache: plan, place, cluster light, usage (1)"),
     ("analytics", "Analytics page", "Graphs of the current cache; flush, move (2)"),
@@ -109,11 +112,11 @@ class CachierApp(App[None]):
         "logs": page("logs", "LogsPage"),
     }
     BINDINGS = [
-        Binding("1,f2", "page('caches')", "Caches", id="page.caches"),
-        Binding("2,f3", "page('analytics')", "Analytics", id="page.analytics"),
-        Binding("3,f4", "page('credentials')", "Credentials", id="page.credentials"),
-        Binding("4,f5", "page('status')", "Status", id="page.status"),
-        Binding("5,f6", "page('logs')", "Logs", id="page.logs"),
+        Binding("1,f2", "page('caches')", "Caches", id="page.caches", group=PAGES),
+        Binding("2,f3", "page('analytics')", "Analytics", id="page.analytics", group=PAGES),
+        Binding("3,f4", "page('credentials')", "Credentials", id="page.credentials", group=PAGES),
+        Binding("4,f5", "page('status')", "Status", id="page.status", group=PAGES),
+        Binding("5,f6", "page('logs')", "Logs", id="page.logs", group=PAGES),
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("p", "pause", "Pause", id="app.pause"),
         Binding("r", "interval", "Interval", id="app.interval", show=False),
@@ -137,6 +140,11 @@ class CachierApp(App[None]):
         self.cache_name: str | None = None
         self.refresh_s = settings.refresh_s
         self.title = settings.title
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """``$status-up`` … ``$status-resolved``: the product's green, yellow, red and blue in
+        a shade that reads on the current theme (the theme's own colours do not say that)."""
+        return {**super().get_theme_variable_defaults(), **status_variables(self.current_theme)}
 
     # -- lifetime -----------------------------------------------------------------------
     async def on_mount(self) -> None:

@@ -60,7 +60,8 @@ def status() -> StatusOut:
                     proxies=["proxy-1.use1-c.us-east-1.cachier.internal"]),
         IncidentOut(id=2, cluster="use1-b", light="yellow", previous="green",
                     started_at="2026-11-18T08:05:00Z", ended_at=None,
-                    cause="slower than usual: proxy-1.use1-b (212.5 ms, usually 0.4 ms)",
+                    cause="slower than usual: proxy-1.use1-b.us-east-1.cachier.internal "
+                    "(212.5 ms, usually 0.4 ms)",
                     proxies=["proxy-1.use1-b.us-east-1.cachier.internal"]),
         IncidentOut(id=1, cluster="euw1-a", light="blue", previous="red",
                     started_at="2026-11-18T07:59:00Z", ended_at=None,

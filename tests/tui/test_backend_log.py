@@ -1,11 +1,22 @@
 """The in-process backend's log as the dashboard shows it: no request lines, no secrets,
-and warnings a person sees as a notice rather than only in the log dialog."""
+warnings a person sees as a notice rather than only in the log dialog, and long lines
+wrapped at the dialog's width instead of cropped."""
 
 from __future__ import annotations
 
 import logging
 
+from textual.widgets import RichLog
+
 from tests.tui.conftest import admin, running_app, wait_for
+from tests.tui.screen import screen_lines
+from tui.screenshots import PAGES, frozen_app, show
+
+LONG = (
+    "2026-11-18 08:06:00,123 backend.control.drains log drain "
+    "https://logs.example.com:8443 (d.0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0): batch dropped "
+    "after 6 attempts; its lines are counted in cachier_log_drain_dropped_total"
+)
 
 
 async def test_backend_log_holds_no_request_lines_and_no_dashboard_secret(tmp_path) -> None:
@@ -46,3 +57,19 @@ async def test_a_backend_warning_is_a_notice_on_screen_once(tmp_path) -> None:
         assert notices().count(message) == 1
         assert not any("working again" in n for n in notices())
         assert any(message in line for line in app.settings.backend_log)
+
+
+async def test_long_backend_log_lines_wrap_whole_at_80_columns() -> None:
+    app = frozen_app()
+    app.settings.backend_log.extend([LONG, "short line"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "logs", PAGES["logs"]())
+        await pilot.press("b")
+        await pilot.pause()
+        await pilot.pause()
+        log = app.screen.query_one(RichLog)
+        width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= width for strip in log.lines)
+        inside = [line.split("█")[1] if line.count("█") >= 2 else "" for line in screen_lines(app)]
+        shown = "".join("".join(inside).split())
+        assert "".join(LONG.split()) in shown

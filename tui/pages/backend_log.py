@@ -15,7 +15,9 @@ class BackendLogScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="backend-log", classes="dialog"):
             yield Label("Backend log (newest last) · escape closes", classes="question")
-            yield RichLog(id="backend-lines", wrap=True, max_lines=500)
+            # min_width=1: RichLog renders every line at least 78 wide by default, so in a
+            # dialog narrower than that each long line was wrapped at 78 and then cropped.
+            yield RichLog(id="backend-lines", wrap=True, max_lines=500, min_width=1)
 
     def on_mount(self) -> None:
         log = self.query_one(RichLog)

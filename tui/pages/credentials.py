@@ -56,13 +56,19 @@ class CredentialsPage(Page):
 
     needs_cache = True
 
-    # The footer has room for the four page actions at 80 columns; the hint line under the
-    # table and the help screen (?) list every key.
+    # The footer has room for three page actions at 80 columns (with the app's keys); the
+    # hint line under the table and the help screen (?) list every key.
     BINDINGS = [
         Binding("u", "promote", "Promote ↑", id="credentials.promote"),
         Binding("d", "delete", "Delete ✕", id="credentials.delete"),
-        Binding("a", "add", "Add new credentials", id="credentials.add"),
-        Binding("s", "rotate_sso", "Rotate SSO secret", id="credentials.rotate_sso"),
+        Binding("a", "add", "Add", tooltip="Add new credentials", id="credentials.add"),
+        Binding(
+            "s",
+            "rotate_sso",
+            "Rotate the SSO secret (a new dashboard URL)",
+            id="credentials.rotate_sso",
+            show=False,
+        ),
         Binding("v", "reveal", "Reveal / hide the password", id="credentials.reveal", show=False),
         Binding("y", "copy", "Copy the password (and show it)", id="credentials.copy", show=False),
         Binding(

@@ -36,7 +36,8 @@ class HelpScreen(ModalScreen[None]):
                     continue
                 seen.add(binding.action)
                 keys = binding.key_display or binding.key.replace(",", " / ")
-                table.add_row(keys.replace("question_mark", "?"), binding.description)
+                what = binding.tooltip or binding.description  # the footer's may be shortened
+                table.add_row(keys.replace("question_mark", "?"), what)
         for keys, what in GENERAL:
             table.add_row(keys, what)
         return table

@@ -15,7 +15,9 @@ class SteadyFooter(Footer):
     rebuild restyles every key; at start-up it cost the dashboard's first frame ~60 ms."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # Compact (no padding around each key): with the page keys as one "12345 pages"
+        # item, every page's keys fit 80 columns next to the palette key.
+        super().__init__(compact=True)
         self.set_reactive(Footer._bindings_ready, True)
         self._shown: tuple[object, ...] | None = None
 

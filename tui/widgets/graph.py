@@ -30,7 +30,7 @@ from textual.geometry import Size
 from textual_plotext import Plot, PlotextPlot
 
 from tui.widgets.line import FixedLine
-from tui.widgets.theme import theme_colour
+from tui.widgets.theme import readable_colour
 
 POINTS_PER_COLUMN = 2
 MIN_SPAN_S = 60.0  # the shortest time axis, for a history only seconds old
@@ -254,7 +254,7 @@ class Graph(Vertical):
 
     # -- drawing ------------------------------------------------------------------------
     def _colour(self, variable: str) -> tuple[int, int, int] | str:
-        colour = theme_colour(self.app, variable)
+        colour = readable_colour(self.app, variable)
         return Color.parse(colour).rgb if colour else "default"
 
     def _title(self) -> Text:
@@ -267,7 +267,7 @@ class Graph(Vertical):
             value = latest(series.values)
             shown = "—" if value is None else self.fmt(value)
             if len(self.series) > 1:
-                title.append("  ━", style=theme_colour(self.app, series.color))
+                title.append("  ━", style=readable_colour(self.app, series.color))
                 title.append(f" {series.label} {shown}")
             elif self.summary is None:
                 title.append(f"  {shown}")
