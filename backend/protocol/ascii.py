@@ -25,7 +25,6 @@ from backend.protocol.text import (
     BAD_EXPTIME,
     BAD_FORMAT,
     CRLF,
-    DELETE_USAGE,
     END,
     ERROR,
     LINE_TOO_LONG,
@@ -245,6 +244,7 @@ class AsciiCodec(StreamCodec):
             b"stats": self._stats,
             b"version": self._version,
             b"verbosity": self._verbosity,
+            b"cache_memlimit": self._cache_memlimit,
             b"quit": self._quit,
         }
         for name in STORAGE_MODES:
@@ -375,16 +375,12 @@ class AsciiCodec(StreamCodec):
             self.out.append(reply)
 
     def _delete(self, tokens: list[bytes]) -> None:
-        n = len(tokens)
-        if n < 2 or n > 4:
+        """``delete <key> [...] [noreply]``: as memcached >= 1.6.4x, tokens after the key
+        (the long-gone delay argument, ``0`` or any other) are ignored, not refused."""
+        if len(tokens) < 2:
             self.out.append(ERROR)
             return
-        noreply = self.noreply = tokens[-1] == b"noreply" and n > 2
-        extra = tokens[2 : n - 1] if noreply else tokens[2:]
-        if extra and extra != [b"0"]:
-            if not noreply:
-                self.out.append(DELETE_USAGE)
-            return
+        noreply = self.noreply = tokens[-1] == b"noreply" and len(tokens) > 2
         key = tokens[1]
         reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.session, key)]
         if not noreply:
@@ -429,6 +425,9 @@ class AsciiCodec(StreamCodec):
 
     def _stats(self, tokens: list[bytes]) -> None:
         sub = tokens[1].decode("ascii", "replace") if len(tokens) > 1 else ""
+        if sub == "cachedump":
+            self._cachedump(tokens)
+            return
         if sub == "reset" and len(tokens) == 2:
             commands.reset_stats(self.session)
             self.out.append(b"RESET\r\n")
@@ -439,6 +438,41 @@ class AsciiCodec(StreamCodec):
             return
         self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
                                  for k, v in family(self.session)) + END)  # fmt: skip
+
+    def _cachedump(self, tokens: list[bytes]) -> None:
+        """``stats cachedump <slab> <limit>``, with memcached's argument errors."""
+        if len(tokens) < 4:
+            self.out.append(b"CLIENT_ERROR bad command line\r\n")
+            return
+        slab = parse_uint(tokens[2], UINT32)
+        limit = parse_uint(tokens[3], UINT32)
+        if slab is None or limit is None:
+            self.out.append(BAD_FORMAT)
+        elif slab >= stats.SLAB_CLASSES:
+            self.out.append(b"CLIENT_ERROR Illegal slab id\r\n")
+        else:
+            self.out.append(stats.cachedump(self.session, slab, limit))
+
+    def _cache_memlimit(self, tokens: list[bytes]) -> None:
+        """``cache_memlimit <megabytes> [noreply]``: never changes the plan's limit.
+
+        The argument is checked as memcached checks it (not a number: ``ERROR``); a valid
+        one gets a CLIENT_ERROR naming the limit that applies, which clients raise as a
+        client error (pymemcache: MemcacheClientError) instead of hanging on memcached's
+        own ``MEMLIMIT_*`` words, which are not protocol replies they know.
+        """
+        noreply = tokens[-1] == b"noreply" and len(tokens) > 2
+        megabytes = parse_uint(tokens[1], UINT32) if len(tokens) > 1 else None
+        if megabytes is None:
+            reply = ERROR
+        else:
+            limit = commands.memory_limit(self.session, megabytes)
+            reply = (
+                b"CLIENT_ERROR cache_memlimit not allowed: this cache's memory limit is its "
+                b"plan's, %d megabytes\r\n" % (limit // (1024 * 1024))
+            )
+        if not noreply:
+            self.out.append(reply)
 
     def _version(self, tokens: list[bytes]) -> None:
         self.out.append(b"VERSION %s\r\n" % MEMCACHED_VERSION.encode())
