@@ -300,7 +300,6 @@ def compare(servers: Sequence[Server], cases: Sequence[Case]) -> list[Difference
                 if isinstance(request, Bin):
                     request = repr(request).encode()
                 found.append(Difference(case.name, step, request, replies))
-                break  # later steps of a diverged case only repeat the first difference
     return found
 
 
@@ -749,7 +748,38 @@ def bench_cases() -> list[Case]:
             b"cache_memlimit x\r\n",
             b"cache_memlimit\r\n",
         ),
-        text("empty-get", b"get\r\n", b"gets\r\n", b"gat 10\r\n", b"gat\r\n"),
+        text(
+            "too-few-tokens",
+            b"get\r\n",
+            b"gets\r\n",
+            b"gat 10\r\n",
+            b"gat\r\n",
+            b"gats 10\r\n",
+            b"delete\r\n",
+            b"incr\r\n",
+            b"incr a\r\n",
+            b"decr a\r\n",
+            b"touch a\r\n",
+            b"set k 0 0\r\n",
+            b"verbosity\r\n",
+            b"mg\r\n",
+            b"md\r\n",
+            b"ma\r\n",
+            b"ms a\r\n",
+            b"me\r\n",
+        ),
+        text(
+            "short-lines",
+            b"\r\n",
+            b"x\r\n",
+            b"xy\r\n",
+            b"\n",
+            b"bogus\r\n",
+            b"GET k\r\n",
+            b" get a\r\n",
+            b"get  a\r\n",
+            b"mn x\r\n",
+        ),
         text(
             "bad-numbers",
             b"incr a -1\r\n",
@@ -766,14 +796,21 @@ def bench_cases() -> list[Case]:
         text(
             "extra-tokens",
             b"get a b c d e f\r\n",
-            b"incr a 1 2\r\n",
-            b"touch a 1 2\r\n",
+            b"set n 0 0 1\r\n1\r\n",
+            b"incr n 1 2\r\n",
+            b"decr n 1 2 noreply\r\n",
+            b"touch n 1 2\r\n",
+            b"touch n 1 2 noreply\r\n",
             b"set a 0 0 1 noreply extra\r\nx\r\n",
+            b"set a 0 0 1 extra noreply\r\nx\r\n",
+            b"cas a 0 0 1 1 x y\r\nx\r\n",
             b"version x\r\n",
             b"flush_all 0 0\r\n",
+            b"flush_all 0 noreply x\r\n",
             b"verbosity 1 2\r\n",
-            b"quit x\r\n",
+            b"verbosity 1 2 noreply\r\n",
         ),
+        text("quit-extra", b"quit x\r\n", closes=True),
         text(
             "long-key",
             b"get " + b"k" * 251 + b"\r\n",

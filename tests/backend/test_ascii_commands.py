@@ -140,7 +140,7 @@ def test_gat_and_gats_return_values_and_update_ttl(wire: Wire) -> None:
     assert re.fullmatch(rb"VALUE k 3 1 \d+\r\nx\r\nEND\r\n", wire.ask(b"gats 100 k missing\r\n"))
     time.sleep(2.1)  # the original 1 s TTL would have expired by now
     assert wire.ask(b"get k\r\n") == b"VALUE k 3 1\r\nx\r\nEND\r\n"
-    assert wire.ask(b"gat 100\r\n") == b"END\r\n"
+    assert wire.ask(b"gat 100\r\n") == b"CLIENT_ERROR bad command line format\r\n"
 
 
 def test_relative_expiry(wire: Wire) -> None:
@@ -232,8 +232,8 @@ def test_version_and_verbosity(wire: Wire) -> None:
     assert wire.ask(b"version extra tokens\r\n") == b"VERSION 1.6.38\r\n"
     assert wire.ask(b"verbosity 1\r\n") == b"OK\r\n"
     assert wire.ask(b"verbosity noreply\r\n") == b""
-    assert wire.ask(b"verbosity\r\n") == b"ERROR\r\n"
-    assert wire.ask(b"verbosity foo bar my\r\n") == b"ERROR\r\n"
+    assert wire.ask(b"verbosity\r\n") == b"CLIENT_ERROR bad command line format\r\n"
+    assert wire.ask(b"verbosity foo bar my\r\n") == b"CLIENT_ERROR bad command line format\r\n"
 
 
 def test_quit_closes_the_connection(wire: Wire) -> None:
