@@ -25,7 +25,6 @@ from backend.protocol.text import (
     BAD_EXPTIME,
     BAD_FORMAT,
     CRLF,
-    DELETE_USAGE,
     END,
     ERROR,
     LINE_TOO_LONG,
@@ -114,9 +113,13 @@ class AsciiCodec(StreamCodec):
             if nl < 0:
                 break
             line = data[pos:nl]
+            short = nl - pos < 3  # under 4 bytes with its newline
             pos = nl + 1
             if line[-1:] == b"\r":
                 line = line[:-1]
+            if short and self.handlers is self.commands:
+                out.append(BAD_FORMAT)  # as memcached >= 1.6.4x: too short to be a command
+                continue
             self._dispatch(line)
         if pos < end and not self.closing:
             rest = data[pos:] if pos else data
@@ -156,6 +159,11 @@ class AsciiCodec(StreamCodec):
     def _dispatch(self, line: bytes) -> None:
         tokens = line.split(b" ")
         if b"" in tokens:
+            if not tokens[0] and self.handlers is self.commands:
+                # memcached >= 1.6.4x reads the command name up to the first space: a line
+                # starting with one names no command.
+                self.out.append(ERROR)
+                return
             tokens = [t for t in tokens if t]
             if not tokens:
                 self.out.append(ERROR)
@@ -245,6 +253,7 @@ class AsciiCodec(StreamCodec):
             b"stats": self._stats,
             b"version": self._version,
             b"verbosity": self._verbosity,
+            b"cache_memlimit": self._cache_memlimit,
             b"quit": self._quit,
         }
         for name in STORAGE_MODES:
@@ -266,8 +275,8 @@ class AsciiCodec(StreamCodec):
         self._touch_retrieve(tokens, with_cas=True)
 
     def _touch_retrieve(self, tokens: list[bytes], with_cas: bool) -> None:
-        if len(tokens) < 2:
-            self.out.append(ERROR)
+        if len(tokens) < 3:
+            self.out.append(BAD_FORMAT)  # no exptime or no key
             return
         exptime = parse_int(tokens[1])
         if exptime is None:
@@ -280,7 +289,7 @@ class AsciiCodec(StreamCodec):
     ) -> None:
         out = self.out
         if len(tokens) < 2:
-            out.append(ERROR)
+            out.append(BAD_FORMAT)
             return
         session = self.session
         keys = tokens[first:]
@@ -309,10 +318,15 @@ class AsciiCodec(StreamCodec):
         is_cas = tokens[0] == b"cas"
         base = 6 if is_cas else 5
         n = len(tokens)
-        if n != base and n != base + 1:
-            self.out.append(ERROR)
+        if n < base:
+            self.out.append(BAD_FORMAT)
+            length = parse_int(tokens[4]) if n == 5 else None
+            if length is not None and 0 <= length <= MAX_DATA_LEN:
+                self.swallow = length + 2  # "cas k 0 0 <bytes>": its data still comes
             return
-        noreply = self.noreply = n == base + 1 and tokens[base] == b"noreply"
+        # As memcached >= 1.6.4x: tokens after the last argument are ignored, and only the
+        # last token of the line can be "noreply".
+        noreply = self.noreply = n > base and tokens[-1] == b"noreply"
         key = tokens[1]
         flags = parse_uint(tokens[2], UINT32)
         exptime = parse_int(tokens[3])
@@ -357,10 +371,10 @@ class AsciiCodec(StreamCodec):
 
     def _arith(self, tokens: list[bytes], incr: bool) -> None:
         n = len(tokens)
-        if n != 3 and n != 4:
-            self.out.append(ERROR)
+        if n < 3:
+            self.out.append(BAD_FORMAT)
             return
-        noreply = self.noreply = n == 4 and tokens[3] == b"noreply"
+        noreply = self.noreply = n > 3 and tokens[-1] == b"noreply"  # extra tokens ignored
         key = tokens[1]
         if self.bad_key(key):
             reply = BAD_FORMAT
@@ -375,16 +389,12 @@ class AsciiCodec(StreamCodec):
             self.out.append(reply)
 
     def _delete(self, tokens: list[bytes]) -> None:
-        n = len(tokens)
-        if n < 2 or n > 4:
-            self.out.append(ERROR)
+        """``delete <key> [...] [noreply]``: as memcached >= 1.6.4x, tokens after the key
+        (the long-gone delay argument, ``0`` or any other) are ignored, not refused."""
+        if len(tokens) < 2:
+            self.out.append(BAD_FORMAT)
             return
-        noreply = self.noreply = tokens[-1] == b"noreply" and n > 2
-        extra = tokens[2 : n - 1] if noreply else tokens[2:]
-        if extra and extra != [b"0"]:
-            if not noreply:
-                self.out.append(DELETE_USAGE)
-            return
+        noreply = self.noreply = tokens[-1] == b"noreply" and len(tokens) > 2
         key = tokens[1]
         reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.session, key)]
         if not noreply:
@@ -392,10 +402,10 @@ class AsciiCodec(StreamCodec):
 
     def _touch(self, tokens: list[bytes]) -> None:
         n = len(tokens)
-        if n != 3 and n != 4:
-            self.out.append(ERROR)
+        if n < 3:
+            self.out.append(BAD_FORMAT)
             return
-        noreply = self.noreply = n == 4 and tokens[3] == b"noreply"
+        noreply = self.noreply = n > 3 and tokens[-1] == b"noreply"  # extra tokens ignored
         key = tokens[1]
         exptime = parse_int(tokens[2])
         if self.bad_key(key):
@@ -410,10 +420,7 @@ class AsciiCodec(StreamCodec):
     # -- whole-cache and connection commands --------------------------------------------
     def _flush_all(self, tokens: list[bytes]) -> None:
         n = len(tokens)
-        if n > 3:
-            self.out.append(ERROR)
-            return
-        noreply = self.noreply = tokens[-1] == b"noreply" and n > 1
+        noreply = self.noreply = tokens[-1] == b"noreply" and n > 1  # extra tokens ignored
         args = tokens[1 : n - 1] if noreply else tokens[1:]
         delay = 0
         if args:
@@ -429,6 +436,9 @@ class AsciiCodec(StreamCodec):
 
     def _stats(self, tokens: list[bytes]) -> None:
         sub = tokens[1].decode("ascii", "replace") if len(tokens) > 1 else ""
+        if sub == "cachedump":
+            self._cachedump(tokens)
+            return
         if sub == "reset" and len(tokens) == 2:
             commands.reset_stats(self.session)
             self.out.append(b"RESET\r\n")
@@ -440,23 +450,52 @@ class AsciiCodec(StreamCodec):
         self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
                                  for k, v in family(self.session)) + END)  # fmt: skip
 
+    def _cachedump(self, tokens: list[bytes]) -> None:
+        """``stats cachedump <slab> <limit>``, with memcached's argument errors."""
+        if len(tokens) < 4:
+            self.out.append(b"CLIENT_ERROR bad command line\r\n")
+            return
+        slab = parse_uint(tokens[2], UINT32)
+        limit = parse_uint(tokens[3], UINT32)
+        if slab is None or limit is None:
+            self.out.append(BAD_FORMAT)
+        elif slab >= stats.SLAB_CLASSES:
+            self.out.append(b"CLIENT_ERROR Illegal slab id\r\n")
+        else:
+            self.out.append(stats.cachedump(self.session, slab, limit))
+
+    def _cache_memlimit(self, tokens: list[bytes]) -> None:
+        """``cache_memlimit <megabytes> [noreply]``: never changes the plan's limit.
+
+        The argument is checked as memcached checks it (not a number: ``ERROR``); a valid
+        one gets a CLIENT_ERROR naming the limit that applies, which clients raise as a
+        client error (pymemcache: MemcacheClientError) instead of hanging on memcached's
+        own ``MEMLIMIT_*`` words, which are not protocol replies they know.
+        """
+        noreply = tokens[-1] == b"noreply" and len(tokens) > 2
+        megabytes = parse_uint(tokens[1], UINT32) if len(tokens) > 1 else None
+        if megabytes is None:
+            reply = ERROR
+        else:
+            limit = commands.memory_limit(self.session, megabytes)
+            reply = (
+                b"CLIENT_ERROR cache_memlimit not allowed: this cache's memory limit is its "
+                b"plan's, %d megabytes\r\n" % (limit // (1024 * 1024))
+            )
+        if not noreply:
+            self.out.append(reply)
+
     def _version(self, tokens: list[bytes]) -> None:
         self.out.append(b"VERSION %s\r\n" % MEMCACHED_VERSION.encode())
 
     def _verbosity(self, tokens: list[bytes]) -> None:
+        """As memcached >= 1.6.4x: the level must be a number, later tokens are ignored, and
+        ``noreply`` (the last token) silences even the error ("verbosity noreply")."""
         n = len(tokens)
-        noreply = tokens[-1] == b"noreply"
-        if n == 2 and noreply:
-            return  # memcached answers "verbosity noreply" with silence
-        if n != 2 and n != 3:
-            self.out.append(ERROR)
-            return
-        if parse_uint(tokens[1], UINT32) is None or (n == 3 and not noreply):
-            if not noreply:
-                self.out.append(BAD_FORMAT)
-            return
+        noreply = self.noreply = n > 1 and tokens[-1] == b"noreply"
+        level = parse_uint(tokens[1], UINT32) if n > 1 else None
         if not noreply:
-            self.out.append(OK)
+            self.out.append(BAD_FORMAT if level is None else OK)
 
     def _quit(self, tokens: list[bytes]) -> None:
         self.closing = True

@@ -224,7 +224,12 @@ class BinaryCodec(StreamCodec):
             return
         handler = self.handlers.get(opcode)
         if handler is None:
-            self._error(opcode, opaque, UNKNOWN_COMMAND)  # body already consumed: stay open
+            self._error(opcode, opaque, UNKNOWN_COMMAND)
+            if keylen or extlen or value:
+                # memcached loses its place in the stream after an unknown request with a
+                # body (it skips the wrong number of bytes) and ends up closing; close
+                # cleanly, after the answer, rather than guess what the client meant.
+                self.closing = True
             return
         if not _shape_ok(SHAPES[opcode], extlen, keylen, len(value)):
             self._error(opcode, opaque, EINVAL)
@@ -285,6 +290,10 @@ class BinaryCodec(StreamCodec):
                cas: int) -> None:  # fmt: skip
         mode = STORAGE[opcode]
         flags, exptime = STORE_EXTRAS.unpack(extras) if extras else (0, 0)
+        if cas and extras:
+            # As memcached: a Set, Add or Replace carrying a CAS is a compare-and-swap
+            # whatever its opcode (so an Add with the item's CAS replaces it).
+            mode = Mode.CAS
         outcome, new_cas = commands.store(self.session, mode, key, value, flags, exptime,
                                           cas or None)  # fmt: skip
         if outcome is Outcome.STORED:
@@ -406,7 +415,8 @@ def _store_status(mode: Mode, outcome: Outcome) -> int:
     if outcome is Outcome.EXISTS:
         return KEY_EEXISTS
     if outcome is Outcome.NOT_FOUND:
-        return KEY_ENOENT
+        # An append/prepend with a CAS on a missing key is "not stored", as without one.
+        return NOT_STORED if mode in (Mode.APPEND, Mode.PREPEND) else KEY_ENOENT
     if mode is Mode.ADD:
         return KEY_EEXISTS
     if mode is Mode.REPLACE:

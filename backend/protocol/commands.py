@@ -299,7 +299,12 @@ def arithmetic(
     else:
         stats.decr_hits += 1
         result = max(current - delta, 0)
-    space.replace_value(key, item, b"%d" % result, now)
+    digits = b"%d" % result
+    if len(digits) < len(item.value):
+        # As memcached: a shorter result is written in place, padded with spaces to the old
+        # length ("100" decremented by 1 reads back as "99 "); clients see the same bytes.
+        digits = digits.ljust(len(item.value))
+    space.replace_value(key, item, digits, now)
     if new_cas is not None:
         item.cas = new_cas
     if touch is not None:
@@ -384,6 +389,16 @@ def flush_all(session: Session, delay: int = 0) -> None:
     deadline = expiry_deadline(delay, now) if delay > 0 else 0.0
     space.flush(max(deadline, 0.0))
     session.record_flush()
+
+
+def memory_limit(session: Session, megabytes: int) -> int:
+    """``cache_memlimit``: a tenant's memory limit is its plan's, so this never changes it.
+
+    Changing it is a plan change (billing, placement), done through the control plane,
+    never by a data-plane command; the codec refuses with the limit that applies.
+    Returns that limit in bytes.
+    """
+    return session.space.limit
 
 
 def reset_stats(session: Session) -> None:

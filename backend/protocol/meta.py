@@ -22,7 +22,6 @@ from backend.protocol.text import (
     BAD_CHUNK,
     BAD_FORMAT,
     CRLF,
-    ERROR,
     MAX_DATA_LEN,
     NON_NUMERIC,
     TOO_LARGE,
@@ -69,7 +68,9 @@ class Request:
         for token in flag_tokens:
             flag = token[0]
             if flag not in allowed:
-                raise MetaError(b"CLIENT_ERROR invalid flag")
+                # memcached <= 1.6.3x said "CLIENT_ERROR invalid flag"; the newest parser
+                # refuses an unknown flag as a malformed line.
+                raise MetaError(BAD_FORMAT.rstrip())
             if flag in self.flags:
                 raise MetaError(b"CLIENT_ERROR duplicate flag")
             self.flags[flag] = token[1:]
@@ -150,7 +151,7 @@ class MetaCommands:
 
         def run(tokens: list[bytes]) -> None:
             if len(tokens) < 2:
-                codec.out.append(ERROR)
+                codec.out.append(BAD_FORMAT)  # a known command without its key (1.6.4x)
                 return
             codec.session.space.stats.cmd_meta += 1
             if codec.bad_key(tokens[1]):
@@ -192,7 +193,7 @@ class MetaCommands:
         codec = self.codec
         out = codec.out
         if len(tokens) < 2:
-            out.append(ERROR)
+            out.append(BAD_FORMAT)
             return
         codec.session.space.stats.cmd_meta += 1
         length = parse_int(tokens[2]) if len(tokens) > 2 else None

@@ -125,6 +125,38 @@ def slabs(session: Session) -> Stats:
     return rows
 
 
+# memcached's bounds: slab class ids below 64, a cachedump reply of at most 2 MB.
+SLAB_CLASSES = 64
+CACHEDUMP_LIMIT = 2 * 1024 * 1024
+
+
+def cachedump(session: Session, slab: int, limit: int) -> bytes:
+    """``stats cachedump <slab> <limit>``: the session's own keys, never another tenant's.
+
+    cachier has no slab allocator: every item is in pseudo class 1 (as ``stats items``
+    says), so class 1 lists the cache and the other valid classes are empty. Lines are
+    memcached's, ``ITEM <key> [<value bytes> b; <expiry unix time, 0 = never> s]``, most
+    recently used first (memcached walks an LRU from its head); at most ``limit`` of
+    them (0: no limit) and, as memcached, no more than 2 MB of reply.
+    """
+    lines: list[bytes] = []
+    if slab == 1:
+        size = len(b"END\r\n")
+        now = time.time()
+        for key, item in reversed(session.space.items.items()):
+            if limit and len(lines) >= limit:
+                break
+            if item.exptime and item.exptime <= now:
+                continue  # expired but not yet reclaimed: not an item any more
+            line = b"ITEM %b [%d b; %d s]\r\n" % (key, len(item.value), int(item.exptime))
+            size += len(line)
+            if size > CACHEDUMP_LIMIT:
+                break
+            lines.append(line)
+    lines.append(b"END\r\n")
+    return b"".join(lines)
+
+
 def sizes(session: Session) -> Stats:
     return [("sizes_status", "disabled")]
 

@@ -21,7 +21,6 @@ BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
 BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
-DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 LINE_TOO_LONG = b"CLIENT_ERROR line too long\r\n"
 UNAUTHENTICATED = (
     b"CLIENT_ERROR unauthenticated: the first command must be "
@@ -34,7 +33,7 @@ REPLIES[Outcome.TOO_LARGE] = TOO_LARGE
 REPLIES[Outcome.NON_NUMERIC] = NON_NUMERIC
 
 # Whole-server administration a tenant of a shared service may not run.
-ADMIN_COMMANDS = (b"shutdown", b"cache_memlimit", b"slabs", b"lru", b"lru_crawler", b"watch",
+ADMIN_COMMANDS = (b"shutdown", b"slabs", b"lru", b"lru_crawler", b"watch",
                   b"extstore", b"refresh_certs", b"misbehave", b"debugtime")  # fmt: skip
 
 _BAD_KEY_CHAR = re.compile(rb"[\x00-\x20\x7f]").search

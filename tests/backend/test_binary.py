@@ -565,7 +565,7 @@ def test_arith_with_no_create_expiration_is_not_found_on_a_miss(
 def test_incr_wraps_at_two_to_the_64(client: Binary) -> None:
     client.set(b"n", b"%d" % (2**64 - 1))
     assert client.call(INCR, b"n", arith_extras(2)).value == u64(1)
-    assert client.value_of(b"n") == b"1"
+    assert client.value_of(b"n") == b"1".ljust(20)  # memcached keeps the length
 
 
 def test_decr_stops_at_zero(client: Binary) -> None:
@@ -808,11 +808,46 @@ def test_a_key_of_exactly_250_bytes_is_fine(client: Binary) -> None:
     assert client.value_of(b"k" * 250) == b"v"
 
 
-def test_an_unknown_opcode_is_refused_and_the_connection_stays_usable(client: Binary) -> None:
+def test_an_unknown_opcode_without_a_body_is_refused_and_the_connection_stays_usable(
+    client: Binary,
+) -> None:
     client.set(b"k", b"v")
-    reply = client.call(0x3F, b"some-key", u32(1), b"a body to skip")
-    assert_error(reply, UNKNOWN_COMMAND)
+    assert_error(client.call(0x3F), UNKNOWN_COMMAND)
     assert client.value_of(b"k") == b"v"
+
+
+def test_an_unknown_opcode_with_a_body_is_refused_then_the_connection_closed(
+    client: Binary,
+) -> None:
+    """memcached skips the wrong number of bytes after such a request and then closes."""
+    opaque = client.send(0x3F, b"some-key", u32(1), b"a body to skip")
+    client.send_raw(packet(NOOP, opaque=1))
+    assert_error(client.expect(0x3F, opaque), UNKNOWN_COMMAND)
+    assert client.read_to_close() == b""
+
+
+def test_an_add_with_the_items_cas_replaces_it_as_a_cas(client: Binary) -> None:
+    """memcached turns Set/Add/Replace with a non-zero CAS into a compare-and-swap."""
+    assert client.call(ADD, b"a", store_extras(), b"1", cas=5).status == NOT_FOUND
+    unique = client.set(b"a", b"1")
+    assert client.call(ADD, b"a", store_extras(), b"2", cas=unique + 1).status == EXISTS
+    reply = client.call(ADD, b"a", store_extras(7), b"3", cas=unique)
+    assert (reply.status, reply.cas != unique) == (OK, True), reply
+    assert client.call(GET, b"a").value == b"3"
+
+
+def test_an_append_with_a_cas_on_a_missing_key_is_not_stored(client: Binary) -> None:
+    assert_error(client.call(APPEND, b"nothing", value=b"x", cas=9), NOT_STORED)
+
+
+def test_a_decremented_counter_keeps_its_length_padded_with_spaces(client: Binary) -> None:
+    """memcached rewrites a shorter result in place: "100" - 1 reads back as "99 "."""
+    client.set(b"n", b"100")
+    reply = client.call(DECR, b"n", arith_extras(1))
+    assert reply.value == u64(99)
+    assert client.value_of(b"n") == b"99 "
+    client.call(INCR, b"n", arith_extras(1000))
+    assert client.value_of(b"n") == b"1099"
 
 
 def test_a_set_over_the_item_limit_is_too_large_swallowed_and_drops_the_old_value(

@@ -53,11 +53,15 @@ def run_memccapable(cache: CacheHandle, shim: Path, mode: str, flag: str) -> str
     return result.stdout + result.stderr
 
 
-def test_memccapable_ascii_passes_all_27_tests(cache: CacheHandle, authshim: Path) -> None:
+def test_memccapable_ascii_passes_all_but_the_two_delete_tests(
+    cache: CacheHandle, authshim: Path
+) -> None:
+    """memccapable's delete tests expect ``delete <key> <n>`` to be refused, as memcached
+    1.6.18 did; memcached 1.6.45 deletes (and fails the same two tests), and so do we."""
     output = run_memccapable(cache, authshim, "ascii", "-a")
     passed = re.findall(r"^ascii .*\[pass\]$", output, re.MULTILINE)
-    assert len(passed) == 27, output
-    assert "All tests passed" in output, output
+    assert len(passed) == 25, output
+    assert "2 of 27 tests failed" in output, output
 
 
 def test_memccapable_binary_passes_all_27_tests(cache: CacheHandle, authshim: Path) -> None:

@@ -106,9 +106,13 @@ def test_ms_cas_compare_and_return_flags(wire: Wire) -> None:
 
 
 def test_ms_errors(wire: Wire) -> None:
-    assert wire.ask(b"ms k 3\r\nabcde\r\n") == b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"
+    assert wire.ask(b"ms k 3\r\nabcde\r\n") == (
+        b"CLIENT_ERROR bad data chunk\r\nCLIENT_ERROR bad command line format\r\n"
+    )
     assert wire.ask(b"ms k abc\r\n") == b"CLIENT_ERROR bad command line format\r\n"
-    assert wire.ask(b"ms k 1 !\r\nx\r\n") == b"CLIENT_ERROR invalid flag\r\n"
+    # an unknown flag: the newest memcached's words (1.6.18: "invalid flag"); the data
+    # block is still skipped, which the newest forgets to do for ms
+    assert wire.ask(b"ms k 1 !\r\nx\r\n") == b"CLIENT_ERROR bad command line format\r\n"
     big = 1024 * 1024 + 10
     assert wire.ask(b"ms k %d\r\n" % big + b"x" * big + b"\r\n") == (
         b"SERVER_ERROR object too large for cache\r\n"
@@ -131,7 +135,7 @@ def test_ma_counts_creates_and_reports(wire: Wire) -> None:
     assert wire.ask(b"ma n v D5\r\n") == b"VA 2\r\n15\r\n"
     assert wire.ask(b"ma n v MD D100 t\r\n") == b"VA 1 t-1\r\n0\r\n"
     assert wire.ask(b"ma n q\r\n") == b""
-    assert wire.ask(b"mg n v\r\n") == b"VA 1\r\n1\r\n"
+    assert wire.ask(b"mg n v\r\n") == b"VA 2\r\n1 \r\n"  # memcached keeps the length
     wire.ask(b"ms big 20\r\n18446744073709551615\r\n")
     assert wire.ask(b"ma big v\r\n") == b"VA 1\r\n0\r\n"
     wire.ask(b"ms word 3\r\nabc\r\n")
@@ -151,10 +155,10 @@ def test_base64_keys(wire: Wire) -> None:
 
 def test_flag_errors(wire: Wire) -> None:
     assert wire.ask(b"mg k v v\r\n") == b"CLIENT_ERROR duplicate flag\r\n"
-    assert wire.ask(b"mg k !\r\n") == b"CLIENT_ERROR invalid flag\r\n"
+    assert wire.ask(b"mg k !\r\n") == b"CLIENT_ERROR bad command line format\r\n"
     assert wire.ask(b"mg k O" + b"x" * 33 + b"\r\n") == b"CLIENT_ERROR opaque token too long\r\n"
     assert wire.ask(b"mg " + b"k" * 251 + b" v\r\n") == b"CLIENT_ERROR bad command line format\r\n"
-    assert wire.ask(b"mg\r\n") == b"ERROR\r\n"
+    assert wire.ask(b"mg\r\n") == b"CLIENT_ERROR bad command line format\r\n"
 
 
 def test_me_describes_an_item(wire: Wire) -> None:
