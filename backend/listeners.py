@@ -8,7 +8,9 @@ proxy's own port serves only caches of its cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import traceback
 
 from backend.dataplane import DataPlane, ProxyState
 from backend.protocol.ascii import AsciiCodec
@@ -17,8 +19,38 @@ from backend.session import Session
 from backend.store import CacheStats
 from backend.topology import Proxy
 
+log = logging.getLogger(__name__)
+
 AUTH_TIMEOUT_REPLY = b"CLIENT_ERROR authentication timeout\r\n"
+HANDLER_ERROR_REPLY = b"SERVER_ERROR internal error; closing the connection\r\n"
 BINARY_MAGIC = 0x80
+_reported_failures: set[tuple[str, str, int]] = set()  # each distinct bug is logged once
+
+
+def handler_failed(codec: AsciiCodec | BinaryCodec, data: bytes, exc: Exception) -> bytes:
+    """What a connection whose command raised gets: every reply already computed in this
+    read, then (ASCII) a SERVER_ERROR line, then the connection closes. The failure is
+    logged once per place in the code, with the input's shape but none of its bytes (they
+    are a tenant's keys and values)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    where = (type(exc).__name__, frame.filename.rsplit("/", 1)[-1], frame.lineno or 0)
+    if where not in _reported_failures and len(_reported_failures) < 1000:
+        _reported_failures.add(where)
+        if isinstance(codec, BinaryCodec):
+            shape = f"binary, opcode 0x{data[1]:02x}" if len(data) > 1 else "binary"
+        else:
+            command = data.split(b" ", 1)[0].split(b"\n", 1)[0][:12]
+            name = command.decode() if command.isalpha() and command.isascii() else "?"
+            shape = f"ASCII, first command {name!r}"
+        log.error("memcache command failed (%s at %s:%d) on a %d-byte read (%s); "
+                  "connection closed", *where, len(data), shape)  # fmt: skip
+    codec.closing = True
+    done = b"".join(codec.out)
+    return done if isinstance(codec, BinaryCodec) else done + HANDLER_ERROR_REPLY
+
+
+def _closed() -> None:
+    """A released session's way to close: its connection is already gone."""
 
 
 class MemcacheProtocol(asyncio.Protocol):
@@ -61,7 +93,10 @@ class MemcacheProtocol(asyncio.Protocol):
             codec = self.codec = codec_class(self.session)
         elif codec.closing:
             return  # closing after a held-back reply: nothing more is read
-        reply = codec.feed(data)
+        try:
+            reply = codec.feed(data)
+        except Exception as exc:  # a bug must cost this connection only, and lose no reply
+            reply = handler_failed(codec, data, exc)
         fault = self.fault
         if fault is not None and (fault.delay_s or self.delayed_until):
             self._send_later(reply, codec.closing, fault.delay_s)
@@ -122,3 +157,6 @@ class MemcacheProtocol(asyncio.Protocol):
             self.auth_timer = None
         if self.session is not None:
             self.session.connection_lost()
+            self.session.close_connection = _closed
+        if self.codec is not None:
+            self.codec.release()

@@ -153,6 +153,7 @@ class LogRow:
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._closed = False
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -184,6 +185,10 @@ class Database:
         self.conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Idempotent: a service that failed to start closes it, and then its stop does."""
+        if self._closed:
+            return
+        self._closed = True
         self.forget_overwritten()
         self.conn.close()
 

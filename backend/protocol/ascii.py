@@ -29,6 +29,7 @@ from backend.protocol.text import (
     ERROR,
     LINE_TOO_LONG,
     MAX_AUTH_DATA,
+    MAX_AUTH_LINE,
     MAX_DATA_LEN,
     MAX_GET_LINE,
     MAX_LINE,
@@ -73,6 +74,14 @@ class AsciiCodec(StreamCodec):
         self.commands: dict[bytes, Callable[[list[bytes]], None]] | None = None  # once authed
         self.bad_key = bad_key_lenient if session.dataplane.lenient_keys else bad_key
         self.meta = MetaCommands(self)
+
+    def release(self) -> None:
+        super().release()
+        self.handlers = {}
+        self.commands = None
+        self.pending = None
+        self.out = []
+        del self.meta  # it points back at this codec
 
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
@@ -130,7 +139,9 @@ class AsciiCodec(StreamCodec):
                 self.buf += rest
                 if self.pending is not None:
                     self.need = self.pending_need
-        return b"".join(out)
+        reply = b"".join(out)
+        out.clear()  # sent: a failure in a later read must not send these replies again
+        return reply
 
     def _get_one(self, data: bytes) -> bytes | None:
         """The hot path: a packet holding exactly one single-key ``get``.
@@ -149,8 +160,11 @@ class AsciiCodec(StreamCodec):
             reply = b"VALUE %b %d %d\r\n%b\r\nEND\r\n" % (key, item.flags, len(value), value)
         return reply
 
-    @staticmethod
-    def _line_limit(partial_line: bytes) -> int:
+    def _line_limit(self, partial_line: bytes) -> int:
+        """How long an unfinished line may grow: before authentication an unauthenticated
+        peer may make us hold no more than the auth set's line needs."""
+        if self.handlers is not self.commands:
+            return MAX_AUTH_LINE
         head = partial_line[:5]
         if head.startswith((b"get ", b"gets ", b"gat ", b"gats ")):
             return MAX_GET_LINE
@@ -166,7 +180,7 @@ class AsciiCodec(StreamCodec):
                 return
             tokens = [t for t in tokens if t]
             if not tokens:
-                self.out.append(ERROR)
+                self._unknown([b""])  # a blank line: ERROR, or the end of an unauthenticated one
                 return
         handler = self.handlers.get(tokens[0])
         if handler is None:

@@ -128,6 +128,11 @@ class BinaryCodec(StreamCodec):
             SASL_LIST_MECHS: self._list_mechs, SASL_AUTH: self._auth, SASL_STEP: self._step,
         })  # fmt: skip
 
+    def release(self) -> None:
+        super().release()
+        self.handlers = {}
+        self.out = []
+
     # -- framing ------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
         if (

@@ -101,13 +101,15 @@ def touch(session: Session, key: bytes, exptime: int) -> Outcome:
     return Outcome.TOUCHED
 
 
-def _set_expiry(space: CacheSpace, key: bytes, item: Item, exptime: int, now: float) -> None:
+def _set_expiry(space: CacheSpace, key: bytes, item: Item, exptime: int, now: float) -> bool:
+    """Give ``item`` a new expiry; False when that expired it (it is no longer stored)."""
     deadline = expiry_deadline(exptime, now)
     if deadline < 0:
         # An exptime in the past expires the item now; the caller still sees this hit.
         space.unlink(key)
-    else:
-        item.exptime = deadline
+        return False
+    item.exptime = deadline
+    return True
 
 
 # -- storage ------------------------------------------------------------------------------
@@ -336,8 +338,12 @@ def meta_get(
     bump: bool = True,
 ) -> MetaFetch | None:
     """mg: a get that may touch (``T``), create on miss (``N``) and hand out one
-    "recache" win per item (``R``, or a stale item) so one client refreshes it."""
-    if touch is not None or vivify is not None:
+    "recache" win per item (``R``, or a stale item) so one client refreshes it.
+
+    Each of those changes the item, so each needs ``write``; a read-only credential that
+    reads a stale item sees it stale (``X``) but never takes the win, which would leave a
+    writer waiting for a refresh that cannot come."""
+    if touch is not None or vivify is not None or recache is not None:
         _require_write(session)
     space = session.space
     stats = space.stats
@@ -359,16 +365,19 @@ def meta_get(
         item.token = True
         return MetaFetch(item, False, 0.0, True, False)
     stats.get_hits += 1
+    stored = True
     if touch is not None:
         stats.touch_hits += 1
-        _set_expiry(space, key, item, touch, now)
+        stored = _set_expiry(space, key, item, touch, now)
     fetch = MetaFetch(item, item.fetched, now - item.atime, False, item.token)
-    if not item.token and (
-        item.stale or (recache is not None and item.exptime and item.exptime - now < recache)
+    if (
+        not item.token
+        and session.credential.write
+        and (item.stale or (recache is not None and item.exptime and item.exptime - now < recache))
     ):
         fetch.won = item.token = True
     item.fetched = True
-    if bump:
+    if bump and stored:  # a touch into the past has just removed it: nothing to bump
         space.bump(key, item, now)
     return fetch
 
@@ -402,4 +411,7 @@ def memory_limit(session: Session, megabytes: int) -> int:
 
 
 def reset_stats(session: Session) -> None:
+    """``stats reset`` zeroes the counters the owner's analytics and graphs are drawn
+    from: a change to the cache's state like any other, so it needs ``write``."""
+    _require_write(session)
     session.space.stats.reset()

@@ -16,6 +16,13 @@ class StreamCodec:
         self.swallow = 0  # bytes still to discard (an oversize or refused request body)
         self.closing = False
 
+    def release(self) -> None:
+        """The connection is gone: drop buffered input and every reference that ties the
+        codec into a cycle (tables of bound methods), so its memory returns now rather than
+        at the next full collection, which the service runs rarely (cli._tune_gc)."""
+        self.buf = bytearray()
+        self.closing = True
+
     def _unbuffer(self, data: bytes) -> bytes | None:
         """The bytes to parse now, or None while the pending request is still incomplete."""
         if self.swallow:

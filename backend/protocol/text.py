@@ -10,6 +10,9 @@ MAX_KEY = 250
 MAX_LINE = 2048
 MAX_GET_LINE = 1024 * 1024
 MAX_AUTH_DATA = 4096
+# Before authentication the only line accepted is the auth set: "set", a username of at
+# most MAX_KEY bytes, three numbers and "noreply" fit in well under this.
+MAX_AUTH_LINE = 512
 MAX_DATA_LEN = 2**31 - 3  # memcached's INT_MAX - 2 bound on <bytes>
 
 CRLF = b"\r\n"

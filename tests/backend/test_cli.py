@@ -115,3 +115,23 @@ def test_port_in_use_is_a_one_line_error(tmp_path) -> None:
     assert result.stderr.strip() == (
         f"cachier-backend: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_a_service_that_failed_to_start_stops_cleanly(tmp_path) -> None:
+    """The dashboard stops its in-process backend on exit even when it never started."""
+    import asyncio
+
+    from backend.service import Service, ServiceError
+    from tests.conftest import make_config
+
+    async def main() -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            service = Service(make_config(tmp_path, api_port=port))
+            with pytest.raises(ServiceError, match="cannot listen"):
+                await service.start()
+            await service.stop()  # raised "Cannot operate on a closed database" before
+
+    asyncio.run(main())
