@@ -7,6 +7,7 @@ wheel breaks it while every test run from the source tree still passes.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import subprocess
@@ -16,8 +17,6 @@ import zipfile
 from pathlib import Path
 
 import httpx
-
-from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,6 +79,17 @@ def _demo_is_live(api: httpx.Client) -> bool:
     return True
 
 
+def _api_url_from_banner(out: Path, backend: subprocess.Popen, deadline: float) -> str:
+    """Where the backend's API listens (ports 0: the kernel picks free ones, no race)."""
+    while time.monotonic() < deadline:
+        match = re.search(r"API\s+(http://\S+)", out.read_text())
+        if match:
+            return match.group(1)
+        assert backend.poll() is None, "cachier-backend exited before it listened"
+        time.sleep(0.1)
+    raise AssertionError("cachier-backend never printed where its API listens")
+
+
 def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None:
     """The quick start on a fresh machine: the wheel without extras in a new virtualenv,
     then the demo, whose traffic must reach every cache (its clients are runtime
@@ -94,20 +104,18 @@ def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None
     extras = subprocess.run([str(python), "-c", "import pytest"], capture_output=True)
     assert extras.returncode != 0, "the test extra leaked into a plain install"
 
-    api_port, endpoint_port = free_port(), free_port()
     token = "newcomer-admin-token-" + "x" * 20
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with out.open("w") as stdout, err.open("w") as stderr:
         backend = subprocess.Popen(
             [str(venv / "bin" / "cachier-backend"), "--demo", "--data-dir", str(tmp_path / "d"),
-             "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
-             "--admin-token", token],
+             "--api-port", "0", "--endpoint-port", "0", "--admin-token", token],
             stdout=stdout, stderr=stderr, cwd=tmp_path,  # not the source tree
         )  # fmt: skip
     try:
+        api_url = _api_url_from_banner(out, backend, deadline=time.monotonic() + 60)
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers,
-                          timeout=10) as api:  # fmt: skip
+        with httpx.Client(base_url=api_url, headers=headers, timeout=10) as api:
             deadline = time.monotonic() + 30
             live = False
             while not live and time.monotonic() < deadline:
