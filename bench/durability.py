@@ -174,6 +174,7 @@ class Verdict:
     phantom: list[str]  # fields showing a value nobody wrote
     stale_urls: list[str]  # rotated-away dashboard URLs that still answer
     dead_urls: list[str]  # the current dashboard URL does not answer
+    applied_in_flight: int  # unacknowledged writes that did commit (the answer was lost)
 
 
 def verify(before: dict[str, CacheState], ledger: Ledger, after: dict[str, CacheState],
@@ -226,8 +227,26 @@ def verify(before: dict[str, CacheState], ledger: Ledger, after: dict[str, Cache
             continue
         phantom.append(f"{key} shows {shows!r}, never written")
     stale, dead = check_urls(history, after, client)
+    applied = sum(was_applied(w, history, observed) for w in ledger.in_flight)
     return Verdict(len(ledger.acked), len(ledger.acked) - len(lost_ids),
-                   sorted(lost_ids.values()), phantom, stale, dead)  # fmt: skip
+                   sorted(lost_ids.values()), phantom, stale, dead, applied)  # fmt: skip
+
+
+def was_applied(write: Write, history: dict[str, list[tuple[Any, int | None]]],
+                observed: dict[str, Any]) -> bool:  # fmt: skip
+    """Whether an unacknowledged write committed: shown to say the kills really landed
+    inside requests, not only between them."""
+    if write.new_credential_of:
+        prefix = f"credential {write.new_credential_of} "
+        return any(k.startswith(prefix) and k not in history for k in observed)
+    for key, value in write.values.items():
+        shows = observed.get(key)
+        if value is ANY_NEW:
+            if shows is None or shows in [v for v, _ in history.get(key, [])]:
+                return False
+        elif shows != value:
+            return False
+    return True
 
 
 def check_urls(history: dict[str, list[tuple[Any, int | None]]], after: dict[str, CacheState],
@@ -460,6 +479,7 @@ class Round:
     kill_after_s: float
     acked: int
     in_flight: int
+    applied: int  # of those in flight, how many committed
     verified: int
     lost: int
     phantom: int
@@ -521,7 +541,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Round]:
                     before, ledger, kill_after = pending
                     v = verify(before, ledger, state, client)
                     r = Round(number, round(kill_after, 2), v.acked, len(ledger.in_flight),
-                              v.verified, len(v.lost), len(v.phantom), len(v.stale_urls),
+                              v.applied_in_flight, v.verified, len(v.lost), len(v.phantom),
+                              len(v.stale_urls),
                               len(ledger.errors) + len(v.dead_urls), round(restart_s, 2),
                               v.lost + v.phantom + v.stale_urls + v.dead_urls
                               + ledger.errors)  # fmt: skip
@@ -542,18 +563,19 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Round]:
 # ---------------------------------------------------------------- report
 
 
-HEADER = (f"{'kill':>4} {'after s':>7} {'acked':>6} {'in flight':>9} {'verified':>8} "
-          f"{'lost':>5} {'phantom':>7} {'stale':>5} {'errors':>6} {'restart s':>9}")  # fmt: skip
+HEADER = (f"{'kill':>4} {'after s':>7} {'acked':>6} {'in flight':>9} {'applied':>7} "
+          f"{'verified':>8} {'lost':>5} {'phantom':>7} {'stale':>5} {'errors':>6} "
+          f"{'restart s':>9}")  # fmt: skip
 
 
 def row(r: Round) -> str:
-    return (f"{r.number:>4} {r.kill_after_s:>7.2f} {r.acked:>6} {r.in_flight:>9} "
+    return (f"{r.number:>4} {r.kill_after_s:>7.2f} {r.acked:>6} {r.in_flight:>9} {r.applied:>7} "
             f"{r.verified:>8} {r.lost:>5} {r.phantom:>7} {r.stale_urls:>5} {r.errors:>6} "
             f"{r.restart_s:>9.2f}")  # fmt: skip
 
 
 def totals(rounds: list[Round]) -> dict[str, int]:
-    keys = ("acked", "in_flight", "verified", "lost", "phantom", "stale_urls", "errors")
+    keys = ("acked", "in_flight", "applied", "verified", "lost", "phantom", "stale_urls", "errors")
     return {k: sum(getattr(r, k) for r in rounds) for k in keys}
 
 
@@ -565,7 +587,8 @@ def failed(rounds: list[Round]) -> bool:
 def print_report(rounds: list[Round]) -> None:
     t = totals(rounds)
     print(f"\ntotal over {len(rounds)} kills: acknowledged {t['acked']}, verified "
-          f"{t['verified']}, lost {t['lost']}, in flight at the kill {t['in_flight']}, "
+          f"{t['verified']}, lost {t['lost']}, in flight at the kill {t['in_flight']} "
+          f"(committed anyway: {t['applied']}), "
           f"phantom {t['phantom']}, stale URLs {t['stale_urls']}, "
           f"errors {t['errors']}")  # fmt: skip
     for r in rounds:
