@@ -16,13 +16,15 @@ Two runs of a fresh ``cachier-backend`` (``python -m backend.cli`` from this tre
    connections authenticate (ASCII: ``set <username> 0 0 <len>`` + password -> ``STORED``)
    and ``--idle`` connections open and send nothing; latency is measured again over
    ``--seconds`` with everything open. Then the authenticated ones are closed, and the
-   auth timeout closes the others. The backend's RSS (VmRSS) and open descriptors are
-   read at each step.
+   auth timeout closes the others. ``--cycles`` - 1 more times everything is opened again
+   and closed from our side: RSS that keeps growing from cycle to cycle is memory a closed
+   connection leaves behind. The backend's RSS (VmRSS) and open descriptors are read at
+   each step.
 2. **Default timeout** (the backend's own default, 5 s): ``--idle`` connections open and
    send nothing; every one must be closed by the server with
    ``CLIENT_ERROR authentication timeout`` about 5 s later.
 
-    python bench/connections.py                       # 5000 + 2000, ~1.5 min
+    python bench/connections.py                       # 5000 + 2000, ~2 min
     python bench/connections.py --auth 1000 --idle 500 --seconds 10
     python bench/connections.py --json
 
@@ -318,11 +320,13 @@ class Probe:
             self.sock.close()
 
     def window(self, seconds: float) -> dict[str, Latency]:
-        """Clear, wait ``seconds``, and return what was measured meanwhile."""
+        """Clear, wait ``seconds``, and return what was measured meanwhile. Waits on the
+        stop event: an interrupted run must not wait for the window's end, as asyncio.run
+        joins this thread before it returns."""
         with self.lock:
             for k in self.KINDS:
                 self.values[k], self.errors[k] = [], []
-        time.sleep(seconds)
+        self.stop_event.wait(seconds)
         with self.lock:
             return {k: Latency.of(self.values[k], self.errors[k]) for k in self.KINDS}
 
