@@ -12,6 +12,7 @@ not restrict them either); only the 250-byte limit applies.
 
 from __future__ import annotations
 
+import hmac
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -395,7 +396,7 @@ class BinaryCodec(StreamCodec):
         session = self.session
         if session.credential is not None:
             same = session.credential.username.encode() == username
-            ok = same and session.credential.password == password
+            ok = same and hmac.compare_digest(session.credential.password, password)
             if ok:
                 self._reply(opcode, opaque, value=b"Authenticated")
             else:
