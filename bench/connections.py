@@ -52,7 +52,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    free_ports,
+    log_tail,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -193,15 +200,6 @@ def raise_nofile(needed: int) -> int:
         raise BenchError(f"RLIMIT_NOFILE hard limit is {hard}, {needed} descriptors needed; "
                          "raise it (ulimit -Hn) or open fewer connections")  # fmt: skip
     return target
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free; all sockets are held at once so they are distinct."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 def memory_of(pid: int, step: str, server_connections: int | None = None) -> Memory:

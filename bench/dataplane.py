@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-from processes import BenchError, log_tail, run_process, unwind_on_sigterm
+from processes import BenchError, free_ports, log_tail, run_process, unwind_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AUTHSHIM = REPO_ROOT / "tools" / "authshim.c"
@@ -108,15 +108,6 @@ def backend_command() -> list[str]:
     """The installed entry point, or the module when the repo is used without installing."""
     exe = shutil.which("cachier-backend")
     return [exe] if exe else [sys.executable, "-m", "backend.cli"]
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free; all sockets are held at once so they are distinct."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 def build_authshim(source: Path, workdir: Path) -> Path:

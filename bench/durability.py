@@ -40,7 +40,6 @@ import json
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    free_ports,
+    log_tail,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -434,15 +440,6 @@ def has_flag(flag: str) -> bool:
     out = subprocess.run([sys.executable, "-m", "backend.cli", "--help"], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     return flag in out.stdout
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free; all sockets are held at once so they are distinct."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 class Sink(http.server.BaseHTTPRequestHandler):

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from processes import BenchError, run_process, unwind_on_sigterm, wait_for_health
+from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -88,7 +88,7 @@ def exchange(address: tuple[str, int], chunks: list[bytes]) -> None:
 
 
 def over_sockets(protocol: str, inputs: int, seed: int, workdir: Path) -> bool:
-    api_port, endpoint_port = free_port(), free_port()
+    api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{protocol}.log"
     command = [sys.executable, "-m", "backend.cli", "--data-dir", str(workdir / protocol),
                "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
@@ -130,12 +130,6 @@ def over_sockets(protocol: str, inputs: int, seed: int, workdir: Path) -> bool:
           f"handler failures {failures}, tracebacks {tracebacks}, healthy after: {healthy}; "
           f"backend RSS {before:.0f} -> {after:.0f} MB")  # fmt: skip
     return failures == 0 and tracebacks == 0 and healthy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

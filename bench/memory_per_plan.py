@@ -24,17 +24,11 @@ import time
 from pathlib import Path
 
 import httpx
-from processes import BenchError, run_process, unwind_on_sigterm, wait_for_health
+from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
 
 TOKEN = "bench-memory-token"
 KEY_LEN = 12  # "k:" + a 10-digit number: a typical short application key
 PIPELINE = 512  # sets per write
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_bytes(pid: int) -> int:
@@ -68,7 +62,7 @@ def fill(server: str, username: str, password: str, value_size: int, count: int)
 
 
 def measure(value_size: int, plan: str, workdir: Path) -> dict[str, float]:
-    api_port, endpoint_port = free_port(), free_port()
+    api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{value_size}.log"
     data_dir = workdir / f"d{value_size}"
     command = [sys.executable, "-m", "backend.cli", "--data-dir", str(data_dir),

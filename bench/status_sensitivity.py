@@ -25,12 +25,10 @@ including Ctrl-C and SIGTERM.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import random
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    free_ports,
+    log_tail,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -188,15 +193,6 @@ def debounce() -> Debounce:
 def probe_timeout(interval: float) -> float:
     """The monitor's probe timeout (Monitor.timeout_s); a slower probe counts as down."""
     return max(0.5, 2 * interval)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free; all sockets are held at once so they are distinct."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind((HOST, 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 # ---------------------------------------------------------------- backend process

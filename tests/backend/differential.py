@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from tests.backend.wire import arith_extras, store_extras, u32
+
 HEADER = struct.Struct("!BBHBBHIIQ")
 NOOP, SASL_AUTH = 0x0A, 0x21
 FENCE_OPAQUE = 0xFE11CE00
@@ -50,18 +52,6 @@ class Bin:
         header = HEADER.pack(0x80, self.opcode, len(self.key), len(self.extras), 0, 0, body,
                              self.opaque, cas)  # fmt: skip
         return header + self.extras + self.key + self.value
-
-
-def store_extras(flags: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack("!II", flags, exptime)
-
-
-def arith_extras(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack("!QQI", delta, initial, exptime)
-
-
-def u32(n: int) -> bytes:
-    return struct.pack("!I", n)
 
 
 Step = bytes | Bin

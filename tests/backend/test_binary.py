@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.backend.test_api import flush_events
-from tests.backend.wire import Wire
+from tests.backend.wire import Wire, arith_extras, store_extras, u32
 from tests.conftest import CacheHandle, RunningService
 
 HEADER = struct.Struct("!BBHBBHIIQ")
@@ -46,18 +46,6 @@ def op_id(value: object) -> str | None:
 NO_CREATE = 0xFFFFFFFF
 PAST = 2_592_001  # an absolute Unix time in 1970: "already expired"
 MIB = 1024 * 1024
-
-
-def store_extras(flags: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack("!II", flags, exptime)
-
-
-def arith_extras(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
-    return struct.pack("!QQI", delta, initial, exptime)
-
-
-def u32(n: int) -> bytes:
-    return struct.pack("!I", n)
 
 
 def u64(n: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 from tests.conftest import CacheHandle
@@ -70,3 +71,16 @@ class Wire:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# Extras of binary requests, as memcached's binary protocol lays them out.
+def store_extras(flags: int = 0, exptime: int = 0) -> bytes:
+    return struct.pack("!II", flags, exptime)
+
+
+def arith_extras(delta: int, initial: int = 0, exptime: int = 0) -> bytes:
+    return struct.pack("!QQI", delta, initial, exptime)
+
+
+def u32(n: int) -> bytes:
+    return struct.pack("!I", n)
