@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -144,3 +146,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_fixed_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports below the kernel's ephemeral range, for a process
+    that must be told its ports (region i listens on endpoint port + i). A port found
+    free in the ephemeral range can be handed to any outgoing connection a moment later;
+    below it, only another listener can take it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(10_000, low - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return list(range(first, first + count))
+        except OSError:
+            continue
+    raise RuntimeError("no free ports below the ephemeral range")

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_fixed_ports
 
 
 def _tmux() -> str:
@@ -59,9 +59,9 @@ class Terminal:
 
 
 def test_demo_in_a_real_terminal_visits_every_page_and_quits_cleanly() -> None:
-    api, endpoint = free_port(), free_port()
-    while endpoint + 1 == api:
-        endpoint = free_port()
+    api, endpoint = free_fixed_ports(3)[0], free_fixed_ports(3)[0]
+    while abs(endpoint - api) < 3:
+        endpoint = free_fixed_ports(3)[0]
     command = [sys.executable, "-m", "tui.cli", "--demo", "--api-port", str(api),
                "--endpoint-port", str(endpoint), "--demo-rate", "20"]  # fmt: skip
     term = Terminal(command)

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tests.backend.wire import arith_extras, store_extras, u32
+from tests.conftest import free_fixed_ports
 
 HEADER = struct.Struct("!BBHBBHIIQ")
 NOOP, SASL_AUTH = 0x0A, 0x21
@@ -294,18 +295,12 @@ def compare(servers: Sequence[Server], cases: Sequence[Case]) -> list[Difference
 
 
 # -- a memcached process ------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def memcached(binary: str, name: str = "memcached") -> Iterator[Server]:
     """A memcached on a free loopback port, stopped on exit (root runs it as nobody)."""
     import os
 
-    port = _free_port()
+    port = free_fixed_ports(1)[0]  # below the ephemeral range: nothing else takes it
     command = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1", "-m", "64"]
     if os.geteuid() == 0:
         command += ["-u", "nobody"]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.backend.test_auth import AuthenticatingClient
-from tests.conftest import ADMIN_TOKEN, RunningService, address, free_port, make_config
+from tests.conftest import ADMIN_TOKEN, RunningService, address, free_fixed_ports, make_config
 
 ADVERTISED = "cache.example.test"
 
@@ -158,7 +158,7 @@ def test_a_wildcard_bind_without_advertise_host_hands_out_the_machine_name(tmp_p
 
 
 def test_the_banner_tells_the_advertised_addresses(tmp_path) -> None:
-    api_port = free_port()
+    api_port = free_fixed_ports(1)[0]
     process = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "--data-dir", str(tmp_path), "--host", "0.0.0.0",
          "--advertise-host", ADVERTISED, "--api-port", str(api_port), "--endpoint-port", "0",

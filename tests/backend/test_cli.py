@@ -13,13 +13,13 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_fixed_ports
 
 COMMAND = [sys.executable, "-m", "backend.cli"]
 
 
 def start(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
-    api_port = free_port()
+    api_port = free_fixed_ports(1)[0]
     process = subprocess.Popen(
         [*COMMAND, "--data-dir", str(tmp_path), "--api-port", str(api_port),
          "--endpoint-port", "0", *extra],
