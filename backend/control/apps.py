@@ -81,9 +81,21 @@ def refresh_servers(control: ControlPlane) -> None:
 
 
 def check_drain_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse (422) a URL the drain worker could not use, before anything resolves it.
+
+    ``urlsplit`` raises ValueError for a malformed bracketed host (``http://[::1/``) and
+    ``.port`` for a port that is not a number or is out of range (``http://h:99999/``):
+    an owner's typo, so an answer, not a server error. Port 0 cannot be connected to.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise Invalid(f"a log drain URL must be a valid http(s) URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise Invalid("a log drain URL must be an http:// or https:// URL with a host")
+    if port == 0:
+        raise Invalid("a log drain URL's port must be between 1 and 65535")
 
 
 def set_log_drain(control: ControlPlane, cache: Cache, url: str | None) -> App:
