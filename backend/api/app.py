@@ -80,10 +80,11 @@ def document_regions(app: FastAPI, regions: list[str]) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = build()
-            region = document["components"]["schemas"]["CacheCreate"]["properties"]["region"]
-            region["anyOf"] = [{"type": "string", "enum": regions}, {"type": "null"}]
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()  # FastAPI keeps it as app.openapi_schema: changed once, here
+        region = document["components"]["schemas"]["CacheCreate"]["properties"]["region"]
+        region["anyOf"] = [{"type": "string", "enum": regions}, {"type": "null"}]
+        return document
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
