@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, status
 
 from backend.api.dashboard import credential_out
 from backend.api.deps import Control, NoBodyIn, require_admin
-from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, ErrorOut, FlushOut
+from backend.api.errors import BODY_ERRORS, errors
+from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, FlushOut
 from backend.control.caches import ControlPlane
 from backend.control.models import Cache
 
@@ -14,7 +15,7 @@ router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(401),
 )
 
 
@@ -52,18 +53,19 @@ async def list_caches(control: Control) -> list[CacheOut]:
     "/caches",
     response_model=CacheOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"model": ErrorOut}},
+    responses=errors(409, *BODY_ERRORS),
 )
 async def create_cache(body: CacheCreate, control: Control) -> CacheOut:
     return cache_out(control, control.create_cache(body.name, body.plan, body.region))
 
 
-@router.get("/caches/{cache_id}", response_model=CacheOut)
+@router.get("/caches/{cache_id}", response_model=CacheOut, responses=errors(404, 422))
 async def get_cache(cache_id: str, control: Control) -> CacheOut:
     return cache_out(control, control.get_cache(cache_id))
 
 
-@router.post("/caches/{cache_id}/flush", response_model=FlushOut)
+@router.post("/caches/{cache_id}/flush", response_model=FlushOut,
+             responses=errors(404, *BODY_ERRORS))  # fmt: skip
 async def flush_cache(cache_id: str, control: Control, body: NoBodyIn = None) -> FlushOut:
     proxy = control.flush(control.get_cache(cache_id), origin="admin operation")
     return FlushOut(cache_id=cache_id, proxy=proxy, origin="admin operation")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,4 +66,25 @@ def create_app(service: Service, admin_token: str) -> FastAPI:
     app.include_router(status.admin_router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
+    document_regions(app, [region.name for region in service.config.topology.regions])
     return app
+
+
+def document_regions(app: FastAPI, regions: list[str]) -> None:
+    """List the service's regions as the enum of ``CacheCreate.region`` in the OpenAPI.
+
+    The regions come from the topology the service runs, not from the code, so the model
+    cannot name them; without the enum the document promised any string and a client (or
+    schemathesis) could not know which ones the API accepts.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()  # FastAPI keeps it as app.openapi_schema: changed once, here
+        region = document["components"]["schemas"]["CacheCreate"]["properties"]["region"]
+        region["anyOf"] = [{"type": "string", "enum": regions}, {"type": "null"}]
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from backend.api.deps import AnalyticsDep, Control, Egress, NoBodyIn, SsoCache
+from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
     CapabilitiesPatch,
     CredentialOut,
     DeleteOut,
-    ErrorOut,
     FlushOut,
     LogDrainIn,
     LogLineOut,
@@ -31,11 +31,15 @@ from backend.egress import EgressRefused
 
 # Ids are SQL integers (64-bit signed): a larger number is out of range, not a server error.
 SQL_INT_MAX = 2**63 - 1
+# The last second of the year 9999, the latest time datetime can show. A bound for a time
+# given as a float must be a float exactly: with 2**63 - 1 (which rounds up to 2**63 as a
+# float) ``since=9223372036854775808`` passed although the document says it is too large.
+UNIX_TIME_MAX = 253_402_300_799
 
 router = APIRouter(
     prefix="/dashboard/{sso_secret}/api",
     tags=["dashboard"],
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(404, 422),
 )
 
 
@@ -87,7 +91,7 @@ async def stats(
         float | None,
         Query(
             ge=0,
-            le=SQL_INT_MAX,
+            le=UNIX_TIME_MAX,
             allow_inf_nan=False,
             description="only samples newer than this unix time: a client that keeps the "
             "series fetches just what is new"
@@ -105,12 +109,14 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
     return [credential_out(c) for c in cache.credentials]
 
 
-@router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED)
+@router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED,
+             responses=errors(*BODY_ERRORS))  # fmt: skip
 async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
     return credential_out(credentials.add(control, cache))
 
 
-@router.patch("/credentials/{username}", response_model=CredentialOut)
+@router.patch("/credentials/{username}", response_model=CredentialOut,
+              responses=errors(*BODY_ERRORS))  # fmt: skip
 async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCache,
                            control: Control) -> CredentialOut:  # fmt: skip
     changed = credentials.set_capabilities(control, cache, username, body.write, body.flush)
@@ -118,34 +124,33 @@ async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCac
 
 
 @router.post("/credentials/{username}/promote", response_model=CredentialOut,
-             responses={409: {"model": ErrorOut}})  # fmt: skip
+             responses=errors(409, *BODY_ERRORS))  # fmt: skip
 async def promote_credential(username: str, cache: SsoCache, control: Control,
                              body: NoBodyIn = None) -> CredentialOut:  # fmt: skip
     return credential_out(credentials.promote(control, cache, username))
 
 
-@router.delete("/credentials/{username}", response_model=DeleteOut,
-               responses={409: {"model": ErrorOut}})  # fmt: skip
+@router.delete("/credentials/{username}", response_model=DeleteOut, responses=errors(409))
 async def delete_credential(username: str, cache: SsoCache, control: Control) -> DeleteOut:
     closed = credentials.delete(control, cache, username)
     return DeleteOut(username=username, closed_connections=closed)
 
 
-@router.post("/flush", response_model=FlushOut)
+@router.post("/flush", response_model=FlushOut, responses=errors(*BODY_ERRORS))
 async def flush(cache: SsoCache, control: Control, body: NoBodyIn = None) -> FlushOut:
     proxy = control.flush(cache, origin="web interface")
     return FlushOut(cache_id=cache.id, proxy=proxy, origin="web interface")
 
 
 @router.post("/migrate", response_model=MigrateOut,
-             responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut}})  # fmt: skip
+             responses=errors(403, 409, *BODY_ERRORS))  # fmt: skip
 async def migrate(cache: SsoCache, control: Control, body: NoBodyIn = None) -> MigrateOut:
     previous = cache.cluster
     cluster = migration.migrate(control, cache)
     return MigrateOut(cluster=cluster, previous_cluster=previous, servers=control.servers(cache))
 
 
-@router.post("/sso/rotate", response_model=RotateOut)
+@router.post("/sso/rotate", response_model=RotateOut, responses=errors(*BODY_ERRORS))
 async def rotate_sso(cache: SsoCache, control: Control, body: NoBodyIn = None) -> RotateOut:
     return RotateOut(dashboard_url=sso.rotate(control, cache))
 
@@ -172,7 +177,7 @@ async def get_app(cache: SsoCache, control: Control) -> AppOut:
     return app_out(control, cache)
 
 
-@router.put("/app/log-drain", response_model=AppOut)
+@router.put("/app/log-drain", response_model=AppOut, responses=errors(*BODY_ERRORS))
 async def put_log_drain(
     body: LogDrainIn, cache: SsoCache, control: Control, egress: Egress
 ) -> AppOut:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from backend.control.models import CACHE_NAME_PATTERN, DRAIN_URL_PATTERN, PlanName
+
+
+def _integral_float(value: Any) -> Any:
+    """JSON has one number type: ``26.0`` is the integer 26 (JSON Schema counts it as an
+    "integer"), so strict mode, which refuses floats for ints, would refuse a valid body."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral_float)]
 
 
 class Schema(BaseModel):
@@ -40,9 +53,15 @@ class ErrorOut(Schema):
 
 
 class CacheCreate(RequestBody):
-    name: str = Field(min_length=1, max_length=63, examples=["shop-sessions"])
-    plan: str = Field(examples=["100mb"], description="free, 100mb, 250mb, 500mb, 1gb, 2.5gb, 5gb")
-    region: str | None = Field(default=None, description="defaults to the first region")
+    # The pattern is documented, and checked by the control plane, whose message says the
+    # rule in words rather than as a regular expression.
+    name: str = Field(min_length=1, max_length=63, examples=["shop-sessions"],
+                      json_schema_extra={"pattern": CACHE_NAME_PATTERN})  # fmt: skip
+    plan: PlanName = Field(examples=["100mb"])
+    region: str | None = Field(
+        default=None,
+        description="one of the service's regions (the enum); defaults to the first region",
+    )
 
 
 class CredentialOut(Schema):
@@ -73,7 +92,7 @@ class CacheUsage(Schema):
 class CacheOut(Schema):
     id: str
     name: str
-    plan: str
+    plan: PlanName
     memory_limit: int = Field(description="the plan's memory limit in bytes")
     region: str
     cluster: str
@@ -100,7 +119,7 @@ class CacheInfo(Schema):
 
     id: str
     name: str
-    plan: str
+    plan: PlanName
     memory_limit: int
     region: str
     cluster: str
@@ -143,7 +162,11 @@ class AppOut(Schema):
 
 
 class LogDrainIn(RequestBody):
-    url: str | None = Field(description="http(s) URL receiving RFC 5424 frames, or null to remove")
+    # Documented here, checked (with a message in words) by the route before anything
+    # resolves the host: backend.control.apps.check_drain_url.
+    url: Annotated[str, Field(json_schema_extra={"pattern": DRAIN_URL_PATTERN})] | None = Field(
+        description="http(s) URL receiving RFC 5424 frames, or null to remove"
+    )
 
 
 class RotateOut(Schema):
@@ -188,7 +211,9 @@ class StatsOut(Schema):
 
 class FaultIn(RequestBody):
     mode: Literal["slow", "down", "none"]
-    delay_ms: int = Field(default=0, ge=0, le=60_000, description="for slow: added to each reply")
+    delay_ms: JsonInt = Field(
+        default=0, ge=0, le=60_000, description="for slow: added to each reply"
+    )
 
 
 class ProxyStatus(Schema):

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from backend import metrics, rss
 from backend.api.deps import require_admin
+from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import (
     ClusterStatusOut,
-    ErrorOut,
     FaultIn,
     IncidentOut,
     ProxyStatus,
@@ -24,7 +24,7 @@ admin_router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=errors(401),
 )
 FEED_SIZE = 50
 
@@ -96,7 +96,8 @@ async def prometheus(request: Request) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@admin_router.post("/proxies/{hostname}/fault", response_model=ProxyStatus)
+@admin_router.post("/proxies/{hostname}/fault", response_model=ProxyStatus,
+                   responses=errors(404, *BODY_ERRORS))  # fmt: skip
 async def inject_fault(hostname: str, body: FaultIn, request: Request) -> ProxyStatus:
     service = request.app.state.service
     proxy = await service.set_fault(hostname, body.mode, body.delay_ms)

@@ -9,11 +9,12 @@ app, each step visible in the app's log.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from backend.control.errors import Invalid
-from backend.control.models import App, Cache, timestamp
+from backend.control.models import DRAIN_URL_PATTERN, App, Cache, timestamp
 
 if TYPE_CHECKING:
     from backend.control.caches import ControlPlane
@@ -80,10 +81,25 @@ def refresh_servers(control: ControlPlane) -> None:
                 push_config(control, cache, "endpoint address changed")
 
 
+DRAIN_URL = re.compile(DRAIN_URL_PATTERN)
+
+
 def check_drain_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid("a log drain URL must be an http:// or https:// URL with a host")
+    """Refuse (422) a URL the drain worker could not use, before anything resolves it.
+
+    The rule is the pattern the API documents (DRAIN_URL_PATTERN), so what the document
+    promises and what is accepted are the same strings. ``urlsplit`` still raises
+    ValueError for a bracketed host that is not an address (``http://[::1/``, ``[zz]``) and
+    ``.port`` for a bad port: an owner's typo, so an answer, not a server error.
+    """
+    if not DRAIN_URL.fullmatch(url):
+        raise Invalid("a log drain URL must be an http:// or https:// URL with a host and, "
+                      "if any, a port from 1 to 65535")  # fmt: skip
+    try:
+        parts = urlsplit(url)
+        parts.hostname, parts.port  # noqa: B018  # each raises ValueError when malformed
+    except ValueError as exc:
+        raise Invalid(f"a log drain URL must be a valid http(s) URL ({exc})") from None
 
 
 def set_log_drain(control: ControlPlane, cache: Cache, url: str | None) -> App:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from backend.control import apps
 from backend.control.db import AppRow, CacheRow, CredentialRow, Database, LogRow
 from backend.control.errors import Conflict, Invalid, NotFound
-from backend.control.models import PLANS, App, Cache, Credential, timestamp
+from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.secrets import (
     Secrets,
     new_cache_id,
@@ -27,7 +27,7 @@ from backend.control.secrets import (
 from backend.dataplane import DataPlane
 from backend.topology import Cluster, Topology
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_PATTERN = re.compile(CACHE_NAME_PATTERN)
 LOG_SOURCE = "cachier"
 MAX_LOG_PAGE = 1000
 
@@ -149,7 +149,7 @@ class ControlPlane:
 
     # -- caches -------------------------------------------------------------------------
     def create_cache(self, name: str, plan: str, region_name: str | None = None) -> Cache:
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise Invalid(
                 "name must be 1-63 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"

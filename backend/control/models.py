@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 MIB = 1024 * 1024
 
@@ -22,6 +23,20 @@ PLANS: dict[str, int] = {
     "2.5gb": 2560 * MIB,
     "5gb": 5120 * MIB,
 }
+# The same names as a type, so the API documents (and validates) plan as an enum.
+PlanName = Literal["free", "100mb", "250mb", "500mb", "1gb", "2.5gb", "5gb"]
+assert list(get_args(PlanName)) == list(PLANS), "PlanName and PLANS must list the same plans"
+
+# Rules the control plane applies and the API documents as JSON Schema patterns; matched
+# whole (``fullmatch``: ``$`` alone would let a trailing newline through). ASCII classes
+# only, so ECMA 262 (the document's dialect) and Python's ``re`` agree on every string.
+CACHE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# An http(s) URL with a host and, if any, a port 1-65535: what a log drain can be.
+DRAIN_URL_PATTERN = (
+    r"^https?://([A-Za-z0-9._~%!$&'()*+,;=:-]+@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+    rf"(:{_PORT})?([/?#][!-~]*)?$"
+)
 
 
 def timestamp() -> str:

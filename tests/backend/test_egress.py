@@ -107,3 +107,17 @@ def test_delivery_never_connects_to_a_refused_address(host: str) -> None:
             assert drains.stats[url]["dropped"] == 1
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://h:abc/", "http://h:99999/", "http://h:0/", "http://[::1/", "http://[zz]/drain"],
+)
+def test_a_malformed_drain_url_is_a_422_not_a_server_error(cache: CacheHandle, url: str) -> None:
+    """Found by schemathesis: urlsplit and .port raise ValueError on these, and the route
+    answered 500."""
+    with httpx.Client(base_url=cache.dashboard_api, timeout=10) as client:
+        response = client.put("/app/log-drain", json={"url": url})
+        assert response.status_code == 422, response.text
+        assert "log drain URL" in response.json()["error"]
+        assert client.get("/app").json()["log_drain"] is None
