@@ -198,12 +198,13 @@ class Service:
         self.control.endpoints = advertised_endpoints
         self.control.tls_endpoints = advertised_tls
         self.control.refresh_servers()
-        self.monitor = Monitor(self.dataplane, self.db, config.probe_interval,
-                               config.resolved_window)  # fmt: skip
-        self.monitor.subscribe(bus)
-        self.control.cluster_is_red = self.monitor.is_red
-        status = StatusView(config.topology, self.monitor,
-                            lambda: metrics.exposition(self.dataplane, self.monitor))  # fmt: skip
+        dataplane = self.dataplane
+        monitor = self.monitor = Monitor(dataplane, self.db, config.probe_interval,
+                                         config.resolved_window)  # fmt: skip
+        monitor.subscribe(bus)
+        self.control.cluster_is_red = monitor.is_red
+        status = StatusView(config.topology, monitor,
+                            lambda: metrics.exposition(dataplane, monitor))  # fmt: skip
         app = create_app(self.control, self.analytics, status, self, self.egress,
                          config.admin_token, config.max_body_bytes)  # fmt: skip
         await self.drains.start()

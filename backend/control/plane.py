@@ -173,13 +173,14 @@ class ControlPlane:
                     )
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
-        for row in repository.credentials():
+        for credential_row in repository.credentials():
             credential = Credential(
-                row.username, self.secrets.decrypt(row.password_enc), row.cache_id,
-                row.is_primary, row.can_write, row.can_flush, row.created_at,
+                credential_row.username, self.secrets.decrypt(credential_row.password_enc),
+                credential_row.cache_id, credential_row.is_primary, credential_row.can_write,
+                credential_row.can_flush, credential_row.created_at,
             )  # fmt: skip
             self.credentials[credential.username] = credential
-            self.caches[row.cache_id].credentials.append(credential)
+            self.caches[credential.cache_id].credentials.append(credential)
         legacy = False
         for app_row in repository.apps():
             config = json.loads(self.secrets.decrypt(app_row.config_enc))
