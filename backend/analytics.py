@@ -36,9 +36,9 @@ with the previous point when unchanged, fresh (28-32 bytes) when changed. Upper 
 point: 160 + 24 (``t``) + 24 (``hit_rate``) + 13 x 32 = 624 bytes, so at most ~1.9 MB per
 cache. Measured with tracemalloc, full history: ~1.8 MB (~590 B/point) for a cache whose
 every field changes at every sample, ~0.6 MB (~195 B/point) for an idle cache. (Columns of
-``array('q')`` would be a flat 8 B/value = 367 KB per cache if that ever matters.) Tracks
-of caches gone from ``dataplane.caches`` are dropped after ``FINE_RETENTION_S``;
-``forget`` drops one at once.
+``array('q')`` would be a flat 8 B/value = 367 KB per cache if that ever matters.) A deleted
+cache's track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
+from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
 
 A rollup bucket (minute, hour) is stamped with its start (aligned to its resolution)
 and holds: counters = the last value seen in the bucket; gauges = the **maximum** seen in
@@ -66,6 +66,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
+
+from backend.events import CacheDeleted, EventBus
 
 if TYPE_CHECKING:
     from backend.dataplane import DataPlane
@@ -211,6 +213,9 @@ class Analytics:
         self._last_t = -math.inf
         self._minute = -math.inf
 
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(CacheDeleted, lambda event: self.forget(event.cache_id))
+
     # -- sampling -------------------------------------------------------------------
     def sample(self) -> None:
         """Take one sample of every cache now.
@@ -280,7 +285,7 @@ class Analytics:
     def _prune(self, now: float) -> None:
         """Drop tracks of caches gone from the data plane for a whole fine window.
 
-        A safety net against leaking a track per deleted cache; ``forget`` is immediate.
+        A safety net against leaking a track; a deletion (``forget``) is immediate.
         """
         caches = self.dataplane.caches
         horizon = now - FINE_RETENTION_S

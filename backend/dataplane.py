@@ -1,8 +1,13 @@
-"""The data plane's shared state: cluster stores, live sessions, proxy choice.
+"""The data plane's state: cluster stores, live sessions, proxy choice, and its own view
+of caches and credentials.
 
-Listeners and sessions reach everything through one ``DataPlane``; the control plane
-updates the registries it shares (``caches``, ``credentials``) and asks it to close
-sessions, so the hot path never touches the database.
+Listeners and sessions reach everything through one ``DataPlane``. Its ``caches`` and
+``credentials`` are its own records, kept up to date by the control plane's events
+(``subscribe``): the control plane never holds them nor calls into the data plane, so the
+hot path never touches the database and the two planes could live in different processes.
+A session holds the data plane's ``Credential``; an event changes that object in place, so
+a capability change or a revocation applies from the session's next command at the cost of
+one attribute read, as before.
 """
 
 from __future__ import annotations
@@ -10,17 +15,41 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from backend.control.models import Cache, Credential
+from backend.events import (
+    CLIENT_FLUSH_ORIGIN,
+    CacheCreated,
+    CacheDeleted,
+    CacheFlushed,
+    CacheMoved,
+    CapabilitiesChanged,
+    CredentialAdded,
+    CredentialRevoked,
+    EventBus,
+    PrimaryPromoted,
+)
 from backend.store import CacheSpace, ClusterStore
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
 
 if TYPE_CHECKING:
-    from backend.control.models import Cache, Credential
     from backend.session import Session
 
 FlushRecorder = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a cache uses right now, as the operator's cache listing shows it."""
+
+    memory_used: int
+    items: int
+    connections: int
+    get_hits: int
+    get_misses: int
 
 
 class ProxyState:
@@ -44,7 +73,7 @@ class DataPlane:
         self.lenient_keys = lenient_keys
         self.stores = {c.name: ClusterStore(c.name) for c in topology.clusters()}
         self.proxy_state: dict[Proxy, ProxyState] = {p: ProxyState() for p in topology.proxies()}
-        # Shared with (and maintained by) the control plane.
+        # The data plane's own view, maintained from the control plane's events.
         self.caches: dict[str, Cache] = {}
         self.credentials: dict[str, Credential] = {}
         self.sessions: defaultdict[str, set[Session]] = defaultdict(set)
@@ -53,6 +82,81 @@ class DataPlane:
         self.record_flush: FlushRecorder = lambda cache_id, proxy: None
         # Caches of the service itself (the monitor's probes): never listed, never placed.
         self.internal_caches: dict[str, Cache] = {}
+
+    # -- following the control plane ----------------------------------------------------
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(CacheCreated, self._cache_created)
+        bus.subscribe(CredentialAdded, self._credential_added)
+        bus.subscribe(CapabilitiesChanged, self._capabilities_changed)
+        bus.subscribe(PrimaryPromoted, self._primary_promoted)
+        bus.subscribe(CredentialRevoked, self._credential_revoked)
+        bus.subscribe(CacheFlushed, self._cache_flushed)
+        bus.subscribe(CacheMoved, self._cache_moved)
+        bus.subscribe(CacheDeleted, self._cache_deleted)
+
+    def _cache_created(self, event: CacheCreated) -> None:
+        self.caches[event.cache_id] = Cache(event.cache_id, event.name, event.plan, event.region,
+                                            event.cluster)  # fmt: skip
+
+    def _credential_added(self, event: CredentialAdded) -> None:
+        credential = Credential(event.username, event.password, event.cache_id, event.primary,
+                                event.write, event.flush)  # fmt: skip
+        self.credentials[event.username] = credential
+        self.caches[event.cache_id].credentials.append(credential)
+
+    def _capabilities_changed(self, event: CapabilitiesChanged) -> None:
+        credential = self.credentials[event.username]  # the very object sessions hold
+        credential.write, credential.flush = event.write, event.flush
+
+    def _primary_promoted(self, event: PrimaryPromoted) -> None:
+        for credential in self.caches[event.cache_id].credentials:
+            credential.primary = credential.username == event.username
+
+    def _credential_revoked(self, event: CredentialRevoked) -> None:
+        self._revoke(event.username)
+
+    def _revoke(self, username: str) -> int:
+        credential = self.credentials.pop(username, None)
+        if credential is None:
+            return 0
+        credential.revoked = True  # a session mid-batch stops at its next command
+        cache = self.caches.get(credential.cache_id)
+        if cache is not None:
+            cache.credentials.remove(credential)
+        return self.disconnect(username)
+
+    def _cache_flushed(self, event: CacheFlushed) -> None:
+        if event.origin != CLIENT_FLUSH_ORIGIN:  # a client's flush has run already
+            self.space_for(self.caches[event.cache_id]).flush()
+
+    def _cache_moved(self, event: CacheMoved) -> None:
+        """The old cluster's copy is emptied and dropped; sessions are closed, so clients
+        reconnect through the region endpoint and land on the new cluster."""
+        cache = self.caches[event.cache_id]
+        self.space_for(cache).flush()
+        self.stores[event.from_cluster].drop(cache.id)
+        cache.cluster = event.to_cluster
+        for credential in cache.credentials:
+            self.disconnect(credential.username)
+
+    def _cache_deleted(self, event: CacheDeleted) -> None:
+        for username in event.usernames:
+            self._revoke(username)
+        cache = self.caches.pop(event.cache_id, None)
+        if cache is not None:
+            self.stores[cache.cluster].drop(cache.id)
+
+    # -- queries (also what the control plane may ask: ``DataPlaneView``) -----------------
+    def sessions_of(self, username: str) -> int:
+        return len(self.sessions.get(username, ()))
+
+    def usage(self, cache_id: str) -> Usage:
+        """The one place the API's usage figures come from (switch it to the storage
+        engine's ``usage``/``stats`` when that interface lands)."""
+        space = self.space_for(self.caches[cache_id])
+        stats = space.stats
+        return Usage(space.bytes, space.curr_items, stats.curr_connections, stats.get_hits,
+                     stats.get_misses)  # fmt: skip
 
     def space_for(self, cache: Cache) -> CacheSpace:
         return self.stores[cache.cluster].space(cache.id, cache.limit_bytes)

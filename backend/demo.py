@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from backend.control import credentials as credential_ops
-from backend.control.caches import ControlPlane
+from backend.control.plane import ControlPlane
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +69,10 @@ def seed(control: ControlPlane, local_endpoints: dict[str, str]) -> list[DemoCli
     for i, (name, plan, region, size, keys) in enumerate(DEMO_CACHES):
         cache = existing.get(name) or control.create_cache(name, plan, region)
         if len(cache.credentials) == 1:
-            read_only = credential_ops.add(control, cache)
-            credential_ops.set_capabilities(control, cache, read_only.username, False, False)
-            no_flush = credential_ops.add(control, cache)
-            credential_ops.set_capabilities(control, cache, no_flush.username, True, False)
+            read_only = control.add_credential(cache)
+            control.set_capabilities(cache, read_only.username, False, False)
+            no_flush = control.add_credential(cache)
+            control.set_capabilities(cache, no_flush.username, True, False)
         primary = cache.primary()
         servers = local_endpoints.get(cache.region) or control.servers(cache)
         clients.append(DemoClient(name, servers, primary.username, primary.password.decode(),

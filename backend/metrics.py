@@ -10,7 +10,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from backend.service import Service
+    from backend.dataplane import DataPlane
+    from backend.monitor import Monitor
 
 CACHE_COUNTERS = {
     "cmd_get": "get commands (keys requested)", "cmd_set": "storage commands",
@@ -24,8 +25,9 @@ LIGHTS = ("green", "blue", "yellow", "red")
 
 
 class ServiceCollector(Collector):
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self, dataplane: DataPlane, monitor: Monitor) -> None:
+        self.dataplane = dataplane
+        self.monitor = monitor
 
     def collect(self) -> Iterator[Metric]:
         yield from self._caches()
@@ -33,7 +35,7 @@ class ServiceCollector(Collector):
         yield from self._status()
 
     def _caches(self) -> Iterator[Metric]:
-        dataplane = self.service.dataplane
+        dataplane = self.dataplane
         counters = {name: CounterMetricFamily(f"cachier_cache_{name}", help_, labels=["cache"])
                     for name, help_ in CACHE_COUNTERS.items()}  # fmt: skip
         gauges = {
@@ -58,7 +60,7 @@ class ServiceCollector(Collector):
         yield from gauges.values()
 
     def _auth(self) -> Iterator[Metric]:
-        throttle = self.service.dataplane.throttle
+        throttle = self.dataplane.throttle
         failures = CounterMetricFamily("cachier_auth_failures", "failed memcache logins")
         failures.add_metric([], throttle.total_failures)
         refused = CounterMetricFamily("cachier_auth_throttled",
@@ -75,7 +77,7 @@ class ServiceCollector(Collector):
         yield trusted
 
     def _status(self) -> Iterator[Metric]:
-        monitor = self.service.monitor
+        monitor = self.monitor
         latency = GaugeMetricFamily(
             "cachier_proxy_probe_latency_seconds",
             "latest probe round trip",
@@ -102,7 +104,7 @@ class ServiceCollector(Collector):
         yield light
 
 
-def exposition(service: Service) -> bytes:
+def exposition(dataplane: DataPlane, monitor: Monitor) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(service))
+    registry.register(ServiceCollector(dataplane, monitor))
     return generate_latest(registry)

@@ -33,9 +33,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from backend.control.db import Database, IncidentRow
 from backend.control.models import Cache, Credential
+from backend.control.repository import ControlRepository, IncidentRow
 from backend.dataplane import DataPlane
+from backend.events import EventBus, ProxyFaultSet
 from backend.topology import Cluster, Proxy
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class Monitor:
     def __init__(
         self,
         dataplane: DataPlane,
-        db: Database,
+        db: ControlRepository,
         interval_s: float = 1.0,
         resolved_window_s: float = 3600.0,
         sensitivity: Sensitivity | None = None,
@@ -215,8 +216,22 @@ class Monitor:
         self.health = {p.hostname: ProxyHealth(p, self.sensitivity)
                        for p in dataplane.topology.proxies()}  # fmt: skip
         self.clusters = self._load_clusters()
-        self.probes_run = 0
-        self.listeners: list[Callable[[IncidentRow], None]] = []
+        # hostname -> (mode, delay_ms) of the fault an operator injected; the status page
+        # shows it next to what the probes measure. Kept from ``ProxyFaultSet`` events.
+        self.faults: dict[str, tuple[str, int]] = {}
+
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(ProxyFaultSet, self._fault_set)
+
+    def _fault_set(self, event: ProxyFaultSet) -> None:
+        if event.mode == "none":
+            self.faults.pop(event.hostname, None)
+        else:
+            self.faults[event.hostname] = (event.mode, event.delay_ms)
+
+    def fault(self, hostname: str) -> tuple[str, int]:
+        """The injected fault of a proxy: ``("none", 0)``, ``("slow", ms)`` or ``("down", 0)``."""
+        return self.faults.get(hostname, ("none", 0))
 
     def _load_clusters(self) -> dict[str, ClusterStatus]:
         last = self.db.last_incidents()
@@ -258,7 +273,6 @@ class Monitor:
                 latency = await prober.probe()
                 if task.cancelling():  # Python 3.11's wait_for can swallow a cancellation
                     raise asyncio.CancelledError
-                self.probes_run += 1
                 try:
                     self.observe(prober.proxy, latency)
                 except Exception:  # a bug here must not stop the status page
@@ -303,13 +317,8 @@ class Monitor:
             status.trouble_ended = now
         if light == status.light:
             return
-        row_id = self.db.start_incident(cluster_name, light, status.light, now, cause,
-                                        " ".join(involved))  # fmt: skip
-        row = IncidentRow(row_id, cluster_name, light, status.light, now, None, cause,
-                          " ".join(involved))  # fmt: skip
+        self.db.start_incident(cluster_name, light, status.light, now, cause, " ".join(involved))
         status.light, status.since = light, now
-        for listener in self.listeners:
-            listener(row)
 
     def incidents(self, limit: int = 50) -> list[IncidentRow]:
         return self.db.incidents(limit)

@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from backend import datadir, demo, tls
+from backend import datadir, demo, metrics, tls
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
-from backend.control import apps
-from backend.control.caches import ControlPlane
-from backend.control.db import Database, LogRow
+from backend.control.db import Database
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import NotFound
-from backend.control.models import Cache
+from backend.control.plane import ControlPlane
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.egress import EgressPolicy
+from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyFaultSet
 from backend.listeners import MemcacheProtocol
 from backend.monitor import Monitor
+from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy
 
@@ -93,6 +93,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.bus = EventBus()
         self.db: Database | None = None
         self.dataplane: DataPlane | None = None
         self.control: ControlPlane | None = None
@@ -120,12 +121,20 @@ class Service:
         throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
                                 config.auth_user_failure_limit)  # fmt: skip
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
-        self.control = ControlPlane(self.db, secrets, self.dataplane)
-        self.warnings = self.control.load()
+        # Subscribers first: loading announces every stored cache and credential.
+        bus = self.bus
+        self.dataplane.subscribe(bus)
+        self.control = ControlPlane(self.db, secrets, config.topology, bus, self.dataplane)
+        control = self.control
+        self.dataplane.record_flush = lambda cache_id, proxy: control.record_flush(
+            cache_id, proxy, CLIENT_FLUSH_ORIGIN
+        )
         self.egress = EgressPolicy(allow_internal=config.allow_internal_drains)
         self.drains = LogDrains(egress=self.egress)
+        bus.subscribe(LogLineWritten, self._forward_to_drain)
         self.analytics = Analytics(self.dataplane, config.sample_interval)
-        self.control.log_listeners.append(self._forward_to_drain)
+        self.analytics.subscribe(bus)
+        self.warnings = self.control.load()
 
         sockets: list[socket.socket] = []
         try:
@@ -188,13 +197,18 @@ class Service:
         self.control.api_base_url = public_url
         self.control.endpoints = advertised_endpoints
         self.control.tls_endpoints = advertised_tls
-        apps.refresh_servers(self.control)
-        app = create_app(self, config.admin_token)
+        self.control.refresh_servers()
+        dataplane = self.dataplane
+        monitor = self.monitor = Monitor(dataplane, self.db, config.probe_interval,
+                                         config.resolved_window)  # fmt: skip
+        monitor.subscribe(bus)
+        self.control.cluster_is_red = monitor.is_red
+        status = StatusView(config.topology, monitor,
+                            lambda: metrics.exposition(dataplane, monitor))  # fmt: skip
+        app = create_app(self.control, self.analytics, status, self, self.egress,
+                         config.admin_token, config.max_body_bytes)  # fmt: skip
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
-        self.monitor = Monitor(self.dataplane, self.db, config.probe_interval,
-                               config.resolved_window)  # fmt: skip
-        self.control.cluster_is_red = self.monitor.is_red
         self._background += self.monitor.start()
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -246,14 +260,14 @@ class Service:
                 proxy, _bind(host.strip("[]"), int(port))
             )
             state.down = False
+        mode = "down" if state.down else ("slow" if state.delay_s else "none")
+        self.bus.publish(ProxyFaultSet(hostname, mode, round(state.delay_s * 1000)))
         return proxy
 
-    def _forward_to_drain(self, cache: Cache, line: LogRow) -> None:
-        app = cache.app
-        if app is not None and app.log_drain:
-            self.drains.submit(
-                app.log_drain, DrainLine(line.t, line.source, line.message, app.name)
-            )
+    def _forward_to_drain(self, line: LogLineWritten) -> None:
+        if line.drain and self.drains is not None:
+            self.drains.submit(line.drain, DrainLine(line.t, line.source, line.message,
+                                                     line.app_name))  # fmt: skip
 
     def _tls_context(self) -> ssl.SSLContext:
         config = self.config

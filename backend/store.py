@@ -87,10 +87,6 @@ class CacheStats:
         self.__init__()
         self.curr_connections = connections
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
 class CacheSpace:
     """One cache's items on one cluster, in LRU order (oldest first)."""
 
@@ -216,6 +212,3 @@ class ClusterStore:
 
     def drop(self, cache_id: str) -> None:
         self.spaces.pop(cache_id, None)
-
-    def bytes_used(self) -> int:
-        return sum(s.bytes for s in self.spaces.values())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from backend.api.dashboard import credential_out
 from backend.api.deps import Control, NoBodyIn, require_admin
 from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, FlushOut
-from backend.control.caches import ControlPlane
 from backend.control.models import Cache
+from backend.control.plane import ControlPlane
 
 router = APIRouter(
     prefix="/api/v1/admin",
@@ -37,11 +37,10 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
 
 
 def usage_of(control: ControlPlane, cache: Cache) -> CacheUsage:
-    space = control.dataplane.space_for(cache)
-    stats = space.stats
-    return CacheUsage(memory_used=space.bytes, items=space.curr_items,
-                      connections=stats.curr_connections, get_hits=stats.get_hits,
-                      get_misses=stats.get_misses)  # fmt: skip
+    usage = control.usage(cache)
+    return CacheUsage(memory_used=usage.memory_used, items=usage.items,
+                      connections=usage.connections, get_hits=usage.get_hits,
+                      get_misses=usage.get_misses)  # fmt: skip
 
 
 @router.get("/caches", response_model=list[CacheOut])
@@ -62,6 +61,14 @@ async def create_cache(body: CacheCreate, control: Control) -> CacheOut:
 @router.get("/caches/{cache_id}", response_model=CacheOut, responses=errors(404, 422))
 async def get_cache(cache_id: str, control: Control) -> CacheOut:
     return cache_out(control, control.get_cache(cache_id))
+
+
+@router.delete("/caches/{cache_id}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response, responses=errors(404))  # fmt: skip
+async def delete_cache(cache_id: str, control: Control) -> Response:
+    """Delete the cache with its credentials, app and logs; its live connections close."""
+    control.delete_cache(control.get_cache(cache_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/caches/{cache_id}/flush", response_model=FlushOut,

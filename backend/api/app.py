@@ -13,7 +13,10 @@ from backend.api.gate import RequestGate
 from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
-    from backend.service import Service
+    from backend.analytics import Analytics
+    from backend.control.plane import ControlPlane
+    from backend.egress import EgressPolicy
+    from backend.status import FaultController, StatusView
 
 
 class HeadAsGet:
@@ -43,20 +46,32 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
-def create_app(service: Service, admin_token: str) -> FastAPI:
+def create_app(
+    control: ControlPlane,
+    analytics: Analytics,
+    status_view: StatusView,
+    faults: FaultController,
+    egress: EgressPolicy,
+    admin_token: str,
+    max_body_bytes: int,
+) -> FastAPI:
+    """The API over exactly the parts it uses (each route reads one of them from
+    ``app.state`` through ``deps``), so it can be built and tested without a ``Service``."""
     app = FastAPI(
         title="cachier",
         version=__version__,
         description="Control plane of the cachier multi-tenant memcache service.",
     )
-    app.state.service = service
-    app.state.control = service.control
-    app.state.analytics = service.analytics
+    app.state.control = control
+    app.state.analytics = analytics
+    app.state.status_view = status_view
+    app.state.faults = faults
+    app.state.egress = egress
     app.state.admin_token = admin_token
     errors.install(app)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(RequestGate, control=service.control, admin_token=admin_token,
-                       max_body=service.config.max_body_bytes)  # fmt: skip
+    app.add_middleware(RequestGate, control=control, admin_token=admin_token,
+                       max_body=max_body_bytes)  # fmt: skip
 
     @app.get("/healthz", response_model=HealthOut, tags=["public"])
     async def healthz() -> HealthOut:
@@ -66,7 +81,7 @@ def create_app(service: Service, admin_token: str) -> FastAPI:
     app.include_router(status.admin_router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
-    document_regions(app, [region.name for region in service.config.topology.regions])
+    document_regions(app, [region.name for region in status_view.topology.regions])
     return app
 
 

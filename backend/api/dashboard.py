@@ -23,10 +23,10 @@ from backend.api.schemas import (
     RotateOut,
     StatsOut,
 )  # fmt: skip
-from backend.control import apps, credentials, migration, sso
-from backend.control.caches import ControlPlane
+from backend.control import apps
 from backend.control.errors import Invalid
 from backend.control.models import Cache, Credential
+from backend.control.plane import ControlPlane
 from backend.egress import EgressRefused
 
 # Ids are SQL integers (64-bit signed): a larger number is out of range, not a server error.
@@ -50,7 +50,7 @@ def credential_out(credential: Credential) -> CredentialOut:
 
 
 def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
-    refusal = migration.refusal(control, cache)
+    refusal = control.move_refusal(cache)
     return CacheInfo(
         id=cache.id, name=cache.name, plan=cache.plan, memory_limit=cache.limit_bytes,
         region=cache.region, cluster=cache.cluster, servers=control.servers(cache),
@@ -64,7 +64,7 @@ def app_out(control: ControlPlane, cache: Cache) -> AppOut:
     app = cache.app
     assert app is not None
     releases = [ReleaseOut(number=r.number, description=r.description, t=r.t)
-                for r in control.db.releases(cache.id)]  # fmt: skip
+                for r in control.releases(cache)]  # fmt: skip
     return AppOut(name=app.name, config_vars=app.config_vars, release=app.release,
                   log_drain=app.log_drain, releases=releases)  # fmt: skip
 
@@ -112,14 +112,14 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
 @router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED,
              responses=errors(*BODY_ERRORS))  # fmt: skip
 async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
-    return credential_out(credentials.add(control, cache))
+    return credential_out(control.add_credential(cache))
 
 
 @router.patch("/credentials/{username}", response_model=CredentialOut,
               responses=errors(*BODY_ERRORS))  # fmt: skip
 async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCache,
                            control: Control) -> CredentialOut:  # fmt: skip
-    changed = credentials.set_capabilities(control, cache, username, body.write, body.flush)
+    changed = control.set_capabilities(cache, username, body.write, body.flush)
     return credential_out(changed)
 
 
@@ -127,12 +127,12 @@ async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCac
              responses=errors(409, *BODY_ERRORS))  # fmt: skip
 async def promote_credential(username: str, cache: SsoCache, control: Control,
                              body: NoBodyIn = None) -> CredentialOut:  # fmt: skip
-    return credential_out(credentials.promote(control, cache, username))
+    return credential_out(control.promote(cache, username))
 
 
 @router.delete("/credentials/{username}", response_model=DeleteOut, responses=errors(409))
 async def delete_credential(username: str, cache: SsoCache, control: Control) -> DeleteOut:
-    closed = credentials.delete(control, cache, username)
+    closed = control.delete_credential(cache, username)
     return DeleteOut(username=username, closed_connections=closed)
 
 
@@ -146,13 +146,13 @@ async def flush(cache: SsoCache, control: Control, body: NoBodyIn = None) -> Flu
              responses=errors(403, 409, *BODY_ERRORS))  # fmt: skip
 async def migrate(cache: SsoCache, control: Control, body: NoBodyIn = None) -> MigrateOut:
     previous = cache.cluster
-    cluster = migration.migrate(control, cache)
+    cluster = control.migrate(cache)
     return MigrateOut(cluster=cluster, previous_cluster=previous, servers=control.servers(cache))
 
 
 @router.post("/sso/rotate", response_model=RotateOut, responses=errors(*BODY_ERRORS))
 async def rotate_sso(cache: SsoCache, control: Control, body: NoBodyIn = None) -> RotateOut:
-    return RotateOut(dashboard_url=sso.rotate(control, cache))
+    return RotateOut(dashboard_url=control.rotate_sso(cache))
 
 
 @router.get("/logs", response_model=LogsOut)
@@ -187,5 +187,5 @@ async def put_log_drain(
             await egress.vet_url(body.url)
         except EgressRefused as exc:
             raise Invalid(f"this log drain cannot be used: {exc}") from None
-    apps.set_log_drain(control, cache, body.url)
+    control.set_log_drain(cache, body.url)
     return app_out(control, cache)

@@ -1,4 +1,6 @@
-"""Request dependencies: the control plane and the admin token check."""
+"""Request dependencies: each part of the service a route uses, and the admin token check.
+
+``create_app`` puts the parts in ``app.state``; these functions are the only readers."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.analytics import Analytics
 from backend.api.schemas import NoBody
-from backend.control.caches import ControlPlane
 from backend.control.models import Cache
+from backend.control.plane import ControlPlane
 from backend.egress import EgressPolicy
+from backend.status import FaultController, StatusView
 
 _bearer = HTTPBearer(auto_error=False, description="the backend's admin token")
 
@@ -51,10 +54,24 @@ SsoCache = Annotated[Cache, Depends(sso_cache)]
 
 
 async def egress(request: Request) -> EgressPolicy:
-    return request.app.state.service.egress
+    return request.app.state.egress
 
 
 Egress = Annotated[EgressPolicy, Depends(egress)]
+
+
+async def status_view(request: Request) -> StatusView:
+    return request.app.state.status_view
+
+
+Status = Annotated[StatusView, Depends(status_view)]
+
+
+async def fault_controller(request: Request) -> FaultController:
+    return request.app.state.faults
+
+
+Faults = Annotated[FaultController, Depends(fault_controller)]
 
 
 # For actions without parameters (add a credential, flush, rotate ...): clients send no

@@ -16,8 +16,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from backend.control.caches import ControlPlane
 from backend.control.errors import NotFound
+from backend.control.plane import ControlPlane
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -10,8 +10,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from backend.control.repository import (
+    AppRow,
+    CacheRow,
+    CredentialRow,
+    IncidentRow,
+    LogRow,
+    ReleaseRow,
+)
+
+__all__ = ["AppRow", "CacheRow", "CredentialRow", "Database", "IncidentRow", "LogRow",
+           "ReleaseRow"]  # fmt: skip
 
 # Each entry upgrades the schema by one version; a new database runs them all in order.
 MIGRATIONS = [
@@ -85,72 +96,9 @@ ALTER TABLE apps ADD COLUMN log_drain_enc BLOB;
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass
-class CacheRow:
-    id: str
-    name: str
-    plan: str
-    region: str
-    cluster: str
-    sso_nonce: str
-    sso_hash: str
-    created_at: str
-
-
-@dataclass
-class CredentialRow:
-    username: str
-    cache_id: str
-    password_enc: bytes
-    is_primary: bool
-    can_write: bool
-    can_flush: bool
-    created_at: str
-
-
-@dataclass
-class AppRow:
-    cache_id: str
-    name: str
-    release: int
-    config_enc: bytes
-    log_drain_enc: bytes | None
-    legacy_log_drain: str | None = None  # plaintext, from before migration 4
-
-
-@dataclass
-class ReleaseRow:
-    number: int
-    description: str
-    t: str
-
-
-@dataclass
-class IncidentRow:
-    """One period of a cluster's light, from the change that started it to the next one."""
-
-    id: int
-    cluster: str
-    light: str
-    previous: str
-    started_at: float
-    ended_at: float | None
-    cause: str
-    proxies: str  # space-separated hostnames
-
-
-@dataclass
-class LogRow:
-    id: int
-    cache_id: str
-    t: str
-    source: str
-    message: str
-    origin: str | None
-    proxy: str | None
-
-
 class Database:
+    """SQLite implementation of ``ControlRepository``."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._closed = False
@@ -175,10 +123,10 @@ class Database:
             )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[None]:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -219,6 +167,10 @@ class Database:
 
     def set_cache_cluster(self, cache_id: str, cluster: str) -> None:
         self.conn.execute("UPDATE caches SET cluster = ? WHERE id = ?", (cluster, cache_id))
+
+    def delete_cache(self, cache_id: str) -> None:
+        """The cache and (by ``ON DELETE CASCADE``) its credentials, app, releases and logs."""
+        self.conn.execute("DELETE FROM caches WHERE id = ?", (cache_id,))
 
     # -- credentials --------------------------------------------------------------------
     def credentials(self) -> list[CredentialRow]:

@@ -1,8 +1,9 @@
-"""In-memory control-plane records shared with the data plane.
+"""Records of caches, credentials and apps, as plain dataclasses.
 
-The data plane holds references to these objects, so a change made by the control plane
-(a capability switched off, a credential deleted) is seen by live sessions on their very
-next command without any message passing.
+The control plane keeps one set (loaded from its repository); the data plane keeps its own
+instances, built and changed from the control plane's events (``backend.events``). A
+session holds the data plane's ``Credential``, which an event changes in place, so a
+capability switched off or a credential deleted is seen from the session's next command.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from itertools import count
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 
 from backend.api.app import create_app
 from backend.config import Config
-from backend.service import Service
+from backend.topology import default_topology
 from tests.backend.test_auth import pymemcache_client
 from tests.conftest import CacheHandle, RunningService
 
@@ -46,7 +47,10 @@ def mutating_routes() -> list[str]:
     API's contract, lists the routes, so the parameters of the test below follow the code:
     a new route is tested the day it is added.
     """
-    app = create_app(Service(Config(admin_token="unused")), "unused")
+    unused: Any = None  # the parts are only reached when a request runs
+    topology_only: Any = SimpleNamespace(topology=default_topology())  # documents the regions
+    app = create_app(unused, unused, topology_only, unused, unused, "unused",
+                     Config().max_body_bytes)  # fmt: skip
     return sorted(
         f"{method.upper()} {path}"
         for path, operations in app.openapi()["paths"].items()

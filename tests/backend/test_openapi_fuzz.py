@@ -50,9 +50,9 @@ class World:
 
     def __init__(self, service: RunningService) -> None:
         self.service = service
-        info = service.create_cache("fuzz-target", plan="100mb")
-        self.cache_id: str = info["id"]
-        self.secret: str = info["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
+        self.generation = 0
+        self.cache_id, self.secret = "", ""
+        self.new_cache()
         self.drain = f"http://127.0.0.1:{free_port()}/drain"  # nothing listens there
         with service.admin() as client:
             status = client.get("/api/v1/status").json()
@@ -61,6 +61,13 @@ class World:
         # (operation, phase, status) of every call, to show what the run really reached.
         self.calls: Counter[tuple[str, str, int]] = Counter()
         self.turns: Counter[str] = Counter()
+
+    def new_cache(self) -> None:
+        """The cache the real path parameters name (again, after a fuzzed call deleted it)."""
+        self.generation += 1
+        info = self.service.create_cache(f"fuzz-target-{self.generation}", plan="100mb")
+        self.cache_id = info["id"]
+        self.secret = info["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
 
     def admin(self) -> httpx.Client:
         return self.service.admin()
@@ -114,7 +121,7 @@ def _pick(drawn: Any, choices: list[str]) -> int:
 
 def settle(case: Case, response: Any, world: World) -> None:
     """Undo what would break the following operations: a fault left on a proxy, a dashboard
-    secret rotated away, credentials all deleted but the primary."""
+    secret rotated away, credentials all deleted but the primary, the cache deleted."""
     path = case.operation.path
     if path.endswith("/fault") and response.status_code == 200:
         with world.admin() as client:
@@ -122,6 +129,10 @@ def settle(case: Case, response: Any, world: World) -> None:
                         json={"mode": "none"})  # fmt: skip
     if path.endswith("/sso/rotate") and response.status_code == 200:
         world.secret = response.json()["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
+    gone = path == "/api/v1/admin/caches/{cache_id}" and case.method == "DELETE"
+    if gone and response.status_code == 204:
+        world.new_cache()
+        return
     deleted = path.endswith("/credentials/{username}") and case.method == "DELETE"
     if deleted and len(world.usernames()) < 3:
         with httpx.Client(base_url=world.service.api_url, timeout=10) as client:

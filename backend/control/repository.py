@@ -1,0 +1,146 @@
+"""The control repository: the domain operations the control plane persists through.
+
+``ControlPlane`` is typed against this ``Protocol`` only, so a second implementation
+(PostgreSQL, for several backend processes) drops in beside ``db.Database`` (SQLite). An
+implementation is the only place that writes SQL. The rows are plain values: secrets
+arrive already encrypted (``*_enc``), so no implementation ever sees a plaintext password.
+
+Writes happen inside ``transaction()``; a change and its log line share one transaction.
+``start_incident`` is the exception: it is the monitor's own atomic write.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class CacheRow:
+    id: str
+    name: str
+    plan: str
+    region: str
+    cluster: str
+    sso_nonce: str
+    sso_hash: str
+    created_at: str
+
+
+@dataclass
+class CredentialRow:
+    username: str
+    cache_id: str
+    password_enc: bytes
+    is_primary: bool
+    can_write: bool
+    can_flush: bool
+    created_at: str
+
+
+@dataclass
+class AppRow:
+    cache_id: str
+    name: str
+    release: int
+    config_enc: bytes
+    log_drain_enc: bytes | None
+    legacy_log_drain: str | None = None  # plaintext, from before migration 4
+
+
+@dataclass
+class ReleaseRow:
+    number: int
+    description: str
+    t: str
+
+
+@dataclass
+class IncidentRow:
+    """One period of a cluster's light, from the change that started it to the next one."""
+
+    id: int
+    cluster: str
+    light: str
+    previous: str
+    started_at: float
+    ended_at: float | None
+    cause: str
+    proxies: str  # space-separated hostnames
+
+
+@dataclass
+class LogRow:
+    id: int
+    cache_id: str
+    t: str
+    source: str
+    message: str
+    origin: str | None
+    proxy: str | None
+
+
+class ControlRepository(Protocol):
+    # -- lifecycle ----------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        """Commit on normal exit, roll back (and re-raise) on an exception."""
+        ...
+
+    def close(self) -> None:
+        """Idempotent."""
+        ...
+
+    def forget_overwritten(self) -> None:
+        """Make sure overwritten content (a secret now encrypted) is gone from storage."""
+        ...
+
+    # -- caches -------------------------------------------------------------------------
+    def caches(self) -> list[CacheRow]: ...
+    def insert_cache(self, row: CacheRow) -> None: ...
+    def cache_name_taken(self, name: str) -> bool: ...
+    def set_cache_cluster(self, cache_id: str, cluster: str) -> None: ...
+    def set_sso(self, cache_id: str, nonce: str, sso_hash: str) -> None: ...
+
+    def delete_cache(self, cache_id: str) -> None:
+        """With its credentials, app, releases and log lines."""
+        ...
+
+    # -- credentials --------------------------------------------------------------------
+    def credentials(self) -> list[CredentialRow]: ...
+    def insert_credential(self, row: CredentialRow) -> None: ...
+    def username_taken(self, username: str) -> bool: ...
+    def set_capabilities(self, username: str, write: bool, flush: bool) -> None: ...
+    def delete_credential(self, username: str) -> None: ...
+
+    def set_primary(self, cache_id: str, username: str) -> None:
+        """``username`` becomes the cache's only primary."""
+        ...
+
+    # -- apps ---------------------------------------------------------------------------
+    def apps(self) -> list[AppRow]: ...
+    def insert_app(self, row: AppRow) -> None: ...
+    def update_app_config(self, cache_id: str, release: int, config_enc: bytes) -> None: ...
+    def set_log_drain(self, cache_id: str, url_enc: bytes | None) -> None: ...
+    def insert_release(self, cache_id: str, number: int, description: str, t: str) -> None: ...
+    def releases(self, cache_id: str, limit: int = 20) -> list[ReleaseRow]: ...
+
+    # -- app logs -----------------------------------------------------------------------
+    def insert_log(self, cache_id: str, t: str, source: str, message: str,
+                   origin: str | None = None, proxy: str | None = None) -> int:  # fmt: skip
+        """Returns the line's id (increasing)."""
+        ...
+
+    def logs(self, cache_id: str, after_id: int | None, limit: int) -> list[LogRow]:
+        """Lines after ``after_id`` (oldest first), or the newest ``limit`` lines if None."""
+        ...
+
+    # -- status history -----------------------------------------------------------------
+    def start_incident(self, cluster: str, light: str, previous: str, at: float, cause: str,
+                       proxies: str) -> int:  # fmt: skip
+        """Close the cluster's open period and open the next one, atomically."""
+        ...
+
+    def incidents(self, limit: int = 50) -> list[IncidentRow]: ...
+    def last_incidents(self) -> dict[str, IncidentRow]: ...
+    def last_trouble_ended(self, cluster: str) -> float | None: ...
