@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Select, Static
 
 from backend.control.models import PLANS
-from tui.messages import CachesFetched
+from tui.messages import CacheCreated, CachesFetched
 from tui.pages.base import Page
 from tui.units import size
 from tui.urls import sso_of
@@ -103,7 +103,7 @@ class CachesPage(Page):
             table.add_column(label, key=key, width=width)
 
     async def load(self) -> CachesFetched:
-        return await fetch_caches(self.cachier.client)
+        return await fetch_caches(self.client)
 
     @on(CachesFetched)
     def show(self, message: CachesFetched) -> None:
@@ -140,13 +140,18 @@ class CachesPage(Page):
         self.action_open()
 
     def action_create(self) -> None:
-        def created(answer: tuple[str, str, str | None] | None) -> None:
+        def answered(answer: tuple[str, str, str | None] | None) -> None:
             if answer is not None:
                 name, plan, region = answer
-                self.run_action(
+                self.mutate(
+                    "create",
                     f"Creating {name}",
-                    self.cachier.client.create_cache(name, plan, region),
-                    lambda cache: self.notify(f"cache {cache.name} created on {cache.cluster}"),
+                    lambda client: client.create_cache(name, plan, region),
+                    CacheCreated,
                 )
 
-        self.app.push_screen(CreateCacheModal(self.regions or ["local"]), created)
+        self.app.push_screen(CreateCacheModal(self.regions or ["local"]), answered)
+
+    @on(CacheCreated)
+    def _created(self, message: CacheCreated) -> None:
+        self.notify(f"cache {message.cache.name} created on {message.cache.cluster}")
