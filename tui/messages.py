@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # annotations only: importing a page must not wait for pydant
         FlushOut,
         LogsOut,
         MigrateOut,
+        PlanOut,
         RotateOut,
         StatsOut,
         StatusOut,
@@ -63,6 +64,11 @@ class LogsFetched(Message):
 @dataclass
 class FetchFailed(Message):
     error: str
+
+
+@dataclass
+class PlansFetched(Message):
+    plans: list[PlanOut]
 
 
 # -- mutations ------------------------------------------------------------------------

@@ -12,18 +12,22 @@ import asyncio
 from typing import Any
 
 from textual.message import Message
+from textual.widgets import Select
 
-from backend.api.schemas import FlushOut, StatsOut
+from backend.api.schemas import FlushOut, PlanOut, StatsOut
+from tests.tui.screen import screen_lines
 from tui import sample_data as data
 from tui.errors import ApiError
 from tui.messages import (
     AnalyticsFetched,
     CacheFlushed,
+    CachesFetched,
     CredentialsFetched,
     Mutated,
     MutationFailed,
 )
 from tui.pages.analytics import AnalyticsPage
+from tui.pages.caches import CreateCacheModal
 from tui.pages.credentials import CredentialsPage
 from tui.screenshots import frozen_app, show
 from tui.widgets.confirm import ConfirmModal
@@ -50,6 +54,9 @@ class ScriptedClient:
 
     async def app(self, sso: str) -> Any:
         return data.app_out()
+
+    async def plans(self) -> list[PlanOut]:
+        return [PlanOut(name="small", memory_limit=1), PlanOut(name="large", memory_limit=2)]
 
     async def flush(self, sso: str) -> FlushOut:
         await self.release.wait()
@@ -134,3 +141,35 @@ async def test_a_bug_in_a_mutation_is_a_notice_too_and_never_locks_the_key() -> 
         await pilot.pause()
         assert any("failed: KeyError" in n for n in notices(app, "error"))
         assert page.check_action("promote", ()) is True
+
+
+async def test_the_create_dialog_offers_the_plans_the_backend_serves() -> None:
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "caches", CachesFetched(data.caches(), data.status()))
+        app.client = ScriptedClient()  # type: ignore[assignment]
+        await pilot.press("c")
+        for _ in range(5):
+            if isinstance(app.screen, CreateCacheModal):
+                break
+            await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, CreateCacheModal)
+        plan = modal.query_one("#plan", Select)
+        assert [str(option[1]) for option in plan._options] == ["small", "large"]
+        assert plan.value == "small"  # the default plan is not offered: the first one is
+
+
+async def test_credentials_show_every_config_var_the_app_holds() -> None:
+    """TLS on: the app holds MEMCACHIER_TLS_SERVERS too, and the page shows it."""
+    app_out = data.app_out()
+    app_out.config_vars["MEMCACHIER_TLS_SERVERS"] = "127.0.0.1:11219"
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "credentials",
+                   CredentialsFetched(data.cache_info(), data.credentials(), app_out))  # fmt: skip
+        shown = "\n".join(screen_lines(app))
+        for name in app_out.config_vars:
+            assert name in shown
+        password = app_out.config_vars["MEMCACHIER_PASSWORD"]
+        assert password not in shown and password[-4:] in shown  # masked until revealed

@@ -6,15 +6,15 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Select, Static
 
-from backend.control.models import PLANS
-from tui.messages import CacheCreated, CachesFetched
+from tui.errors import ApiError
+from tui.messages import CacheCreated, CachesFetched, FetchFailed, PlansFetched
 from tui.pages.base import Page
 from tui.units import size
 from tui.urls import sso_of
@@ -23,8 +23,10 @@ from tui.widgets.status_light import light_text
 from tui.widgets.tables import upsert_row
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
-    from backend.api.schemas import CacheOut
+    from backend.api.schemas import CacheOut, PlanOut
     from tui.client import CachierClient
+
+DEFAULT_PLAN = "100mb"  # preselected when the backend offers it
 
 
 async def fetch_caches(client: CachierClient) -> CachesFetched:
@@ -34,19 +36,22 @@ async def fetch_caches(client: CachierClient) -> CachesFetched:
 
 
 class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
-    """Name, plan and region of a new cache; escape cancels."""
+    """Name, plan and region of a new cache; escape cancels. The plans are the backend's
+    (``GET /api/v1/plans``), so a plan added there is offered here without a release."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="create.cancel")]
 
-    def __init__(self, regions: list[str]) -> None:
+    def __init__(self, regions: list[str], plans: list[str]) -> None:
         super().__init__()
         self.regions = regions
+        self.plans = plans
 
     def compose(self) -> ComposeResult:
+        plan = DEFAULT_PLAN if DEFAULT_PLAN in self.plans else self.plans[0]
         with Vertical(id="create-cache", classes="dialog"):
             yield Label("New cache", classes="question")
             yield Input(placeholder="name (letters, digits, . _ -)", id="name")
-            yield Select([(plan, plan) for plan in PLANS], value="100mb", id="plan",
+            yield Select([(p, p) for p in self.plans], value=plan, id="plan",
                          allow_blank=False)  # fmt: skip
             yield Select([(r, r) for r in self.regions], value=self.regions[0], id="region",
                          allow_blank=False)  # fmt: skip
@@ -87,6 +92,7 @@ class CachesPage(Page):
         super().__init__()
         self.caches: dict[str, CacheOut] = {}
         self.regions: list[str] = []
+        self.plans: list[PlanOut] = []  # fetched when a cache is first created
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -140,6 +146,27 @@ class CachesPage(Page):
         self.action_open()
 
     def action_create(self) -> None:
+        """The dialog, once the plans are known (fetched on the first use: they change only
+        with the backend's release, and the page refreshes every second)."""
+        if self.plans:
+            self._ask_for_cache()
+        else:
+            self._fetch_plans()
+
+    @work(exclusive=True, group="plans", exit_on_error=False)
+    async def _fetch_plans(self) -> None:
+        try:
+            self.post_message(PlansFetched(await self.client.plans()))
+        except ApiError as error:
+            self.post_message(FetchFailed(f"cannot list the plans: {error}"))
+
+    @on(PlansFetched)
+    def _plans_fetched(self, message: PlansFetched) -> None:
+        self.plans = message.plans
+        if self.plans and self.is_current:  # not over another page opened meanwhile
+            self._ask_for_cache()
+
+    def _ask_for_cache(self) -> None:
         def answered(answer: tuple[str, str, str | None] | None) -> None:
             if answer is not None:
                 name, plan, region = answer
@@ -150,7 +177,8 @@ class CachesPage(Page):
                     CacheCreated,
                 )
 
-        self.app.push_screen(CreateCacheModal(self.regions or ["local"]), answered)
+        plans = [plan.name for plan in self.plans]
+        self.app.push_screen(CreateCacheModal(self.regions or ["local"], plans), answered)
 
     @on(CacheCreated)
     def _created(self, message: CacheCreated) -> None:

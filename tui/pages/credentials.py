@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for 
     from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 
 MASK = "•" * 8
-CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
 ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
 MUTATIONS = {"toggle_write", "toggle_flush", "promote", "delete", "add", "rotate_sso"}
 PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
@@ -175,9 +175,8 @@ class CredentialsPage(Page):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        for name in CONFIG_NAMES:
-            value = app.config_vars.get(name, "—")
-            if name == "MEMCACHIER_PASSWORD" and value not in clear:
+        for name, value in app.config_vars.items():  # whatever the app holds, in its order
+            if name.endswith(SECRET_SUFFIX) and value not in clear:
                 value = masked(value)  # shown with the primary's password (v on its row)
             grid.add_row(name, Text(value))
         release = Text(f"v{app.release}")
