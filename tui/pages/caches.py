@@ -20,7 +20,7 @@ from tui.units import size
 from tui.urls import sso_of
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import light_text
-from tui.widgets.tables import upsert_row
+from tui.widgets.tables import cursor_key, remove_rows_except, upsert_row
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
     from backend.api.schemas import CacheOut, PlanOut
@@ -130,14 +130,12 @@ class CachesPage(Page):
                     f"{size(usage.memory_used):>5} {share:4.0%}",
                     f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
                 ])  # fmt: skip
-            for key in [k.value for k in table.rows if k.value not in self.caches]:
-                table.remove_row(key)
+            remove_rows_except(table, self.caches)
 
     def action_open(self) -> None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
+        key = cursor_key(self.query_one(DataTable))
+        if key is None:
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         cache = self.caches[key]
         self.cachier.open_cache(sso_of(cache.dashboard_url), cache.name)
 

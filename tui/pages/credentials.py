@@ -33,7 +33,7 @@ from tui.pages.base import Page
 from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.tables import upsert_row
+from tui.widgets.tables import cursor_key, remove_rows_except, upsert_row
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
     from backend.api.schemas import AppOut, CacheInfo, CredentialOut
@@ -145,8 +145,7 @@ class CredentialsPage(Page):
             self.revealed &= set(self.credentials)
             for credential in message.credentials:
                 upsert_row(table, credential.username, self._cells(credential))
-            for key in [k.value for k in table.rows if k.value not in self.credentials]:
-                table.remove_row(key)
+            remove_rows_except(table, self.credentials)
             self._move_to_pending()
             self.query_one("#cred-empty").display = False
             self.query_one("#cred-body").display = True
@@ -203,11 +202,8 @@ class CredentialsPage(Page):
             self._pending_row = None
 
     def _selected(self) -> CredentialOut | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.credentials.get(key)
+        key = cursor_key(self.query_one(DataTable))
+        return None if key is None else self.credentials.get(key)
 
     # -- bindings -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
