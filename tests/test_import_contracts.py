@@ -26,7 +26,7 @@ SCHEMAS = "backend.api.schemas"
 ENTRY_POINT: dict[str, frozenset[str]] = {
     "tui/cli.py": frozenset(
         {"backend.cli", "backend.config", "backend.topology", "backend.service"}
-    ),  # fmt: skip
+    ),
     "tui/app.py": frozenset({"backend.service", "backend.logs"}),
 }
 

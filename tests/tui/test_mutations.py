@@ -45,8 +45,9 @@ class ScriptedClient:
         self.reads += 1
         return data.cache_info()
 
-    async def stats(self, sso: str, window_s: float | None = None,
-                    since: float | None = None) -> StatsOut:  # fmt: skip
+    async def stats(
+        self, sso: str, window_s: float | None = None, since: float | None = None
+    ) -> StatsOut:
         return StatsOut(interval_s=1.0, samples=[]) if since is not None else data.stats()
 
     async def credentials(self, sso: str) -> Any:
@@ -166,8 +167,9 @@ async def test_credentials_show_every_config_var_the_app_holds() -> None:
     app_out.config_vars["MEMCACHIER_TLS_SERVERS"] = "127.0.0.1:11219"
     app = frozen_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await show(pilot, "credentials",
-                   CredentialsFetched(data.cache_info(), data.credentials(), app_out))  # fmt: skip
+        await show(
+            pilot, "credentials", CredentialsFetched(data.cache_info(), data.credentials(), app_out)
+        )
         shown = "\n".join(screen_lines(app))
         for name in app_out.config_vars:
             assert name in shown

@@ -158,8 +158,7 @@ class Page(Screen):
     @on(MutationFailed)
     def _mutation_failed(self, message: MutationFailed) -> None:
         self._mutation_ended(message.action)
-        self.notify(f"{message.description} failed: {message.error}", severity="error",
-                    timeout=6)  # fmt: skip
+        self.notify(f"{message.description} failed: {message.error}", severity="error", timeout=6)
 
     def _mutation_ended(self, action: str) -> None:
         self.mutating.discard(action)
