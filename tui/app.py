@@ -157,7 +157,9 @@ class CachierApp(App[None]):
         elif self.remote is not None:  # after the page's first frame: imports hold the GIL
             remote = self.remote
             self.call_after_refresh(
-                lambda: self.run_worker(self._attach(remote), group="attach", exit_on_error=False)
+                lambda: self.run_worker(
+                    self._attach_remote(remote), group="attach", exit_on_error=False
+                )
             )
 
     async def _start_service(self, service: Service) -> None:
@@ -173,7 +175,7 @@ class CachierApp(App[None]):
         self.client = CachierClient(listening.api_url, service.config.admin_token)
         self._refresh_current()
 
-    async def _attach(self, remote: Remote) -> None:
+    async def _attach_remote(self, remote: Remote) -> None:
         """Reach a running backend. Its first answer is the first page's data, shown as
         that page's first refresh; a backend that cannot be used ends the app with one
         readable line (unreachable, token refused, dashboard URL no longer valid)."""

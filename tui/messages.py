@@ -1,4 +1,10 @@
-"""Messages the fetch workers post; pages own the state they carry (and tests inject them)."""
+"""Messages the workers post; pages own the state they carry (and tests inject them).
+
+Reads end in a ``...Fetched`` message. A mutation ends in exactly one message: a
+``Mutated`` subclass carrying the API's answer, or ``MutationFailed`` with a readable
+error; ``Page`` handles both bases (the action's key is enabled again) and the page that
+started it handles the subclass.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,12 @@ if TYPE_CHECKING:  # annotations only: importing a page must not wait for pydant
         CacheInfo,
         CacheOut,
         CredentialOut,
+        DeleteOut,
+        FlushOut,
         LogsOut,
+        MigrateOut,
+        PlanOut,
+        RotateOut,
         StatsOut,
         StatusOut,
     )
@@ -53,3 +64,69 @@ class LogsFetched(Message):
 @dataclass
 class FetchFailed(Message):
     error: str
+
+
+@dataclass
+class PlansFetched(Message):
+    plans: list[PlanOut]
+
+
+# -- mutations ------------------------------------------------------------------------
+@dataclass
+class Mutated(Message):
+    """A mutation's call returned; the subclass says which and carries the answer.
+
+    Every subclass takes ``(action, answer)`` first, so ``Page.mutate`` can build it (with
+    any further fields bound by ``functools.partial``)."""
+
+    action: str  # the page action that ran it: its key is enabled again
+
+
+@dataclass
+class MutationFailed(Message):
+    action: str
+    description: str  # what was being done ("Promoting USER2"): the notice says it
+    error: str  # readable, from the API or the client (never a traceback)
+
+
+@dataclass
+class CacheCreated(Mutated):
+    cache: CacheOut
+
+
+@dataclass
+class CredentialAdded(Mutated):
+    credential: CredentialOut
+
+
+@dataclass
+class CapabilityChanged(Mutated):
+    credential: CredentialOut
+    capability: str  # "write" or "flush"
+
+
+@dataclass
+class CredentialPromoted(Mutated):
+    credential: CredentialOut
+
+
+@dataclass
+class CredentialDeleted(Mutated):
+    deleted: DeleteOut
+
+
+@dataclass
+class SsoRotated(Mutated):
+    rotated: RotateOut
+
+
+@dataclass
+class CacheFlushed(Mutated):
+    flushed: FlushOut
+    cache: CacheInfo  # the cache as it was when the flush was asked for
+
+
+@dataclass
+class CacheMoved(Mutated):
+    moved: MigrateOut
+    cache: CacheInfo  # the cache as it was when the move was asked for

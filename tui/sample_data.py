@@ -3,6 +3,8 @@ and the screenshots: fixed values, a fixed clock, no randomness."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
@@ -21,14 +23,18 @@ from backend.api.schemas import (
     StatusOut,
 )
 
+ProxyState = Literal["up", "slow", "down"]  # as ProxyStatus declares them
+Fault = Literal["slow", "down", "none"]
+
 API = "http://127.0.0.1:8080"
 SSO = "Zm9yLXNuYXBzaG90cy1vbmx5LW5vdC1hLXJlYWwtc2VjcmV0"
 T0 = 1_795_000_000.0  # a fixed moment: snapshots never show the real clock
 MB = 1024 * 1024
 
 
-def _proxy(cluster: str, region: str, i: int, state: str = "up", latency: float | None = 0.4,
-           fault: str = "none", delay: int = 0) -> ProxyStatus:  # fmt: skip
+def _proxy(cluster: str, region: str, i: int, state: ProxyState = "up",
+           latency: float | None = 0.4, fault: Fault = "none",
+           delay: int = 0) -> ProxyStatus:  # fmt: skip
     return ProxyStatus(hostname=f"proxy-{i}.{cluster}.{region}.cachier.internal",
                        address=f"127.0.0.1:{40000 + i}", state=state, latency_ms=latency,
                        baseline_ms=0.4, fault=fault, delay_ms=delay)  # fmt: skip

@@ -64,7 +64,7 @@ async def get_cache(cache_id: str, control: Control) -> CacheOut:
 
 
 @router.delete("/caches/{cache_id}", status_code=status.HTTP_204_NO_CONTENT,
-               response_class=Response, responses=errors(404))  # fmt: skip
+               response_class=Response, responses=errors(404, 422))  # fmt: skip
 async def delete_cache(cache_id: str, control: Control) -> Response:
     """Delete the cache with its credentials, app and logs; its live connections close."""
     control.delete_cache(control.get_cache(cache_id))

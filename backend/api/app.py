@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend import __version__
 from backend.api import admin, dashboard, errors, status
 from backend.api.gate import RequestGate
+from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(status.admin_router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
+    app.include_router(plans_router)
     document_regions(app, [region.name for region in status_view.topology.regions])
     return app
 

@@ -254,3 +254,8 @@ class StatusOut(Schema):
     regions: list[RegionStatus]
     incidents: list[IncidentOut] = Field(description="changes of light, newest first")
     rss_url: str
+
+
+class PlanOut(Schema):
+    name: str = Field(examples=["100mb"], description="what POST /api/v1/admin/caches takes")
+    memory_limit: int = Field(description="the plan's memory limit in bytes")

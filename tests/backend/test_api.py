@@ -18,6 +18,18 @@ def test_healthz_is_public(service: RunningService) -> None:
     assert httpx.get(service.api_url + "/healthz").json() == {"status": "ok"}
 
 
+def test_plans_are_public_in_order_with_their_memory_limits(service: RunningService) -> None:
+    """The dashboard's create-cache dialog offers these; no token needed, like a price list."""
+    plans = httpx.get(service.api_url + "/api/v1/plans").json()
+    names = [plan["name"] for plan in plans]
+    assert names == ["free", "100mb", "250mb", "500mb", "1gb", "2.5gb", "5gb"]
+    limits = [plan["memory_limit"] for plan in plans]
+    assert limits == sorted(limits) and plans[1]["memory_limit"] == 100 * 1024 * 1024
+    with service.admin() as admin:  # every plan listed is one a cache can be created on
+        created = admin.post("/api/v1/admin/caches", json={"name": "p", "plan": names[-1]})
+    assert created.status_code == 201 and created.json()["memory_limit"] == limits[-1]
+
+
 def test_openapi_describes_the_admin_routes(service: RunningService) -> None:
     paths = httpx.get(service.api_url + "/openapi.json").json()["paths"]
     assert {"/api/v1/admin/caches", "/api/v1/admin/caches/{cache_id}"} <= set(paths)

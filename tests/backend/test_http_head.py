@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import RunningService, address
 
-PUBLIC_GETS = ["/healthz", "/metrics", "/status.rss", "/api/v1/status"]
+PUBLIC_GETS = ["/healthz", "/metrics", "/status.rss", "/api/v1/status", "/api/v1/plans"]
 
 
 @pytest.mark.parametrize("path", PUBLIC_GETS)

@@ -8,8 +8,8 @@ which derives the graphed series (rates from cumulative counters) once per sampl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Header, Static
 
-from tui.messages import AnalyticsFetched
+from tui.messages import AnalyticsFetched, CacheFlushed, CacheMoved
 from tui.pages.base import Page
 from tui.series import History
 from tui.units import size
@@ -29,7 +29,7 @@ from tui.widgets.line import FixedLine
 from tui.widgets.theme import theme_colour
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for these
-    from backend.api.schemas import CacheInfo, FlushOut, MigrateOut
+    from backend.api.schemas import CacheInfo
     from tui.client import CachierClient
     from tui.pages.analytics_graphs import AnalyticsGraphs
 
@@ -72,7 +72,6 @@ class AnalyticsPage(Page):
         self.history = History(KEPT_S)
         self._graph_grid: AnalyticsGraphs | None = None
         self._samples_sso: str | None = None  # the dashboard secret the samples came from
-        self.busy: str | None = None  # the mutation running ("flush", "move"), if any
         self._binding_state = self._footer_state()  # as the footer is composed
 
     def compose(self) -> ComposeResult:
@@ -92,10 +91,10 @@ class AnalyticsPage(Page):
     async def load(self) -> AnalyticsFetched:
         """After the first fetch of a cache, only the samples newer than the last one held:
         a refresh then parses one sample, not ten minutes of them."""
-        sso = self.cachier.sso
+        sso = self.sso
         last = self.history.last
         since = last.t if last is not None and self._samples_sso == sso else None
-        return await fetch_analytics(self.cachier.client, sso, since)
+        return await fetch_analytics(self.client, sso, since)
 
     def show_no_cache(self) -> None:
         self.add_class("-no-cache")
@@ -172,6 +171,11 @@ class AnalyticsPage(Page):
         self.query_one("#analytics-hint", FixedLine).show(hint)
 
     # -- bindings -----------------------------------------------------------------------
+    @property
+    def busy(self) -> str | None:
+        """The mutation running ("flush", "move"), if any: one at a time on this page."""
+        return next(iter(self.mutating), None)
+
     def _footer_state(self) -> tuple[bool, bool, str | None]:
         """What the footer shows: whether a cache is chosen, whether it can move (assumed
         until its data arrives, so a paid cache's footer never changes then: Textual
@@ -181,6 +185,7 @@ class AnalyticsPage(Page):
         return chosen, self.cache is None or self.cache.can_migrate, self.busy
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Flush and move wait for each other: both move the cache's data."""
         chosen, movable, busy = self._footer_state()
         if action == "flush":
             return True if chosen and not busy else None  # None: shown dimmed
@@ -189,6 +194,12 @@ class AnalyticsPage(Page):
         if action == "move_refused":  # answers "m" with the reason instead
             return chosen and not movable and not busy
         return True
+
+    def mutations_changed(self) -> None:
+        """The footer and the header's hint ("flushing the cache…") follow the mutation."""
+        self._sync_bindings()
+        if self.cache is not None:
+            self._show_info()
 
     def _sync_bindings(self) -> None:
         """Refresh the footer only when what it shows would change."""
@@ -203,11 +214,16 @@ class AnalyticsPage(Page):
         if cache is None:
             return
 
+        sso = sso_of(cache.dashboard_url)
+
         def answered(yes: bool | None) -> None:
             if yes:
-                self._mutate("flush", f"Flushing {cache.name}",
-                             self.cachier.client.flush(sso_of(cache.dashboard_url)),
-                             lambda out: self._flushed(cache, out))  # fmt: skip
+                self.mutate(
+                    "flush",
+                    f"Flushing {cache.name}",
+                    lambda client: client.flush(sso),
+                    partial(CacheFlushed, cache=cache),
+                )
 
         self.app.push_screen(
             ConfirmModal(f"Flush cache {cache.name}?",
@@ -216,19 +232,26 @@ class AnalyticsPage(Page):
             answered,
         )  # fmt: skip
 
-    def _flushed(self, cache: CacheInfo, out: FlushOut) -> None:
-        self.notify(f"{cache.name} flushed on proxy {out.proxy}", title="Flush cache")
+    @on(CacheFlushed)
+    def _flushed(self, message: CacheFlushed) -> None:
+        name, proxy = message.cache.name, message.flushed.proxy
+        self.notify(f"{name} flushed on proxy {proxy}", title="Flush cache")
 
     def action_move(self) -> None:
         cache = self.cache
         if cache is None:
             return
 
+        sso = sso_of(cache.dashboard_url)
+
         def answered(yes: bool | None) -> None:
             if yes:
-                self._mutate("move", f"Moving {cache.name}",
-                             self.cachier.client.migrate(sso_of(cache.dashboard_url)),
-                             lambda out: self._moved(cache, out))  # fmt: skip
+                self.mutate(
+                    "move",
+                    f"Moving {cache.name}",
+                    lambda client: client.migrate(sso),
+                    partial(CacheMoved, cache=cache),
+                )
 
         self.app.push_screen(
             ConfirmModal(
@@ -245,27 +268,12 @@ class AnalyticsPage(Page):
         self.notify(reason or "this cache cannot move now", title="Move cache unavailable",
                     severity="warning", timeout=6)  # fmt: skip
 
-    def _moved(self, cache: CacheInfo, out: MigrateOut) -> None:
+    @on(CacheMoved)
+    def _moved(self, message: CacheMoved) -> None:
+        cache, out = message.cache, message.moved
         self.notify(f"{cache.name} moved from cluster {out.previous_cluster} to {out.cluster}; "
                     "it is empty now", title="Move cache", timeout=8)  # fmt: skip
         if self.cache is not None and self.cache.id == cache.id:  # the header now, not later
             self.cache = self.cache.model_copy(update={"cluster": out.cluster,
                                                        "servers": out.servers})  # fmt: skip
             self._show_info()
-
-    def _mutate(self, kind: str, description: str, call: Coroutine[Any, Any, Any],
-                done: Callable[[Any], None]) -> None:  # fmt: skip
-        """One mutation at a time: its bindings are disabled until it has finished."""
-        self.busy = kind
-        self._sync_bindings()
-        if self.cache is not None:
-            self._show_info()
-
-        async def guarded() -> Any:
-            try:
-                return await call
-            finally:
-                self.busy = None
-                self._sync_bindings()
-
-        self.run_action(description, guarded(), done)

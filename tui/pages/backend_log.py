@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -10,7 +12,13 @@ from textual.widgets import Label, RichLog
 
 
 class BackendLogScreen(ModalScreen[None]):
+    """The lines as they were when it opened (the app keeps the last 500)."""
+
     BINDINGS = [Binding("escape,b,q", "dismiss", "Close", id="backend_log.close")]
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        super().__init__()
+        self.lines = list(lines)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="backend-log", classes="dialog"):
@@ -21,6 +29,7 @@ class BackendLogScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         log = self.query_one(RichLog)
-        lines = list(self.app.settings.backend_log)
-        for line in lines or ["(no backend log lines: the backend runs elsewhere or is quiet)"]:
+        for line in self.lines or [
+            "(no backend log lines: the backend runs elsewhere or is quiet)"
+        ]:
             log.write(line)

@@ -6,25 +6,27 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Header, Input, Label, Select, Static
 
-from backend.control.models import PLANS
-from tui.messages import CachesFetched
+from tui.errors import ApiError
+from tui.messages import CacheCreated, CachesFetched, FetchFailed, PlansFetched
 from tui.pages.base import Page
 from tui.units import size
 from tui.urls import sso_of
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.status_light import light_text
-from tui.widgets.tables import upsert_row
+from tui.widgets.tables import cursor_key, remove_rows_except, upsert_row
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
-    from backend.api.schemas import CacheOut
+    from backend.api.schemas import CacheOut, PlanOut
     from tui.client import CachierClient
+
+DEFAULT_PLAN = "100mb"  # preselected when the backend offers it
 
 
 async def fetch_caches(client: CachierClient) -> CachesFetched:
@@ -34,19 +36,22 @@ async def fetch_caches(client: CachierClient) -> CachesFetched:
 
 
 class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
-    """Name, plan and region of a new cache; escape cancels."""
+    """Name, plan and region of a new cache; escape cancels. The plans are the backend's
+    (``GET /api/v1/plans``), so a plan added there is offered here without a release."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="create.cancel")]
 
-    def __init__(self, regions: list[str]) -> None:
+    def __init__(self, regions: list[str], plans: list[str]) -> None:
         super().__init__()
         self.regions = regions
+        self.plans = plans
 
     def compose(self) -> ComposeResult:
+        plan = DEFAULT_PLAN if DEFAULT_PLAN in self.plans else self.plans[0]
         with Vertical(id="create-cache", classes="dialog"):
             yield Label("New cache", classes="question")
             yield Input(placeholder="name (letters, digits, . _ -)", id="name")
-            yield Select([(plan, plan) for plan in PLANS], value="100mb", id="plan",
+            yield Select([(p, p) for p in self.plans], value=plan, id="plan",
                          allow_blank=False)  # fmt: skip
             yield Select([(r, r) for r in self.regions], value=self.regions[0], id="region",
                          allow_blank=False)  # fmt: skip
@@ -87,6 +92,7 @@ class CachesPage(Page):
         super().__init__()
         self.caches: dict[str, CacheOut] = {}
         self.regions: list[str] = []
+        self.plans: list[PlanOut] = []  # fetched when a cache is first created
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -103,7 +109,7 @@ class CachesPage(Page):
             table.add_column(label, key=key, width=width)
 
     async def load(self) -> CachesFetched:
-        return await fetch_caches(self.cachier.client)
+        return await fetch_caches(self.client)
 
     @on(CachesFetched)
     def show(self, message: CachesFetched) -> None:
@@ -124,14 +130,12 @@ class CachesPage(Page):
                     f"{size(usage.memory_used):>5} {share:4.0%}",
                     f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
                 ])  # fmt: skip
-            for key in [k.value for k in table.rows if k.value not in self.caches]:
-                table.remove_row(key)
+            remove_rows_except(table, self.caches)
 
     def action_open(self) -> None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
+        key = cursor_key(self.query_one(DataTable))
+        if key is None:
             return
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         cache = self.caches[key]
         self.cachier.open_cache(sso_of(cache.dashboard_url), cache.name)
 
@@ -140,13 +144,40 @@ class CachesPage(Page):
         self.action_open()
 
     def action_create(self) -> None:
-        def created(answer: tuple[str, str, str | None] | None) -> None:
+        """The dialog, once the plans are known (fetched on the first use: they change only
+        with the backend's release, and the page refreshes every second)."""
+        if self.plans:
+            self._ask_for_cache()
+        else:
+            self._fetch_plans()
+
+    @work(exclusive=True, group="plans", exit_on_error=False)
+    async def _fetch_plans(self) -> None:
+        try:
+            self.post_message(PlansFetched(await self.client.plans()))
+        except ApiError as error:
+            self.post_message(FetchFailed(f"cannot list the plans: {error}"))
+
+    @on(PlansFetched)
+    def _plans_fetched(self, message: PlansFetched) -> None:
+        self.plans = message.plans
+        if self.plans and self.is_current:  # not over another page opened meanwhile
+            self._ask_for_cache()
+
+    def _ask_for_cache(self) -> None:
+        def answered(answer: tuple[str, str, str | None] | None) -> None:
             if answer is not None:
                 name, plan, region = answer
-                self.run_action(
+                self.mutate(
+                    "create",
                     f"Creating {name}",
-                    self.cachier.client.create_cache(name, plan, region),
-                    lambda cache: self.notify(f"cache {cache.name} created on {cache.cluster}"),
+                    lambda client: client.create_cache(name, plan, region),
+                    CacheCreated,
                 )
 
-        self.app.push_screen(CreateCacheModal(self.regions or ["local"]), created)
+        plans = [plan.name for plan in self.plans]
+        self.app.push_screen(CreateCacheModal(self.regions or ["local"], plans), answered)
+
+    @on(CacheCreated)
+    def _created(self, message: CacheCreated) -> None:
+        self.notify(f"cache {message.cache.name} created on {message.cache.cluster}")

@@ -2,16 +2,15 @@
 
 One keyed DataTable (rows updated in place, never rebuilt), the provider app's config vars
 and release below it. Passwords are masked until revealed (``v``); every mutation runs
-through ``Page.run_action`` (not exclusive, so a second key press cannot cancel it) and its
+through ``Page.mutate`` (not exclusive, so a second key press cannot cancel it) and its
 key is disabled while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -22,19 +21,25 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
 from tui.errors import ApiError
-from tui.messages import CredentialsFetched
+from tui.messages import (
+    CapabilityChanged,
+    CredentialAdded,
+    CredentialDeleted,
+    CredentialPromoted,
+    CredentialsFetched,
+    SsoRotated,
+)
 from tui.pages.base import Page
 from tui.urls import sso_of
 from tui.widgets.confirm import ConfirmModal
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.tables import upsert_row
+from tui.widgets.tables import cursor_key, remove_rows_except, upsert_row
 
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
     from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 
-T = TypeVar("T")
 MASK = "•" * 8
-CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
 ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
 MUTATIONS = {"toggle_write", "toggle_flush", "promote", "delete", "add", "rotate_sso"}
 PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
@@ -85,7 +90,6 @@ class CredentialsPage(Page):
         self.cache: CacheInfo | None = None
         self.provider_app: AppOut | None = None
         self.revealed: set[str] = set()  # usernames whose password is shown in clear
-        self._in_flight: set[str] = set()  # mutations in flight, by action name
         self._pending_row: str | None = None  # a row to move the cursor to once it exists
 
     # -- layout -------------------------------------------------------------------------
@@ -116,14 +120,16 @@ class CredentialsPage(Page):
 
     # -- data ---------------------------------------------------------------------------
     async def load(self) -> CredentialsFetched | None:
-        client, sso = self.cachier.client, self.cachier.sso
+        client, sso = self.client, self.sso
         try:
             cache, credentials, app = await asyncio.gather(
                 client.cache(sso), client.credentials(sso), client.app(sso)
             )
         except ApiError:
-            if self.cachier.sso != sso:
-                return None  # the secret was rotated meanwhile: the next fetch uses the new one
+            if self.cachier.sso != sso or "rotate_sso" in self.mutating:
+                # The secret was rotated meanwhile (its answer may still be on its way to
+                # this page): the refresh after the rotation uses the new one.
+                return None
             raise
         return CredentialsFetched(cache, credentials, app)
 
@@ -139,8 +145,7 @@ class CredentialsPage(Page):
             self.revealed &= set(self.credentials)
             for credential in message.credentials:
                 upsert_row(table, credential.username, self._cells(credential))
-            for key in [k.value for k in table.rows if k.value not in self.credentials]:
-                table.remove_row(key)
+            remove_rows_except(table, self.credentials)
             self._move_to_pending()
             self.query_one("#cred-empty").display = False
             self.query_one("#cred-body").display = True
@@ -169,9 +174,8 @@ class CredentialsPage(Page):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        for name in CONFIG_NAMES:
-            value = app.config_vars.get(name, "—")
-            if name == "MEMCACHIER_PASSWORD" and value not in clear:
+        for name, value in app.config_vars.items():  # whatever the app holds, in its order
+            if name.endswith(SECRET_SUFFIX) and value not in clear:
                 value = masked(value)  # shown with the primary's password (v on its row)
             grid.add_row(name, Text(value))
         release = Text(f"v{app.release}")
@@ -198,11 +202,8 @@ class CredentialsPage(Page):
             self._pending_row = None
 
     def _selected(self) -> CredentialOut | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.credentials.get(key)
+        key = cursor_key(self.query_one(DataTable))
+        return None if key is None else self.credentials.get(key)
 
     # -- bindings -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -214,27 +215,9 @@ class CredentialsPage(Page):
             return None  # shown, dimmed: nothing loaded yet
         if action in ROW_ACTIONS and self._selected() is None:
             return None
-        if action in self._in_flight or ("rotate_sso" in self._in_flight and action in MUTATIONS):
+        if action in self.mutating or ("rotate_sso" in self.mutating and action in MUTATIONS):
             return None  # already running (or the secret is changing under every call)
         return True
-
-    def _mutate(self, action: str, description: str, call: Callable[[], Awaitable[T]],
-                done: Callable[[T], None] | None = None) -> None:  # fmt: skip
-        """``run_action`` with the action's key disabled until the call has returned.
-
-        ``call`` makes the request when the worker runs (no coroutine left un-awaited if
-        the worker never starts, e.g. on quit)."""
-        self._in_flight.add(action)
-        self.refresh_bindings()
-
-        async def guarded():
-            try:
-                return await call()
-            finally:
-                self._in_flight.discard(action)
-                self.refresh_bindings()
-
-        self.run_action(description, guarded(), done)
 
     # -- actions ------------------------------------------------------------------------
     def action_reveal(self) -> None:
@@ -262,58 +245,63 @@ class CredentialsPage(Page):
         self._toggle("flush")
 
     def _toggle(self, capability: str) -> None:
-        credential = self._selected()
+        credential, sso = self._selected(), self.cachier.sso
         action = f"toggle_{capability}"
-        if credential is None or action in self._in_flight:
+        if credential is None or sso is None or action in self.mutating:
             return
         value = not getattr(credential, capability)
         username = credential.username
+        self.mutate(
+            action,
+            f"Turning {capability} {'on' if value else 'off'} for {username}",
+            lambda client: client.set_capabilities(sso, username, **{capability: value}),
+            partial(CapabilityChanged, capability=capability),
+        )
 
-        def done(result: CredentialOut) -> None:
-            self.credentials[result.username] = result
-            self._redraw(result.username)
-            state = "on" if getattr(result, capability) else "off"
-            self.notify(f"{result.username}: {capability} {state}", timeout=3)
-
-        self._mutate(
-            action, f"Turning {capability} {'on' if value else 'off'} for {username}",
-            partial(self.cachier.client.set_capabilities, self.cachier.sso, username,
-                    **{capability: value}),
-            done,
-        )  # fmt: skip
+    @on(CapabilityChanged)
+    def _capability_changed(self, message: CapabilityChanged) -> None:
+        credential, capability = message.credential, message.capability
+        self.credentials[credential.username] = credential
+        self._redraw(credential.username)
+        state = "on" if getattr(credential, capability) else "off"
+        self.notify(f"{credential.username}: {capability} {state}", timeout=3)
 
     def action_promote(self) -> None:
-        credential = self._selected()
-        if credential is None or "promote" in self._in_flight:
+        credential, sso = self._selected(), self.cachier.sso
+        if credential is None or sso is None or "promote" in self.mutating:
             return
+        username = credential.username
         if credential.primary:
-            self.notify(f"{credential.username} is already the primary credential",
-                        severity="warning", timeout=4)  # fmt: skip
+            self.notify(f"{username} is already the primary credential", severity="warning",
+                        timeout=4)  # fmt: skip
             return
+        self.mutate(
+            "promote",
+            f"Promoting {username}",
+            lambda client: client.promote(sso, username),
+            CredentialPromoted,
+        )
 
-        def done(result: CredentialOut) -> None:
-            for other in self.credentials.values():
-                other.primary = other.username == result.username
-            self.credentials[result.username] = result
-            for username in self.credentials:
-                self._redraw(username)
-            missing = [c for c in ("write", "flush") if not getattr(result, c)]
-            note = f" Note: its {' and '.join(missing)} capability is off." if missing else ""
-            self.notify(
-                f"{result.username} is the primary now: pushed to the app's config vars, "
-                f"the app restarts; the old primary keeps working.{note}",
-                severity="warning" if missing else "information",
-                timeout=8 if missing else 6,
-            )
-
-        self._mutate("promote", f"Promoting {credential.username}",
-                     partial(self.cachier.client.promote, self.cachier.sso,
-                             credential.username),
-                     done)  # fmt: skip
+    @on(CredentialPromoted)
+    def _promoted(self, message: CredentialPromoted) -> None:
+        promoted = message.credential
+        for other in self.credentials.values():
+            other.primary = other.username == promoted.username
+        self.credentials[promoted.username] = promoted
+        for username in self.credentials:
+            self._redraw(username)
+        missing = [c for c in ("write", "flush") if not getattr(promoted, c)]
+        note = f" Note: its {' and '.join(missing)} capability is off." if missing else ""
+        self.notify(
+            f"{promoted.username} is the primary now: pushed to the app's config vars, "
+            f"the app restarts; the old primary keeps working.{note}",
+            severity="warning" if missing else "information",
+            timeout=8 if missing else 6,
+        )
 
     def action_delete(self) -> None:
-        credential = self._selected()
-        if credential is None or "delete" in self._in_flight:
+        credential, sso = self._selected(), self.cachier.sso
+        if credential is None or sso is None or "delete" in self.mutating:
             return
         username = credential.username
         if credential.primary:
@@ -322,20 +310,14 @@ class CredentialsPage(Page):
                         title="Not deleted", severity="warning", timeout=8)  # fmt: skip
             return
 
-        def done(result) -> None:
-            self.credentials.pop(username, None)
-            self.revealed.discard(username)
-            self._redraw(username)
-            closed = result.closed_connections
-            self.notify(f"credential {username} deleted; {closed} open connection"
-                        f"{'' if closed == 1 else 's'} closed", timeout=5)  # fmt: skip
-
         def answered(yes: bool | None) -> None:
-            if yes and "delete" not in self._in_flight:
-                self._mutate("delete", f"Deleting {username}",
-                             partial(self.cachier.client.delete_credential, self.cachier.sso,
-                                     username),
-                             done)  # fmt: skip
+            if yes and "delete" not in self.mutating:
+                self.mutate(
+                    "delete",
+                    f"Deleting {username}",
+                    lambda client: client.delete_credential(sso, username),
+                    CredentialDeleted,
+                )
 
         self.app.push_screen(
             ConfirmModal(f"Delete credential {username}?",
@@ -344,40 +326,46 @@ class CredentialsPage(Page):
             answered,
         )  # fmt: skip
 
+    @on(CredentialDeleted)
+    def _deleted(self, message: CredentialDeleted) -> None:
+        username, closed = message.deleted.username, message.deleted.closed_connections
+        self.credentials.pop(username, None)
+        self.revealed.discard(username)
+        self._redraw(username)
+        self.notify(f"credential {username} deleted; {closed} open connection"
+                    f"{'' if closed == 1 else 's'} closed", timeout=5)  # fmt: skip
+
     def action_add(self) -> None:
-        if "add" in self._in_flight or self.cachier.sso is None:
+        sso = self.cachier.sso
+        if "add" in self.mutating or sso is None:
             return
+        self.mutate(
+            "add", "Adding a credential", lambda client: client.add_credential(sso), CredentialAdded
+        )
 
-        def done(result: CredentialOut) -> None:
-            self.credentials[result.username] = result
-            self._redraw(result.username)
-            self._pending_row = result.username
-            self._move_to_pending()
-            self.notify(f"credential {result.username} added (write and flush on)", timeout=4)
-
-        self._mutate("add", "Adding a credential",
-                     partial(self.cachier.client.add_credential, self.cachier.sso),
-                     done)  # fmt: skip
+    @on(CredentialAdded)
+    def _added(self, message: CredentialAdded) -> None:
+        added = message.credential
+        self.credentials[added.username] = added
+        self._redraw(added.username)
+        self._pending_row = added.username
+        self._move_to_pending()
+        self.notify(f"credential {added.username} added (write and flush on)", timeout=4)
 
     def action_rotate_sso(self) -> None:
-        if "rotate_sso" in self._in_flight or self.cachier.sso is None:
+        if "rotate_sso" in self.mutating or self.cachier.sso is None:
             return
         name = self.cache.name if self.cache is not None else "this cache"
 
-        def done(result) -> None:
-            self.cachier.follow_sso(sso_of(result.dashboard_url))
-            if self.cache is not None:
-                self.cache.dashboard_url = result.dashboard_url
-                self._show_app()
-            self.app.copy_to_clipboard(result.dashboard_url)
-            self.notify(f"{result.dashboard_url}\n(also sent to the clipboard by OSC 52)",
-                        title="New dashboard URL", timeout=30, markup=False)  # fmt: skip
-
         def answered(yes: bool | None) -> None:
             sso = self.cachier.sso
-            if yes and sso is not None and "rotate_sso" not in self._in_flight:
-                self._mutate("rotate_sso", "Rotating the SSO secret",
-                             partial(self.cachier.client.rotate_sso, sso), done)  # fmt: skip
+            if yes and sso is not None and "rotate_sso" not in self.mutating:
+                self.mutate(
+                    "rotate_sso",
+                    "Rotating the SSO secret",
+                    lambda client: client.rotate_sso(sso),
+                    SsoRotated,
+                )
 
         self.app.push_screen(
             ConfirmModal(f"Rotate the dashboard SSO secret of {name}?",
@@ -385,3 +373,14 @@ class CredentialsPage(Page):
                          "follows the new one.", yes="Rotate"),
             answered,
         )  # fmt: skip
+
+    @on(SsoRotated)
+    def _rotated(self, message: SsoRotated) -> None:
+        url = message.rotated.dashboard_url
+        self.cachier.follow_sso(sso_of(url))
+        if self.cache is not None:
+            self.cache.dashboard_url = url
+            self._show_app()
+        self.app.copy_to_clipboard(url)
+        self.notify(f"{url}\n(also sent to the clipboard by OSC 52)", title="New dashboard URL",
+                    timeout=30, markup=False)  # fmt: skip

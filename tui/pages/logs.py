@@ -105,7 +105,7 @@ class LogsPage(Page):
         self.query_one(LogView).focus()
 
     async def load(self) -> LogsFetched:
-        client, sso = self.cachier.client, self.cachier.sso
+        client, sso = self.client, self.sso
         if sso != self.shown_sso or self.after is None:  # another cache (or a new URL): start over
             self.requested_sso = sso
             return LogsFetched(await client.logs(sso, None, FIRST_PAGE), replace=True)
@@ -232,4 +232,4 @@ class LogsPage(Page):
 
     def action_backend_log(self) -> None:
         """The in-process backend's own log lines (uvicorn, monitor), kept off the terminal."""
-        self.app.push_screen(BackendLogScreen())
+        self.app.push_screen(BackendLogScreen(self.cachier.settings.backend_log))

@@ -83,7 +83,7 @@ class StatusPage(Page):
             self._show(self.status)
 
     async def load(self) -> StatusFetched:
-        return StatusFetched(await self.cachier.client.status())
+        return StatusFetched(await self.client.status())
 
     @on(StatusFetched)
     def show(self, message: StatusFetched) -> None:

@@ -139,7 +139,7 @@ def time_labels(start: float, end: float, max_labels: int) -> tuple[list[float],
     span = end - start
     step = next((s for s in TICK_STEPS_S if span / s < max(1, max_labels)), TICK_STEPS_S[-1])
     first = math.ceil(start / step) * step
-    ticks = [first + step * i for i in range(int((end - first) // step) + 1)]
+    ticks: list[float] = [first + step * i for i in range(int((end - first) // step) + 1)]
     pattern = "%H:%M" if step % 60 == 0 else "%H:%M:%S"
     if span >= 86400:
         pattern = "%m-%d " + pattern
@@ -170,12 +170,13 @@ class CachedPlot(PlotextPlot):
         return self._built is None or self._built[0] != self._wanted()
 
     def render(self) -> RenderResult:
-        if self.stale():
+        built = self._built
+        if built is None or built[0] != self._wanted():  # stale()
             self.plt.clear_data()
             self._fill(self.plt, self.size)
-            self._built = (self._wanted(), super().render())
+            built = self._built = (self._wanted(), super().render())
             self.builds += 1
-        return self._built[1]
+        return built[1]
 
 
 class Graph(Vertical):
