@@ -19,6 +19,7 @@ from backend.config import (
     Config,
     default_data_dir,
 )
+from backend.control.database import DatabaseUrlError
 from backend.topology import TopologyError, demo_topology, load_topology
 
 if TYPE_CHECKING:  # the service pulls in FastAPI and uvicorn: only when it runs
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help=f"database and key file (default: {default_data_dir()})",
+    )
+    p.add_argument(
+        "--database",
+        default="",
+        metavar="URL",
+        help="control plane database: sqlite:///path or postgresql://user@host/dbname "
+        "(default: cachier.sqlite3 in the data directory, which keeps the key file either way)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
@@ -191,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
         config = _config(args)
-    except AddressError as exc:
+    except (AddressError, DatabaseUrlError) as exc:
         raise ConfigError(str(exc)) from None
     return config
 
@@ -217,6 +225,7 @@ def _config(args: argparse.Namespace) -> Config:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_self_signed=args.tls_self_signed,
+        database=args.database,
     )
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
@@ -249,6 +258,8 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
     api = listening.public_api_url or listening.api_url
     lines = [f"cachier-backend {__version__}", f"  data dir   {config.data_dir}",
              f"  API        {api}   (OpenAPI: {api}/docs)"]  # fmt: skip
+    if config.database:
+        lines.insert(2, f"  database   {config.database_url.describe(config.data_dir)}")
     endpoints = listening.advertised_endpoints or listening.endpoints
     for region, address in endpoints.items():
         lines.append(f"  endpoint   {address}   region {region}")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from backend.control.database import DatabaseUrl, parse_database_url
 from backend.topology import Topology, default_topology
 
 ADMIN_TOKEN_ENV = "CACHIER_ADMIN_TOKEN"
@@ -108,8 +109,14 @@ class Config:
     public_url: str = ""
     # True when the admin token was generated here and must be shown to the operator.
     admin_token_generated: bool = False
+    # The control plane's database (--database): empty is SQLite in the data dir, as it
+    # always was; ``postgresql://…`` is shared by several processes. The key file that
+    # encrypts its secrets stays in the data dir either way.
+    database: str = ""
 
     def __post_init__(self) -> None:
+        self.database = self.database.strip()
+        parse_database_url(self.database)  # a bad URL fails here, before anything starts
         if self.advertise_host:
             self.advertise_host = check_advertise_host(self.advertise_host)
         if self.public_url:
@@ -134,6 +141,10 @@ class Config:
         name = socket.getfqdn()
         return name, (f"listening on {self.host or 'every interface'}: clients are told to "
                       f"connect to {name}; set --advertise-host to choose the name")  # fmt: skip
+
+    @property
+    def database_url(self) -> DatabaseUrl:
+        return parse_database_url(self.database)
 
     def endpoint_port_for(self, region_index: int) -> int:
         return self.endpoint_port + region_index if self.endpoint_port else 0

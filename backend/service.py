@@ -21,10 +21,11 @@ from backend import datadir, demo, metrics, tls
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
-from backend.control.db import Database
+from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import NotFound
 from backend.control.plane import ControlPlane
+from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.egress import EgressPolicy
@@ -34,8 +35,6 @@ from backend.monitor import Monitor
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy
-
-DB_FILE = "cachier.sqlite3"
 
 
 class ServiceError(RuntimeError):
@@ -94,7 +93,7 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.bus = EventBus()
-        self.db: Database | None = None
+        self.db: ControlRepository | None = None
         self.dataplane: DataPlane | None = None
         self.control: ControlPlane | None = None
         self.listening: Listening | None = None
@@ -114,10 +113,12 @@ class Service:
         try:
             datadir.make_private(config.data_dir)
             secrets = Secrets.load_or_create(config.data_dir)
-            datadir.create_private_file(config.data_dir / DB_FILE)
-            self.db = Database(config.data_dir / DB_FILE)
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
+        try:
+            self.db = open_repository(config.database_url, config.data_dir)
+        except DatabaseUnavailable as exc:
+            raise ServiceError(str(exc)) from None
         throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
                                 config.auth_user_failure_limit)  # fmt: skip
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import random
+import secrets
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,6 +21,12 @@ from backend.config import Config
 from backend.service import Listening, Service
 
 ADMIN_TOKEN = "test-admin-token"
+# Where the tests create (and drop) their own PostgreSQL databases; CI and every development
+# machine run PostgreSQL here (trust auth).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CACHIER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE_KINDS = ["sqlite", "postgresql"]
 
 
 class RunningService:
@@ -166,3 +175,79 @@ def free_fixed_ports(count: int) -> list[int]:
         except OSError:
             continue
     raise RuntimeError("no free ports below the ephemeral range")
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+@functools.cache
+def _postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or None when it can (asked once)."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        return f"psycopg is not installed ({exc})"
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()}"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip the test when PostgreSQL is unreachable, except under CI=true: there it fails,
+    so a broken CI database can never turn the PostgreSQL half of the suite into skips."""
+    reason = _postgres_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty database of its own (unique name); dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    require_postgres()
+    name = f"cachier_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def database_of(kind: str) -> Iterator[str]:
+    """The ``--database`` value for ``kind``: "" (SQLite in the data dir) or a fresh
+    PostgreSQL database."""
+    if kind == "sqlite":
+        yield ""
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each control repository in turn, fresh for the test: tests taking it run on both."""
+    with database_of(request.param) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
+def each_database_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """A module's ``service`` on each control repository: a module that overrides
+    ``service`` with this runs all its tests on SQLite and on PostgreSQL."""
+    with database_of(request.param) as url:
+        config = make_config(tmp_path_factory.mktemp("data"), database=url)
+        running = RunningService(config).start()
+        yield running
+        running.stop()

@@ -1,8 +1,8 @@
 """Control-plane change events: one per committed fact, after the commit, never on a rollback.
 
-Most tests build the control plane in-process (a real SQLite repository in a temp dir, the
-real data plane subscribed to the bus, no sockets); the last ones go through the running
-service and real memcache connections.
+Most tests build the control plane in-process (a real repository, the real data plane
+subscribed to the bus, no sockets); the last ones go through the running service and real
+memcache connections. All run on both repositories: SQLite in a temp dir and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from backend.analytics import Analytics
+from backend.control.database import open_repository, parse_database_url
 from backend.control.db import Database
 from backend.control.errors import Conflict
 from backend.control.models import Cache
@@ -45,10 +46,21 @@ from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService
 
 
-class FailingRepository:
-    """The SQLite repository, except that ``fail_on`` raises (inside the transaction)."""
+@pytest.fixture(scope="module")
+def service(each_database_service: RunningService) -> RunningService:
+    return each_database_service
 
-    def __init__(self, db: Database) -> None:
+
+if TYPE_CHECKING:
+    from backend.control.postgres import PostgresRepository
+
+    Repository = Database | PostgresRepository
+
+
+class FailingRepository:
+    """The real repository, except that ``fail_on`` raises (inside the transaction)."""
+
+    def __init__(self, db: Repository) -> None:
         self.db = db
         self.fail_on: str | None = None
 
@@ -66,7 +78,7 @@ class FailingRepository:
 class Recorder:
     """Every event, with whether the repository was inside a transaction when it came."""
 
-    def __init__(self, bus: EventBus, db: Database) -> None:
+    def __init__(self, bus: EventBus, db: Repository) -> None:
         self.db = db
         self.events: list[Any] = []
         self.during_transaction = False
@@ -74,7 +86,7 @@ class Recorder:
             bus.subscribe(event_type, self._record)
 
     def _record(self, event: Any) -> None:
-        self.during_transaction |= self.db.conn.in_transaction
+        self.during_transaction |= self.db.in_transaction
         self.events.append(event)
 
     def take(self, *, logs: bool = False) -> list[Any]:
@@ -83,8 +95,9 @@ class Recorder:
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
-        self.db = Database(tmp_path / "control.sqlite3")
+    def __init__(self, tmp_path: Path, database: str) -> None:
+        """``database``: a --database value ("" is SQLite in ``tmp_path``)."""
+        self.db: Repository = open_repository(parse_database_url(database), tmp_path)  # type: ignore[assignment]
         self.repository = FailingRepository(self.db)
         self.bus = EventBus()
         self.recorder = Recorder(self.bus, self.db)  # first: sees the data plane's input
@@ -108,8 +121,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    world = World(tmp_path)
+def world(tmp_path: Path, database: str) -> Iterator[World]:
+    world = World(tmp_path, database)
     yield world
     world.db.close()
 
@@ -264,12 +277,12 @@ def test_a_refused_operation_publishes_nothing(world: World) -> None:
     assert world.recorder.take(logs=True) == []
 
 
-def test_loading_announces_every_stored_cache_and_credential(tmp_path: Path) -> None:
-    first = World(tmp_path)
+def test_loading_announces_every_stored_cache_and_credential(tmp_path: Path, database: str) -> None:
+    first = World(tmp_path, database)
     cache = first.control.create_cache("c", "100mb")
     added = first.control.add_credential(cache)
     first.db.close()
-    again = World(tmp_path)
+    again = World(tmp_path, database)
     again.control.load()
     assert [type(e) for e in again.recorder.take()] == [CacheCreated, CredentialAdded,
                                                         CredentialAdded]  # fmt: skip

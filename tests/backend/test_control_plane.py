@@ -1,4 +1,7 @@
-"""The dashboard API end to end: httpx on the API, real memcache clients on the wire."""
+"""The dashboard API end to end: httpx on the API, real memcache clients on the wire.
+
+Every test runs on both control repositories (SQLite and PostgreSQL), so they stay equal.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ from pymemcache.exceptions import MemcacheUnexpectedCloseError
 from tests.backend.test_auth import pymemcache_client
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService, make_config
+
+
+@pytest.fixture(scope="module")
+def service(each_database_service: RunningService) -> RunningService:
+    return each_database_service
 
 
 def api(cache: CacheHandle) -> httpx.Client:
@@ -241,8 +249,8 @@ def test_cache_info_for_its_owner(cache: CacheHandle) -> None:
 
 
 # -- persistence ----------------------------------------------------------------------------
-def test_everything_of_the_control_plane_survives_a_restart(tmp_path) -> None:
-    first = RunningService(make_config(tmp_path, endpoint_port=0)).start()
+def test_everything_of_the_control_plane_survives_a_restart(tmp_path, database: str) -> None:
+    first = RunningService(make_config(tmp_path, endpoint_port=0, database=database)).start()
     cache = CacheHandle(first.create_cache("keeper"))
     extra = add_credential(cache)
     with api(cache) as client:
@@ -255,7 +263,7 @@ def test_everything_of_the_control_plane_survives_a_restart(tmp_path) -> None:
         logs_before = client.get("/logs", params={"limit": 1000}).json()["lines"]
     first.stop()
 
-    second = RunningService(make_config(tmp_path, endpoint_port=0)).start()
+    second = RunningService(make_config(tmp_path, endpoint_port=0, database=database)).start()
     try:
         old_url = cache.dashboard_api.replace(first.api_url, second.api_url)
         assert httpx.get(old_url + "/cache").status_code == 404  # rotated away
