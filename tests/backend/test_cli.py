@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_fixed_ports
+from tests.conftest import free_fixed_ports, postgres_database
 
 COMMAND = [sys.executable, "-m", "backend.cli"]
 
@@ -93,6 +93,8 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (["--advertise-host", "cache.example.test:11211"], "without a port"),
         (["--public-url", "cachier.example.com"], "http:// or https:// URL"),
         (["--public-url", "http://[::]:8080"], "wildcard"),
+        (["--database", "mysql://db/cachier"], "give sqlite:///path or postgresql://"),
+        (["--database", "sqlite://"], "sqlite:///path/to/file"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
@@ -115,6 +117,28 @@ def test_port_in_use_is_a_one_line_error(tmp_path) -> None:
     assert result.stderr.strip() == (
         f"cachier-backend: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_an_unreachable_database_is_a_one_line_error(tmp_path) -> None:
+    url = "postgresql://cachier:hunter2@127.0.0.1:1/cachier"
+    args = ["--data-dir", str(tmp_path), "--api-port", "0", "--endpoint-port", "0"]
+    result = subprocess.run([*COMMAND, *args, "--database", url],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "cachier-backend: error: cannot use database postgresql://cachier:***@127.0.0.1:1/cachier:"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
+
+
+def test_runs_on_a_postgresql_control_plane_and_says_so(tmp_path) -> None:
+    with postgres_database() as url:
+        process, _ = start(tmp_path, "--database", url)  # healthy: migrated and serving
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert f"database   PostgreSQL {url}" in out
+    assert "Traceback" not in err
 
 
 def test_a_service_that_failed_to_start_stops_cleanly(tmp_path) -> None:
