@@ -188,7 +188,7 @@ def _postgres_unavailable() -> str | None:
     try:
         psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
-        return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {str(exc).strip()}"
+        return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {' '.join(str(exc).split())}"
     return None
 
 
