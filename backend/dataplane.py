@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from backend.store import CacheSpace, ClusterStore
+from backend.store import ClusterStore
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
 
 if TYPE_CHECKING:
     from backend.control.models import Cache, Credential
+    from backend.engine import Engine
     from backend.session import Session
 
 FlushRecorder = Callable[[str, str], None]
@@ -54,8 +55,9 @@ class DataPlane:
         # Caches of the service itself (the monitor's probes): never listed, never placed.
         self.internal_caches: dict[str, Cache] = {}
 
-    def space_for(self, cache: Cache) -> CacheSpace:
-        return self.stores[cache.cluster].space(cache.id, cache.limit_bytes)
+    def engine_for(self, cache: Cache) -> Engine:
+        """The storage engine of a cache on its cluster (the data plane's one way in)."""
+        return self.stores[cache.cluster].engine(cache.id, cache.limit_bytes)
 
     def choose_proxy(self, cluster_name: str) -> Proxy | None:
         """The proxy of the cluster with the fewest sessions, skipping proxies that are down:
@@ -76,7 +78,7 @@ class DataPlane:
         state = self.proxy_state[session.proxy]
         state.connections += 1
         state.sessions.add(session)
-        stats = session.space.stats
+        stats = session.engine.stats
         stats.curr_connections += 1
         stats.total_connections += 1
 
@@ -91,7 +93,7 @@ class DataPlane:
         state = self.proxy_state[session.proxy]
         state.connections -= 1
         state.sessions.discard(session)
-        session.space.stats.curr_connections -= 1
+        session.engine.stats.curr_connections -= 1
 
     def drop_proxy_sessions(self, proxy: Proxy) -> int:
         """Close every session a proxy serves (it went down); clients reconnect elsewhere."""

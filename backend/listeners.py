@@ -115,7 +115,7 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.auth_timer.cancel()
                 self.auth_timer = None
             self.fault = self.dataplane.proxy_state[session.proxy]
-            self.counters = session.space.stats
+            self.counters = session.engine.stats
             self.counters.bytes_read += len(data)
             self.counters.bytes_written += len(reply)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from backend.control.models import Credential
     from backend.dataplane import DataPlane
-    from backend.store import CacheSpace
+    from backend.engine import Engine
     from backend.topology import Proxy
 
 
@@ -30,7 +30,7 @@ class Session:
     does); region endpoint sessions get their proxy chosen at authentication.
     """
 
-    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "credential", "space",
+    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "credential", "engine",
                  "proxy", "close_connection")  # fmt: skip
 
     def __init__(
@@ -47,7 +47,7 @@ class Session:
         self.listener_proxy = listener_proxy
         self.close_connection = close_connection
         self.credential: Credential | None = None
-        self.space: CacheSpace | None = None
+        self.engine: Engine | None = None
         self.proxy: Proxy | None = None
 
     @property
@@ -83,7 +83,7 @@ class Session:
             return AuthResult.WRONG_CLUSTER
         self.credential = credential
         self.proxy = proxy
-        self.space = dataplane.space_for(cache)
+        self.engine = dataplane.engine_for(cache)
         dataplane.attach(self)
         return AuthResult.OK
 

@@ -36,9 +36,10 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
 
 
 def usage_of(control: ControlPlane, cache: Cache) -> CacheUsage:
-    space = control.dataplane.space_for(cache)
-    stats = space.stats
-    return CacheUsage(memory_used=space.bytes, items=space.curr_items,
+    engine = control.dataplane.engine_for(cache)
+    stats = engine.stats
+    usage = engine.usage()
+    return CacheUsage(memory_used=usage.bytes, items=usage.items,
                       connections=stats.curr_connections, get_hits=stats.get_hits,
                       get_misses=stats.get_misses)  # fmt: skip
 

@@ -185,7 +185,7 @@ class ControlPlane:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""
         proxy = self.dataplane.choose_proxy(cache.cluster)
         assert proxy is not None
-        self.dataplane.space_for(cache).flush()
+        self.dataplane.engine_for(cache).flush()
         self.record_flush(cache.id, proxy.hostname, origin)
         return proxy.hostname
 

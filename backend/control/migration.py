@@ -47,7 +47,7 @@ def migrate(control: ControlPlane, cache: Cache) -> str:
             cache.id, f"Cache {cache.name} moving from cluster {old_cluster} to {target.name}"
         )
         control.log_flush(cache.id, proxy.hostname, "admin operation")
-    dataplane.space_for(cache).flush()
+    dataplane.engine_for(cache).flush()
     dataplane.stores[old_cluster].drop(cache.id)
     cache.cluster = target.name
     for credential in cache.credentials:

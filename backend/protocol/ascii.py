@@ -246,7 +246,7 @@ class AsciiCodec(StreamCodec):
             self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
             self.closing = True
             return
-        counters = self.session.space.stats
+        counters = self.session.engine.stats
         counters.auth_cmds += 1
         self.handlers = self.commands = self._command_table()
         if not noreply:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
-from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.commands import CapabilityDenied, ItemView, Mode, Outcome
 from backend.protocol.framing import StreamCodec
 from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
@@ -273,7 +273,7 @@ class BinaryCodec(StreamCodec):
         (exptime,) = EXPIRY.unpack(extras)
         self._send_item(opcode, key, opaque, commands.get_and_touch(self.session, key, exptime))
 
-    def _send_item(self, opcode: int, key: bytes, opaque: int, item) -> None:
+    def _send_item(self, opcode: int, key: bytes, opaque: int, item: ItemView | None) -> None:
         if item is None:
             if opcode not in QUIET:
                 self._error(opcode, opaque, KEY_ENOENT,
@@ -404,7 +404,7 @@ class BinaryCodec(StreamCodec):
             return
         result = session.authenticate(username, password)
         if result is AuthResult.OK:
-            session.space.stats.auth_cmds += 1
+            session.engine.stats.auth_cmds += 1
             self._reply(opcode, opaque, value=b"Authenticated")
         else:
             self._error(opcode, opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())

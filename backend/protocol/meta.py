@@ -32,8 +32,8 @@ from backend.protocol.text import (
 )  # fmt: skip
 
 if TYPE_CHECKING:
+    from backend.engine import ItemView
     from backend.protocol.ascii import AsciiCodec
-    from backend.store import Item
 
 MAX_OPAQUE = 32
 IGNORED_FLAGS = frozenset(b"PL")  # proxy hints, accepted and ignored
@@ -101,7 +101,7 @@ class Request:
 
     def render(
         self,
-        item: Item | None = None,
+        item: ItemView | None = None,
         now: float = 0.0,
         fetch: commands.MetaFetch | None = None,
         cas: int | None = None,
@@ -153,7 +153,7 @@ class MetaCommands:
             if len(tokens) < 2:
                 codec.out.append(BAD_FORMAT)  # a known command without its key (1.6.4x)
                 return
-            codec.session.space.stats.cmd_meta += 1
+            codec.session.engine.stats.cmd_meta += 1
             if codec.bad_key(tokens[1]):
                 codec.out.append(BAD_FORMAT)
                 return
@@ -195,7 +195,7 @@ class MetaCommands:
         if len(tokens) < 2:
             out.append(BAD_FORMAT)
             return
-        codec.session.space.stats.cmd_meta += 1
+        codec.session.engine.stats.cmd_meta += 1
         length = parse_int(tokens[2]) if len(tokens) > 2 else None
         if length is None or length < 0 or length > MAX_DATA_LEN:
             out.append(BAD_FORMAT)
@@ -301,7 +301,7 @@ class MetaCommands:
         codec.out.append(
             b"ME %b exp=%d la=%d cas=%d fetch=%b cls=1 size=%d\r\n"
             % (tokens[1], ttl_of(item.exptime, now), int(now - item.atime), item.cas,
-               b"yes" if item.fetched else b"no", item.size(key))
+               b"yes" if item.fetched else b"no", item.size)
         )  # fmt: skip
 
 
