@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
-from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.commands import CapabilityDenied, CredentialRevoked, Mode, Outcome, Refused
 from backend.protocol.framing import StreamCodec
 from backend.protocol.meta import MetaCommands
 from backend.protocol.text import (
@@ -51,15 +51,12 @@ if TYPE_CHECKING:
     from backend.session import Session
 
 
-def denied_reply(capability: str) -> bytes:
-    if capability == "flush":
-        return (
-            b"CLIENT_ERROR flush_all not allowed: this credential lacks the 'flush' capability\r\n"
-        )
-    return (
-        b"CLIENT_ERROR %b not allowed: this credential is read-only (lacks the '%b' capability)\r\n"
-        % (capability.encode(), capability.encode())
-    )
+# ASCII names a refused flush by its command; other refusals name the capability.
+DENIED_COMMANDS = {"flush": "flush_all"}
+
+
+def denied_reply(denied: CapabilityDenied) -> bytes:
+    return b"CLIENT_ERROR %b\r\n" % denied.text(DENIED_COMMANDS.get(denied.capability)).encode()
 
 
 class AsciiCodec(StreamCodec):
@@ -150,9 +147,12 @@ class AsciiCodec(StreamCodec):
         None here), minus tokenizing and dispatch — most traffic is exactly this.
         """
         key = data[4:-2] if data[-2:] == CRLF else data[4:-1]
-        if not key or b" " in key or self.bad_key(key) or self.session.credential.revoked:
+        if not key or b" " in key or self.bad_key(key):
             return None
-        item = commands.get(self.session, key)
+        try:
+            item = commands.get(self.session, key)
+        except Refused:
+            return None  # the general path answers it
         if item is None:
             reply = END
         else:
@@ -186,18 +186,16 @@ class AsciiCodec(StreamCodec):
         if handler is None:
             self._unknown(tokens)
             return
-        credential = self.session.credential
-        if credential is not None and credential.revoked:
-            self.closing = True
-            return
         self.noreply = False
         self._run(handler, tokens)
 
     def _run(self, handler: Callable, arg: object) -> None:
         try:
             handler(arg)
+        except CredentialRevoked:
+            self.closing = True
         except CapabilityDenied as denied:
-            self.out.append(denied_reply(denied.capability))
+            self.out.append(denied_reply(denied))
             if self.noreply:
                 # The client reads no reply to this command: close rather than leave an
                 # unexpected line in its stream, so it reconnects and sees the error.
@@ -457,12 +455,12 @@ class AsciiCodec(StreamCodec):
             commands.reset_stats(self.session)
             self.out.append(b"RESET\r\n")
             return
-        family = stats.FAMILIES.get(sub)
-        if family is None or len(tokens) > 2:
+        rows = commands.stats(self.session, sub) if len(tokens) <= 2 else None
+        if rows is None:
             self.out.append(ERROR)
             return
         self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
-                                 for k, v in family(self.session)) + END)  # fmt: skip
+                                 for k, v in rows) + END)  # fmt: skip
 
     def _cachedump(self, tokens: list[bytes]) -> None:
         """``stats cachedump <slab> <limit>``, with memcached's argument errors."""
@@ -476,7 +474,7 @@ class AsciiCodec(StreamCodec):
         elif slab >= stats.SLAB_CLASSES:
             self.out.append(b"CLIENT_ERROR Illegal slab id\r\n")
         else:
-            self.out.append(stats.cachedump(self.session, slab, limit))
+            self.out.append(commands.cachedump(self.session, slab, limit))
 
     def _cache_memlimit(self, tokens: list[bytes]) -> None:
         """``cache_memlimit <megabytes> [noreply]``: never changes the plan's limit.

@@ -18,8 +18,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
-from backend.protocol import commands, stats
-from backend.protocol.commands import CapabilityDenied, ItemView, Mode, Outcome
+from backend.protocol import commands
+from backend.protocol.commands import (
+    CapabilityDenied,
+    ItemView,
+    Mode,
+    Outcome,
+    Refused,
+)
 from backend.protocol.framing import StreamCodec
 from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
@@ -100,12 +106,6 @@ def _shape_ok(shape: Shape, extlen: int, keylen: int, valuelen: int) -> bool:
     if extlen not in extras or (valuelen and not value):
         return False
     return keylen > 0 if key == "required" else (keylen == 0 if key == "none" else True)
-
-
-def denied_message(capability: str) -> bytes:
-    if capability == "flush":
-        return b"flush not allowed: this credential lacks the 'flush' capability"
-    return b"write not allowed: this credential is read-only (lacks the 'write' capability)"
 
 
 class BinaryCodec(StreamCodec):
@@ -209,23 +209,22 @@ class BinaryCodec(StreamCodec):
             or keylen != bodylen
             or bodylen != len(data) - HEADER_LEN
             or keylen > MAX_KEY
-            or self.session.credential.revoked
         ):
             return None
         key = data[HEADER_LEN:]
+        try:
+            item = commands.get(self.session, key)
+        except Refused:
+            return None  # the general path answers it
         self.out = []
-        self._send_item(opcode, key, opaque, commands.get(self.session, key))
+        self._send_item(opcode, key, opaque, item)
         return b"".join(self.out)
 
     def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
                   value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
         session = self.session
-        if session.credential is None:
-            if opcode not in PRE_AUTH:
-                self._error(opcode, opaque, AUTH_ERROR)
-                self.closing = True
-                return
-        elif session.credential.revoked:
+        if session.credential is None and opcode not in PRE_AUTH:
+            self._error(opcode, opaque, AUTH_ERROR)
             self.closing = True
             return
         handler = self.handlers.get(opcode)
@@ -243,8 +242,14 @@ class BinaryCodec(StreamCodec):
             return
         try:
             handler(opcode, key, extras, value, opaque, cas)
-        except CapabilityDenied as denied:
-            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+        except Refused as refused:
+            self._refused(opcode, opaque, refused)
+
+    def _refused(self, opcode: int, opaque: int, refused: Refused) -> None:
+        if isinstance(refused, CapabilityDenied):
+            self._error(opcode, opaque, AUTH_ERROR, refused.text().encode())
+        else:  # CredentialRevoked
+            self.closing = True
 
     # -- replies ------------------------------------------------------------------------
     def _reply(self, opcode: int, opaque: int, cas: int = 0, extras: bytes = b"",
@@ -311,8 +316,8 @@ class BinaryCodec(StreamCodec):
     def _refuse_too_large(self, opcode: int, key: bytes, opaque: int) -> None:
         try:
             commands.refuse_too_large(self.session, STORAGE[opcode], key)
-        except CapabilityDenied as denied:
-            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+        except Refused as refused:
+            self._refused(opcode, opaque, refused)
             return
         self._error(opcode, opaque, E2BIG)
 
@@ -363,11 +368,11 @@ class BinaryCodec(StreamCodec):
         if sub == "reset":
             commands.reset_stats(self.session)
         else:
-            family = stats.FAMILIES.get(sub)
-            if family is None:
+            rows = commands.stats(self.session, sub)
+            if rows is None:
                 self._error(opcode, opaque, KEY_ENOENT)
                 return
-            for name, stat in family(self.session):
+            for name, stat in rows:
                 self._reply(opcode, opaque, key=name.encode(), value=stat.encode())
         self._reply(opcode, opaque)
 

@@ -1,8 +1,11 @@
 """Protocol-neutral memcache command semantics: the ONE place for the rules.
 
 Codecs (ASCII, meta, binary) parse bytes and call these functions; they only translate the
-outcomes back into their own encoding. Capability checks live here too, so no codec can
-forget one: every mutating function calls ``_require_write`` before it touches anything.
+outcomes back into their own encoding. Authorization lives here too, so no codec can forget
+it: every function refuses a revoked credential (``CredentialRevoked``: the codec closes
+the connection, answering nothing) and every mutating one checks ``write`` before it
+touches anything (``CapabilityDenied``, answered with the words of ``REFUSALS``). The
+cache's contents are reached only through the session's ``Engine``.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from backend.engine import ItemInfo, ItemView, MetaFetch, Mode, Outcome
+from backend.protocol import stats as families
 from backend.store import parse_counter, too_large
 
 if TYPE_CHECKING:
     from backend.session import Session
 
 __all__ = [
+    "REFUSALS",
     "CapabilityDenied",
+    "CredentialRevoked",
+    "Refused",
     "ItemView",
     "MetaFetch",
     "Mode",
@@ -26,21 +33,51 @@ __all__ = [
 ]
 
 
-class CapabilityDenied(Exception):
-    """The session's credential lacks a capability; nothing was changed."""
+class Refused(Exception):
+    """The session's credential may not run this command; nothing was changed."""
+
+
+class CredentialRevoked(Refused):
+    """The credential was deleted while this connection was open: the codec closes it
+    without an answer (the control plane also closes every such session at once)."""
+
+
+# Why a command needing a capability is refused: the one table every codec answers from.
+REFUSALS = {
+    "write": "this credential is read-only (lacks the 'write' capability)",
+    "flush": "this credential lacks the 'flush' capability",
+}
+
+
+class CapabilityDenied(Refused):
+    """The session's credential lacks a capability."""
 
     def __init__(self, capability: str) -> None:
         super().__init__(capability)
         self.capability = capability
 
+    def text(self, command: str | None = None) -> str:
+        """The refusal, naming ``command`` (the codec's word for it) or the capability."""
+        return f"{command or self.capability} not allowed: {REFUSALS[self.capability]}"
+
+
+def _require_live(session: Session) -> None:
+    if session.credential.revoked:
+        raise CredentialRevoked()
+
 
 def _require_write(session: Session) -> None:
-    if not session.credential.write:
+    credential = session.credential
+    if credential.revoked:
+        raise CredentialRevoked()
+    if not credential.write:
         raise CapabilityDenied("write")
 
 
 # -- retrieval ----------------------------------------------------------------------------
 def get(session: Session, key: bytes) -> ItemView | None:
+    if session.credential.revoked:  # _require_live inlined: the hottest call of all
+        raise CredentialRevoked()
     return session.engine.get(key)
 
 
@@ -147,6 +184,8 @@ def meta_get(
     writer waiting for a refresh that cannot come."""
     if touch is not None or vivify is not None or recache is not None:
         _require_write(session)
+    else:
+        _require_live(session)
     return session.engine.meta_get(
         key, touch, vivify, recache, bump, may_win=session.credential.write
     )
@@ -154,12 +193,14 @@ def meta_get(
 
 def peek(session: Session, key: bytes) -> ItemInfo | None:
     """me: look at an item without counting a fetch or changing its LRU position."""
+    _require_live(session)
     return session.engine.peek(key)
 
 
 # -- flush --------------------------------------------------------------------------------
 def flush_all(session: Session, delay: int = 0) -> None:
     """Flush the session's cache (now, or everything written before ``now + delay``)."""
+    _require_live(session)
     engine = session.engine
     # A client's flush_all is counted even when refused, as memcached does; the engine's
     # flush is not counted, because the control plane's flushes are no client commands.
@@ -177,6 +218,7 @@ def memory_limit(session: Session, megabytes: int) -> int:
     never by a data-plane command; the codec refuses with the limit that applies.
     Returns that limit in bytes.
     """
+    _require_live(session)
     return session.engine.usage().limit
 
 
@@ -185,3 +227,16 @@ def reset_stats(session: Session) -> None:
     from: a change to the cache's state like any other, so it needs ``write``."""
     _require_write(session)
     session.engine.reset_stats()
+
+
+def stats(session: Session, family: str) -> families.Stats | None:
+    """A ``stats`` family of the session's own cache; None for a family that does not exist."""
+    _require_live(session)
+    rows = families.FAMILIES.get(family)
+    return None if rows is None else rows(session)
+
+
+def cachedump(session: Session, slab: int, limit: int) -> bytes:
+    """``stats cachedump``: the session's own keys (see ``stats.cachedump``)."""
+    _require_live(session)
+    return families.cachedump(session, slab, limit)
