@@ -85,6 +85,7 @@ class Session:
         self.proxy = proxy
         self.engine = dataplane.engine_for(cache)
         dataplane.attach(self)
+        self.engine.stats.auth_cmds += 1  # counted here for every protocol's authentication
         return AuthResult.OK
 
     def record_flush(self) -> None:

@@ -214,9 +214,19 @@ class AsciiCodec(StreamCodec):
         else:
             self.out.append(ERROR)
 
-    def _expect_data(self, length: int, handler: Callable[[bytes], None]) -> None:
+    # -- what meta.py builds on ----------------------------------------------------------
+    def reply(self, data: bytes) -> None:
+        """Queue ``data`` for this read's single write."""
+        self.out.append(data)
+
+    def expect_data(self, length: int, handler: Callable[[bytes], None]) -> None:
+        """Run ``handler`` on the next ``length`` bytes and their CRLF, once they arrived."""
         self.pending = handler
         self.pending_need = length + 2
+
+    def skip_data(self, length: int) -> None:
+        """Drop the data block of a refused storage command, keeping the stream in step."""
+        self.swallow = length + 2
 
     # -- authentication -----------------------------------------------------------------
     def _auth_set(self, tokens: list[bytes]) -> None:
@@ -232,7 +242,7 @@ class AsciiCodec(StreamCodec):
             return
         noreply = len(tokens) == 6 and tokens[5] == b"noreply"
         username = tokens[1]
-        self._expect_data(length, lambda block: self._auth_finish(username, block, noreply))
+        self.expect_data(length, lambda block: self._auth_finish(username, block, noreply))
 
     def _auth_finish(self, username: bytes, block: bytes, noreply: bool) -> None:
         if block[-2:] != CRLF:
@@ -244,8 +254,6 @@ class AsciiCodec(StreamCodec):
             self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
             self.closing = True
             return
-        counters = self.session.engine.stats
-        counters.auth_cmds += 1
         self.handlers = self.commands = self._command_table()
         if not noreply:
             self.out.append(b"STORED\r\n")
@@ -372,7 +380,7 @@ class AsciiCodec(StreamCodec):
             if not noreply:
                 self.out.append(REPLIES[outcome])
 
-        self._expect_data(length, finish)
+        self.expect_data(length, finish)
 
     # -- other keyed commands -----------------------------------------------------------
     def _incr(self, tokens: list[bytes]) -> None:

@@ -418,7 +418,6 @@ class BinaryCodec(StreamCodec):
             return
         result = session.authenticate(username, password)
         if result is AuthResult.OK:
-            session.engine.stats.auth_cmds += 1
             self._reply(opaque, value=b"Authenticated")
         else:
             self._error(opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())

@@ -138,30 +138,38 @@ def ttl_of(exptime: float, now: float) -> int:
 
 
 class MetaCommands:
+    """The meta commands of one ASCII connection, built on the codec's public surface
+    (``reply``, ``expect_data``, ``skip_data``, ``bad_key``, ``session``)."""
+
     def __init__(self, codec: AsciiCodec) -> None:
         self.codec = codec
 
     def table(self) -> dict[bytes, Callable[[list[bytes]], None]]:
-        return {b"mg": self._guarded(self.mg), b"ms": self.ms, b"md": self._guarded(self.md),
-                b"ma": self._guarded(self.ma), b"mn": self.mn, b"me": self.me}  # fmt: skip
+        return {b"mg": self._guarded(self.mg), b"ms": self._guarded(self.ms, check_key=False),
+                b"md": self._guarded(self.md), b"ma": self._guarded(self.ma), b"mn": self.mn,
+                b"me": self.me}  # fmt: skip
 
-    def _guarded(self, handler: Callable[[list[bytes]], bytes]) -> Callable[[list[bytes]], None]:
-        """Run a meta handler: count it, check the key, turn MetaError into its reply."""
+    def _guarded(
+        self, handler: Callable[[list[bytes]], bytes], check_key: bool = True
+    ) -> Callable[[list[bytes]], None]:
+        """Run a meta handler: count it (the one place ``cmd_meta`` is counted), check the
+        key (ms checks it itself, after its length), turn MetaError into its reply."""
         codec = self.codec
 
         def run(tokens: list[bytes]) -> None:
             if len(tokens) < 2:
-                codec.out.append(BAD_FORMAT)  # a known command without its key (1.6.4x)
+                codec.reply(BAD_FORMAT)  # a known command without its key (1.6.4x)
                 return
             codec.session.engine.stats.cmd_meta += 1
-            if codec.bad_key(tokens[1]):
-                codec.out.append(BAD_FORMAT)
+            if check_key and codec.bad_key(tokens[1]):
+                codec.reply(BAD_FORMAT)
                 return
             try:
                 reply = handler(tokens)
             except MetaError as err:
                 reply = err.args[0] + CRLF
-            codec.out.append(reply)
+            if reply:
+                codec.reply(reply)
 
         return run
 
@@ -189,17 +197,12 @@ class MetaCommands:
         return b"HD" + tail + CRLF
 
     # -- ms -----------------------------------------------------------------------------
-    def ms(self, tokens: list[bytes]) -> None:
+    def ms(self, tokens: list[bytes]) -> bytes:
+        """``ms <key> <datalen> <flag>*``: answered once its data block has arrived."""
         codec = self.codec
-        out = codec.out
-        if len(tokens) < 2:
-            out.append(BAD_FORMAT)
-            return
-        codec.session.engine.stats.cmd_meta += 1
         length = parse_int(tokens[2]) if len(tokens) > 2 else None
         if length is None or length < 0 or length > MAX_DATA_LEN:
-            out.append(BAD_FORMAT)
-            return
+            return BAD_FORMAT
         try:
             if codec.bad_key(tokens[1]):
                 raise MetaError(BAD_FORMAT.rstrip())
@@ -212,33 +215,32 @@ class MetaCommands:
             compare = req.number("C")
             new_cas = req.number("E")
             vivify = req.number("N")
-        except MetaError as err:
-            out.append(err.args[0] + CRLF)
-            codec.swallow = length + 2
-            return
+        except MetaError:
+            codec.skip_data(length)
+            raise
         if commands.too_large(req.key, length):
-            codec.swallow = length + 2
+            codec.skip_data(length)
             commands.refuse_too_large(codec.session, mode, req.key)
-            out.append(TOO_LARGE)
-            return
+            return TOO_LARGE
 
         def finish(block: bytes) -> None:
             if block[-2:] != CRLF:
-                out.append(BAD_CHUNK)
+                codec.reply(BAD_CHUNK)
                 return
             outcome, cas = commands.store(
                 codec.session, mode, req.key, block[:-2], flags, exptime, compare,
                 invalidate=req.has("I"), new_cas=new_cas, vivify=vivify,
             )  # fmt: skip
             if outcome is Outcome.TOO_LARGE:  # an append that would outgrow the item limit
-                out.append(TOO_LARGE)
+                codec.reply(TOO_LARGE)
                 return
             code = MS_CODES[outcome]
             if code == b"HD" and req.has("q"):
                 return
-            out.append(code + req.render(cas=cas if code == b"HD" else 0) + CRLF)
+            codec.reply(code + req.render(cas=cas if code == b"HD" else 0) + CRLF)
 
-        codec._expect_data(length, finish)
+        codec.expect_data(length, finish)
+        return b""
 
     # -- md -----------------------------------------------------------------------------
     def md(self, tokens: list[bytes]) -> bytes:
@@ -279,26 +281,26 @@ class MetaCommands:
 
     # -- mn, me -------------------------------------------------------------------------
     def mn(self, tokens: list[bytes]) -> None:
-        self.codec.out.append(b"MN\r\n")
+        self.codec.reply(b"MN\r\n")
 
     def me(self, tokens: list[bytes]) -> None:
         codec = self.codec
         if len(tokens) < 2 or codec.bad_key(tokens[1]):
-            codec.out.append(BAD_FORMAT)
+            codec.reply(BAD_FORMAT)
             return
         key = tokens[1]
         if len(tokens) > 2 and tokens[2] == b"b":
             try:
                 key = base64.b64decode(key, validate=True)
             except (binascii.Error, ValueError):
-                codec.out.append(b"CLIENT_ERROR error decoding key\r\n")
+                codec.reply(b"CLIENT_ERROR error decoding key\r\n")
                 return
         item = commands.peek(codec.session, key)
         if item is None:
-            codec.out.append(b"EN\r\n")
+            codec.reply(b"EN\r\n")
             return
         now = time.time()
-        codec.out.append(
+        codec.reply(
             b"ME %b exp=%d la=%d cas=%d fetch=%b cls=1 size=%d\r\n"
             % (tokens[1], ttl_of(item.exptime, now), int(now - item.atime), item.cas,
                b"yes" if item.fetched else b"no", item.size)
