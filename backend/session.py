@@ -88,6 +88,14 @@ class Session:
         self.engine.stats.auth_cmds += 1  # counted here for every protocol's authentication
         return AuthResult.OK
 
+    def is_own_credential(self, username: bytes, password: bytes) -> bool:
+        """A second authentication on an authenticated connection succeeds only with the
+        connection's own credential; compared in constant time, like the first."""
+        assert self.credential is not None
+        same_user = hmac.compare_digest(self.credential.username.encode(), username)
+        same_password = hmac.compare_digest(self.credential.password, password)
+        return same_user and same_password
+
     def record_flush(self) -> None:
         assert self.credential is not None and self.proxy is not None
         self.dataplane.record_flush(self.credential.cache_id, self.proxy.hostname)

@@ -12,7 +12,6 @@ not restrict them either); only the 250-byte limit applies.
 
 from __future__ import annotations
 
-import hmac
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -409,9 +408,7 @@ class BinaryCodec(StreamCodec):
         username, password = parts[1], parts[2]
         session = self.session
         if session.credential is not None:
-            same = session.credential.username.encode() == username
-            ok = same and hmac.compare_digest(session.credential.password, password)
-            if ok:
+            if session.is_own_credential(username, password):
                 self._reply(opaque, value=b"Authenticated")
             else:
                 self._error(opaque, AUTH_ERROR, b"Auth failure: already authenticated")

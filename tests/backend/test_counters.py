@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from backend.protocol.ascii import AsciiCodec
-from tests.backend.fuzzing import FuzzTarget
-from tests.backend.test_revocation import ascii_codec, binary_codec
+from tests.backend.fuzzing import PASSWORD, USERNAME, FuzzTarget
+from tests.backend.test_revocation import HEADER, ascii_codec, binary_codec
 
 
 def stats_of(codec: AsciiCodec) -> dict[bytes, bytes]:
@@ -35,3 +35,22 @@ def test_cmd_meta_counts_each_meta_command_with_a_key_once(request_: bytes, coun
     before = int(stats_of(codec)[b"cmd_meta"])
     codec.feed(request_)
     assert int(stats_of(codec)[b"cmd_meta"]) - before == counted
+
+
+def sasl_auth(username: bytes, password: bytes) -> bytes:
+    plain = b"\0" + username + b"\0" + password
+    return HEADER.pack(0x80, 0x21, 5, 0, 0, 0, 5 + len(plain), 7, 0) + b"PLAIN" + plain
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "status"),
+    [(USERNAME.encode(), PASSWORD, 0x00), (USERNAME.encode(), PASSWORD[:-1] + b"x", 0x20),
+     (b"FUZZREADER", PASSWORD, 0x20), (USERNAME.encode()[:-1], PASSWORD, 0x20)],
+)  # fmt: skip
+def test_binary_reauthentication_succeeds_only_with_the_connections_own_credential(
+    username: bytes, password: bytes, status: int
+) -> None:
+    codec = binary_codec(FuzzTarget())
+    reply = codec.feed(sasl_auth(username, password))
+    assert HEADER.unpack_from(reply)[5] == status
+    assert not codec.closing
