@@ -73,27 +73,29 @@ class DataPlane:
         return self.caches.get(cache_id) or self.internal_caches.get(cache_id)
 
     def attach(self, session: Session) -> None:
-        assert session.credential is not None and session.proxy is not None
-        self.sessions[session.credential.username].add(session)
-        state = self.proxy_state[session.proxy]
+        auth = session.auth
+        assert auth is not None
+        self.sessions[auth.credential.username].add(session)
+        state = self.proxy_state[auth.proxy]
         state.connections += 1
         state.sessions.add(session)
-        stats = session.engine.stats
+        stats = auth.engine.stats
         stats.curr_connections += 1
         stats.total_connections += 1
 
     def detach(self, session: Session) -> None:
-        assert session.credential is not None and session.proxy is not None
-        username = session.credential.username
+        auth = session.auth
+        assert auth is not None
+        username = auth.credential.username
         live = self.sessions.get(username)
         if live is not None:
             live.discard(session)
             if not live:
                 del self.sessions[username]
-        state = self.proxy_state[session.proxy]
+        state = self.proxy_state[auth.proxy]
         state.connections -= 1
         state.sessions.discard(session)
-        session.engine.stats.curr_connections -= 1
+        auth.engine.stats.curr_connections -= 1
 
     def drop_proxy_sessions(self, proxy: Proxy) -> int:
         """Close every session a proxy serves (it went down); clients reconnect elsewhere."""

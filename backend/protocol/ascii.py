@@ -48,7 +48,7 @@ from backend.protocol.text import (
 from backend.session import AuthResult
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession, Session
 
 
 # ASCII names a refused flush by its command; other refusals name the capability.
@@ -60,6 +60,9 @@ def denied_reply(denied: CapabilityDenied) -> bytes:
 
 
 class AsciiCodec(StreamCodec):
+    # Bound by a successful authentication; only the command table installed then uses it.
+    auth: AuthenticatedSession
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
@@ -150,7 +153,7 @@ class AsciiCodec(StreamCodec):
         if not key or b" " in key or self.bad_key(key):
             return None
         try:
-            item = commands.get(self.session, key)
+            item = commands.get(self.auth, key)
         except Refused:
             return None  # the general path answers it
         if item is None:
@@ -254,6 +257,8 @@ class AsciiCodec(StreamCodec):
             self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
             self.closing = True
             return
+        assert self.session.auth is not None
+        self.auth = self.session.auth
         self.handlers = self.commands = self._command_table()
         if not noreply:
             self.out.append(b"STORED\r\n")
@@ -311,7 +316,7 @@ class AsciiCodec(StreamCodec):
         if len(tokens) < 2:
             out.append(BAD_FORMAT)
             return
-        session = self.session
+        auth = self.auth
         keys = tokens[first:]
         bad_key = self.bad_key
         for key in keys:
@@ -320,9 +325,9 @@ class AsciiCodec(StreamCodec):
                 return
         for key in keys:
             if exptime is None:
-                item = commands.get(session, key)
+                item = commands.get(auth, key)
             else:
-                item = commands.get_and_touch(session, key, exptime)
+                item = commands.get_and_touch(auth, key, exptime)
             if item is not None:
                 value = item.value
                 if with_cas:
@@ -364,7 +369,7 @@ class AsciiCodec(StreamCodec):
             return
         if commands.too_large(key, length):
             self.swallow = length + 2
-            commands.refuse_too_large(self.session, mode, key)
+            commands.refuse_too_large(self.auth, mode, key)
             if not noreply:
                 self.out.append(TOO_LARGE)
             return
@@ -374,9 +379,7 @@ class AsciiCodec(StreamCodec):
             if block[-2:] != CRLF:
                 self.out.append(BAD_CHUNK)  # sent even with noreply: the stream is broken
                 return
-            outcome, _ = commands.store(
-                self.session, mode, key, block[:-2], flags, exptime, compare
-            )
+            outcome, _ = commands.store(self.auth, mode, key, block[:-2], flags, exptime, compare)
             if not noreply:
                 self.out.append(REPLIES[outcome])
 
@@ -403,7 +406,7 @@ class AsciiCodec(StreamCodec):
             if delta is None:
                 reply = BAD_DELTA
             else:
-                outcome, value, _ = commands.arithmetic(self.session, key, incr, delta)
+                outcome, value, _ = commands.arithmetic(self.auth, key, incr, delta)
                 reply = b"%d\r\n" % value if outcome is Outcome.STORED else REPLIES[outcome]
         if not noreply:
             self.out.append(reply)
@@ -416,7 +419,7 @@ class AsciiCodec(StreamCodec):
             return
         noreply = self.noreply = tokens[-1] == b"noreply" and len(tokens) > 2
         key = tokens[1]
-        reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.session, key)]
+        reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.auth, key)]
         if not noreply:
             self.out.append(reply)
 
@@ -433,7 +436,7 @@ class AsciiCodec(StreamCodec):
         elif exptime is None:
             reply = BAD_EXPTIME
         else:
-            reply = REPLIES[commands.touch(self.session, key, exptime)]
+            reply = REPLIES[commands.touch(self.auth, key, exptime)]
         if not noreply:
             self.out.append(reply)
 
@@ -450,7 +453,7 @@ class AsciiCodec(StreamCodec):
                     self.out.append(BAD_EXPTIME)
                 return
             delay = parsed
-        commands.flush_all(self.session, delay)
+        commands.flush_all(self.auth, delay)
         if not noreply:
             self.out.append(OK)
 
@@ -460,10 +463,10 @@ class AsciiCodec(StreamCodec):
             self._cachedump(tokens)
             return
         if sub == "reset" and len(tokens) == 2:
-            commands.reset_stats(self.session)
+            commands.reset_stats(self.auth)
             self.out.append(b"RESET\r\n")
             return
-        rows = commands.stats(self.session, sub) if len(tokens) <= 2 else None
+        rows = commands.stats(self.auth, sub) if len(tokens) <= 2 else None
         if rows is None:
             self.out.append(ERROR)
             return
@@ -482,7 +485,7 @@ class AsciiCodec(StreamCodec):
         elif slab >= stats.SLAB_CLASSES:
             self.out.append(b"CLIENT_ERROR Illegal slab id\r\n")
         else:
-            self.out.append(commands.cachedump(self.session, slab, limit))
+            self.out.append(commands.cachedump(self.auth, slab, limit))
 
     def _cache_memlimit(self, tokens: list[bytes]) -> None:
         """``cache_memlimit <megabytes> [noreply]``: never changes the plan's limit.
@@ -497,7 +500,7 @@ class AsciiCodec(StreamCodec):
         if megabytes is None:
             reply = ERROR
         else:
-            limit = commands.memory_limit(self.session, megabytes)
+            limit = commands.memory_limit(self.auth, megabytes)
             reply = (
                 b"CLIENT_ERROR cache_memlimit not allowed: this cache's memory limit is its "
                 b"plan's, %d megabytes\r\n" % (limit // (1024 * 1024))

@@ -30,7 +30,7 @@ from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession, Session
 
 HEADER = struct.Struct("!BBHBBHIIQ")
 HEADER_LEN = HEADER.size
@@ -112,6 +112,9 @@ def _shape_ok(shape: Shape, extlen: int, keylen: int, valuelen: int) -> bool:
 
 
 class BinaryCodec(StreamCodec):
+    # Bound by a successful authentication; _dispatch runs no other handler before.
+    auth: AuthenticatedSession
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
@@ -140,7 +143,7 @@ class BinaryCodec(StreamCodec):
             and data[1] in FAST_GETS
             and not self.buf
             and not self.swallow
-            and self.session.credential is not None
+            and self.session.auth is not None
         ):
             reply = self._get_one(data)
             if reply is not None:
@@ -164,7 +167,7 @@ class BinaryCodec(StreamCodec):
                 self._error(opaque, EINVAL if keylen > MAX_KEY else UNKNOWN_COMMAND)
                 self.closing = True
                 break
-            limit = MAX_BODY if self.session.credential is not None else MAX_UNAUTHENTICATED_BODY
+            limit = MAX_BODY if self.session.auth is not None else MAX_UNAUTHENTICATED_BODY
             if bodylen > limit:
                 base = QUIET_BASE.get(opcode, opcode)
                 if base not in STORAGE or not self.session.authenticated:
@@ -214,7 +217,7 @@ class BinaryCodec(StreamCodec):
             return None
         key = data[HEADER_LEN:]
         try:
-            item = commands.get(self.session, key)
+            item = commands.get(self.auth, key)
         except Refused:
             return None  # the general path answers it
         self.out = []
@@ -226,7 +229,7 @@ class BinaryCodec(StreamCodec):
     def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
                   value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
         session = self.session
-        if session.credential is None and opcode not in PRE_AUTH:
+        if session.auth is None and opcode not in PRE_AUTH:
             self._error(opaque, AUTH_ERROR)
             self.closing = True
             return
@@ -278,12 +281,12 @@ class BinaryCodec(StreamCodec):
     # -- retrieval ----------------------------------------------------------------------
     def _get(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
              cas: int) -> None:  # fmt: skip
-        self._send_item(opcode == GETK, key, opaque, commands.get(self.session, key))
+        self._send_item(opcode == GETK, key, opaque, commands.get(self.auth, key))
 
     def _gat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
              cas: int) -> None:  # fmt: skip
         (exptime,) = EXPIRY.unpack(extras)
-        item = commands.get_and_touch(self.session, key, exptime)
+        item = commands.get_and_touch(self.auth, key, exptime)
         self._send_item(opcode == GATK, key, opaque, item)
 
     def _send_item(self, with_key: bool, key: bytes, opaque: int, item: ItemView | None) -> None:
@@ -298,7 +301,7 @@ class BinaryCodec(StreamCodec):
     def _touch(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                cas: int) -> None:  # fmt: skip
         (exptime,) = EXPIRY.unpack(extras)
-        item = commands.get_and_touch(self.session, key, exptime)
+        item = commands.get_and_touch(self.auth, key, exptime)
         if item is None:
             self._error(opaque, KEY_ENOENT)
         else:
@@ -313,7 +316,7 @@ class BinaryCodec(StreamCodec):
             # As memcached: a Set, Add or Replace carrying a CAS is a compare-and-swap
             # whatever its opcode (so an Add with the item's CAS replaces it).
             mode = Mode.CAS
-        outcome, new_cas = commands.store(self.session, mode, key, value, flags, exptime,
+        outcome, new_cas = commands.store(self.auth, mode, key, value, flags, exptime,
                                           cas or None)  # fmt: skip
         if outcome is Outcome.STORED:
             if not self.noreply:
@@ -323,7 +326,7 @@ class BinaryCodec(StreamCodec):
 
     def _refuse_too_large(self, mode: Mode, key: bytes, opaque: int) -> None:
         try:
-            commands.refuse_too_large(self.session, mode, key)
+            commands.refuse_too_large(self.auth, mode, key)
         except Refused as refused:
             self._refused(opaque, refused)
             return
@@ -331,7 +334,7 @@ class BinaryCodec(StreamCodec):
 
     def _delete(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                 cas: int) -> None:  # fmt: skip
-        outcome = commands.delete(self.session, key, cas or None)
+        outcome = commands.delete(self.auth, key, cas or None)
         if outcome is Outcome.DELETED:
             if not self.noreply:
                 self._reply(opaque)
@@ -342,11 +345,11 @@ class BinaryCodec(StreamCodec):
                cas: int) -> None:  # fmt: skip
         delta, initial, exptime = ARITH_EXTRAS.unpack(extras)
         outcome, number, item = commands.arithmetic(
-            self.session, key, opcode == INCR, delta,
+            self.auth, key, opcode == INCR, delta,
             initial=None if exptime == NO_CREATE else initial, exptime=exptime,
             compare_cas=cas or None,
         )  # fmt: skip
-        if outcome is Outcome.STORED:
+        if item is not None:  # stored
             if not self.noreply:
                 self._reply(opaque, item.cas, value=COUNTER.pack(number))
             return
@@ -358,7 +361,7 @@ class BinaryCodec(StreamCodec):
     def _flush(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                cas: int) -> None:  # fmt: skip
         delay = EXPIRY.unpack(extras)[0] if extras else 0
-        commands.flush_all(self.session, delay)
+        commands.flush_all(self.auth, delay)
         if not self.noreply:
             self._reply(opaque)
 
@@ -374,9 +377,9 @@ class BinaryCodec(StreamCodec):
               cas: int) -> None:  # fmt: skip
         sub = key.decode("ascii", "replace")
         if sub == "reset":
-            commands.reset_stats(self.session)
+            commands.reset_stats(self.auth)
         else:
-            rows = commands.stats(self.session, sub)
+            rows = commands.stats(self.auth, sub)
             if rows is None:
                 self._error(opaque, KEY_ENOENT)
                 return
@@ -407,7 +410,7 @@ class BinaryCodec(StreamCodec):
             return
         username, password = parts[1], parts[2]
         session = self.session
-        if session.credential is not None:
+        if session.auth is not None:
             if session.is_own_credential(username, password):
                 self._reply(opaque, value=b"Authenticated")
             else:
@@ -415,6 +418,8 @@ class BinaryCodec(StreamCodec):
             return
         result = session.authenticate(username, password)
         if result is AuthResult.OK:
+            assert session.auth is not None
+            self.auth = session.auth
             self._reply(opaque, value=b"Authenticated")
         else:
             self._error(opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())

@@ -17,7 +17,7 @@ from backend.protocol import stats as families
 from backend.store import parse_counter, too_large
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession
 
 __all__ = [
     "REFUSALS",
@@ -61,12 +61,12 @@ class CapabilityDenied(Refused):
         return f"{command or self.capability} not allowed: {REFUSALS[self.capability]}"
 
 
-def _require_live(session: Session) -> None:
+def _require_live(session: AuthenticatedSession) -> None:
     if session.credential.revoked:
         raise CredentialRevoked()
 
 
-def _require_write(session: Session) -> None:
+def _require_write(session: AuthenticatedSession) -> None:
     credential = session.credential
     if credential.revoked:
         raise CredentialRevoked()
@@ -75,26 +75,26 @@ def _require_write(session: Session) -> None:
 
 
 # -- retrieval ----------------------------------------------------------------------------
-def get(session: Session, key: bytes) -> ItemView | None:
+def get(session: AuthenticatedSession, key: bytes) -> ItemView | None:
     if session.credential.revoked:  # _require_live inlined: the hottest call of all
         raise CredentialRevoked()
     return session.engine.get(key)
 
 
-def get_and_touch(session: Session, key: bytes, exptime: int) -> ItemView | None:
+def get_and_touch(session: AuthenticatedSession, key: bytes, exptime: int) -> ItemView | None:
     """gat/gats: fetch and replace the TTL (counted as a touch, as memcached does)."""
     _require_write(session)
     return session.engine.get_and_touch(key, exptime)
 
 
-def touch(session: Session, key: bytes, exptime: int) -> Outcome:
+def touch(session: AuthenticatedSession, key: bytes, exptime: int) -> Outcome:
     _require_write(session)
     return Outcome.TOUCHED if session.engine.touch(key, exptime) else Outcome.NOT_FOUND
 
 
 # -- storage ------------------------------------------------------------------------------
 def store(
-    session: Session,
+    session: AuthenticatedSession,
     mode: Mode,
     key: bytes,
     value: bytes,
@@ -122,7 +122,7 @@ def store(
     )
 
 
-def refuse_too_large(session: Session, mode: Mode, key: bytes) -> None:
+def refuse_too_large(session: AuthenticatedSession, mode: Mode, key: bytes) -> None:
     """A store whose value exceeds the item limit: refused before its data is even read."""
     _require_write(session)
     session.engine.refuse_too_large(mode, key)
@@ -130,7 +130,7 @@ def refuse_too_large(session: Session, mode: Mode, key: bytes) -> None:
 
 # -- deletion -----------------------------------------------------------------------------
 def delete(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     compare_cas: int | None = None,
     invalidate: bool = False,
@@ -146,7 +146,7 @@ def delete(
 
 # -- arithmetic ---------------------------------------------------------------------------
 def arithmetic(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     incr: bool,
     delta: int,
@@ -169,7 +169,7 @@ def arithmetic(
 
 # -- meta get -----------------------------------------------------------------------------
 def meta_get(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     touch: int | None = None,
     vivify: int | None = None,
@@ -191,14 +191,14 @@ def meta_get(
     )
 
 
-def peek(session: Session, key: bytes) -> ItemInfo | None:
+def peek(session: AuthenticatedSession, key: bytes) -> ItemInfo | None:
     """me: look at an item without counting a fetch or changing its LRU position."""
     _require_live(session)
     return session.engine.peek(key)
 
 
 # -- flush --------------------------------------------------------------------------------
-def flush_all(session: Session, delay: int = 0) -> None:
+def flush_all(session: AuthenticatedSession, delay: int = 0) -> None:
     """Flush the session's cache (now, or everything written before ``now + delay``)."""
     _require_live(session)
     engine = session.engine
@@ -211,7 +211,7 @@ def flush_all(session: Session, delay: int = 0) -> None:
     session.record_flush()
 
 
-def memory_limit(session: Session, megabytes: int) -> int:
+def memory_limit(session: AuthenticatedSession, megabytes: int) -> int:
     """``cache_memlimit``: a tenant's memory limit is its plan's, so this never changes it.
 
     Changing it is a plan change (billing, placement), done through the control plane,
@@ -222,21 +222,21 @@ def memory_limit(session: Session, megabytes: int) -> int:
     return session.engine.usage().limit
 
 
-def reset_stats(session: Session) -> None:
+def reset_stats(session: AuthenticatedSession) -> None:
     """``stats reset`` zeroes the counters the owner's analytics and graphs are drawn
     from: a change to the cache's state like any other, so it needs ``write``."""
     _require_write(session)
     session.engine.reset_stats()
 
 
-def stats(session: Session, family: str) -> families.Stats | None:
+def stats(session: AuthenticatedSession, family: str) -> families.Stats | None:
     """A ``stats`` family of the session's own cache; None for a family that does not exist."""
     _require_live(session)
     rows = families.FAMILIES.get(family)
     return None if rows is None else rows(session)
 
 
-def cachedump(session: Session, slab: int, limit: int) -> bytes:
+def cachedump(session: AuthenticatedSession, slab: int, limit: int) -> bytes:
     """``stats cachedump``: the session's own keys (see ``stats.cachedump``)."""
     _require_live(session)
     return families.cachedump(session, slab, limit)

@@ -114,10 +114,12 @@ class Request:
                 parts.append(b"k" + self.key_token)
             elif flag == 79:  # O
                 parts.append(b"O" + self.flags[79])
-            elif flag == 99 and (item is not None or cas is not None):  # c
-                parts.append(b"c%d" % (cas if cas is not None else item.cas))
+            elif flag == 99 and cas is not None:  # c, of a store
+                parts.append(b"c%d" % cas)
             elif item is None:
                 continue
+            elif flag == 99:  # c
+                parts.append(b"c%d" % item.cas)
             elif flag == 102:  # f
                 parts.append(b"f%d" % item.flags)
             elif flag == 115:  # s
@@ -160,7 +162,7 @@ class MetaCommands:
             if len(tokens) < 2:
                 codec.reply(BAD_FORMAT)  # a known command without its key (1.6.4x)
                 return
-            codec.session.engine.stats.cmd_meta += 1
+            codec.auth.engine.stats.cmd_meta += 1
             if check_key and codec.bad_key(tokens[1]):
                 codec.reply(BAD_FORMAT)
                 return
@@ -177,7 +179,7 @@ class MetaCommands:
     def mg(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MG_FLAGS)
         fetch = commands.meta_get(
-            self.codec.session, req.key, touch=req.number("T"), vivify=req.number("N"),
+            self.codec.auth, req.key, touch=req.number("T"), vivify=req.number("N"),
             recache=req.number("R"), bump=not req.has("u"),
         )  # fmt: skip
         if fetch is None:
@@ -220,7 +222,7 @@ class MetaCommands:
             raise
         if commands.too_large(req.key, length):
             codec.skip_data(length)
-            commands.refuse_too_large(codec.session, mode, req.key)
+            commands.refuse_too_large(codec.auth, mode, req.key)
             return TOO_LARGE
 
         def finish(block: bytes) -> None:
@@ -228,7 +230,7 @@ class MetaCommands:
                 codec.reply(BAD_CHUNK)
                 return
             outcome, cas = commands.store(
-                codec.session, mode, req.key, block[:-2], flags, exptime, compare,
+                codec.auth, mode, req.key, block[:-2], flags, exptime, compare,
                 invalidate=req.has("I"), new_cas=new_cas, vivify=vivify,
             )  # fmt: skip
             if outcome is Outcome.TOO_LARGE:  # an append that would outgrow the item limit
@@ -246,7 +248,7 @@ class MetaCommands:
     def md(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MD_FLAGS)
         outcome = commands.delete(
-            self.codec.session, req.key, compare_cas=req.number("C"), invalidate=req.has("I"),
+            self.codec.auth, req.key, compare_cas=req.number("C"), invalidate=req.has("I"),
             exptime=req.number("T"), new_cas=req.number("E"), drop_value=req.has("x"),
         )  # fmt: skip
         if outcome is Outcome.DELETED:
@@ -263,7 +265,7 @@ class MetaCommands:
         vivify = req.number("N")
         initial = req.number("J") or 0
         outcome, value, item = commands.arithmetic(
-            self.codec.session, req.key, incr, 1 if delta is None else delta,
+            self.codec.auth, req.key, incr, 1 if delta is None else delta,
             initial=initial if vivify is not None else None, exptime=vivify or 0,
             compare_cas=req.number("C"), touch=req.number("T"), new_cas=req.number("E"),
         )  # fmt: skip
@@ -295,7 +297,7 @@ class MetaCommands:
             except (binascii.Error, ValueError):
                 codec.reply(b"CLIENT_ERROR error decoding key\r\n")
                 return
-        item = commands.peek(codec.session, key)
+        item = commands.peek(codec.auth, key)
         if item is None:
             codec.reply(b"EN\r\n")
             return

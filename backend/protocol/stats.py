@@ -15,13 +15,13 @@ from backend import MEMCACHED_VERSION
 from backend.store import ITEM_OVERHEAD, MAX_ITEM_SIZE
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession
 
 Stats = list[tuple[str, str]]
 STARTED_AT = time.time()
 
 
-def general(session: Session) -> Stats:
+def general(session: AuthenticatedSession) -> Stats:
     engine = session.engine
     counters = engine.stats
     usage = engine.usage()
@@ -65,11 +65,11 @@ def general(session: Session) -> Stats:
     return rows
 
 
-def settings(session: Session) -> Stats:
+def settings(session: AuthenticatedSession) -> Stats:
     return [
         ("maxbytes", str(session.engine.usage().limit)),
         ("maxconns", "4096"),
-        ("tcpport", session.proxy.address.rpartition(":")[2] if session.proxy else "0"),
+        ("tcpport", session.proxy.address.rpartition(":")[2]),
         ("udpport", "0"),
         ("verbosity", "0"),
         ("evictions", "on"),
@@ -84,7 +84,7 @@ def settings(session: Session) -> Stats:
     ]
 
 
-def items(session: Session) -> Stats:
+def items(session: AuthenticatedSession) -> Stats:
     """One pseudo slab class (1): cachier has no slab allocator, so all items share it."""
     engine = session.engine
     oldest = engine.oldest_access()
@@ -104,7 +104,7 @@ def items(session: Session) -> Stats:
     ]
 
 
-def slabs(session: Session) -> Stats:
+def slabs(session: AuthenticatedSession) -> Stats:
     engine = session.engine
     counters = engine.stats
     usage = engine.usage()
@@ -132,7 +132,7 @@ SLAB_CLASSES = 64
 CACHEDUMP_LIMIT = 2 * 1024 * 1024
 
 
-def cachedump(session: Session, slab: int, limit: int) -> bytes:
+def cachedump(session: AuthenticatedSession, slab: int, limit: int) -> bytes:
     """``stats cachedump <slab> <limit>``: the session's own keys, never another tenant's.
 
     cachier has no slab allocator: every item is in pseudo class 1 (as ``stats items``
@@ -156,11 +156,11 @@ def cachedump(session: Session, slab: int, limit: int) -> bytes:
     return b"".join(lines)
 
 
-def sizes(session: Session) -> Stats:
+def sizes(session: AuthenticatedSession) -> Stats:
     return [("sizes_status", "disabled")]
 
 
-def conns(session: Session) -> Stats:
+def conns(session: AuthenticatedSession) -> Stats:
     """Only the asking connection itself: other connections may belong to other tenants."""
     proxy = session.proxy
     return [("0:addr", f"tcp:{session.peer_host}"), ("0:listen_addr", f"tcp:{proxy.address}"),
