@@ -15,7 +15,7 @@ Counters stay monotonic even when the numbers underneath restart from zero:
   going backwards is taken as a reset of all of them (``CacheStats.reset`` zeroes them
   together), and the last values seen are added to a per-cache offset. Increments made
   between the last sample and the reset are lost: nobody recorded them.
-* A migration (or anything else that replaces the cache's ``CacheSpace``) gives the cache
+* A migration (or anything else that replaces the cache's engine) gives the cache
   a fresh ``CacheStats`` that starts at zero. A new stats object is detected by identity;
   the old object is still referenced here, so its final values (including what happened
   after our last sample) are carried into the offset and nothing is lost.
@@ -228,14 +228,14 @@ class Analytics:
             return
         self._last_t = now
         tracks = self._tracks
-        space_for = self.dataplane.space_for
+        engine_for = self.dataplane.engine_for
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
         for cache_id, cache in self.dataplane.caches.items():
             try:
-                space = space_for(cache)
+                engine = engine_for(cache)
             except KeyError:  # a cluster this data plane lacks: skip it, not every cache
                 continue
-            stats = space.stats
+            stats = engine.stats
             raw = read(stats)
             track = tracks.get(cache_id)
             if track is None:
@@ -255,8 +255,7 @@ class Analytics:
                 gets = hits + counters[1] - prev[MISSES]
                 if gets:
                     rate = hits / gets
-            point = (now, space.bytes, space.limit, space.curr_items, stats.curr_connections,
-                     rate) + counters  # fmt: skip
+            point = (now, *engine.usage(), stats.curr_connections, rate) + counters
             track.fine.append(point)
             closed = track.minute.add(point)
             if closed is not None:
@@ -272,7 +271,7 @@ class Analytics:
 
     @staticmethod
     def _switch(track: _Track, stats: CacheStats) -> None:
-        """The cache got a new space (migration): its counters start again from zero."""
+        """The cache got a new engine (migration): its counters start again from zero."""
         old = track.stats
         assert old is not None
         final = _read_counters(old)  # includes traffic after our last sample

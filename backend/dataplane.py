@@ -31,11 +31,12 @@ from backend.events import (
     EventBus,
     PrimaryPromoted,
 )
-from backend.store import CacheSpace, ClusterStore
+from backend.store import ClusterStore
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
 
 if TYPE_CHECKING:
+    from backend.engine import Engine
     from backend.session import Session
 
 FlushRecorder = Callable[[str, str], None]
@@ -127,13 +128,13 @@ class DataPlane:
 
     def _cache_flushed(self, event: CacheFlushed) -> None:
         if event.origin != CLIENT_FLUSH_ORIGIN:  # a client's flush has run already
-            self.space_for(self.caches[event.cache_id]).flush()
+            self.engine_for(self.caches[event.cache_id]).flush()
 
     def _cache_moved(self, event: CacheMoved) -> None:
         """The old cluster's copy is emptied and dropped; sessions are closed, so clients
         reconnect through the region endpoint and land on the new cluster."""
         cache = self.caches[event.cache_id]
-        self.space_for(cache).flush()
+        self.engine_for(cache).flush()
         self.stores[event.from_cluster].drop(cache.id)
         cache.cluster = event.to_cluster
         for credential in cache.credentials:
@@ -151,15 +152,15 @@ class DataPlane:
         return len(self.sessions.get(username, ()))
 
     def usage(self, cache_id: str) -> Usage:
-        """The one place the API's usage figures come from (switch it to the storage
-        engine's ``usage``/``stats`` when that interface lands)."""
-        space = self.space_for(self.caches[cache_id])
-        stats = space.stats
-        return Usage(space.bytes, space.curr_items, stats.curr_connections, stats.get_hits,
+        """The one place the API's usage figures come from: the cache's engine."""
+        engine = self.engine_for(self.caches[cache_id])
+        usage, stats = engine.usage(), engine.stats
+        return Usage(usage.bytes, usage.items, stats.curr_connections, stats.get_hits,
                      stats.get_misses)  # fmt: skip
 
-    def space_for(self, cache: Cache) -> CacheSpace:
-        return self.stores[cache.cluster].space(cache.id, cache.limit_bytes)
+    def engine_for(self, cache: Cache) -> Engine:
+        """The storage engine of a cache on its cluster (the data plane's one way in)."""
+        return self.stores[cache.cluster].engine(cache.id, cache.limit_bytes)
 
     def choose_proxy(self, cluster_name: str) -> Proxy | None:
         """The proxy of the cluster with the fewest sessions, skipping proxies that are down:
@@ -175,27 +176,29 @@ class DataPlane:
         return self.caches.get(cache_id) or self.internal_caches.get(cache_id)
 
     def attach(self, session: Session) -> None:
-        assert session.credential is not None and session.proxy is not None
-        self.sessions[session.credential.username].add(session)
-        state = self.proxy_state[session.proxy]
+        auth = session.auth
+        assert auth is not None
+        self.sessions[auth.credential.username].add(session)
+        state = self.proxy_state[auth.proxy]
         state.connections += 1
         state.sessions.add(session)
-        stats = session.space.stats
+        stats = auth.engine.stats
         stats.curr_connections += 1
         stats.total_connections += 1
 
     def detach(self, session: Session) -> None:
-        assert session.credential is not None and session.proxy is not None
-        username = session.credential.username
+        auth = session.auth
+        assert auth is not None
+        username = auth.credential.username
         live = self.sessions.get(username)
         if live is not None:
             live.discard(session)
             if not live:
                 del self.sessions[username]
-        state = self.proxy_state[session.proxy]
+        state = self.proxy_state[auth.proxy]
         state.connections -= 1
         state.sessions.discard(session)
-        session.space.stats.curr_connections -= 1
+        auth.engine.stats.curr_connections -= 1
 
     def drop_proxy_sessions(self, proxy: Proxy) -> int:
         """Close every session a proxy serves (it went down); clients reconnect elsewhere."""

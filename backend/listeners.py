@@ -109,13 +109,13 @@ class MemcacheProtocol(asyncio.Protocol):
         if counters is not None:  # counted here, once per read, whatever the codec buffered
             counters.bytes_read += len(data)
             counters.bytes_written += len(reply)
-        elif self.session.credential is not None:  # just authenticated: bind the hot path
-            session = self.session
+        elif self.session.auth is not None:  # just authenticated: bind the hot path
+            auth = self.session.auth
             if self.auth_timer is not None:
                 self.auth_timer.cancel()
                 self.auth_timer = None
-            self.fault = self.dataplane.proxy_state[session.proxy]
-            self.counters = session.space.stats
+            self.fault = self.dataplane.proxy_state[auth.proxy]
+            self.counters = auth.engine.stats
             self.counters.bytes_read += len(data)
             self.counters.bytes_written += len(reply)
 
@@ -145,7 +145,7 @@ class MemcacheProtocol(asyncio.Protocol):
 
     def _auth_expired(self) -> None:
         self.auth_timer = None
-        if self.session is not None and self.session.credential is None:
+        if self.session is not None and self.session.auth is None:
             if not isinstance(self.codec, BinaryCodec):  # binary has no unsolicited replies
                 self.transport.write(AUTH_TIMEOUT_REPLY)
             self.transport.close()

@@ -48,13 +48,14 @@ class ServiceCollector(Collector):
                                              labels=["cache"]),
         }  # fmt: skip
         for cache in dataplane.caches.values():
-            space = dataplane.space_for(cache)
-            stats = space.stats
+            engine = dataplane.engine_for(cache)
+            stats = engine.stats
+            usage = engine.usage()
             for name, family in counters.items():
                 family.add_metric([cache.name], getattr(stats, name))
-            gauges["items"].add_metric([cache.name], space.curr_items)
-            gauges["bytes"].add_metric([cache.name], space.bytes)
-            gauges["limit"].add_metric([cache.name], space.limit)
+            gauges["items"].add_metric([cache.name], usage.items)
+            gauges["bytes"].add_metric([cache.name], usage.bytes)
+            gauges["limit"].add_metric([cache.name], usage.limit)
             gauges["connections"].add_metric([cache.name], stats.curr_connections)
         yield from counters.values()
         yield from gauges.values()

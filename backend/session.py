@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from backend.control.models import Credential
     from backend.dataplane import DataPlane
-    from backend.store import CacheSpace
+    from backend.engine import Engine
     from backend.topology import Proxy
 
 
@@ -23,15 +23,34 @@ class AuthResult(enum.Enum):
     WRONG_CLUSTER = "this cache is not on this proxy's cluster; connect to its servers endpoint"
 
 
+class AuthenticatedSession:
+    """What a successful authentication binds a connection to: the credential, its cache's
+    storage engine and the proxy serving it. Commands and stats take this type, so they
+    never test Optionals: an unauthenticated connection has none to give them."""
+
+    __slots__ = ("credential", "engine", "proxy", "peer_host", "dataplane")
+
+    def __init__(self, credential: Credential, engine: Engine, proxy: Proxy, peer_host: str,
+                 dataplane: DataPlane) -> None:  # fmt: skip
+        self.credential = credential
+        self.engine = engine
+        self.proxy = proxy
+        self.peer_host = peer_host
+        self.dataplane = dataplane
+
+    def record_flush(self) -> None:
+        self.dataplane.record_flush(self.credential.cache_id, self.proxy.hostname)
+
+
 class Session:
-    """Created per connection; bound to a cache and a proxy by a successful authentication.
+    """Created per connection; ``auth`` is set by a successful authentication.
 
     ``listener_proxy`` is set when the client connected to a proxy's own port (the monitor
     does); region endpoint sessions get their proxy chosen at authentication.
     """
 
-    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "credential", "space",
-                 "proxy", "close_connection")  # fmt: skip
+    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "auth",
+                 "close_connection")  # fmt: skip
 
     def __init__(
         self,
@@ -46,13 +65,11 @@ class Session:
         self.region = region
         self.listener_proxy = listener_proxy
         self.close_connection = close_connection
-        self.credential: Credential | None = None
-        self.space: CacheSpace | None = None
-        self.proxy: Proxy | None = None
+        self.auth: AuthenticatedSession | None = None
 
     @property
     def authenticated(self) -> bool:
-        return self.credential is not None
+        return self.auth is not None
 
     def authenticate(self, username: bytes, password: bytes) -> AuthResult:
         dataplane = self.dataplane
@@ -81,16 +98,21 @@ class Session:
                 return AuthResult.UNAVAILABLE
         else:
             return AuthResult.WRONG_CLUSTER
-        self.credential = credential
-        self.proxy = proxy
-        self.space = dataplane.space_for(cache)
+        engine = dataplane.engine_for(cache)
+        self.auth = AuthenticatedSession(credential, engine, proxy, self.peer_host, dataplane)
         dataplane.attach(self)
+        engine.stats.auth_cmds += 1  # counted here for every protocol's authentication
         return AuthResult.OK
 
-    def record_flush(self) -> None:
-        assert self.credential is not None and self.proxy is not None
-        self.dataplane.record_flush(self.credential.cache_id, self.proxy.hostname)
+    def is_own_credential(self, username: bytes, password: bytes) -> bool:
+        """A second authentication on an authenticated connection succeeds only with the
+        connection's own credential; compared in constant time, like the first."""
+        assert self.auth is not None
+        credential = self.auth.credential
+        same_user = hmac.compare_digest(credential.username.encode(), username)
+        same_password = hmac.compare_digest(credential.password, password)
+        return same_user and same_password
 
     def connection_lost(self) -> None:
-        if self.credential is not None:
+        if self.auth is not None:
             self.dataplane.detach(self)

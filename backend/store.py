@@ -1,16 +1,25 @@
-"""Per-cache item storage: LRU order, memory limit, expiry, CAS uniques, counters.
+"""The in-process storage engine: per-cache LRU order, memory limit, expiry, CAS, counters.
 
-A cache's items live in one ``CacheSpace`` inside the store of the cluster the cache is on,
-so two tenants can never reach each other's keys: a session holds a reference to exactly
-one space. The rules of the memcache commands (add vs. replace, CAS, incr parsing, ...) live
-in ``protocol/commands.py``; this module only keeps items and the bookkeeping that any
-command needs (expiry, eviction, memory accounting).
+A cache's items live in one ``LruEngine`` inside the store of the cluster the cache is on,
+so two tenants can never reach each other's keys: a session holds exactly one engine.
+``LruEngine`` implements ``backend.engine.Engine``; ``Item`` and the LRU order are private
+to this module (callers get items as read-only ``ItemView``). Who may run a command and
+how each protocol answers it stay in ``protocol/commands.py`` and the codecs.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, Usage
+
+if TYPE_CHECKING:
+    from backend.engine import Engine
 
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
 # default -I 1m does and as MemCachier documents ("1 MB for key + value").
@@ -28,6 +37,23 @@ RELATIVE_EXPIRY_LIMIT = 60 * 60 * 24 * 30
 
 _cas_counter = itertools.count(1)
 next_cas = _cas_counter.__next__
+
+
+UINT64 = (1 << 64) - 1
+
+
+def too_large(key: bytes, value_len: int) -> bool:
+    """Over memcached's item size limit (key, value and item header)."""
+    return len(key) + value_len + ITEM_OVERHEAD > MAX_ITEM_SIZE
+
+
+def parse_counter(value: bytes) -> int | None:
+    """memcached's rule: optional leading spaces, decimal digits of a u64, then the end."""
+    digits = value.strip(b" ")
+    if not digits or len(digits) > 20 or not digits.isdigit():
+        return None
+    number = int(digits)
+    return number if number <= UINT64 else None
 
 
 def expiry_deadline(exptime: int, now: float) -> float:
@@ -63,122 +89,440 @@ class Item:
         return len(key) + len(self.value) + ITEM_MEMORY_OVERHEAD
 
 
+@dataclass(slots=True, eq=False)  # identity matters: analytics spots a new engine by it
 class CacheStats:
-    """Cumulative counters, named as in memcached's ``stats`` (plus MemCachier's extras)."""
+    """Cumulative counters, named as in memcached's ``stats`` (plus MemCachier's extras).
 
-    __slots__ = (
-        "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "cmd_delete", "cmd_meta",
-        "get_hits", "get_misses", "get_expired", "get_flushed",
-        "delete_hits", "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses",
-        "cas_hits", "cas_misses", "cas_badval", "touch_hits", "touch_misses",
-        "store_too_large", "store_no_memory", "auth_cmds", "auth_errors",
-        "bytes_read", "bytes_written", "total_connections", "curr_connections",
-        "total_items", "evictions", "reclaimed", "expired", "expired_unfetched",
-        "evicted_unfetched",
-    )  # fmt: skip
+    A slotted dataclass: attribute increments on the hot path stay as cheap as before, and
+    every counter is a typed field.
+    """
 
-    def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+    cmd_get: int = 0
+    cmd_set: int = 0
+    cmd_flush: int = 0
+    cmd_touch: int = 0
+    cmd_delete: int = 0
+    cmd_meta: int = 0
+    get_hits: int = 0
+    get_misses: int = 0
+    get_expired: int = 0
+    get_flushed: int = 0
+    delete_hits: int = 0
+    delete_misses: int = 0
+    incr_hits: int = 0
+    incr_misses: int = 0
+    decr_hits: int = 0
+    decr_misses: int = 0
+    cas_hits: int = 0
+    cas_misses: int = 0
+    cas_badval: int = 0
+    touch_hits: int = 0
+    touch_misses: int = 0
+    store_too_large: int = 0
+    store_no_memory: int = 0
+    auth_cmds: int = 0
+    auth_errors: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    total_connections: int = 0
+    curr_connections: int = 0
+    total_items: int = 0
+    evictions: int = 0
+    reclaimed: int = 0
+    expired: int = 0
+    expired_unfetched: int = 0
+    evicted_unfetched: int = 0
 
     def reset(self) -> None:
         """``stats reset``: zero the counters but keep gauges (connections)."""
         connections = self.curr_connections
-        self.__init__()
+        for field in fields(self):
+            setattr(self, field.name, 0)
         self.curr_connections = connections
 
-class CacheSpace:
-    """One cache's items on one cluster, in LRU order (oldest first)."""
+
+class LruEngine:
+    """One cache's items on one cluster, in LRU order (oldest first): the ``Engine`` of the
+    in-process store. Item changes happen here only, so the LRU order, the memory count
+    and the counters cannot drift apart."""
 
     def __init__(self, cache_id: str, limit_bytes: int) -> None:
         self.cache_id = cache_id
         self.limit = limit_bytes
-        self.items: OrderedDict[bytes, Item] = OrderedDict()
-        self.bytes = 0
+        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._bytes = 0
         self.stats = CacheStats()
         # Pending delayed flush: items modified at or before this time die when it passes.
-        self.flush_at = 0.0
+        self._flush_at = 0.0
 
-    # -- lookups --------------------------------------------------------------------
-    def lookup(self, key: bytes, now: float, bump: bool = True) -> Item | None:
-        """The live item under ``key``, reclaiming it if it expired or was flushed."""
-        if self.flush_at and now >= self.flush_at:
+    # -- reads ----------------------------------------------------------------------
+    def get(self, key: bytes) -> Item | None:
+        # The hottest function of the service: _lookup and bump inlined.
+        stats = self.stats
+        stats.cmd_get += 1
+        now = time.time()
+        if self._flush_at and now >= self._flush_at:
             self._apply_delayed_flush()
-        item = self.items.get(key)
+        item = self._items.get(key)
+        if item is not None:
+            exptime = item.exptime
+            if not exptime or exptime > now:
+                self._items.move_to_end(key)
+                item.atime = now
+                item.fetched = True
+                stats.get_hits += 1
+                return item
+            self._expire(key, item)
+        stats.get_misses += 1
+        return None
+
+    def get_and_touch(self, key: bytes, exptime: int) -> Item | None:
+        stats = self.stats
+        stats.cmd_touch += 1
+        now = time.time()
+        item = self._lookup(key, now)
+        if item is None:
+            stats.touch_misses += 1
+            return None
+        stats.touch_hits += 1
+        item.fetched = True
+        self._set_expiry(key, item, exptime, now)
+        return item
+
+    def meta_get(
+        self,
+        key: bytes,
+        touch: int | None,
+        vivify: int | None,
+        recache: int | None,
+        bump: bool,
+        may_win: bool,
+    ) -> MetaFetch | None:
+        stats = self.stats
+        stats.cmd_get += 1
+        if touch is not None:
+            stats.cmd_touch += 1
+        now = time.time()
+        item = self._lookup(key, now, bump=False)
+        if item is None:
+            stats.get_misses += 1
+            if touch is not None:
+                stats.touch_misses += 1
+            if vivify is None:
+                return None
+            deadline = expiry_deadline(vivify, now)
+            item = Item(b"", 0, max(deadline, 0.0), now)
+            if deadline >= 0:
+                self._link(key, item)
+            item.token = True
+            return MetaFetch(item, False, 0.0, True, False)
+        stats.get_hits += 1
+        stored = True
+        if touch is not None:
+            stats.touch_hits += 1
+            stored = self._set_expiry(key, item, touch, now)
+        token_before = item.token
+        won = (
+            not token_before
+            and may_win
+            and bool(
+                item.stale
+                or (recache is not None and item.exptime and item.exptime - now < recache)
+            )
+        )
+        if won:
+            item.token = True
+        fetch = MetaFetch(item, item.fetched, now - item.atime, won, token_before)
+        item.fetched = True
+        if bump and stored:  # a touch into the past has just removed it: nothing to bump
+            self._items.move_to_end(key)
+            item.atime = now
+        return fetch
+
+    def peek(self, key: bytes) -> ItemInfo | None:
+        item = self._lookup(key, time.time(), bump=False)
+        if item is None:
+            return None
+        return ItemInfo(item.exptime, item.atime, item.cas, item.fetched, item.size(key))
+
+    # -- changes --------------------------------------------------------------------
+    def touch(self, key: bytes, exptime: int) -> bool:
+        stats = self.stats
+        stats.cmd_touch += 1
+        now = time.time()
+        item = self._lookup(key, now)
+        if item is None:
+            stats.touch_misses += 1
+            return False
+        stats.touch_hits += 1
+        self._set_expiry(key, item, exptime, now)
+        return True
+
+    def store(
+        self,
+        mode: Mode,
+        key: bytes,
+        value: bytes,
+        flags: int,
+        exptime: int,
+        compare_cas: int | None = None,
+        invalidate: bool = False,
+        new_cas: int | None = None,
+        vivify: int | None = None,
+    ) -> tuple[Outcome, int]:
+        stats = self.stats
+        stats.cmd_set += 1
+        now = time.time()
+        old = self._lookup(key, now, bump=False)
+
+        stale = False
+        if mode is Mode.CAS or compare_cas is not None:
+            if old is None:
+                if mode is Mode.CAS:
+                    stats.cas_misses += 1
+                return Outcome.NOT_FOUND, 0
+            if old.cas != compare_cas:
+                if not (invalidate and compare_cas is not None and compare_cas < old.cas):
+                    if mode is Mode.CAS:
+                        stats.cas_badval += 1
+                    return Outcome.EXISTS, 0
+                stale = True  # an older CAS with invalidation: stored, but marked stale
+            if mode is Mode.CAS:
+                stats.cas_hits += 1
+        if mode is Mode.ADD:
+            if old is not None:
+                self._items.move_to_end(key)  # memcached bumps the existing item
+                return Outcome.NOT_STORED, 0
+        elif mode is Mode.REPLACE:
+            if old is None:
+                return Outcome.NOT_STORED, 0
+        elif mode is Mode.APPEND or mode is Mode.PREPEND:
+            if old is None:
+                if vivify is None:
+                    return Outcome.NOT_STORED, 0
+                exptime = vivify
+            else:
+                joined = old.value + value if mode is Mode.APPEND else value + old.value
+                if too_large(key, len(joined)):
+                    stats.store_too_large += 1
+                    return Outcome.TOO_LARGE, 0
+                self._replace_value(key, old, joined, now)
+                if new_cas is not None:
+                    old.cas = new_cas
+                return Outcome.STORED, old.cas
+
+        deadline = expiry_deadline(exptime, now)
+        if deadline < 0:
+            # Stored already expired: the observable effect is that the key is gone.
+            self._unlink_key(key)
+            return Outcome.STORED, next_cas()
+        item = Item(value, flags, deadline, now)
+        if new_cas is not None:
+            item.cas = new_cas
+        item.stale = stale
+        self._link(key, item)
+        return Outcome.STORED, item.cas
+
+    def refuse_too_large(self, mode: Mode, key: bytes) -> None:
+        self.stats.cmd_set += 1
+        self.stats.store_too_large += 1
+        if mode is Mode.SET:
+            self._unlink_key(key)  # as memcached: never leave a stale value behind a failed set
+
+    def delete(
+        self,
+        key: bytes,
+        compare_cas: int | None = None,
+        invalidate: bool = False,
+        exptime: int | None = None,
+        new_cas: int | None = None,
+        drop_value: bool = False,
+    ) -> Outcome:
+        stats = self.stats
+        stats.cmd_delete += 1
+        now = time.time()
+        item = self._lookup(key, now, bump=False)
+        if item is None:
+            stats.delete_misses += 1
+            return Outcome.NOT_FOUND
+        if compare_cas is not None and item.cas != compare_cas:
+            return Outcome.EXISTS
+        stats.delete_hits += 1
+        if invalidate or drop_value:
+            if drop_value:
+                self._replace_value(key, item, b"", now)
+                item.flags = 0
+            if invalidate:
+                item.stale = True
+                item.token = False
+                item.cas = next_cas()
+                if exptime is not None:
+                    self._set_expiry(key, item, exptime, now)
+            if new_cas is not None:
+                item.cas = new_cas
+            return Outcome.DELETED
+        self._unlink(key, item)
+        return Outcome.DELETED
+
+    def arith(
+        self,
+        key: bytes,
+        incr: bool,
+        delta: int,
+        initial: int | None = None,
+        exptime: int = 0,
+        compare_cas: int | None = None,
+        touch: int | None = None,
+        new_cas: int | None = None,
+    ) -> tuple[Outcome, int, Item | None]:
+        """incr wraps at 2**64 and decr stops at 0. A created counter answers ``initial``,
+        not ``initial + delta``, as in memcached."""
+        stats = self.stats
+        now = time.time()
+        item = self._lookup(key, now)
+        if item is None:
+            if incr:
+                stats.incr_misses += 1
+            else:
+                stats.decr_misses += 1
+            if initial is None:
+                return Outcome.NOT_FOUND, 0, None
+            deadline = expiry_deadline(exptime, now)
+            created = Item(b"%d" % initial, 0, max(deadline, 0.0), now)
+            if new_cas is not None:
+                created.cas = new_cas
+            if deadline >= 0:
+                self._link(key, created)
+            return Outcome.STORED, initial, created
+        if compare_cas is not None and item.cas != compare_cas:
+            return Outcome.EXISTS, 0, None
+        current = parse_counter(item.value)
+        if current is None:
+            return Outcome.NON_NUMERIC, 0, None
+        if incr:
+            stats.incr_hits += 1
+            result = (current + delta) & UINT64
+        else:
+            stats.decr_hits += 1
+            result = max(current - delta, 0)
+        digits = b"%d" % result
+        if len(digits) < len(item.value):
+            # As memcached: a shorter result is written in place, padded with spaces to the
+            # old length ("100" decremented by 1 reads back as "99 "); clients see the same.
+            digits = digits.ljust(len(item.value))
+        self._replace_value(key, item, digits, now)
+        if new_cas is not None:
+            item.cas = new_cas
+        if touch is not None:
+            self._set_expiry(key, item, touch, now)
+        return Outcome.STORED, result, item
+
+    def flush(self, delay: int = 0) -> None:
+        """Everything now, or (a positive ``delay``) what was last modified before then."""
+        if delay > 0:
+            deadline = expiry_deadline(delay, time.time())
+            if deadline > 0:
+                self._flush_at = deadline
+                return
+        self._flush_at = 0.0
+        self._items.clear()
+        self._bytes = 0
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    # -- reporting ------------------------------------------------------------------
+    def usage(self) -> Usage:
+        return Usage(self._bytes, self.limit, len(self._items))
+
+    def oldest_access(self) -> float | None:
+        items = self._items
+        return next(iter(items.values())).atime if items else None
+
+    def dump(self) -> Iterator[DumpEntry]:
+        now = time.time()
+        for key, item in reversed(self._items.items()):
+            if item.exptime and item.exptime <= now:
+                continue  # expired but not yet reclaimed: not an item any more
+            yield DumpEntry(key, len(item.value), item.exptime)
+
+    # -- internals ------------------------------------------------------------------
+    def _lookup(self, key: bytes, now: float, bump: bool = True) -> Item | None:
+        """The live item under ``key``, reclaiming it if it expired or was flushed."""
+        if self._flush_at and now >= self._flush_at:
+            self._apply_delayed_flush()
+        item = self._items.get(key)
         if item is None:
             return None
         exptime = item.exptime
         if exptime and exptime <= now:
-            self._unlink(key, item)
-            self.stats.expired += 1
-            self.stats.get_expired += 1
-            if not item.fetched:
-                self.stats.expired_unfetched += 1
+            self._expire(key, item)
             return None
-        if bump:  # inlined self.bump(): this is the hottest line of the service
-            self.items.move_to_end(key)
+        if bump:
+            self._items.move_to_end(key)
             item.atime = now
         return item
 
-    def bump(self, key: bytes, item: Item, now: float) -> None:
-        """Mark a fetched item most recently used."""
-        self.items.move_to_end(key)
-        item.atime = now
+    def _expire(self, key: bytes, item: Item) -> None:
+        self._unlink(key, item)
+        stats = self.stats
+        stats.expired += 1
+        stats.get_expired += 1
+        if not item.fetched:
+            stats.expired_unfetched += 1
 
-    # -- changes --------------------------------------------------------------------
-    def link(self, key: bytes, item: Item) -> None:
+    def _set_expiry(self, key: bytes, item: Item, exptime: int, now: float) -> bool:
+        """Give ``item`` a new expiry; False when that expired it (it is no longer stored)."""
+        deadline = expiry_deadline(exptime, now)
+        if deadline < 0:
+            # An exptime in the past expires the item now; the caller still sees this hit.
+            self._unlink_key(key)
+            return False
+        item.exptime = deadline
+        return True
+
+    def _link(self, key: bytes, item: Item) -> None:
         """Store ``item`` under ``key`` (replacing any old one) and evict down to the limit."""
-        old = self.items.pop(key, None)
+        old = self._items.pop(key, None)
         if old is not None:
-            self.bytes -= old.size(key)
-        self.items[key] = item
-        self.bytes += item.size(key)
+            self._bytes -= old.size(key)
+        self._items[key] = item
+        self._bytes += item.size(key)
         self.stats.total_items += 1
-        if self.bytes > self.limit:
+        if self._bytes > self.limit:
             self._evict(now=item.mtime, keep=key)
 
-    def replace_value(self, key: bytes, item: Item, value: bytes, now: float) -> None:
+    def _replace_value(self, key: bytes, item: Item, value: bytes, now: float) -> None:
         """Change an item's value in place (incr/decr, append/prepend) with a new CAS."""
-        self.bytes += len(value) - len(item.value)
+        self._bytes += len(value) - len(item.value)
         item.value = value
         item.cas = next_cas()
         item.mtime = now
         item.stale = False
-        self.items.move_to_end(key)
-        if self.bytes > self.limit:
+        self._items.move_to_end(key)
+        if self._bytes > self.limit:
             self._evict(now=now, keep=key)
 
-    def unlink(self, key: bytes) -> Item | None:
-        item = self.items.get(key)
+    def _unlink_key(self, key: bytes) -> None:
+        item = self._items.get(key)
         if item is not None:
             self._unlink(key, item)
-        return item
 
-    def flush(self, delay_deadline: float = 0.0) -> None:
-        """Invalidate every item now, or those last modified before a future deadline."""
-        if delay_deadline:
-            self.flush_at = delay_deadline
-            return
-        self.flush_at = 0.0
-        self.items.clear()
-        self.bytes = 0
-
-    # -- internals ------------------------------------------------------------------
     def _unlink(self, key: bytes, item: Item) -> None:
-        del self.items[key]
-        self.bytes -= item.size(key)
+        del self._items[key]
+        self._bytes -= item.size(key)
 
     def _apply_delayed_flush(self) -> None:
-        deadline, self.flush_at = self.flush_at, 0.0
-        doomed = [k for k, it in self.items.items() if it.mtime <= deadline]
+        deadline, self._flush_at = self._flush_at, 0.0
+        doomed = [k for k, it in self._items.items() if it.mtime <= deadline]
         for key in doomed:
-            self._unlink(key, self.items[key])
+            self._unlink(key, self._items[key])
 
     def _evict(self, now: float, keep: bytes) -> None:
         """Drop least recently used items until the cache fits its plan's memory limit."""
-        items = self.items
+        items = self._items
         stats = self.stats
-        while self.bytes > self.limit and len(items) > 1:
+        while self._bytes > self.limit and len(items) > 1:
             key, item = next(iter(items.items()))
             if key == keep:  # never evict what is being stored; it is the newest anyway
                 items.move_to_end(key)
@@ -191,24 +535,28 @@ class CacheSpace:
                 if not item.fetched:
                     stats.evicted_unfetched += 1
 
-    @property
-    def curr_items(self) -> int:
-        return len(self.items)
-
 
 class ClusterStore:
     """All cache spaces of one cluster."""
 
     def __init__(self, cluster_name: str) -> None:
         self.cluster_name = cluster_name
-        self.spaces: dict[str, CacheSpace] = {}
+        self.engines: dict[str, LruEngine] = {}
 
-    def space(self, cache_id: str, limit_bytes: int) -> CacheSpace:
-        space = self.spaces.get(cache_id)
-        if space is None:
-            space = self.spaces[cache_id] = CacheSpace(cache_id, limit_bytes)
-        space.limit = limit_bytes
-        return space
+    def engine(self, cache_id: str, limit_bytes: int) -> LruEngine:
+        """The cache's engine, created on first use; its limit follows the plan's."""
+        engine = self.engines.get(cache_id)
+        if engine is None:
+            engine = self.engines[cache_id] = LruEngine(cache_id, limit_bytes)
+        engine.limit = limit_bytes
+        return engine
 
     def drop(self, cache_id: str) -> None:
-        self.spaces.pop(cache_id, None)
+        self.engines.pop(cache_id, None)
+
+
+
+if TYPE_CHECKING:
+
+    def _is_an_engine(engine: LruEngine) -> Engine:
+        return engine  # mypy checks here that LruEngine implements the Engine protocol

@@ -67,8 +67,8 @@ def in_process(protocol: str, inputs: int, seed: int) -> bool:
     elapsed = time.perf_counter() - started
     gc.collect()
     after = rss_mb()
-    items = sum(len(s.items) for store in target.dataplane.stores.values()
-                for s in store.spaces.values())  # fmt: skip
+    items = sum(e.usage().items for store in target.dataplane.stores.values()
+                for e in store.engines.values())  # fmt: skip
     print(f"{protocol}: {done} inputs in {elapsed:.1f} s ({done / elapsed:,.0f}/s), "
           f"0 broken; RSS {before:.0f} -> {after:.0f} MB after a full collection "
           f"({items} items stored)")  # fmt: skip

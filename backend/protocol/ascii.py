@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
-from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol.commands import CapabilityDenied, CredentialRevoked, Mode, Outcome, Refused
 from backend.protocol.framing import StreamCodec
 from backend.protocol.meta import MetaCommands
 from backend.protocol.text import (
@@ -48,21 +48,21 @@ from backend.protocol.text import (
 from backend.session import AuthResult
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession, Session
 
 
-def denied_reply(capability: str) -> bytes:
-    if capability == "flush":
-        return (
-            b"CLIENT_ERROR flush_all not allowed: this credential lacks the 'flush' capability\r\n"
-        )
-    return (
-        b"CLIENT_ERROR %b not allowed: this credential is read-only (lacks the '%b' capability)\r\n"
-        % (capability.encode(), capability.encode())
-    )
+# ASCII names a refused flush by its command; other refusals name the capability.
+DENIED_COMMANDS = {"flush": "flush_all"}
+
+
+def denied_reply(denied: CapabilityDenied) -> bytes:
+    return b"CLIENT_ERROR %b\r\n" % denied.text(DENIED_COMMANDS.get(denied.capability)).encode()
 
 
 class AsciiCodec(StreamCodec):
+    # Bound by a successful authentication; only the command table installed then uses it.
+    auth: AuthenticatedSession
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
@@ -150,9 +150,12 @@ class AsciiCodec(StreamCodec):
         None here), minus tokenizing and dispatch — most traffic is exactly this.
         """
         key = data[4:-2] if data[-2:] == CRLF else data[4:-1]
-        if not key or b" " in key or self.bad_key(key) or self.session.credential.revoked:
+        if not key or b" " in key or self.bad_key(key):
             return None
-        item = commands.get(self.session, key)
+        try:
+            item = commands.get(self.auth, key)
+        except Refused:
+            return None  # the general path answers it
         if item is None:
             reply = END
         else:
@@ -186,18 +189,16 @@ class AsciiCodec(StreamCodec):
         if handler is None:
             self._unknown(tokens)
             return
-        credential = self.session.credential
-        if credential is not None and credential.revoked:
-            self.closing = True
-            return
         self.noreply = False
         self._run(handler, tokens)
 
     def _run(self, handler: Callable, arg: object) -> None:
         try:
             handler(arg)
+        except CredentialRevoked:
+            self.closing = True
         except CapabilityDenied as denied:
-            self.out.append(denied_reply(denied.capability))
+            self.out.append(denied_reply(denied))
             if self.noreply:
                 # The client reads no reply to this command: close rather than leave an
                 # unexpected line in its stream, so it reconnects and sees the error.
@@ -216,9 +217,19 @@ class AsciiCodec(StreamCodec):
         else:
             self.out.append(ERROR)
 
-    def _expect_data(self, length: int, handler: Callable[[bytes], None]) -> None:
+    # -- what meta.py builds on ----------------------------------------------------------
+    def reply(self, data: bytes) -> None:
+        """Queue ``data`` for this read's single write."""
+        self.out.append(data)
+
+    def expect_data(self, length: int, handler: Callable[[bytes], None]) -> None:
+        """Run ``handler`` on the next ``length`` bytes and their CRLF, once they arrived."""
         self.pending = handler
         self.pending_need = length + 2
+
+    def skip_data(self, length: int) -> None:
+        """Drop the data block of a refused storage command, keeping the stream in step."""
+        self.swallow = length + 2
 
     # -- authentication -----------------------------------------------------------------
     def _auth_set(self, tokens: list[bytes]) -> None:
@@ -234,7 +245,7 @@ class AsciiCodec(StreamCodec):
             return
         noreply = len(tokens) == 6 and tokens[5] == b"noreply"
         username = tokens[1]
-        self._expect_data(length, lambda block: self._auth_finish(username, block, noreply))
+        self.expect_data(length, lambda block: self._auth_finish(username, block, noreply))
 
     def _auth_finish(self, username: bytes, block: bytes, noreply: bool) -> None:
         if block[-2:] != CRLF:
@@ -246,8 +257,8 @@ class AsciiCodec(StreamCodec):
             self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
             self.closing = True
             return
-        counters = self.session.space.stats
-        counters.auth_cmds += 1
+        assert self.session.auth is not None
+        self.auth = self.session.auth
         self.handlers = self.commands = self._command_table()
         if not noreply:
             self.out.append(b"STORED\r\n")
@@ -305,7 +316,7 @@ class AsciiCodec(StreamCodec):
         if len(tokens) < 2:
             out.append(BAD_FORMAT)
             return
-        session = self.session
+        auth = self.auth
         keys = tokens[first:]
         bad_key = self.bad_key
         for key in keys:
@@ -314,9 +325,9 @@ class AsciiCodec(StreamCodec):
                 return
         for key in keys:
             if exptime is None:
-                item = commands.get(session, key)
+                item = commands.get(auth, key)
             else:
-                item = commands.get_and_touch(session, key, exptime)
+                item = commands.get_and_touch(auth, key, exptime)
             if item is not None:
                 value = item.value
                 if with_cas:
@@ -358,7 +369,7 @@ class AsciiCodec(StreamCodec):
             return
         if commands.too_large(key, length):
             self.swallow = length + 2
-            commands.refuse_too_large(self.session, mode, key)
+            commands.refuse_too_large(self.auth, mode, key)
             if not noreply:
                 self.out.append(TOO_LARGE)
             return
@@ -368,13 +379,11 @@ class AsciiCodec(StreamCodec):
             if block[-2:] != CRLF:
                 self.out.append(BAD_CHUNK)  # sent even with noreply: the stream is broken
                 return
-            outcome, _ = commands.store(
-                self.session, mode, key, block[:-2], flags, exptime, compare
-            )
+            outcome, _ = commands.store(self.auth, mode, key, block[:-2], flags, exptime, compare)
             if not noreply:
                 self.out.append(REPLIES[outcome])
 
-        self._expect_data(length, finish)
+        self.expect_data(length, finish)
 
     # -- other keyed commands -----------------------------------------------------------
     def _incr(self, tokens: list[bytes]) -> None:
@@ -397,7 +406,7 @@ class AsciiCodec(StreamCodec):
             if delta is None:
                 reply = BAD_DELTA
             else:
-                outcome, value, _ = commands.arithmetic(self.session, key, incr, delta)
+                outcome, value, _ = commands.arithmetic(self.auth, key, incr, delta)
                 reply = b"%d\r\n" % value if outcome is Outcome.STORED else REPLIES[outcome]
         if not noreply:
             self.out.append(reply)
@@ -410,7 +419,7 @@ class AsciiCodec(StreamCodec):
             return
         noreply = self.noreply = tokens[-1] == b"noreply" and len(tokens) > 2
         key = tokens[1]
-        reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.session, key)]
+        reply = BAD_FORMAT if self.bad_key(key) else REPLIES[commands.delete(self.auth, key)]
         if not noreply:
             self.out.append(reply)
 
@@ -427,7 +436,7 @@ class AsciiCodec(StreamCodec):
         elif exptime is None:
             reply = BAD_EXPTIME
         else:
-            reply = REPLIES[commands.touch(self.session, key, exptime)]
+            reply = REPLIES[commands.touch(self.auth, key, exptime)]
         if not noreply:
             self.out.append(reply)
 
@@ -444,7 +453,7 @@ class AsciiCodec(StreamCodec):
                     self.out.append(BAD_EXPTIME)
                 return
             delay = parsed
-        commands.flush_all(self.session, delay)
+        commands.flush_all(self.auth, delay)
         if not noreply:
             self.out.append(OK)
 
@@ -454,15 +463,15 @@ class AsciiCodec(StreamCodec):
             self._cachedump(tokens)
             return
         if sub == "reset" and len(tokens) == 2:
-            commands.reset_stats(self.session)
+            commands.reset_stats(self.auth)
             self.out.append(b"RESET\r\n")
             return
-        family = stats.FAMILIES.get(sub)
-        if family is None or len(tokens) > 2:
+        rows = commands.stats(self.auth, sub) if len(tokens) <= 2 else None
+        if rows is None:
             self.out.append(ERROR)
             return
         self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
-                                 for k, v in family(self.session)) + END)  # fmt: skip
+                                 for k, v in rows) + END)  # fmt: skip
 
     def _cachedump(self, tokens: list[bytes]) -> None:
         """``stats cachedump <slab> <limit>``, with memcached's argument errors."""
@@ -476,7 +485,7 @@ class AsciiCodec(StreamCodec):
         elif slab >= stats.SLAB_CLASSES:
             self.out.append(b"CLIENT_ERROR Illegal slab id\r\n")
         else:
-            self.out.append(stats.cachedump(self.session, slab, limit))
+            self.out.append(commands.cachedump(self.auth, slab, limit))
 
     def _cache_memlimit(self, tokens: list[bytes]) -> None:
         """``cache_memlimit <megabytes> [noreply]``: never changes the plan's limit.
@@ -491,7 +500,7 @@ class AsciiCodec(StreamCodec):
         if megabytes is None:
             reply = ERROR
         else:
-            limit = commands.memory_limit(self.session, megabytes)
+            limit = commands.memory_limit(self.auth, megabytes)
             reply = (
                 b"CLIENT_ERROR cache_memlimit not allowed: this cache's memory limit is its "
                 b"plan's, %d megabytes\r\n" % (limit // (1024 * 1024))

@@ -12,20 +12,25 @@ not restrict them either); only the 250-byte limit applies.
 
 from __future__ import annotations
 
-import hmac
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend import MEMCACHED_VERSION
-from backend.protocol import commands, stats
-from backend.protocol.commands import CapabilityDenied, Mode, Outcome
+from backend.protocol import commands
+from backend.protocol.commands import (
+    CapabilityDenied,
+    ItemView,
+    Mode,
+    Outcome,
+    Refused,
+)
 from backend.protocol.framing import StreamCodec
 from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession, Session
 
 HEADER = struct.Struct("!BBHBBHIIQ")
 HEADER_LEN = HEADER.size
@@ -66,13 +71,17 @@ SETQ, ADDQ, REPLACEQ, DELETEQ, INCRQ, DECRQ, QUITQ, FLUSHQ = range(0x11, 0x19)
 APPENDQ, PREPENDQ, VERBOSITY, TOUCH, GAT, GATQ = range(0x19, 0x1F)
 SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, GATK, GATKQ = 0x20, 0x21, 0x22, 0x23, 0x24
 
-QUIET = frozenset({GETQ, GETKQ, SETQ, ADDQ, REPLACEQ, DELETEQ, INCRQ, DECRQ, QUITQ, FLUSHQ,
-                   APPENDQ, PREPENDQ, GATQ, GATKQ})  # fmt: skip
+# A quiet opcode is its base opcode with noreply, decided here once, as memcached's
+# dispatch_bin_command does: handlers see the base opcode and ``noreply``; every reply
+# still echoes the opcode of the request.
+QUIET_BASE = {GETQ: GET, GETKQ: GETK, SETQ: SET, ADDQ: ADD, REPLACEQ: REPLACE,
+              DELETEQ: DELETE, INCRQ: INCR, DECRQ: DECR, QUITQ: QUIT, FLUSHQ: FLUSH,
+              APPENDQ: APPEND, PREPENDQ: PREPEND, GATQ: GAT, GATKQ: GATK}  # fmt: skip
+QUIET = frozenset(QUIET_BASE)
 WITH_KEY_IN_REPLY = frozenset({GETK, GETKQ, GATK, GATKQ})
 FAST_GETS = frozenset({GET, GETQ, GETK, GETKQ})
-STORAGE = {SET: Mode.SET, SETQ: Mode.SET, ADD: Mode.ADD, ADDQ: Mode.ADD,
-           REPLACE: Mode.REPLACE, REPLACEQ: Mode.REPLACE, APPEND: Mode.APPEND,
-           APPENDQ: Mode.APPEND, PREPEND: Mode.PREPEND, PREPENDQ: Mode.PREPEND}  # fmt: skip
+STORAGE = {SET: Mode.SET, ADD: Mode.ADD, REPLACE: Mode.REPLACE, APPEND: Mode.APPEND,
+           PREPEND: Mode.PREPEND}  # fmt: skip
 PRE_AUTH = frozenset({SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, VERSION})
 
 # (extras lengths allowed, key: "required" | "optional" | "none", value allowed)
@@ -102,32 +111,25 @@ def _shape_ok(shape: Shape, extlen: int, keylen: int, valuelen: int) -> bool:
     return keylen > 0 if key == "required" else (keylen == 0 if key == "none" else True)
 
 
-def denied_message(capability: str) -> bytes:
-    if capability == "flush":
-        return b"flush not allowed: this credential lacks the 'flush' capability"
-    return b"write not allowed: this credential is read-only (lacks the 'write' capability)"
-
-
 class BinaryCodec(StreamCodec):
+    # Bound by a successful authentication; _dispatch runs no other handler before.
+    auth: AuthenticatedSession
+
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
         self.out: list[bytes] = []
-        self.handlers: dict[int, Callable[[int, bytes, bytes, bytes, int, int], None]] = {}
-        for op in (GET, GETQ, GETK, GETKQ):
-            self.handlers[op] = self._get
-        for op in (GAT, GATQ, GATK, GATKQ):
-            self.handlers[op] = self._gat
-        for op in STORAGE:
-            self.handlers[op] = self._store
-        for op in (INCR, INCRQ, DECR, DECRQ):
-            self.handlers[op] = self._arith
-        self.handlers.update({
-            DELETE: self._delete, DELETEQ: self._delete, TOUCH: self._touch,
-            FLUSH: self._flush, FLUSHQ: self._flush, NOOP: self._noop, VERSION: self._version,
-            STAT: self._stat, VERBOSITY: self._noop, QUIT: self._quit, QUITQ: self._quit,
+        self.opcode = 0  # the request being answered: every reply echoes its opcode
+        self.noreply = False  # it was quiet: success (a get: a miss) is not answered
+        # Keyed by base opcode (see QUIET_BASE).
+        self.handlers: dict[int, Callable[[int, bytes, bytes, bytes, int, int], None]] = {
+            GET: self._get, GETK: self._get, GAT: self._gat, GATK: self._gat,
+            SET: self._store, ADD: self._store, REPLACE: self._store, APPEND: self._store,
+            PREPEND: self._store, INCR: self._arith, DECR: self._arith, DELETE: self._delete,
+            TOUCH: self._touch, FLUSH: self._flush, NOOP: self._noop, VERSION: self._version,
+            STAT: self._stat, VERBOSITY: self._noop, QUIT: self._quit,
             SASL_LIST_MECHS: self._list_mechs, SASL_AUTH: self._auth, SASL_STEP: self._step,
-        })  # fmt: skip
+        }  # fmt: skip
 
     def release(self) -> None:
         super().release()
@@ -141,7 +143,7 @@ class BinaryCodec(StreamCodec):
             and data[1] in FAST_GETS
             and not self.buf
             and not self.swallow
-            and self.session.credential is not None
+            and self.session.auth is not None
         ):
             reply = self._get_one(data)
             if reply is not None:
@@ -160,21 +162,23 @@ class BinaryCodec(StreamCodec):
             if magic != REQUEST_MAGIC:
                 self.closing = True  # not a binary request: memcached closes too
                 break
+            self.opcode = opcode
             if keylen + extlen > bodylen or keylen > MAX_KEY:
-                self._error(opcode, opaque, EINVAL if keylen > MAX_KEY else UNKNOWN_COMMAND)
+                self._error(opaque, EINVAL if keylen > MAX_KEY else UNKNOWN_COMMAND)
                 self.closing = True
                 break
-            limit = MAX_BODY if self.session.credential is not None else MAX_UNAUTHENTICATED_BODY
+            limit = MAX_BODY if self.session.auth is not None else MAX_UNAUTHENTICATED_BODY
             if bodylen > limit:
-                if opcode not in STORAGE or not self.session.authenticated:
-                    self._error(opcode, opaque, EINVAL)
+                base = QUIET_BASE.get(opcode, opcode)
+                if base not in STORAGE or not self.session.authenticated:
+                    self._error(opaque, EINVAL)
                     self.closing = True
                     break
                 head = HEADER_LEN + extlen + keylen
                 if end - pos < head:
                     break  # wait for the key: a refused set must drop the old value
                 key = data[pos + HEADER_LEN + extlen : pos + head]
-                self._refuse_too_large(opcode, key, opaque)
+                self._refuse_too_large(STORAGE[base], key, opaque)
                 remaining = bodylen - extlen - keylen
                 available = end - pos - head
                 if available >= remaining:
@@ -209,28 +213,33 @@ class BinaryCodec(StreamCodec):
             or keylen != bodylen
             or bodylen != len(data) - HEADER_LEN
             or keylen > MAX_KEY
-            or self.session.credential.revoked
         ):
             return None
         key = data[HEADER_LEN:]
+        try:
+            item = commands.get(self.auth, key)
+        except Refused:
+            return None  # the general path answers it
         self.out = []
-        self._send_item(opcode, key, opaque, commands.get(self.session, key))
+        self.opcode = opcode
+        self.noreply = opcode in QUIET
+        self._send_item(opcode in WITH_KEY_IN_REPLY, key, opaque, item)
         return b"".join(self.out)
 
     def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
                   value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
         session = self.session
-        if session.credential is None:
-            if opcode not in PRE_AUTH:
-                self._error(opcode, opaque, AUTH_ERROR)
-                self.closing = True
-                return
-        elif session.credential.revoked:
+        if session.auth is None and opcode not in PRE_AUTH:
+            self._error(opaque, AUTH_ERROR)
             self.closing = True
             return
-        handler = self.handlers.get(opcode)
+        base = QUIET_BASE.get(opcode)
+        self.noreply = base is not None
+        if base is None:
+            base = opcode
+        handler = self.handlers.get(base)
         if handler is None:
-            self._error(opcode, opaque, UNKNOWN_COMMAND)
+            self._error(opaque, UNKNOWN_COMMAND)
             if keylen or extlen or value:
                 # memcached loses its place in the stream after an unknown request with a
                 # body (it skips the wrong number of bytes) and ends up closing; close
@@ -238,58 +247,65 @@ class BinaryCodec(StreamCodec):
                 self.closing = True
             return
         if not _shape_ok(SHAPES[opcode], extlen, keylen, len(value)):
-            self._error(opcode, opaque, EINVAL)
+            self._error(opaque, EINVAL)
             self.closing = True
             return
         try:
-            handler(opcode, key, extras, value, opaque, cas)
-        except CapabilityDenied as denied:
-            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+            handler(base, key, extras, value, opaque, cas)
+        except Refused as refused:
+            self._refused(opaque, refused)
+
+    def _refused(self, opaque: int, refused: Refused) -> None:
+        if isinstance(refused, CapabilityDenied):
+            self._error(opaque, AUTH_ERROR, refused.text().encode())
+        else:  # CredentialRevoked
+            self.closing = True
 
     # -- replies ------------------------------------------------------------------------
-    def _reply(self, opcode: int, opaque: int, cas: int = 0, extras: bytes = b"",
-               key: bytes = b"", value: bytes = b"") -> None:  # fmt: skip
+    def _reply(self, opaque: int, cas: int = 0, extras: bytes = b"", key: bytes = b"",
+               value: bytes = b"") -> None:  # fmt: skip
         body = len(extras) + len(key) + len(value)
-        header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), len(extras), 0, SUCCESS, body,
+        header = HEADER.pack(RESPONSE_MAGIC, self.opcode, len(key), len(extras), 0, SUCCESS, body,
                              opaque, cas)  # fmt: skip
         self.out.append(header + extras + key + value)
 
-    def _error(self, opcode: int, opaque: int, status: int, message: bytes | None = None,
+    def _error(self, opaque: int, status: int, message: bytes | None = None,
                key: bytes = b"") -> None:  # fmt: skip
         if message is None:  # a GetK miss carries its key instead of a message, as memcached
             message = b"" if key else MESSAGES.get(status, b"")
         text = message
-        header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), 0, 0, status,
+        header = HEADER.pack(RESPONSE_MAGIC, self.opcode, len(key), 0, 0, status,
                              len(key) + len(text), opaque, 0)  # fmt: skip
         self.out.append(header + key + text)
 
     # -- retrieval ----------------------------------------------------------------------
     def _get(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
              cas: int) -> None:  # fmt: skip
-        self._send_item(opcode, key, opaque, commands.get(self.session, key))
+        self._send_item(opcode == GETK, key, opaque, commands.get(self.auth, key))
 
     def _gat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
              cas: int) -> None:  # fmt: skip
         (exptime,) = EXPIRY.unpack(extras)
-        self._send_item(opcode, key, opaque, commands.get_and_touch(self.session, key, exptime))
+        item = commands.get_and_touch(self.auth, key, exptime)
+        self._send_item(opcode == GATK, key, opaque, item)
 
-    def _send_item(self, opcode: int, key: bytes, opaque: int, item) -> None:
+    def _send_item(self, with_key: bool, key: bytes, opaque: int, item: ItemView | None) -> None:
+        """A get's answer; quiet gets answer hits only."""
         if item is None:
-            if opcode not in QUIET:
-                self._error(opcode, opaque, KEY_ENOENT,
-                            key=key if opcode in WITH_KEY_IN_REPLY else b"")  # fmt: skip
+            if not self.noreply:
+                self._error(opaque, KEY_ENOENT, key=key if with_key else b"")
             return
-        self._reply(opcode, opaque, item.cas, FLAGS.pack(item.flags),
-                    key if opcode in WITH_KEY_IN_REPLY else b"", item.value)  # fmt: skip
+        self._reply(opaque, item.cas, FLAGS.pack(item.flags), key if with_key else b"",
+                    item.value)  # fmt: skip
 
     def _touch(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                cas: int) -> None:  # fmt: skip
         (exptime,) = EXPIRY.unpack(extras)
-        item = commands.get_and_touch(self.session, key, exptime)
+        item = commands.get_and_touch(self.auth, key, exptime)
         if item is None:
-            self._error(opcode, opaque, KEY_ENOENT)
+            self._error(opaque, KEY_ENOENT)
         else:
-            self._reply(opcode, opaque, item.cas, FLAGS.pack(item.flags))
+            self._reply(opaque, item.cas, FLAGS.pack(item.flags))
 
     # -- storage ------------------------------------------------------------------------
     def _store(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
@@ -300,81 +316,81 @@ class BinaryCodec(StreamCodec):
             # As memcached: a Set, Add or Replace carrying a CAS is a compare-and-swap
             # whatever its opcode (so an Add with the item's CAS replaces it).
             mode = Mode.CAS
-        outcome, new_cas = commands.store(self.session, mode, key, value, flags, exptime,
+        outcome, new_cas = commands.store(self.auth, mode, key, value, flags, exptime,
                                           cas or None)  # fmt: skip
         if outcome is Outcome.STORED:
-            if opcode not in QUIET:
-                self._reply(opcode, opaque, new_cas)
+            if not self.noreply:
+                self._reply(opaque, new_cas)
             return
-        self._error(opcode, opaque, _store_status(mode, outcome))
+        self._error(opaque, _store_status(mode, outcome))
 
-    def _refuse_too_large(self, opcode: int, key: bytes, opaque: int) -> None:
+    def _refuse_too_large(self, mode: Mode, key: bytes, opaque: int) -> None:
         try:
-            commands.refuse_too_large(self.session, STORAGE[opcode], key)
-        except CapabilityDenied as denied:
-            self._error(opcode, opaque, AUTH_ERROR, denied_message(denied.capability))
+            commands.refuse_too_large(self.auth, mode, key)
+        except Refused as refused:
+            self._refused(opaque, refused)
             return
-        self._error(opcode, opaque, E2BIG)
+        self._error(opaque, E2BIG)
 
     def _delete(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                 cas: int) -> None:  # fmt: skip
-        outcome = commands.delete(self.session, key, cas or None)
+        outcome = commands.delete(self.auth, key, cas or None)
         if outcome is Outcome.DELETED:
-            if opcode not in QUIET:
-                self._reply(opcode, opaque)
+            if not self.noreply:
+                self._reply(opaque)
             return
-        self._error(opcode, opaque, KEY_ENOENT if outcome is Outcome.NOT_FOUND else KEY_EEXISTS)
+        self._error(opaque, KEY_ENOENT if outcome is Outcome.NOT_FOUND else KEY_EEXISTS)
 
     def _arith(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                cas: int) -> None:  # fmt: skip
         delta, initial, exptime = ARITH_EXTRAS.unpack(extras)
         outcome, number, item = commands.arithmetic(
-            self.session, key, opcode in (INCR, INCRQ), delta,
+            self.auth, key, opcode == INCR, delta,
             initial=None if exptime == NO_CREATE else initial, exptime=exptime,
             compare_cas=cas or None,
         )  # fmt: skip
-        if outcome is Outcome.STORED:
-            if opcode not in QUIET:
-                self._reply(opcode, opaque, item.cas, value=COUNTER.pack(number))
+        if item is not None:  # stored
+            if not self.noreply:
+                self._reply(opaque, item.cas, value=COUNTER.pack(number))
             return
         status = {Outcome.NOT_FOUND: KEY_ENOENT, Outcome.EXISTS: KEY_EEXISTS,
                   Outcome.NON_NUMERIC: DELTA_BADVAL}[outcome]  # fmt: skip
-        self._error(opcode, opaque, status)
+        self._error(opaque, status)
 
     # -- whole cache and connection -----------------------------------------------------
     def _flush(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                cas: int) -> None:  # fmt: skip
         delay = EXPIRY.unpack(extras)[0] if extras else 0
-        commands.flush_all(self.session, delay)
-        if opcode not in QUIET:
-            self._reply(opcode, opaque)
+        commands.flush_all(self.auth, delay)
+        if not self.noreply:
+            self._reply(opaque)
 
     def _noop(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip
-        self._reply(opcode, opaque)
+        self._reply(opaque)
 
     def _version(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
                  cas: int) -> None:  # fmt: skip
-        self._reply(opcode, opaque, value=MEMCACHED_VERSION.encode())
+        self._reply(opaque, value=MEMCACHED_VERSION.encode())
 
     def _stat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip
         sub = key.decode("ascii", "replace")
         if sub == "reset":
-            commands.reset_stats(self.session)
+            commands.reset_stats(self.auth)
         else:
-            family = stats.FAMILIES.get(sub)
-            if family is None:
-                self._error(opcode, opaque, KEY_ENOENT)
+            rows = commands.stats(self.auth, sub)
+            if rows is None:
+                self._error(opaque, KEY_ENOENT)
                 return
-            for name, stat in family(self.session):
-                self._reply(opcode, opaque, key=name.encode(), value=stat.encode())
-        self._reply(opcode, opaque)
+            for name, stat in rows:
+                self._reply(opaque, key=name.encode(), value=stat.encode())
+        self._reply(opaque)
 
     def _quit(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip
-        if opcode == QUIT:
-            self._reply(opcode, opaque)
+        if not self.noreply:
+            self._reply(opaque)
         self.closing = True
 
     # -- SASL ---------------------------------------------------------------------------
@@ -383,35 +399,34 @@ class BinaryCodec(StreamCodec):
         # The trailing separator is for libmemcached, which passes the list on to libsasl2
         # as a C string without terminating it: "PLAIN" followed by whatever its stack
         # held was no mechanism at all ("No worthy mechs found", pylibmc error 40).
-        self._reply(opcode, opaque, value=b"PLAIN ")
+        self._reply(opaque, value=b"PLAIN ")
 
     def _auth(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip
         """PLAIN (RFC 4616): ``[authzid] NUL authcid NUL password``; authcid logs in."""
         parts = value.split(b"\0")
         if key != b"PLAIN" or len(parts) != 3:
-            self._error(opcode, opaque, AUTH_ERROR)
+            self._error(opaque, AUTH_ERROR)
             return
         username, password = parts[1], parts[2]
         session = self.session
-        if session.credential is not None:
-            same = session.credential.username.encode() == username
-            ok = same and hmac.compare_digest(session.credential.password, password)
-            if ok:
-                self._reply(opcode, opaque, value=b"Authenticated")
+        if session.auth is not None:
+            if session.is_own_credential(username, password):
+                self._reply(opaque, value=b"Authenticated")
             else:
-                self._error(opcode, opaque, AUTH_ERROR, b"Auth failure: already authenticated")
+                self._error(opaque, AUTH_ERROR, b"Auth failure: already authenticated")
             return
         result = session.authenticate(username, password)
         if result is AuthResult.OK:
-            session.space.stats.auth_cmds += 1
-            self._reply(opcode, opaque, value=b"Authenticated")
+            assert session.auth is not None
+            self.auth = session.auth
+            self._reply(opaque, value=b"Authenticated")
         else:
-            self._error(opcode, opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())
+            self._error(opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())
 
     def _step(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
               cas: int) -> None:  # fmt: skip
-        self._error(opcode, opaque, AUTH_ERROR)  # PLAIN has no second step
+        self._error(opaque, AUTH_ERROR)  # PLAIN has no second step
 
 
 def _store_status(mode: Mode, outcome: Outcome) -> int:

@@ -1,120 +1,100 @@
 """Protocol-neutral memcache command semantics: the ONE place for the rules.
 
 Codecs (ASCII, meta, binary) parse bytes and call these functions; they only translate the
-outcomes back into their own encoding. Capability checks live here too, so no codec can
-forget one: every mutating function calls ``_require_write`` before it touches anything.
+outcomes back into their own encoding. Authorization lives here too, so no codec can forget
+it: every function refuses a revoked credential (``CredentialRevoked``: the codec closes
+the connection, answering nothing) and every mutating one checks ``write`` before it
+touches anything (``CapabilityDenied``, answered with the words of ``REFUSALS``). The
+cache's contents are reached only through the session's ``Engine``.
 """
 
 from __future__ import annotations
 
-import enum
-import time
 from typing import TYPE_CHECKING
 
-from backend.store import ITEM_OVERHEAD, MAX_ITEM_SIZE, CacheSpace, Item, expiry_deadline, next_cas
+from backend.engine import ItemInfo, ItemView, MetaFetch, Mode, Outcome
+from backend.protocol import stats as families
+from backend.store import parse_counter, too_large
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession
 
-UINT64 = (1 << 64) - 1
-
-
-class Outcome(enum.Enum):
-    STORED = "STORED"
-    NOT_STORED = "NOT_STORED"
-    EXISTS = "EXISTS"
-    NOT_FOUND = "NOT_FOUND"
-    DELETED = "DELETED"
-    TOUCHED = "TOUCHED"
-    TOO_LARGE = "TOO_LARGE"
-    NON_NUMERIC = "NON_NUMERIC"
-
-
-class Mode(enum.Enum):
-    SET = "set"
-    ADD = "add"
-    REPLACE = "replace"
-    APPEND = "append"
-    PREPEND = "prepend"
-    CAS = "cas"
+__all__ = [
+    "REFUSALS",
+    "CapabilityDenied",
+    "CredentialRevoked",
+    "Refused",
+    "ItemView",
+    "MetaFetch",
+    "Mode",
+    "Outcome",
+    "parse_counter",
+    "too_large",
+]
 
 
-class CapabilityDenied(Exception):
-    """The session's credential lacks a capability; nothing was changed."""
+class Refused(Exception):
+    """The session's credential may not run this command; nothing was changed."""
+
+
+class CredentialRevoked(Refused):
+    """The credential was deleted while this connection was open: the codec closes it
+    without an answer (the control plane also closes every such session at once)."""
+
+
+# Why a command needing a capability is refused: the one table every codec answers from.
+REFUSALS = {
+    "write": "this credential is read-only (lacks the 'write' capability)",
+    "flush": "this credential lacks the 'flush' capability",
+}
+
+
+class CapabilityDenied(Refused):
+    """The session's credential lacks a capability."""
 
     def __init__(self, capability: str) -> None:
         super().__init__(capability)
         self.capability = capability
 
+    def text(self, command: str | None = None) -> str:
+        """The refusal, naming ``command`` (the codec's word for it) or the capability."""
+        return f"{command or self.capability} not allowed: {REFUSALS[self.capability]}"
 
-def _require_write(session: Session) -> None:
-    if not session.credential.write:
+
+def _require_live(session: AuthenticatedSession) -> None:
+    if session.credential.revoked:
+        raise CredentialRevoked()
+
+
+def _require_write(session: AuthenticatedSession) -> None:
+    credential = session.credential
+    if credential.revoked:
+        raise CredentialRevoked()
+    if not credential.write:
         raise CapabilityDenied("write")
 
 
-def too_large(key: bytes, value_len: int) -> bool:
-    return len(key) + value_len + ITEM_OVERHEAD > MAX_ITEM_SIZE
-
-
 # -- retrieval ----------------------------------------------------------------------------
-def get(session: Session, key: bytes) -> Item | None:
-    space = session.space
-    stats = space.stats
-    stats.cmd_get += 1
-    item = space.lookup(key, time.time())
-    if item is None:
-        stats.get_misses += 1
-        return None
-    stats.get_hits += 1
-    item.fetched = True
-    return item
+def get(session: AuthenticatedSession, key: bytes) -> ItemView | None:
+    if session.credential.revoked:  # _require_live inlined: the hottest call of all
+        raise CredentialRevoked()
+    return session.engine.get(key)
 
 
-def get_and_touch(session: Session, key: bytes, exptime: int) -> Item | None:
+def get_and_touch(session: AuthenticatedSession, key: bytes, exptime: int) -> ItemView | None:
     """gat/gats: fetch and replace the TTL (counted as a touch, as memcached does)."""
     _require_write(session)
-    space = session.space
-    stats = space.stats
-    stats.cmd_touch += 1
-    now = time.time()
-    item = space.lookup(key, now)
-    if item is None:
-        stats.touch_misses += 1
-        return None
-    stats.touch_hits += 1
-    item.fetched = True
-    _set_expiry(space, key, item, exptime, now)
-    return item
+    return session.engine.get_and_touch(key, exptime)
 
 
-def touch(session: Session, key: bytes, exptime: int) -> Outcome:
+def touch(session: AuthenticatedSession, key: bytes, exptime: int) -> Outcome:
     _require_write(session)
-    space = session.space
-    space.stats.cmd_touch += 1
-    now = time.time()
-    item = space.lookup(key, now)
-    if item is None:
-        space.stats.touch_misses += 1
-        return Outcome.NOT_FOUND
-    space.stats.touch_hits += 1
-    _set_expiry(space, key, item, exptime, now)
-    return Outcome.TOUCHED
-
-
-def _set_expiry(space: CacheSpace, key: bytes, item: Item, exptime: int, now: float) -> bool:
-    """Give ``item`` a new expiry; False when that expired it (it is no longer stored)."""
-    deadline = expiry_deadline(exptime, now)
-    if deadline < 0:
-        # An exptime in the past expires the item now; the caller still sees this hit.
-        space.unlink(key)
-        return False
-    item.exptime = deadline
-    return True
+    return Outcome.TOUCHED if session.engine.touch(key, exptime) else Outcome.NOT_FOUND
 
 
 # -- storage ------------------------------------------------------------------------------
 def store(
-    session: Session,
+    session: AuthenticatedSession,
     mode: Mode,
     key: bytes,
     value: bytes,
@@ -137,74 +117,20 @@ def store(
         refuse_too_large(session, mode, key)
         return Outcome.TOO_LARGE, 0
     _require_write(session)
-    space = session.space
-    stats = space.stats
-    stats.cmd_set += 1
-    now = time.time()
-    old = space.lookup(key, now, bump=False)
-
-    stale = False
-    if mode is Mode.CAS or compare_cas is not None:
-        if old is None:
-            if mode is Mode.CAS:
-                stats.cas_misses += 1
-            return Outcome.NOT_FOUND, 0
-        if old.cas != compare_cas:
-            if not (invalidate and compare_cas is not None and compare_cas < old.cas):
-                if mode is Mode.CAS:
-                    stats.cas_badval += 1
-                return Outcome.EXISTS, 0
-            stale = True  # an older CAS with invalidation: stored, but marked stale
-        if mode is Mode.CAS:
-            stats.cas_hits += 1
-    if mode is Mode.ADD:
-        if old is not None:
-            space.items.move_to_end(key)  # memcached bumps the existing item
-            return Outcome.NOT_STORED, 0
-    elif mode is Mode.REPLACE:
-        if old is None:
-            return Outcome.NOT_STORED, 0
-    elif mode is Mode.APPEND or mode is Mode.PREPEND:
-        if old is None:
-            if vivify is None:
-                return Outcome.NOT_STORED, 0
-            exptime = vivify
-        else:
-            joined = old.value + value if mode is Mode.APPEND else value + old.value
-            if too_large(key, len(joined)):
-                stats.store_too_large += 1
-                return Outcome.TOO_LARGE, 0
-            space.replace_value(key, old, joined, now)
-            if new_cas is not None:
-                old.cas = new_cas
-            return Outcome.STORED, old.cas
-
-    deadline = expiry_deadline(exptime, now)
-    if deadline < 0:
-        # Stored already expired: the observable effect is that the key is gone.
-        space.unlink(key)
-        return Outcome.STORED, next_cas()
-    item = Item(value, flags, deadline, now)
-    if new_cas is not None:
-        item.cas = new_cas
-    item.stale = stale
-    space.link(key, item)
-    return Outcome.STORED, item.cas
+    return session.engine.store(
+        mode, key, value, flags, exptime, compare_cas, invalidate, new_cas, vivify
+    )
 
 
-def refuse_too_large(session: Session, mode: Mode, key: bytes) -> None:
+def refuse_too_large(session: AuthenticatedSession, mode: Mode, key: bytes) -> None:
     """A store whose value exceeds the item limit: refused before its data is even read."""
     _require_write(session)
-    space = session.space
-    space.stats.cmd_set += 1
-    space.stats.store_too_large += 1
-    if mode is Mode.SET:
-        space.unlink(key)  # as memcached: never leave a stale value behind a failed set
+    session.engine.refuse_too_large(mode, key)
 
 
 # -- deletion -----------------------------------------------------------------------------
 def delete(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     compare_cas: int | None = None,
     invalidate: bool = False,
@@ -215,46 +141,12 @@ def delete(
     """delete; meta extras: ``invalidate`` marks the item stale (new CAS, optional TTL)
     instead of removing it, ``drop_value`` empties it but keeps it."""
     _require_write(session)
-    space = session.space
-    stats = space.stats
-    stats.cmd_delete += 1
-    now = time.time()
-    item = space.lookup(key, now, bump=False)
-    if item is None:
-        stats.delete_misses += 1
-        return Outcome.NOT_FOUND
-    if compare_cas is not None and item.cas != compare_cas:
-        return Outcome.EXISTS
-    stats.delete_hits += 1
-    if invalidate or drop_value:
-        if drop_value:
-            space.replace_value(key, item, b"", now)
-            item.flags = 0
-        if invalidate:
-            item.stale = True
-            item.token = False
-            item.cas = next_cas()
-            if exptime is not None:
-                _set_expiry(space, key, item, exptime, now)
-        if new_cas is not None:
-            item.cas = new_cas
-        return Outcome.DELETED
-    space.unlink(key)
-    return Outcome.DELETED
+    return session.engine.delete(key, compare_cas, invalidate, exptime, new_cas, drop_value)
 
 
 # -- arithmetic ---------------------------------------------------------------------------
-def parse_counter(value: bytes) -> int | None:
-    """memcached's rule: optional leading spaces, decimal digits of a u64, then the end."""
-    digits = value.strip(b" ")
-    if not digits or len(digits) > 20 or not digits.isdigit():
-        return None
-    number = int(digits)
-    return number if number <= UINT64 else None
-
-
 def arithmetic(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     incr: bool,
     delta: int,
@@ -263,7 +155,7 @@ def arithmetic(
     compare_cas: int | None = None,
     touch: int | None = None,
     new_cas: int | None = None,
-) -> tuple[Outcome, int, Item | None]:
+) -> tuple[Outcome, int, ItemView | None]:
     """incr/decr: returns (outcome, new value, the item).
 
     incr wraps at 2**64 and decr stops at 0. With ``initial`` set (binary, meta ``N``), a
@@ -272,65 +164,12 @@ def arithmetic(
     TTL of an existing counter.
     """
     _require_write(session)
-    space = session.space
-    stats = space.stats
-    now = time.time()
-    item = space.lookup(key, now)
-    if item is None:
-        if incr:
-            stats.incr_misses += 1
-        else:
-            stats.decr_misses += 1
-        if initial is None:
-            return Outcome.NOT_FOUND, 0, None
-        deadline = expiry_deadline(exptime, now)
-        created = Item(b"%d" % initial, 0, max(deadline, 0.0), now)
-        if new_cas is not None:
-            created.cas = new_cas
-        if deadline >= 0:
-            space.link(key, created)
-        return Outcome.STORED, initial, created
-    if compare_cas is not None and item.cas != compare_cas:
-        return Outcome.EXISTS, 0, None
-    current = parse_counter(item.value)
-    if current is None:
-        return Outcome.NON_NUMERIC, 0, None
-    if incr:
-        stats.incr_hits += 1
-        result = (current + delta) & UINT64
-    else:
-        stats.decr_hits += 1
-        result = max(current - delta, 0)
-    digits = b"%d" % result
-    if len(digits) < len(item.value):
-        # As memcached: a shorter result is written in place, padded with spaces to the old
-        # length ("100" decremented by 1 reads back as "99 "); clients see the same bytes.
-        digits = digits.ljust(len(item.value))
-    space.replace_value(key, item, digits, now)
-    if new_cas is not None:
-        item.cas = new_cas
-    if touch is not None:
-        _set_expiry(space, key, item, touch, now)
-    return Outcome.STORED, result, item
+    return session.engine.arith(key, incr, delta, initial, exptime, compare_cas, touch, new_cas)
 
 
 # -- meta get -----------------------------------------------------------------------------
-class MetaFetch:
-    """An mg hit, with the facts its return flags report from *before* this fetch."""
-
-    __slots__ = ("item", "hit_before", "idle_s", "won", "token_before")
-
-    def __init__(self, item: Item, hit_before: bool, idle_s: float, won: bool,
-                 token_before: bool) -> None:  # fmt: skip
-        self.item = item
-        self.hit_before = hit_before
-        self.idle_s = idle_s
-        self.won = won
-        self.token_before = token_before
-
-
 def meta_get(
-    session: Session,
+    session: AuthenticatedSession,
     key: bytes,
     touch: int | None = None,
     vivify: int | None = None,
@@ -345,73 +184,59 @@ def meta_get(
     writer waiting for a refresh that cannot come."""
     if touch is not None or vivify is not None or recache is not None:
         _require_write(session)
-    space = session.space
-    stats = space.stats
-    stats.cmd_get += 1
-    if touch is not None:
-        stats.cmd_touch += 1
-    now = time.time()
-    item = space.lookup(key, now, bump=False)
-    if item is None:
-        stats.get_misses += 1
-        if touch is not None:
-            stats.touch_misses += 1
-        if vivify is None:
-            return None
-        deadline = expiry_deadline(vivify, now)
-        item = Item(b"", 0, max(deadline, 0.0), now)
-        if deadline >= 0:
-            space.link(key, item)
-        item.token = True
-        return MetaFetch(item, False, 0.0, True, False)
-    stats.get_hits += 1
-    stored = True
-    if touch is not None:
-        stats.touch_hits += 1
-        stored = _set_expiry(space, key, item, touch, now)
-    fetch = MetaFetch(item, item.fetched, now - item.atime, False, item.token)
-    if (
-        not item.token
-        and session.credential.write
-        and (item.stale or (recache is not None and item.exptime and item.exptime - now < recache))
-    ):
-        fetch.won = item.token = True
-    item.fetched = True
-    if bump and stored:  # a touch into the past has just removed it: nothing to bump
-        space.bump(key, item, now)
-    return fetch
+    else:
+        _require_live(session)
+    return session.engine.meta_get(
+        key, touch, vivify, recache, bump, may_win=session.credential.write
+    )
 
 
-def peek(session: Session, key: bytes) -> Item | None:
+def peek(session: AuthenticatedSession, key: bytes) -> ItemInfo | None:
     """me: look at an item without counting a fetch or changing its LRU position."""
-    return session.space.lookup(key, time.time(), bump=False)
+    _require_live(session)
+    return session.engine.peek(key)
 
 
 # -- flush --------------------------------------------------------------------------------
-def flush_all(session: Session, delay: int = 0) -> None:
+def flush_all(session: AuthenticatedSession, delay: int = 0) -> None:
     """Flush the session's cache (now, or everything written before ``now + delay``)."""
-    space = session.space
-    space.stats.cmd_flush += 1
+    _require_live(session)
+    engine = session.engine
+    # A client's flush_all is counted even when refused, as memcached does; the engine's
+    # flush is not counted, because the control plane's flushes are no client commands.
+    engine.stats.cmd_flush += 1
     if not session.credential.flush:
         raise CapabilityDenied("flush")
-    now = time.time()
-    deadline = expiry_deadline(delay, now) if delay > 0 else 0.0
-    space.flush(max(deadline, 0.0))
+    engine.flush(delay)
     session.record_flush()
 
 
-def memory_limit(session: Session, megabytes: int) -> int:
+def memory_limit(session: AuthenticatedSession, megabytes: int) -> int:
     """``cache_memlimit``: a tenant's memory limit is its plan's, so this never changes it.
 
     Changing it is a plan change (billing, placement), done through the control plane,
     never by a data-plane command; the codec refuses with the limit that applies.
     Returns that limit in bytes.
     """
-    return session.space.limit
+    _require_live(session)
+    return session.engine.usage().limit
 
 
-def reset_stats(session: Session) -> None:
+def reset_stats(session: AuthenticatedSession) -> None:
     """``stats reset`` zeroes the counters the owner's analytics and graphs are drawn
     from: a change to the cache's state like any other, so it needs ``write``."""
     _require_write(session)
-    session.space.stats.reset()
+    session.engine.reset_stats()
+
+
+def stats(session: AuthenticatedSession, family: str) -> families.Stats | None:
+    """A ``stats`` family of the session's own cache; None for a family that does not exist."""
+    _require_live(session)
+    rows = families.FAMILIES.get(family)
+    return None if rows is None else rows(session)
+
+
+def cachedump(session: AuthenticatedSession, slab: int, limit: int) -> bytes:
+    """``stats cachedump``: the session's own keys (see ``stats.cachedump``)."""
+    _require_live(session)
+    return families.cachedump(session, slab, limit)

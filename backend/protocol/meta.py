@@ -32,8 +32,8 @@ from backend.protocol.text import (
 )  # fmt: skip
 
 if TYPE_CHECKING:
+    from backend.engine import ItemView
     from backend.protocol.ascii import AsciiCodec
-    from backend.store import Item
 
 MAX_OPAQUE = 32
 IGNORED_FLAGS = frozenset(b"PL")  # proxy hints, accepted and ignored
@@ -101,7 +101,7 @@ class Request:
 
     def render(
         self,
-        item: Item | None = None,
+        item: ItemView | None = None,
         now: float = 0.0,
         fetch: commands.MetaFetch | None = None,
         cas: int | None = None,
@@ -114,10 +114,12 @@ class Request:
                 parts.append(b"k" + self.key_token)
             elif flag == 79:  # O
                 parts.append(b"O" + self.flags[79])
-            elif flag == 99 and (item is not None or cas is not None):  # c
-                parts.append(b"c%d" % (cas if cas is not None else item.cas))
+            elif flag == 99 and cas is not None:  # c, of a store
+                parts.append(b"c%d" % cas)
             elif item is None:
                 continue
+            elif flag == 99:  # c
+                parts.append(b"c%d" % item.cas)
             elif flag == 102:  # f
                 parts.append(b"f%d" % item.flags)
             elif flag == 115:  # s
@@ -138,30 +140,38 @@ def ttl_of(exptime: float, now: float) -> int:
 
 
 class MetaCommands:
+    """The meta commands of one ASCII connection, built on the codec's public surface
+    (``reply``, ``expect_data``, ``skip_data``, ``bad_key``, ``session``)."""
+
     def __init__(self, codec: AsciiCodec) -> None:
         self.codec = codec
 
     def table(self) -> dict[bytes, Callable[[list[bytes]], None]]:
-        return {b"mg": self._guarded(self.mg), b"ms": self.ms, b"md": self._guarded(self.md),
-                b"ma": self._guarded(self.ma), b"mn": self.mn, b"me": self.me}  # fmt: skip
+        return {b"mg": self._guarded(self.mg), b"ms": self._guarded(self.ms, check_key=False),
+                b"md": self._guarded(self.md), b"ma": self._guarded(self.ma), b"mn": self.mn,
+                b"me": self.me}  # fmt: skip
 
-    def _guarded(self, handler: Callable[[list[bytes]], bytes]) -> Callable[[list[bytes]], None]:
-        """Run a meta handler: count it, check the key, turn MetaError into its reply."""
+    def _guarded(
+        self, handler: Callable[[list[bytes]], bytes], check_key: bool = True
+    ) -> Callable[[list[bytes]], None]:
+        """Run a meta handler: count it (the one place ``cmd_meta`` is counted), check the
+        key (ms checks it itself, after its length), turn MetaError into its reply."""
         codec = self.codec
 
         def run(tokens: list[bytes]) -> None:
             if len(tokens) < 2:
-                codec.out.append(BAD_FORMAT)  # a known command without its key (1.6.4x)
+                codec.reply(BAD_FORMAT)  # a known command without its key (1.6.4x)
                 return
-            codec.session.space.stats.cmd_meta += 1
-            if codec.bad_key(tokens[1]):
-                codec.out.append(BAD_FORMAT)
+            codec.auth.engine.stats.cmd_meta += 1
+            if check_key and codec.bad_key(tokens[1]):
+                codec.reply(BAD_FORMAT)
                 return
             try:
                 reply = handler(tokens)
             except MetaError as err:
                 reply = err.args[0] + CRLF
-            codec.out.append(reply)
+            if reply:
+                codec.reply(reply)
 
         return run
 
@@ -169,7 +179,7 @@ class MetaCommands:
     def mg(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MG_FLAGS)
         fetch = commands.meta_get(
-            self.codec.session, req.key, touch=req.number("T"), vivify=req.number("N"),
+            self.codec.auth, req.key, touch=req.number("T"), vivify=req.number("N"),
             recache=req.number("R"), bump=not req.has("u"),
         )  # fmt: skip
         if fetch is None:
@@ -189,17 +199,12 @@ class MetaCommands:
         return b"HD" + tail + CRLF
 
     # -- ms -----------------------------------------------------------------------------
-    def ms(self, tokens: list[bytes]) -> None:
+    def ms(self, tokens: list[bytes]) -> bytes:
+        """``ms <key> <datalen> <flag>*``: answered once its data block has arrived."""
         codec = self.codec
-        out = codec.out
-        if len(tokens) < 2:
-            out.append(BAD_FORMAT)
-            return
-        codec.session.space.stats.cmd_meta += 1
         length = parse_int(tokens[2]) if len(tokens) > 2 else None
         if length is None or length < 0 or length > MAX_DATA_LEN:
-            out.append(BAD_FORMAT)
-            return
+            return BAD_FORMAT
         try:
             if codec.bad_key(tokens[1]):
                 raise MetaError(BAD_FORMAT.rstrip())
@@ -212,39 +217,38 @@ class MetaCommands:
             compare = req.number("C")
             new_cas = req.number("E")
             vivify = req.number("N")
-        except MetaError as err:
-            out.append(err.args[0] + CRLF)
-            codec.swallow = length + 2
-            return
+        except MetaError:
+            codec.skip_data(length)
+            raise
         if commands.too_large(req.key, length):
-            codec.swallow = length + 2
-            commands.refuse_too_large(codec.session, mode, req.key)
-            out.append(TOO_LARGE)
-            return
+            codec.skip_data(length)
+            commands.refuse_too_large(codec.auth, mode, req.key)
+            return TOO_LARGE
 
         def finish(block: bytes) -> None:
             if block[-2:] != CRLF:
-                out.append(BAD_CHUNK)
+                codec.reply(BAD_CHUNK)
                 return
             outcome, cas = commands.store(
-                codec.session, mode, req.key, block[:-2], flags, exptime, compare,
+                codec.auth, mode, req.key, block[:-2], flags, exptime, compare,
                 invalidate=req.has("I"), new_cas=new_cas, vivify=vivify,
             )  # fmt: skip
             if outcome is Outcome.TOO_LARGE:  # an append that would outgrow the item limit
-                out.append(TOO_LARGE)
+                codec.reply(TOO_LARGE)
                 return
             code = MS_CODES[outcome]
             if code == b"HD" and req.has("q"):
                 return
-            out.append(code + req.render(cas=cas if code == b"HD" else 0) + CRLF)
+            codec.reply(code + req.render(cas=cas if code == b"HD" else 0) + CRLF)
 
-        codec._expect_data(length, finish)
+        codec.expect_data(length, finish)
+        return b""
 
     # -- md -----------------------------------------------------------------------------
     def md(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MD_FLAGS)
         outcome = commands.delete(
-            self.codec.session, req.key, compare_cas=req.number("C"), invalidate=req.has("I"),
+            self.codec.auth, req.key, compare_cas=req.number("C"), invalidate=req.has("I"),
             exptime=req.number("T"), new_cas=req.number("E"), drop_value=req.has("x"),
         )  # fmt: skip
         if outcome is Outcome.DELETED:
@@ -261,7 +265,7 @@ class MetaCommands:
         vivify = req.number("N")
         initial = req.number("J") or 0
         outcome, value, item = commands.arithmetic(
-            self.codec.session, req.key, incr, 1 if delta is None else delta,
+            self.codec.auth, req.key, incr, 1 if delta is None else delta,
             initial=initial if vivify is not None else None, exptime=vivify or 0,
             compare_cas=req.number("C"), touch=req.number("T"), new_cas=req.number("E"),
         )  # fmt: skip
@@ -279,29 +283,29 @@ class MetaCommands:
 
     # -- mn, me -------------------------------------------------------------------------
     def mn(self, tokens: list[bytes]) -> None:
-        self.codec.out.append(b"MN\r\n")
+        self.codec.reply(b"MN\r\n")
 
     def me(self, tokens: list[bytes]) -> None:
         codec = self.codec
         if len(tokens) < 2 or codec.bad_key(tokens[1]):
-            codec.out.append(BAD_FORMAT)
+            codec.reply(BAD_FORMAT)
             return
         key = tokens[1]
         if len(tokens) > 2 and tokens[2] == b"b":
             try:
                 key = base64.b64decode(key, validate=True)
             except (binascii.Error, ValueError):
-                codec.out.append(b"CLIENT_ERROR error decoding key\r\n")
+                codec.reply(b"CLIENT_ERROR error decoding key\r\n")
                 return
-        item = commands.peek(codec.session, key)
+        item = commands.peek(codec.auth, key)
         if item is None:
-            codec.out.append(b"EN\r\n")
+            codec.reply(b"EN\r\n")
             return
         now = time.time()
-        codec.out.append(
+        codec.reply(
             b"ME %b exp=%d la=%d cas=%d fetch=%b cls=1 size=%d\r\n"
             % (tokens[1], ttl_of(item.exptime, now), int(now - item.atime), item.cas,
-               b"yes" if item.fetched else b"no", item.size(key))
+               b"yes" if item.fetched else b"no", item.size)
         )  # fmt: skip
 
 

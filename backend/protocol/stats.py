@@ -15,16 +15,17 @@ from backend import MEMCACHED_VERSION
 from backend.store import ITEM_OVERHEAD, MAX_ITEM_SIZE
 
 if TYPE_CHECKING:
-    from backend.session import Session
+    from backend.session import AuthenticatedSession
 
 Stats = list[tuple[str, str]]
 STARTED_AT = time.time()
 
 
-def general(session: Session) -> Stats:
-    space = session.space
-    counters = space.stats
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def general(session: AuthenticatedSession) -> Stats:
+    engine = session.engine
+    counters = engine.stats
+    usage = engine.usage()
+    rusage = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
     rows: Stats = [
         ("pid", str(os.getpid())),
@@ -33,8 +34,8 @@ def general(session: Session) -> Stats:
         ("version", MEMCACHED_VERSION),
         ("libevent", "uvloop"),
         ("pointer_size", "64"),
-        ("rusage_user", f"{usage.ru_utime:.6f}"),
-        ("rusage_system", f"{usage.ru_stime:.6f}"),
+        ("rusage_user", f"{rusage.ru_utime:.6f}"),
+        ("rusage_system", f"{rusage.ru_stime:.6f}"),
         ("max_connections", "4096"),
         ("curr_connections", str(counters.curr_connections)),
         ("total_connections", str(counters.total_connections)),
@@ -49,11 +50,11 @@ def general(session: Session) -> Stats:
     ):  # fmt: skip
         rows.append((name, str(getattr(counters, name))))
     rows += [
-        ("limit_maxbytes", str(space.limit)),
+        ("limit_maxbytes", str(usage.limit)),
         ("accepting_conns", "1"),
         ("threads", "1"),
-        ("bytes", str(space.bytes)),
-        ("curr_items", str(space.curr_items)),
+        ("bytes", str(usage.bytes)),
+        ("curr_items", str(usage.items)),
         ("total_items", str(counters.total_items)),
         ("expired_unfetched", str(counters.expired_unfetched)),
         ("evicted_unfetched", str(counters.evicted_unfetched)),
@@ -64,11 +65,11 @@ def general(session: Session) -> Stats:
     return rows
 
 
-def settings(session: Session) -> Stats:
+def settings(session: AuthenticatedSession) -> Stats:
     return [
-        ("maxbytes", str(session.space.limit)),
+        ("maxbytes", str(session.engine.usage().limit)),
         ("maxconns", "4096"),
-        ("tcpport", session.proxy.address.rpartition(":")[2] if session.proxy else "0"),
+        ("tcpport", session.proxy.address.rpartition(":")[2]),
         ("udpport", "0"),
         ("verbosity", "0"),
         ("evictions", "on"),
@@ -83,18 +84,18 @@ def settings(session: Session) -> Stats:
     ]
 
 
-def items(session: Session) -> Stats:
+def items(session: AuthenticatedSession) -> Stats:
     """One pseudo slab class (1): cachier has no slab allocator, so all items share it."""
-    space = session.space
-    if not space.items:
+    engine = session.engine
+    oldest = engine.oldest_access()
+    if oldest is None:
         return []
-    oldest = next(iter(space.items.values()))
-    age = int(time.time() - oldest.atime)
-    counters = space.stats
+    usage = engine.usage()
+    counters = engine.stats
     return [
-        ("items:1:number", str(space.curr_items)),
-        ("items:1:age", str(age)),
-        ("items:1:mem_requested", str(space.bytes)),
+        ("items:1:number", str(usage.items)),
+        ("items:1:age", str(int(time.time() - oldest))),
+        ("items:1:mem_requested", str(usage.bytes)),
         ("items:1:evicted", str(counters.evictions)),
         ("items:1:evicted_unfetched", str(counters.evicted_unfetched)),
         ("items:1:outofmemory", "0"),
@@ -103,15 +104,16 @@ def items(session: Session) -> Stats:
     ]
 
 
-def slabs(session: Session) -> Stats:
-    space = session.space
-    counters = space.stats
+def slabs(session: AuthenticatedSession) -> Stats:
+    engine = session.engine
+    counters = engine.stats
+    usage = engine.usage()
     rows: Stats = []
-    if space.items:
-        chunk = max(ITEM_OVERHEAD, space.bytes // max(space.curr_items, 1))
+    if usage.items:
+        chunk = max(ITEM_OVERHEAD, usage.bytes // usage.items)
         rows += [
             ("1:chunk_size", str(chunk)),
-            ("1:used_chunks", str(space.curr_items)),
+            ("1:used_chunks", str(usage.items)),
             ("1:get_hits", str(counters.get_hits)),
             ("1:cmd_set", str(counters.cmd_set)),
             ("1:delete_hits", str(counters.delete_hits)),
@@ -121,7 +123,7 @@ def slabs(session: Session) -> Stats:
             ("1:cas_badval", str(counters.cas_badval)),
             ("1:touch_hits", str(counters.touch_hits)),
         ]
-    rows += [("active_slabs", "1" if space.items else "0"), ("total_malloced", str(space.bytes))]
+    rows += [("active_slabs", "1" if usage.items else "0"), ("total_malloced", str(usage.bytes))]
     return rows
 
 
@@ -130,7 +132,7 @@ SLAB_CLASSES = 64
 CACHEDUMP_LIMIT = 2 * 1024 * 1024
 
 
-def cachedump(session: Session, slab: int, limit: int) -> bytes:
+def cachedump(session: AuthenticatedSession, slab: int, limit: int) -> bytes:
     """``stats cachedump <slab> <limit>``: the session's own keys, never another tenant's.
 
     cachier has no slab allocator: every item is in pseudo class 1 (as ``stats items``
@@ -142,13 +144,10 @@ def cachedump(session: Session, slab: int, limit: int) -> bytes:
     lines: list[bytes] = []
     if slab == 1:
         size = len(b"END\r\n")
-        now = time.time()
-        for key, item in reversed(session.space.items.items()):
+        for key, value_len, exptime in session.engine.dump():
             if limit and len(lines) >= limit:
                 break
-            if item.exptime and item.exptime <= now:
-                continue  # expired but not yet reclaimed: not an item any more
-            line = b"ITEM %b [%d b; %d s]\r\n" % (key, len(item.value), int(item.exptime))
+            line = b"ITEM %b [%d b; %d s]\r\n" % (key, value_len, int(exptime))
             size += len(line)
             if size > CACHEDUMP_LIMIT:
                 break
@@ -157,11 +156,11 @@ def cachedump(session: Session, slab: int, limit: int) -> bytes:
     return b"".join(lines)
 
 
-def sizes(session: Session) -> Stats:
+def sizes(session: AuthenticatedSession) -> Stats:
     return [("sizes_status", "disabled")]
 
 
-def conns(session: Session) -> Stats:
+def conns(session: AuthenticatedSession) -> Stats:
     """Only the asking connection itself: other connections may belong to other tenants."""
     proxy = session.proxy
     return [("0:addr", f"tcp:{session.peer_host}"), ("0:listen_addr", f"tcp:{proxy.address}"),

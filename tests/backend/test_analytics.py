@@ -15,6 +15,7 @@ import pytest
 from backend.analytics import SAMPLE_FIELDS, Analytics
 from backend.control.models import MIB, Cache
 from backend.dataplane import DataPlane
+from backend.engine import Mode
 from backend.store import ITEM_MEMORY_OVERHEAD
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
@@ -205,7 +206,7 @@ def test_counters_stay_monotonic_when_the_space_is_replaced(
         live = dataplane.caches[cid]
         old = live.cluster
         target = next(c.name for c in dataplane.topology.clusters() if c.name != old)
-        dataplane.space_for(live).flush()
+        dataplane.engine_for(live).flush()
         dataplane.stores[old].drop(cid)
         live.cluster = target
         for credential in live.credentials:
@@ -344,14 +345,14 @@ def test_sampling_cost() -> None:
     dataplane = fake_dataplane(1000)
     clock = FakeClock()
     analytics = Analytics(dataplane, clock=clock)
-    spaces = [dataplane.space_for(c) for c in dataplane.caches.values()]
+    engines = [dataplane.engine_for(c) for c in dataplane.caches.values()]
     timings = []
     for i in range(40):
-        for space in spaces:
-            space.stats.get_hits += 3
-            space.stats.cmd_get += 4
-            space.stats.bytes_read += 100
-            space.bytes += 1
+        for engine in engines:
+            engine.stats.get_hits += 3
+            engine.stats.cmd_get += 4
+            engine.stats.bytes_read += 100
+            engine.store(Mode.SET, b"k%d" % i, b"v", 0, 0)  # memory and items move too
         clock.t += 1
         start = time.perf_counter()
         analytics.sample()

@@ -175,8 +175,8 @@ def test_each_flush_origin_logs_one_line_naming_the_proxy(
 # -- migration ------------------------------------------------------------------------------
 def cache_keys_on(service: RunningService, cluster: str, cache_id: str) -> int:
     def count() -> int:
-        space = service.service.dataplane.stores[cluster].spaces.get(cache_id)
-        return 0 if space is None else len(space.items)
+        engine = service.service.dataplane.stores[cluster].engines.get(cache_id)
+        return 0 if engine is None else engine.usage().items
 
     return service.call(count)
 
