@@ -122,5 +122,5 @@ def guarded_client(policy: EgressPolicy, timeout: float) -> httpx.AsyncClient:
     proxy would connect on our behalf, past the guard)."""
     transport = httpx.AsyncHTTPTransport(retries=0)
     pool = transport._pool  # httpx offers no public hook for httpcore's network backend
-    pool._network_backend = GuardedBackend(pool._network_backend, policy)  # type: ignore[union-attr]
+    pool._network_backend = GuardedBackend(pool._network_backend, policy)
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)

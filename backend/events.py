@@ -19,7 +19,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ Event = (
     | CapabilitiesChanged | CredentialRevoked | PrimaryPromoted | SsoRotated | ProxyFaultSet
     | LogLineWritten
 )  # fmt: skip
-EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
 E = TypeVar("E")
 

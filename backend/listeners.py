@@ -63,8 +63,9 @@ class MemcacheProtocol(asyncio.Protocol):
         self.region = region
         self.proxy = proxy
         self.auth_timeout = auth_timeout
-        self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
+        # Both set by connection_made, which asyncio calls before anything else.
+        self.transport: asyncio.Transport
+        self.session: Session
         self.codec: AsciiCodec | BinaryCodec | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
         self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
@@ -145,7 +146,7 @@ class MemcacheProtocol(asyncio.Protocol):
 
     def _auth_expired(self) -> None:
         self.auth_timer = None
-        if self.session is not None and self.session.auth is None:
+        if self.session.auth is None:
             if not isinstance(self.codec, BinaryCodec):  # binary has no unsolicited replies
                 self.transport.write(AUTH_TIMEOUT_REPLY)
             self.transport.close()
@@ -155,8 +156,7 @@ class MemcacheProtocol(asyncio.Protocol):
         if self.auth_timer is not None:
             self.auth_timer.cancel()
             self.auth_timer = None
-        if self.session is not None:
-            self.session.connection_lost()
-            self.session.close_connection = _closed
+        self.session.connection_lost()
+        self.session.close_connection = _closed
         if self.codec is not None:
             self.codec.release()

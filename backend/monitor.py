@@ -37,12 +37,24 @@ from backend.control.models import Cache, Credential
 from backend.control.repository import ControlRepository, IncidentRow
 from backend.dataplane import DataPlane
 from backend.events import EventBus, ProxyFaultSet
+from backend.lights import (
+    BLUE,
+    DOWN,
+    GREEN,
+    RED,
+    SLOW,
+    UP,
+    YELLOW,
+    FaultMode,
+    Light,
+    ProxyState,
+    as_fault,
+    as_light,
+)
 from backend.topology import Cluster, Proxy
 
 log = logging.getLogger(__name__)
 
-UP, SLOW, DOWN = "up", "slow", "down"
-GREEN, BLUE, YELLOW, RED = "green", "blue", "yellow", "red"
 PROBE_KEY = b"cachier-probe"
 
 
@@ -64,7 +76,7 @@ class ProxyHealth:
     def __init__(self, proxy: Proxy, sensitivity: Sensitivity) -> None:
         self.proxy = proxy
         self.sensitivity = sensitivity
-        self.state = UP
+        self.state: ProxyState = UP
         self.observed = False
         self.latency_ms: float | None = None
         self.normal: deque[float] = deque(maxlen=sensitivity.baseline_size)
@@ -117,7 +129,7 @@ class ProxyHealth:
         needed = s.enter_slow if target == SLOW else s.leave_slow
         return self._become(target) if self.bad_streak >= needed else False
 
-    def _become(self, state: str) -> bool:
+    def _become(self, state: ProxyState) -> bool:
         self.state = state
         self.bad_streak = 0
         return True
@@ -187,7 +199,7 @@ def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
 
 
 class ClusterStatus:
-    def __init__(self, cluster: Cluster, light: str, since: float,
+    def __init__(self, cluster: Cluster, light: Light, since: float,
                  trouble_ended: float | None) -> None:  # fmt: skip
         self.cluster = cluster
         self.light = light
@@ -218,7 +230,7 @@ class Monitor:
         self.clusters = self._load_clusters()
         # hostname -> (mode, delay_ms) of the fault an operator injected; the status page
         # shows it next to what the probes measure. Kept from ``ProxyFaultSet`` events.
-        self.faults: dict[str, tuple[str, int]] = {}
+        self.faults: dict[str, tuple[FaultMode, int]] = {}
 
     def subscribe(self, bus: EventBus) -> None:
         bus.subscribe(ProxyFaultSet, self._fault_set)
@@ -227,9 +239,9 @@ class Monitor:
         if event.mode == "none":
             self.faults.pop(event.hostname, None)
         else:
-            self.faults[event.hostname] = (event.mode, event.delay_ms)
+            self.faults[event.hostname] = (as_fault(event.mode), event.delay_ms)
 
-    def fault(self, hostname: str) -> tuple[str, int]:
+    def fault(self, hostname: str) -> tuple[FaultMode, int]:
         """The injected fault of a proxy: ``("none", 0)``, ``("slow", ms)`` or ``("down", 0)``."""
         return self.faults.get(hostname, ("none", 0))
 
@@ -239,7 +251,7 @@ class Monitor:
         now = self.clock()
         for cluster in self.dataplane.topology.clusters():
             row = last.get(cluster.name)
-            light, since = (row.light, row.started_at) if row else (GREEN, now)
+            light, since = (as_light(row.light), row.started_at) if row else (GREEN, now)
             ended = self.db.last_trouble_ended(cluster.name)
             statuses[cluster.name] = ClusterStatus(cluster, light, since, ended)
         return statuses

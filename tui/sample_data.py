@@ -15,6 +15,7 @@ from backend.api.schemas import (
     IncidentOut,
     LogLineOut,
     LogsOut,
+    PlanName,
     ProxyStatus,
     RegionStatus,
     ReleaseOut,
@@ -87,7 +88,8 @@ def credentials() -> list[CredentialOut]:
 
 
 def caches() -> list[CacheOut]:
-    specs = [("shop", "1gb", "us-east-1", "use1-a", 310, 12000, 9, 900, 100),
+    Spec = tuple[str, PlanName, str, str, int, int, int, int, int]
+    specs: list[Spec] = [("shop", "1gb", "us-east-1", "use1-a", 310, 12000, 9, 900, 100),
              ("sessions", "250mb", "us-east-1", "use1-b", 90, 4000, 4, 95, 5),
              ("catalog", "100mb", "us-east-1", "use1-c", 99, 30000, 2, 50, 50),
              ("eu-api", "500mb", "eu-west-1", "euw1-a", 120, 8000, 3, 880, 120),
@@ -106,7 +108,7 @@ def caches() -> list[CacheOut]:
     return out
 
 
-def cache_info(plan: str = "1gb") -> CacheInfo:
+def cache_info(plan: PlanName = "1gb") -> CacheInfo:
     paid = plan != "free"
     return CacheInfo(id="c0000000000", name="shop", plan=plan, memory_limit=1024 * MB,
                      region="us-east-1", cluster="use1-a", servers="127.0.0.1:11211",

@@ -8,7 +8,7 @@ from backend.api.dashboard import credential_out
 from backend.api.deps import Control, NoBodyIn, require_admin
 from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import CacheCreate, CacheOut, CacheUsage, FlushOut
-from backend.control.models import Cache
+from backend.control.models import Cache, as_plan
 from backend.control.plane import ControlPlane
 
 router = APIRouter(
@@ -23,7 +23,7 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
     return CacheOut(
         id=cache.id,
         name=cache.name,
-        plan=cache.plan,
+        plan=as_plan(cache.plan),
         memory_limit=cache.limit_bytes,
         region=cache.region,
         cluster=cache.cluster,

@@ -25,7 +25,7 @@ from backend.api.schemas import (
 )  # fmt: skip
 from backend.control import apps
 from backend.control.errors import Invalid
-from backend.control.models import Cache, Credential
+from backend.control.models import Cache, Credential, as_plan
 from backend.control.plane import ControlPlane
 from backend.egress import EgressRefused
 
@@ -52,7 +52,7 @@ def credential_out(credential: Credential) -> CredentialOut:
 def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
     refusal = control.move_refusal(cache)
     return CacheInfo(
-        id=cache.id, name=cache.name, plan=cache.plan, memory_limit=cache.limit_bytes,
+        id=cache.id, name=cache.name, plan=as_plan(cache.plan), memory_limit=cache.limit_bytes,
         region=cache.region, cluster=cache.cluster, servers=control.servers(cache),
         tls_servers=control.tls_servers(cache), dashboard_url=control.dashboard_url(cache),
         app=cache.app.name if cache.app else "", can_migrate=refusal is None,

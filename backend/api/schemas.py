@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from backend.control.models import CACHE_NAME_PATTERN, DRAIN_URL_PATTERN, PlanName
+from backend.lights import FaultMode, Light, ProxyState
 
 
 def _integral_float(value: Any) -> Any:
@@ -210,7 +211,7 @@ class StatsOut(Schema):
 
 
 class FaultIn(RequestBody):
-    mode: Literal["slow", "down", "none"]
+    mode: FaultMode
     delay_ms: JsonInt = Field(
         default=0, ge=0, le=60_000, description="for slow: added to each reply"
     )
@@ -219,16 +220,16 @@ class FaultIn(RequestBody):
 class ProxyStatus(Schema):
     hostname: str
     address: str
-    state: Literal["up", "slow", "down"]
+    state: ProxyState
     latency_ms: float | None = Field(description="latest probe round trip; null if it failed")
     baseline_ms: float | None = Field(description="the proxy's usual latency (median)")
-    fault: Literal["slow", "down", "none"]
+    fault: FaultMode
     delay_ms: int
 
 
 class ClusterStatusOut(Schema):
     name: str
-    light: Literal["green", "yellow", "red", "blue"]
+    light: Light
     label: str = Field(description="UP, SLOW, DOWN or RESOLVED")
     since: str = Field(description="RFC 3339 time of the last change of light")
     proxies: list[ProxyStatus]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -31,6 +32,10 @@ admin_router = APIRouter(
 FEED_SIZE = 50
 
 
+@overload
+def rfc3339(unix: float) -> str: ...
+@overload
+def rfc3339(unix: None) -> None: ...
 def rfc3339(unix: float | None) -> str | None:
     if unix is None:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 MIB = 1024 * 1024
 
@@ -27,6 +27,13 @@ PLANS: dict[str, int] = {
 # The same names as a type, so the API documents (and validates) plan as an enum.
 PlanName = Literal["free", "100mb", "250mb", "500mb", "1gb", "2.5gb", "5gb"]
 assert list(get_args(PlanName)) == list(PLANS), "PlanName and PLANS must list the same plans"
+
+
+def as_plan(name: str) -> PlanName:
+    """``name`` typed as a plan: records carry plain strings, answers promise the enum."""
+    if name not in PLANS:
+        raise ValueError(f"unknown plan {name!r}")
+    return cast(PlanName, name)
 
 # Rules the control plane applies and the API documents as JSON Schema patterns; matched
 # whole (``fullmatch``: ``$`` alone would let a trailing newline through). ASCII classes
