@@ -4,6 +4,7 @@ API request that no longer stalls memcache traffic (``backend.loops``)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from backend.events import CapabilitiesChanged, EventBus, ProxyFaultSet
-from backend.loops import ControlThread
+from backend.loops import SWITCH_INTERVAL_S, ControlThread
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService, make_config
 
@@ -259,3 +260,15 @@ def test_a_cpu_bound_request_does_not_stall_memcache(own_service: RunningService
     assert duration >= 0.3
     assert len(latencies) > 20
     assert max(latencies) < duration / 2, f"a get waited {max(latencies) * 1e3:.0f} ms"
+
+
+def test_the_switch_interval_is_lowered_while_the_control_thread_runs() -> None:
+    """A serving loop waits for the GIL at most this long while the control thread works."""
+    before = sys.getswitchinterval()
+    thread = ControlThread()
+    thread.start()
+    try:
+        assert sys.getswitchinterval() == min(before, SWITCH_INTERVAL_S)
+    finally:
+        thread.stop()
+    assert sys.getswitchinterval() == before
