@@ -1,8 +1,9 @@
 """The SQLite repository: the only module that writes SQL.
 
-The control plane is small and changes rarely, so one synchronous connection in the event
-loop's thread is enough; WAL with ``synchronous=NORMAL`` keeps a commit well under a
-millisecond. Every change and its log line are written in one transaction.
+The control plane is small and changes rarely, so one synchronous connection is enough; it
+belongs to the control thread (``backend.loops``), never to the loop that serves memcache
+traffic, and WAL with ``synchronous=NORMAL`` keeps a commit well under a millisecond.
+Every change and its log line are written in one transaction.
 """
 
 from __future__ import annotations
