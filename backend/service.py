@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -39,6 +40,7 @@ from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
 
 DB_FILE = "cachier.sqlite3"
+log = logging.getLogger(__name__)
 
 
 class ServiceError(RuntimeError):
@@ -184,8 +186,11 @@ class Service:
         # Data -> control: a client's flush is logged on the control loop, never by a
         # database call on the serving loop.
         def record_flush(cache_id: str, proxy: str) -> None:
-            control_loop.call_soon_threadsafe(control.record_flush, cache_id, proxy,
-                                              CLIENT_FLUSH_ORIGIN)  # fmt: skip
+            try:
+                control_loop.call_soon_threadsafe(control.record_flush, cache_id, proxy,
+                                                  CLIENT_FLUSH_ORIGIN)  # fmt: skip
+            except RuntimeError:  # the control loop is closed: the service is stopping
+                log.warning("flush of cache %s on %s not logged: stopping", cache_id, proxy)
 
         self.dataplane.record_flush = record_flush
         self.egress = EgressPolicy(allow_internal=config.allow_internal_drains)

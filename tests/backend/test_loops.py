@@ -272,3 +272,31 @@ def test_the_switch_interval_is_lowered_while_the_control_thread_runs() -> None:
     finally:
         thread.stop()
     assert sys.getswitchinterval() == before
+
+
+def test_a_clients_flush_is_logged_on_the_control_thread(own_service: RunningService) -> None:
+    """Data -> control: the serving loop hands the flush over, it never writes the log."""
+    cache = CacheHandle(own_service.create_cache("flushed-by-client"))
+    control = own_service.service.control
+    assert control is not None
+    real = control.record_flush
+    threads: list[str] = []
+
+    def record_flush(cache_id: str, proxy: str, origin: str) -> None:
+        threads.append(threading.current_thread().name)
+        real(cache_id, proxy, origin)
+
+    own_service.call_control(setattr, control, "record_flush", record_flush)
+    try:
+        wire = Wire.authenticated(cache)
+        assert wire.ask(b"flush_all\r\n") == b"OK\r\n"
+        wire.close()
+        deadline = time.monotonic() + 5
+        while not threads and time.monotonic() < deadline:  # handed over, not awaited
+            time.sleep(0.005)
+    finally:
+        own_service.call_control(delattr, control, "record_flush")
+    assert threads == ["cachier-control"]
+    with httpx.Client(base_url=cache.dashboard_api, timeout=10) as api:
+        lines = [line["message"] for line in api.get("/logs").json()["lines"]]
+    assert any("origin: memcache client" in line for line in lines)
