@@ -1,4 +1,5 @@
-"""cachier backend: memcache proxies, control plane and HTTP API in one asyncio loop."""
+"""cachier backend: memcache proxies on the serving loop; control plane and HTTP API on a
+control thread with its own asyncio loop (``backend.loops``)."""
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,9 @@
 """Per-cache analytics: every cache sampled each second into bounded time series.
 
 One background task (``Analytics.run``) calls ``sample()`` once per ``interval_s``; the API
-reads ``series()``. Everything runs in the service's event loop thread, so no locking.
+reads ``series()``. Both run on the control thread (``backend.loops``), so no locking here;
+what is read of the data plane, on the serving loop's thread, is read without changing it
+(``DataPlane.caches_now``, ``peek_engine``, counters that are plain ints).
 
 Exposed values (PRODUCT.md §5 "stats"): counters are cumulative, as memcached's ``stats``
 reports them, and gauges are the value seen at sampling time; clients derive rates.
@@ -213,8 +215,9 @@ class Analytics:
         self._last_t = -math.inf
         self._minute = -math.inf
 
-    def subscribe(self, bus: EventBus) -> None:
-        bus.subscribe(CacheDeleted, lambda event: self.forget(event.cache_id))
+    def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Forget deleted caches, on ``loop`` (the one that samples) when given."""
+        bus.subscribe(CacheDeleted, lambda event: self.forget(event.cache_id), loop)
 
     # -- sampling -------------------------------------------------------------------
     def sample(self) -> None:
@@ -228,13 +231,13 @@ class Analytics:
             return
         self._last_t = now
         tracks = self._tracks
-        engine_for = self.dataplane.engine_for
+        peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
-        for cache_id, cache in self.dataplane.caches.items():
-            try:
-                engine = engine_for(cache)
-            except KeyError:  # a cluster this data plane lacks: skip it, not every cache
+        for cache in self.dataplane.caches_now():  # a copy: the serving loop changes the dict
+            engine = peek(cache)
+            if engine is None:  # a cluster this data plane lacks, or a move in flight
                 continue
+            cache_id = cache.id
             stats = engine.stats
             raw = read(stats)
             track = tracks.get(cache_id)

@@ -8,6 +8,15 @@ hot path never touches the database and the two planes could live in different p
 A session holds the data plane's ``Credential``; an event changes that object in place, so
 a capability change or a revocation applies from the session's next command at the cost of
 one attribute read, as before.
+
+Threads (``backend.loops``): everything here runs on the serving loop, events included
+(``subscribe(bus, loop)`` has them delivered there). The control thread only *reads*, and
+only through the queries below (``choose_proxy``, ``sessions_of``, ``usage``,
+``peek_engine``, ``caches_now``): plain reads of ints, attributes and dict lookups, each
+atomic under the GIL (a figure may be a few microseconds old, never torn), and copies made
+by one C call (``dict.copy``) of what it iterates. None of them creates or changes
+anything, and none wakes the serving loop: a 10 000-cache ``/metrics`` scrape costs that
+loop nothing but the GIL it shares.
 """
 
 from __future__ import annotations
@@ -85,19 +94,24 @@ class DataPlane:
         self.internal_caches: dict[str, Cache] = {}
 
     # -- following the control plane ----------------------------------------------------
-    def subscribe(self, bus: EventBus) -> None:
-        bus.subscribe(CacheCreated, self._cache_created)
-        bus.subscribe(CredentialAdded, self._credential_added)
-        bus.subscribe(CapabilitiesChanged, self._capabilities_changed)
-        bus.subscribe(PrimaryPromoted, self._primary_promoted)
-        bus.subscribe(CredentialRevoked, self._credential_revoked)
-        bus.subscribe(CacheFlushed, self._cache_flushed)
-        bus.subscribe(CacheMoved, self._cache_moved)
-        bus.subscribe(CacheDeleted, self._cache_deleted)
+    def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Follow the control plane's events, on ``loop`` (the serving loop) when the
+        control plane publishes from another thread."""
+        bus.subscribe(CacheCreated, self._cache_created, loop)
+        bus.subscribe(CredentialAdded, self._credential_added, loop)
+        bus.subscribe(CapabilitiesChanged, self._capabilities_changed, loop)
+        bus.subscribe(PrimaryPromoted, self._primary_promoted, loop)
+        bus.subscribe(CredentialRevoked, self._credential_revoked, loop)
+        bus.subscribe(CacheFlushed, self._cache_flushed, loop)
+        bus.subscribe(CacheMoved, self._cache_moved, loop)
+        bus.subscribe(CacheDeleted, self._cache_deleted, loop)
 
     def _cache_created(self, event: CacheCreated) -> None:
-        self.caches[event.cache_id] = Cache(event.cache_id, event.name, event.plan, event.region,
-                                            event.cluster)  # fmt: skip
+        cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)
+        # Its engine first, then the record: a reader on the control thread that finds the
+        # cache finds its engine (``peek_engine``) and never has to create one.
+        self.engine_for(cache)
+        self.caches[event.cache_id] = cache
 
     def _credential_added(self, event: CredentialAdded) -> None:
         credential = Credential(event.username, event.password, event.cache_id, event.primary,
@@ -135,8 +149,9 @@ class DataPlane:
         reconnect through the region endpoint and land on the new cluster."""
         cache = self.caches[event.cache_id]
         self.engine_for(cache).flush()
-        self.stores[event.from_cluster].drop(cache.id)
+        self.stores[event.to_cluster].engine(cache.id, cache.limit_bytes)  # before the move
         cache.cluster = event.to_cluster
+        self.stores[event.from_cluster].drop(cache.id)
         for credential in cache.credentials:
             self.disconnect(credential.username)
 
@@ -152,11 +167,27 @@ class DataPlane:
         return len(self.sessions.get(username, ()))
 
     def usage(self, cache_id: str) -> Usage:
-        """The one place the API's usage figures come from: the cache's engine."""
-        engine = self.engine_for(self.caches[cache_id])
+        """The one place the API's usage figures come from: the cache's engine. Read-only,
+        safe from the control thread: a cache the data plane has not heard of yet uses
+        nothing."""
+        cache = self.caches.get(cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        if engine is None:
+            return Usage(0, 0, 0, 0, 0)
         usage, stats = engine.usage(), engine.stats
         return Usage(usage.bytes, usage.items, stats.curr_connections, stats.get_hits,
                      stats.get_misses)  # fmt: skip
+
+    def caches_now(self) -> list[Cache]:
+        """The caches as of now, copied in one C call (atomic under the GIL), for readers
+        on the control thread that iterate them while the serving loop changes the dict."""
+        return list(self.caches.copy().values())
+
+    def peek_engine(self, cache: Cache) -> Engine | None:
+        """The cache's engine if it has one, never creating it: for readers on another
+        thread (metrics, analytics, usage), where ``engine_for`` would race the serving loop."""
+        store = self.stores.get(cache.cluster)
+        return store.engines.get(cache.id) if store is not None else None
 
     def engine_for(self, cache: Cache) -> Engine:
         """The storage engine of a cache on its cluster (the data plane's one way in)."""

@@ -6,15 +6,22 @@ and the log drains subscribe; none of them holds the control plane's objects or 
 by it, so the control plane can later live in another process (the same events then travel
 over PostgreSQL LISTEN/NOTIFY) without changing a subscriber.
 
-In one process the bus is a plain synchronous dispatch: ``publish`` calls each subscriber
-of the event's type in subscription order before it returns, so a capability change is
-applied to live connections before the API answers, and the memcache hot path never sees
-the bus at all. Events carry values only (never mutable records), so a subscriber cannot
-change what another one sees.
+In one process the bus is a plain dispatch: ``publish`` calls each subscriber of the
+event's type in subscription order, and the memcache hot path never sees the bus at all.
+A subscriber that lives on another event loop than the publisher's (the data plane on the
+serving loop, while the control plane publishes from its own thread, ``backend.loops``)
+subscribes with ``loop=``: its handler is then called on that loop, through
+``call_soon_threadsafe``, so it never runs concurrently with the loop's own work. Those
+calls keep publication order (the loop runs callbacks first in, first out); a publisher on
+the subscriber's own loop calls it directly, as before. The API waits for delivery before
+it answers a change (``EventBus.delivered``), so a capability switched off applies to live
+connections from their next command after the answer. Events carry values only (never
+mutable records), so a subscriber cannot change what another one sees.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,6 +33,9 @@ log = logging.getLogger(__name__)
 # The origin a flush done by a memcache client is recorded with: the data plane has already
 # run it when the control plane logs it, so its subscriber must not run it again.
 CLIENT_FLUSH_ORIGIN = "memcache client"
+# How long ``EventBus.delivered`` waits for another loop at most (it answers in well under
+# a millisecond when that loop runs at all).
+DELIVERY_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +150,69 @@ EVENT_TYPES: tuple[type, ...] = get_args(Event)
 E = TypeVar("E")
 
 
+class _OnLoop:
+    """A handler called on its own loop, whichever thread publishes."""
+
+    __slots__ = ("loop", "handler")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handler: Callable[[Any], None]) -> None:
+        self.loop = loop
+        self.handler = handler
+
+    def __call__(self, event: Event) -> None:
+        if asyncio._get_running_loop() is self.loop:  # the publisher runs on our loop
+            self.handler(event)
+            return
+        try:
+            self.loop.call_soon_threadsafe(_deliver, self.handler, event)
+        except RuntimeError:  # the loop is closed: the service is stopping
+            log.debug("event %r not delivered: its loop is closed", type(event).__name__)
+
+    def __repr__(self) -> str:
+        return f"{self.handler!r} on {self.loop!r}"
+
+
+def _deliver(handler: Callable[[Any], None], event: Event) -> None:
+    try:
+        handler(event)
+    except Exception:
+        log.exception("subscriber %r failed on %r", handler, type(event).__name__)
+
+
 class EventBus:
-    """Synchronous, in-order, in-process dispatch by exact event type."""
+    """In-order, in-process dispatch by exact event type: synchronous, or on the
+    subscriber's loop when it gave one."""
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[type, list[Callable[[Any], None]]] = defaultdict(list)
+        self._loops: list[asyncio.AbstractEventLoop] = []
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
-        self._subscribers[event_type].append(handler)
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None],
+                  loop: asyncio.AbstractEventLoop | None = None) -> None:  # fmt: skip
+        """Call ``handler`` for every event of ``event_type``; on ``loop`` if given (from
+        any publishing thread), else synchronously in the publisher's thread."""
+        target: Callable[[Any], None] = handler
+        if loop is not None:
+            target = _OnLoop(loop, handler)
+            if loop not in self._loops:
+                self._loops.append(loop)
+        self._subscribers[event_type].append(target)
+
+    async def delivered(self) -> None:
+        """Return once every event published before the call has reached its subscribers,
+        also those on other loops (each loop has run every callback queued before ours).
+
+        The API awaits it before answering a change, so "the answer came back" keeps
+        meaning "live sessions already follow it". About one loop round trip each.
+        """
+        current = asyncio.get_running_loop()
+        waits = [
+            asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_nothing(), loop))
+            for loop in self._loops
+            if loop is not current and not loop.is_closed()
+        ]
+        if waits:  # bounded: a loop that stopped running must not hang the API
+            await asyncio.wait(waits, timeout=DELIVERY_TIMEOUT_S)
 
     def publish(self, event: Event) -> None:
         """Deliver to every subscriber of its type, in order.
@@ -160,3 +225,7 @@ class EventBus:
                 handler(event)
             except Exception:
                 log.exception("subscriber %r failed on %r", handler, type(event).__name__)
+
+
+async def _nothing() -> None:
+    """Scheduled behind queued deliveries: when it has run, they have too."""

@@ -1,4 +1,8 @@
-"""Prometheus metrics, read from live state at scrape time (nothing on the hot path)."""
+"""Prometheus metrics, read from live state at scrape time (nothing on the hot path).
+
+A scrape runs on the control thread (``backend.loops``): it reads the data plane without
+changing it (``DataPlane.caches_now``, ``peek_engine``; counters are plain ints).
+"""
 
 from __future__ import annotations
 
@@ -47,8 +51,10 @@ class ServiceCollector(Collector):
             "connections": GaugeMetricFamily("cachier_cache_connections", "open connections",
                                              labels=["cache"]),
         }  # fmt: skip
-        for cache in dataplane.caches.values():
-            engine = dataplane.engine_for(cache)
+        for cache in dataplane.caches_now():  # a copy: the serving loop changes the dict
+            engine = dataplane.peek_engine(cache)
+            if engine is None:  # a move in flight, or not heard of yet: next scrape
+                continue
             stats = engine.stats
             usage = engine.usage()
             for name, family in counters.items():

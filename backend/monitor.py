@@ -232,8 +232,10 @@ class Monitor:
         # shows it next to what the probes measure. Kept from ``ProxyFaultSet`` events.
         self.faults: dict[str, tuple[FaultMode, int]] = {}
 
-    def subscribe(self, bus: EventBus) -> None:
-        bus.subscribe(ProxyFaultSet, self._fault_set)
+    def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Follow injected faults, on ``loop`` (the monitor's) when given: the fault is
+        set on the serving loop, which publishes it."""
+        bus.subscribe(ProxyFaultSet, self._fault_set, loop)
 
     def _fault_set(self, event: ProxyFaultSet) -> None:
         if event.mode == "none":
@@ -265,9 +267,14 @@ class Monitor:
         return status is not None and status.light == RED
 
     # -- probing ------------------------------------------------------------------------
-    def start(self) -> list[asyncio.Task]:
-        """One probing task per proxy; the caller cancels them to stop."""
-        credentials = probe_caches(self.dataplane)
+    def start(self, credentials: dict[str, Credential] | None = None) -> list[asyncio.Task]:
+        """One probing task per proxy; the caller cancels them to stop.
+
+        ``credentials`` are the probes' (``probe_caches``), made by the caller on the
+        serving loop when the monitor runs on another thread: they are data-plane records.
+        """
+        if credentials is None:
+            credentials = probe_caches(self.dataplane)
         return [
             asyncio.create_task(self._probe_forever(Prober(p, credentials[p.cluster.name],
                                                            self.timeout_s)))

@@ -1,4 +1,5 @@
-"""Service: builds every part and runs it in ONE asyncio loop.
+"""Service: builds every part and runs it on two asyncio loops (``backend.loops``): the
+data plane on the caller's loop, everything else on a control thread.
 
 Used by ``cachier-backend`` and, in-process, by ``cachier-tui``; it never installs signal
 handlers or writes to the terminal itself — its caller decides both.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import uvicorn
 
@@ -24,6 +27,7 @@ from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import NotFound
+from backend.control.models import Credential
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
@@ -31,10 +35,13 @@ from backend.dataplane import DataPlane
 from backend.egress import EgressPolicy
 from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyFaultSet
 from backend.listeners import MemcacheProtocol
-from backend.monitor import Monitor
+from backend.loops import ControlThread
+from backend.monitor import Monitor, probe_caches
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
-from backend.topology import Proxy
+from backend.topology import Proxy, Region
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(RuntimeError):
@@ -89,10 +96,33 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass
+class _Sockets:
+    """Every listening socket, bound before anything serves (a taken port fails fast)."""
+
+    api: socket.socket
+    regions: list[tuple[Region, socket.socket]]
+    tls: list[tuple[Region, socket.socket]]
+    proxies: list[tuple[Proxy, socket.socket]]
+    tls_context: ssl.SSLContext | None
+
+
 class Service:
+    """Every part of the service, on two loops (``backend.loops``).
+
+    The data plane (proxies, region endpoints, sessions, stores) runs on the loop that
+    calls ``start``: the serving loop. The control plane, the HTTP API, the monitor,
+    analytics, log drains and the demo's incident timeline run on ``control_thread``, so
+    no control-plane work (a database call, a 10 000-cache listing, a ``/metrics``
+    scrape) ever holds the loop that serves memcache traffic. ``start`` and ``stop`` keep
+    their meaning: awaited on the serving loop, they return once everything runs, or has
+    stopped.
+    """
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.bus = EventBus()
+        self.control_thread = ControlThread()
         self.db: ControlRepository | None = None
         self.dataplane: DataPlane | None = None
         self.control: ControlPlane | None = None
@@ -100,15 +130,45 @@ class Service:
         self.warnings: list[str] = []
         self.drains: LogDrains | None = None
         self.analytics: Analytics | None = None
-        self._background: list[asyncio.Task] = []
+        self._background: list[asyncio.Task] = []  # on the control loop
         self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
         self.traffic: demo.Traffic | None = None
         self.monitor: Monitor | None = None
+        self.status_view: StatusView | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
+        self._serving_loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> Listening:
+        config = self.config
+        loop = self._serving_loop = asyncio.get_running_loop()
+        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
+                                config.auth_user_failure_limit)  # fmt: skip
+        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
+        # Subscribers first: loading announces every stored cache and credential. The
+        # control plane publishes from its thread; the data plane hears it on this loop.
+        self.dataplane.subscribe(self.bus, loop)
+        self.control_thread.start()
+        try:
+            await self.control_thread.call(self._open_control)
+            try:
+                sockets = self._bind_all()
+            except ServiceError:
+                await self.control_thread.call(self._close_db)
+                raise
+            self.listening = await self._serve(sockets)
+        except BaseException:
+            await self.stop()
+            raise
+        if config.demo:
+            await self._start_demo()
+        return self.listening
+
+    # -- start-up, in order: control (its thread), sockets and listeners (here), API ----
+    def _open_control(self) -> None:
+        """On the control thread: the data dir, the repository (its connection belongs to
+        this thread), the control plane loaded, analytics and the log drains."""
         config = self.config
         try:
             datadir.make_private(config.data_dir)
@@ -119,24 +179,37 @@ class Service:
             self.db = open_repository(config.database_url, config.data_dir)
         except DatabaseUnavailable as exc:
             raise ServiceError(str(exc)) from None
-        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
-                                config.auth_user_failure_limit)  # fmt: skip
-        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
-        # Subscribers first: loading announces every stored cache and credential.
+        assert self.dataplane is not None
+        control_loop = asyncio.get_running_loop()
         bus = self.bus
-        self.dataplane.subscribe(bus)
-        self.control = ControlPlane(self.db, secrets, config.topology, bus, self.dataplane)
-        control = self.control
-        self.dataplane.record_flush = lambda cache_id, proxy: control.record_flush(
-            cache_id, proxy, CLIENT_FLUSH_ORIGIN
+        self.control = control = ControlPlane(
+            self.db, secrets, config.topology, bus, self.dataplane
         )
+
+        # Data -> control: a client's flush is logged on the control loop, never by a
+        # database call on the serving loop.
+        def record_flush(cache_id: str, proxy: str) -> None:
+            try:
+                control_loop.call_soon_threadsafe(control.record_flush, cache_id, proxy,
+                                                  CLIENT_FLUSH_ORIGIN)  # fmt: skip
+            except RuntimeError:  # the control loop is closed: the service is stopping
+                log.warning("flush of cache %s on %s not logged: stopping", cache_id, proxy)
+
+        self.dataplane.record_flush = record_flush
         self.egress = EgressPolicy(allow_internal=config.allow_internal_drains)
         self.drains = LogDrains(egress=self.egress)
-        bus.subscribe(LogLineWritten, self._forward_to_drain)
+        bus.subscribe(LogLineWritten, self._forward_to_drain)  # submit() is thread-safe
         self.analytics = Analytics(self.dataplane, config.sample_interval)
-        self.analytics.subscribe(bus)
-        self.warnings = self.control.load()
+        self.analytics.subscribe(bus, control_loop)
+        self.warnings = control.load()
 
+    def _close_db(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def _bind_all(self) -> _Sockets:
+        config = self.config
         sockets: list[socket.socket] = []
         try:
             api_sock = _bind(config.host, config.api_port)
@@ -158,93 +231,126 @@ class Service:
         except ServiceError:
             for sock in sockets:
                 sock.close()
-            self.db.close()
             raise
+        return _Sockets(api_sock, region_socks, tls_socks, proxy_socks, tls_context)
 
+    async def _serve(self, socks: _Sockets) -> Listening:
+        """Listeners on the serving loop, then the API and the monitor on the control one."""
+        config = self.config
         loop = asyncio.get_running_loop()
+        dataplane = self.dataplane
+        assert dataplane is not None
         local = _reachable(config.host)
         advertised, warning = config.advertised_host()
         if warning:
             self.warnings.append(warning)
         endpoints: dict[str, str] = {}
         advertised_endpoints: dict[str, str] = {}
-        for region, sock in region_socks:
+        for region, sock in socks.regions:
             endpoints[region.name] = _format_address(local, sock.getsockname()[1])
             advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
             self._servers.append(await loop.create_server(
-                lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
+                partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
                 sock=sock,
             ))  # fmt: skip
         tls_endpoints: dict[str, str] = {}
         advertised_tls: dict[str, str] = {}
-        for region, sock in tls_socks:
+        for region, sock in socks.tls:
             tls_endpoints[region.name] = _format_address(local, sock.getsockname()[1])
             advertised_tls[region.name] = _format_address(advertised, sock.getsockname()[1])
             self._servers.append(await loop.create_server(
-                lambda r=region.name: MemcacheProtocol(self.dataplane, r, config.auth_timeout),
-                sock=sock, ssl=tls_context, ssl_handshake_timeout=config.auth_timeout,
+                lambda r=region.name: MemcacheProtocol(dataplane, r, config.auth_timeout),
+                sock=sock, ssl=socks.tls_context, ssl_handshake_timeout=config.auth_timeout,
             ))  # fmt: skip
         proxies: dict[str, str] = {}
-        for proxy, sock in proxy_socks:
+        for proxy, sock in socks.proxies:
             proxy.address = _format_address(config.host, sock.getsockname()[1])
             proxies[proxy.hostname] = proxy.address
             self._proxy_servers[proxy.hostname] = await self._serve_proxy(proxy, sock)
+        probes = probe_caches(dataplane)  # data-plane records: made on this loop
 
-        api_port = api_sock.getsockname()[1]
+        api_port = socks.api.getsockname()[1]
         api_url = f"http://{_format_address(local, api_port)}"
         public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
+        await self.control_thread.run(
+            self._start_api(socks.api, api_url, public_url, advertised_endpoints,
+                            advertised_tls, probes)
+        )  # fmt: skip
+        return Listening(api_url, endpoints, tls_endpoints, proxies, public_url,
+                         advertised_endpoints, advertised_tls)  # fmt: skip
+
+    async def _start_api(self, api_sock: socket.socket, api_url: str, public_url: str,
+                         advertised_endpoints: dict[str, str], advertised_tls: dict[str, str],
+                         probes: dict[str, Credential]) -> None:  # fmt: skip
+        """On the control thread: what clients are told, the monitor, analytics, drains,
+        and uvicorn serving the API."""
+        config = self.config
+        control, dataplane, db = self.control, self.dataplane, self.db
+        assert control is not None and dataplane is not None and db is not None
+        assert self.analytics is not None and self.drains is not None
         # Everything the control plane hands out (servers, tls_servers, config vars,
         # dashboard and feed URLs) is what clients are told, never the bind address.
-        self.control.api_base_url = public_url
-        self.control.endpoints = advertised_endpoints
-        self.control.tls_endpoints = advertised_tls
-        self.control.refresh_servers()
-        dataplane = self.dataplane
-        monitor = self.monitor = Monitor(dataplane, self.db, config.probe_interval,
+        control.api_base_url = public_url
+        control.endpoints = advertised_endpoints
+        control.tls_endpoints = advertised_tls
+        control.refresh_servers()
+        monitor = self.monitor = Monitor(dataplane, db, config.probe_interval,
                                          config.resolved_window)  # fmt: skip
-        monitor.subscribe(bus)
-        self.control.cluster_is_red = monitor.is_red
-        status = StatusView(config.topology, monitor,
-                            lambda: metrics.exposition(dataplane, monitor))  # fmt: skip
-        app = create_app(self.control, self.analytics, status, self, self.egress,
-                         config.admin_token, config.max_body_bytes)  # fmt: skip
+        monitor.subscribe(self.bus, asyncio.get_running_loop())
+        control.cluster_is_red = monitor.is_red
+        status = self.status_view = StatusView(
+            config.topology, monitor, lambda: metrics.exposition(dataplane, monitor)
+        )
+        app = create_app(control, self.analytics, status, self, self.egress,
+                         config.admin_token, config.max_body_bytes,
+                         events_delivered=self.bus.delivered)  # fmt: skip
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
-        self._background += self.monitor.start()
+        self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
         self._api_task = asyncio.create_task(self._api.serve(sockets=[api_sock]))
         while not self._api.started:
             if self._api_task.done():
-                await self.stop()
                 raise ServiceError(f"the HTTP API could not start on {api_url}")
             await asyncio.sleep(0.01)
-        self.listening = Listening(api_url, endpoints, tls_endpoints, proxies, public_url,
-                                   advertised_endpoints, advertised_tls)  # fmt: skip
-        if config.demo:
-            self._start_demo()
-        return self.listening
 
-    def _start_demo(self) -> None:
+    async def _start_demo(self) -> None:
         assert self.control is not None and self.listening is not None
-        self.traffic = demo.Traffic(demo.seed(self.control, self.listening.endpoints),
-                                    self.config.demo_rate)  # fmt: skip
+        control, listening = self.control, self.listening
+        clients = await self.control_thread.call(demo.seed, control, listening.endpoints)
+        self.traffic = demo.Traffic(clients, self.config.demo_rate)
         self.traffic.start()
-        self._background.append(asyncio.create_task(demo.incident_timeline(
-            self.listening.api_url, self.config.admin_token, self.control)))  # fmt: skip
+        timeline = demo.incident_timeline(listening.api_url, self.config.admin_token, control)
+        await self.control_thread.call(
+            lambda: self._background.append(asyncio.create_task(timeline))
+        )
 
     async def _serve_proxy(self, proxy: Proxy, sock: socket.socket) -> asyncio.AbstractServer:
-        config = self.config
+        config, dataplane = self.config, self.dataplane
+        assert dataplane is not None
         return await asyncio.get_running_loop().create_server(
-            lambda: MemcacheProtocol(self.dataplane, proxy.cluster.region.name,
+            lambda: MemcacheProtocol(dataplane, proxy.cluster.region.name,
                                      config.auth_timeout, proxy),
             sock=sock,
         )  # fmt: skip
 
     async def set_fault(self, hostname: str, mode: str, delay_ms: int = 0) -> Proxy:
         """Fault injection: ``slow`` delays every reply of the proxy, ``down`` closes its
-        listener and its sessions (endpoints route around it), ``none`` restores it."""
+        listener and its sessions (endpoints route around it), ``none`` restores it.
+
+        The API calls it on the control loop; the fault is data-plane state (listeners,
+        sessions, reply delays), so it is set on the serving loop, which publishes it.
+        """
+        loop = self._serving_loop
+        assert loop is not None
+        work = self._set_fault(hostname, mode, delay_ms)
+        if asyncio.get_running_loop() is loop:
+            return await work
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
+
+    async def _set_fault(self, hostname: str, mode: str, delay_ms: int) -> Proxy:
         assert self.dataplane is not None
         proxy = self.dataplane.topology.proxy(hostname)
         if proxy is None:
@@ -284,9 +390,28 @@ class Service:
             raise ServiceError(f"TLS: {exc}") from None
 
     async def stop(self) -> None:
+        """Stop the API, the monitor, analytics and drains (control thread), then the
+        listeners and sessions (here), then close the database and the control thread."""
         if self.traffic is not None:
             await asyncio.to_thread(self.traffic.stop)
             self.traffic = None
+        if self.control_thread.running:
+            await self.control_thread.run(self._stop_api())
+        for server in [*self._servers, *self._proxy_servers.values()]:
+            server.close()
+        if self.dataplane is not None:
+            for transport in list(self.dataplane.transports):
+                transport.close()
+        for server in [*self._servers, *self._proxy_servers.values()]:
+            await server.wait_closed()
+        self._servers.clear()
+        self._proxy_servers.clear()
+        await self._stop_control()
+        if self.config.temporary_data_dir:
+            shutil.rmtree(self.config.data_dir, ignore_errors=True)
+
+    async def _stop_api(self) -> None:
+        """On the control thread: uvicorn, then background tasks, then the log drains."""
         if self._api is not None and self._api_task is not None:
             self._api.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
@@ -299,17 +424,13 @@ class Service:
         self._background.clear()
         if self.drains is not None:
             await self.drains.stop()
-        for server in [*self._servers, *self._proxy_servers.values()]:
-            server.close()
-        if self.dataplane is not None:
-            for transport in list(self.dataplane.transports):
-                transport.close()
-        for server in [*self._servers, *self._proxy_servers.values()]:
-            await server.wait_closed()
-        self._servers.clear()
-        self._proxy_servers.clear()
-        if self.db is not None:
-            self.db.close()
-            self.db = None
-        if self.config.temporary_data_dir:
-            shutil.rmtree(self.config.data_dir, ignore_errors=True)
+
+    async def _stop_control(self) -> None:
+        """Close the database on its thread, then end the thread (whatever still runs
+        there is cancelled)."""
+        if not self.control_thread.running:
+            return
+        with contextlib.suppress(Exception):
+            await self.control_thread.run(self._stop_api())
+        await self.control_thread.call(self._close_db)
+        await asyncio.to_thread(self.control_thread.stop)

@@ -26,15 +26,15 @@ class BenchError(Exception):
 
 @contextlib.contextmanager
 def run_process(
-    cmd: list[str], log: Path, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:  # noqa: E501
+    cmd: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server for the duration of the block and always stop it afterwards.
 
     It gets its own session so a Ctrl-C reaches only the script, which then shuts it down
     in order.
     """
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         yield proc

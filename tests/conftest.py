@@ -73,7 +73,8 @@ class RunningService:
         self._thread.join(20)
 
     def call(self, fn, *args):
-        """Run ``fn`` in the service's loop thread (for reading internal state safely)."""
+        """Run ``fn`` in the service's serving loop, the data plane's (for reading its
+        internal state safely)."""
         result: list = []
         done = threading.Event()
 
@@ -84,6 +85,12 @@ class RunningService:
         self._loop.call_soon_threadsafe(run)
         done.wait(10)
         return result[0]
+
+    def call_control(self, fn, *args):
+        """Run ``fn`` on the service's control thread (analytics, the monitor, the
+        control plane live there: ``backend.loops``)."""
+        assert self.service is not None
+        return self.service.control_thread.submit(_call(fn, *args)).result(10)
 
     @property
     def api_url(self) -> str:
@@ -99,6 +106,10 @@ class RunningService:
             response = client.post("/api/v1/admin/caches", json=body)
         assert response.status_code == 201, response.text
         return response.json()
+
+
+async def _call(fn, *args):
+    return fn(*args)
 
 
 def address(hostport: str) -> tuple[str, int]:

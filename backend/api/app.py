@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -47,6 +48,35 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+class AnswerAfterDelivery:
+    """Hold the answer to a change until its events have reached every subscriber.
+
+    The control plane runs on its own thread and the data plane hears its events on the
+    serving loop (``backend.loops``); without this, a client could get ``200`` for
+    "capability off" and still write once on a live connection. Awaiting delivery (one
+    loop round trip, well under a millisecond) before the response starts keeps "the API
+    answered" meaning "live sessions follow it". Reads (GET, HEAD) answer at once.
+    """
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp, delivered: Callable[[], Awaitable[None]]) -> None:
+        self.app = app
+        self.delivered = delivered
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in self.SAFE:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_delivery(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self.delivered()
+            await send(message)
+
+        await self.app(scope, receive, send_after_delivery)
+
+
 def create_app(
     control: ControlPlane,
     analytics: Analytics,
@@ -55,9 +85,13 @@ def create_app(
     egress: EgressPolicy,
     admin_token: str,
     max_body_bytes: int,
+    events_delivered: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The API over exactly the parts it uses (each route reads one of them from
-    ``app.state`` through ``deps``), so it can be built and tested without a ``Service``."""
+    ``app.state`` through ``deps``), so it can be built and tested without a ``Service``.
+
+    ``events_delivered`` (``EventBus.delivered``) is awaited before a change is answered
+    when subscribers live on another loop than the API's."""
     app = FastAPI(
         title="cachier",
         version=__version__,
@@ -71,6 +105,8 @@ def create_app(
     app.state.admin_token = admin_token
     errors.install(app)
     app.add_middleware(HeadAsGet)
+    if events_delivered is not None:
+        app.add_middleware(AnswerAfterDelivery, delivered=events_delivered)
     app.add_middleware(RequestGate, control=control, admin_token=admin_token,
                        max_body=max_body_bytes)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The SQLite repository: the embedded default, one file in the data directory.
 
-The control plane is small and changes rarely, so one synchronous connection used from one
-thread is enough; WAL with ``synchronous=NORMAL`` keeps a commit well under a millisecond.
+The control plane is small and changes rarely, so one synchronous connection is enough; it
+belongs to the control thread (``backend.loops``), never to the loop that serves memcache
+traffic, and WAL with ``synchronous=NORMAL`` keeps a commit well under a millisecond.
 Every change and its log line are written in one transaction. The queries and migrations
 are shared with PostgreSQL (``backend.control.sql``); this class owns connecting,
 transactions and the schema version (``PRAGMA user_version``).

@@ -1,9 +1,10 @@
 """Delivery of app log lines to per-app HTTP(S) log drains, the way Heroku's Logplex sends them.
 
-The memcache data plane shares this asyncio loop, so nothing here may block it: ``submit`` only
-appends the line to a bounded per-drain queue; one background task per drain URL formats the
-queue into batches and POSTs them. A slow or dead drain therefore costs its own queue (oldest lines
-are dropped and counted, like Logplex's "drain buffer overflow") and never anyone's latency.
+Drains run on the control thread's loop (``backend.loops``), beside the API, so nothing here
+may block it: ``submit`` only appends the line to a bounded per-drain queue; one background
+task per drain URL formats the queue into batches and POSTs them. A slow or dead drain
+therefore costs its own queue (oldest lines are dropped and counted, like Logplex's "drain
+buffer overflow") and never anyone's latency.
 
 Wire format (Logplex ``application/logplex-1``): the body is RFC 5424 messages, each prefixed by
 its byte length and a space (RFC 6587 octet counting), with headers ``Logplex-Msg-Count``,

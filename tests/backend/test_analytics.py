@@ -335,8 +335,10 @@ def test_unknown_and_forgotten_caches_have_empty_series(
 def fake_dataplane(n: int) -> DataPlane:
     dataplane = DataPlane(default_topology(), AuthThrottle())
     clusters = [c.name for c in dataplane.topology.clusters()]
-    for i in range(n):
-        dataplane.caches[f"c{i}"] = Cache(f"c{i}", f"n{i}", "100mb", "local", clusters[i % 2])
+    for i in range(n):  # as CacheCreated does: the space first (analytics never creates one)
+        cache = Cache(f"c{i}", f"n{i}", "100mb", "local", clusters[i % 2])
+        dataplane.engine_for(cache)
+        dataplane.caches[cache.id] = cache
     return dataplane
 
 

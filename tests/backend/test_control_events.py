@@ -298,14 +298,14 @@ def test_deleting_a_cache_closes_its_connections_and_forgets_its_history(
     assert wire.ask(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
     cache_id = cache.info["id"]
     analytics = service.service.analytics
-    service.call(analytics.sample)
-    assert service.call(lambda: analytics.series(cache_id)["samples"]) != []
+    service.call_control(analytics.sample)
+    assert service.call_control(lambda: analytics.series(cache_id)["samples"]) != []
     with service.admin() as admin:
         assert admin.delete(f"/api/v1/admin/caches/{cache_id}").status_code == 204
         assert admin.get(f"/api/v1/admin/caches/{cache_id}").status_code == 404
         assert admin.delete(f"/api/v1/admin/caches/{cache_id}").status_code == 404
     assert wire.read_to_close() == b""
-    assert service.call(lambda: analytics.series(cache_id)["samples"]) == []
+    assert service.call_control(lambda: analytics.series(cache_id)["samples"]) == []
     assert httpx.get(cache.dashboard_api + "/cache").status_code == 404
     retry = Wire(cache.endpoint)
     secret = cache.password.encode()
@@ -321,7 +321,7 @@ def test_a_fault_reaches_the_monitor_as_an_event(service: RunningService) -> Non
         url = f"/api/v1/admin/proxies/{hostname}/fault"
         slow = admin.post(url, json={"mode": "slow", "delay_ms": 5}).json()
         assert (slow["fault"], slow["delay_ms"]) == ("slow", 5)
-        assert service.call(service.service.monitor.fault, hostname) == ("slow", 5)
+        assert service.call_control(service.service.monitor.fault, hostname) == ("slow", 5)
         admin.post(url, json={"mode": "none"})
     assert seen == [ProxyFaultSet(hostname, "slow", 5), ProxyFaultSet(hostname, "none", 0)]
-    assert service.call(service.service.monitor.fault, hostname) == ("none", 0)
+    assert service.call_control(service.service.monitor.fault, hostname) == ("none", 0)
