@@ -555,7 +555,6 @@ class ClusterStore:
         self.engines.pop(cache_id, None)
 
 
-
 if TYPE_CHECKING:
 
     def _is_an_engine(engine: LruEngine) -> Engine:

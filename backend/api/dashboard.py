@@ -94,7 +94,7 @@ async def stats(
             le=UNIX_TIME_MAX,
             allow_inf_nan=False,
             description="only samples newer than this unix time: a client that keeps the "
-            "series fetches just what is new"
+            "series fetches just what is new",
         ),
     ] = None,
 ) -> StatsOut:

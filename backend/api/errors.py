@@ -67,8 +67,10 @@ def allowed_methods(request: Request) -> str:
     allowed = {
         method
         for method in METHODS
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
-               for route in request.app.routes)  # fmt: skip
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.routes
+        )  # fmt: skip
     }
     if "GET" in allowed:
         allowed.add("HEAD")

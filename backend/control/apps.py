@@ -57,4 +57,3 @@ def check_drain_url(url: str) -> None:
         parts.hostname, parts.port  # noqa: B018  # each raises ValueError when malformed
     except ValueError as exc:
         raise Invalid(f"a log drain URL must be a valid http(s) URL ({exc})") from None
-

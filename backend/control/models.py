@@ -35,6 +35,7 @@ def as_plan(name: str) -> PlanName:
         raise ValueError(f"unknown plan {name!r}")
     return cast(PlanName, name)
 
+
 # Rules the control plane applies and the API documents as JSON Schema patterns; matched
 # whole (``fullmatch``: ``$`` alone would let a trailing newline through). ASCII classes
 # only, so ECMA 262 (the document's dialect) and Python's ``re`` agree on every string.

@@ -233,8 +233,13 @@ def _binary_request(rng: random.Random) -> bytes:
         assert shape is not None
         extras_allowed, key_rule, value_allowed = shape
         extlen = rng.choice(sorted(extras_allowed))
-        key = b"" if key_rule == "none" else _key(rng) if rng.random() < 0.1 else b"k%d" % (
-            rng.randrange(5))
+        key = (
+            b""
+            if key_rule == "none"
+            else _key(rng)
+            if rng.random() < 0.1
+            else b"k%d" % (rng.randrange(5))
+        )
         value = b"9" * rng.choice([0, 1, 5, 20]) if value_allowed else b""
     else:
         extlen = rng.choice([0, 4, 8, 12, 20, 3])
@@ -243,7 +248,7 @@ def _binary_request(rng: random.Random) -> bytes:
     extras = bytes(rng.randrange(256) for _ in range(extlen))
     if extlen in (4, 8) and rng.random() < 0.7:  # flags and an expiry that means something
         expiry = rng.choice([0, 1, 100, 2**31, 2**32 - 1])
-        extras = (struct.pack(">II", 0, expiry) if extlen == 8 else struct.pack(">I", expiry))
+        extras = struct.pack(">II", 0, expiry) if extlen == 8 else struct.pack(">I", expiry)
     if extlen == 20 and rng.random() < 0.7:  # incr/decr: delta, initial, expiry
         extras = struct.pack(">QQI", rng.choice([0, 1, 2**64 - 1]), rng.choice([0, 5]),
                              rng.choice([0, 0xFFFFFFFF, 100]))  # fmt: skip

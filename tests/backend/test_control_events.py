@@ -206,8 +206,9 @@ def test_committed_log_lines_are_published_with_their_app(world: World) -> None:
 OPERATIONS = {
     "create_cache": lambda c, cache: c.create_cache("other", "100mb"),
     "add_credential": lambda c, cache: c.add_credential(cache),
-    "set_capabilities": lambda c, cache: c.set_capabilities(cache, cache.primary().username,
-                                                            False, False),  # fmt: skip
+    "set_capabilities": lambda c, cache: c.set_capabilities(
+        cache, cache.primary().username, False, False
+    ),  # fmt: skip
     "delete_credential": lambda c, cache: c.delete_credential(cache, cache.credentials[1].username),
     "promote": lambda c, cache: c.promote(cache, cache.credentials[1].username),
     "rotate_sso": lambda c, cache: c.rotate_sso(cache),

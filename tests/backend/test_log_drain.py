@@ -31,6 +31,7 @@ FRAME_ID_PATTERN = re.compile(r"^[0-9A-F]{32}$")
 # The receivers here listen on loopback, which only --allow-internal-drains admits.
 LOOPBACK_OK = EgressPolicy(allow_internal=True)
 
+
 def line(message: str, app: str = "my-cache", source: str = "cachier") -> DrainLine:
     return DrainLine(t=T, source=source, message=message, app=app)
 
