@@ -77,9 +77,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_FIELDS = ("memory_used", "memory_limit", "items", "get_hits", "get_misses", "hit_rate",
-                 "cmd_get", "cmd_set", "cmd_delete", "cmd_flush", "evictions",
-                 "curr_connections", "bytes_read", "bytes_written")  # fmt: skip
+SAMPLE_FIELDS = (
+    "memory_used",
+    "memory_limit",
+    "items",
+    "get_hits",
+    "get_misses",
+    "hit_rate",
+    "cmd_get",
+    "cmd_set",
+    "cmd_delete",
+    "cmd_flush",
+    "evictions",
+    "curr_connections",
+    "bytes_read",
+    "bytes_written",
+)
 
 # Full resolution is kept this long; coarser tiers are (resolution_s, points).
 FINE_RETENTION_S = 15 * 60
@@ -87,13 +100,21 @@ MINUTE_TIER = (60.0, 24 * 60)
 HOUR_TIER = (3600.0, 30 * 24)
 
 # Counters as named in CacheStats, in the order they are stored (after the gauges).
-COUNTERS = ("get_hits", "get_misses", "cmd_get", "cmd_set", "cmd_delete", "cmd_flush",
-            "evictions", "bytes_read", "bytes_written")  # fmt: skip
+COUNTERS = (
+    "get_hits",
+    "get_misses",
+    "cmd_get",
+    "cmd_set",
+    "cmd_delete",
+    "cmd_flush",
+    "evictions",
+    "bytes_read",
+    "bytes_written",
+)
 _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*COUNTERS)
 
 # Internal point layout: one tuple per point, built with a single concatenation per sample.
-_STORED = ("t", "memory_used", "memory_limit", "items", "curr_connections", "hit_rate",
-           *COUNTERS)  # fmt: skip
+_STORED = ("t", "memory_used", "memory_limit", "items", "curr_connections", "hit_rate", *COUNTERS)
 T, MEMORY, LIMIT, ITEMS, CONNS, RATE, HITS, MISSES = range(8)
 # Where each exposed key (in the documented order) sits in a stored point.
 _EXPOSED = tuple((name, _STORED.index(name)) for name in ("t", *SAMPLE_FIELDS))
@@ -109,8 +130,19 @@ class _Rollup:
     tick and stall the event loop once a minute.
     """
 
-    __slots__ = ("resolution", "buckets", "index", "origin", "base_hits", "base_misses",
-                 "memory", "limit", "items", "conns", "last")  # fmt: skip
+    __slots__ = (
+        "resolution",
+        "buckets",
+        "index",
+        "origin",
+        "base_hits",
+        "base_misses",
+        "memory",
+        "limit",
+        "items",
+        "conns",
+        "last",
+    )
 
     def __init__(self, resolution: float, points: int) -> None:
         self.resolution = resolution

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make (or reuse) a self-signed certificate in the data directory",
     )
-    return p  # fmt: skip
+    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -256,8 +256,11 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
     # The API and endpoint lines are what clients are told (--public-url, --advertise-host);
     # where that differs from where the service listens, one more line says so.
     api = listening.public_api_url or listening.api_url
-    lines = [f"cachier-backend {__version__}", f"  data dir   {config.data_dir}",
-             f"  API        {api}   (OpenAPI: {api}/docs)"]  # fmt: skip
+    lines = [
+        f"cachier-backend {__version__}",
+        f"  data dir   {config.data_dir}",
+        f"  API        {api}   (OpenAPI: {api}/docs)",
+    ]
     if config.database:
         lines.insert(2, f"  database   {config.database_url.describe(config.data_dir)}")
     endpoints = listening.advertised_endpoints or listening.endpoints
@@ -267,13 +270,17 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
     for region, address in tls_endpoints.items():
         lines.append(f"  endpoint   {address}   region {region} (TLS)")
     if endpoints != listening.endpoints or api != listening.api_url:
-        lines.append(f"  listening  on {config.host or '*'}; this machine reaches the API at "
-                     f"{listening.api_url}")  # fmt: skip
+        lines.append(
+            f"  listening  on {config.host or '*'}; this machine reaches the API at "
+            f"{listening.api_url}"
+        )
     for hostname, address in listening.proxies.items():
         lines.append(f"  proxy      {address}   {hostname}")
     if config.admin_token_generated:
-        lines.append(f"  admin token (generated for this run; set {ADMIN_TOKEN_ENV} to fix it): "
-                     f"{config.admin_token}")  # fmt: skip
+        lines.append(
+            f"  admin token (generated for this run; set {ADMIN_TOKEN_ENV} to fix it): "
+            f"{config.admin_token}"
+        )
     lines += [f"  warning: {w}" for w in warnings]
     return "\n".join(lines)
 

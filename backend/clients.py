@@ -154,8 +154,14 @@ class AuthenticatingSocketModule:
     ``connect`` only gets the address.
     """
 
-    def __init__(self, username: str, password: str, *, base: Any = _socket,
-                 tls_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        base: Any = _socket,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.login = login_command(username, password)
         self.base = base
         self.tls_context = tls_context
@@ -198,10 +204,13 @@ def _address_key(address: Any) -> Any:
     return tuple(address[:2]) if isinstance(address, tuple) else address
 
 
-def authenticating_socket_module(username: str, password: str, *,
-                                 base: ModuleType | Any = _socket,
-                                 tls_context: ssl.SSLContext | None = None,
-                                 ) -> AuthenticatingSocketModule:  # fmt: skip
+def authenticating_socket_module(
+    username: str,
+    password: str,
+    *,
+    base: ModuleType | Any = _socket,
+    tls_context: ssl.SSLContext | None = None,
+) -> AuthenticatingSocketModule:
     """A ``socket_module`` for pymemcache that logs every connection in to cachier.
 
     Use it wherever pymemcache takes ``socket_module``; keep pymemcache's own timeouts::

@@ -38,8 +38,10 @@ def check_advertise_host(host: str) -> str:
     if bare.startswith("[") and bare.endswith("]"):
         bare = bare[1:-1]
     if bare in WILDCARD_HOSTS:
-        raise AddressError(f"--advertise-host {host!r}: clients cannot connect to a wildcard "
-                           "address; give this machine's name or address")  # fmt: skip
+        raise AddressError(
+            f"--advertise-host {host!r}: clients cannot connect to a wildcard "
+            "address; give this machine's name or address"
+        )
     if ":" in bare:
         try:
             ipaddress.IPv6Address(bare)
@@ -139,8 +141,10 @@ class Config:
         if self.host not in WILDCARD_HOSTS:
             return self.host, None
         name = socket.getfqdn()
-        return name, (f"listening on {self.host or 'every interface'}: clients are told to "
-                      f"connect to {name}; set --advertise-host to choose the name")  # fmt: skip
+        return name, (
+            f"listening on {self.host or 'every interface'}: clients are told to "
+            f"connect to {name}; set --advertise-host to choose the name"
+        )
 
     @property
     def database_url(self) -> DatabaseUrl:

@@ -114,8 +114,9 @@ class DataPlane:
         self.caches[event.cache_id] = cache
 
     def _credential_added(self, event: CredentialAdded) -> None:
-        credential = Credential(event.username, event.password, event.cache_id, event.primary,
-                                event.write, event.flush)  # fmt: skip
+        credential = Credential(
+            event.username, event.password, event.cache_id, event.primary, event.write, event.flush
+        )
         self.credentials[event.username] = credential
         self.caches[event.cache_id].credentials.append(credential)
 
@@ -175,8 +176,9 @@ class DataPlane:
         if engine is None:
             return Usage(0, 0, 0, 0, 0)
         usage, stats = engine.usage(), engine.stats
-        return Usage(usage.bytes, usage.items, stats.curr_connections, stats.get_hits,
-                     stats.get_misses)  # fmt: skip
+        return Usage(
+            usage.bytes, usage.items, stats.curr_connections, stats.get_hits, stats.get_misses
+        )
 
     def caches_now(self) -> list[Cache]:
         """The caches as of now, copied in one C call (atomic under the GIL), for readers

@@ -75,13 +75,23 @@ def seed(control: ControlPlane, local_endpoints: dict[str, str]) -> list[DemoCli
             control.set_capabilities(cache, no_flush.username, True, False)
         primary = cache.primary()
         servers = local_endpoints.get(cache.region) or control.servers(cache)
-        clients.append(DemoClient(name, servers, primary.username, primary.password.decode(),
-                                  size, keys, binary=(i % 2 == 1)))  # fmt: skip
+        clients.append(
+            DemoClient(
+                name,
+                servers,
+                primary.username,
+                primary.password.decode(),
+                size,
+                keys,
+                binary=(i % 2 == 1),
+            )
+        )
         readonly = next(c for c in cache.credentials if not c.write)
         if name == "shop":
             password = readonly.password.decode()
-            clients.append(DemoClient(name, servers, readonly.username, password, size, keys,
-                                      read_only=True))  # fmt: skip
+            clients.append(
+                DemoClient(name, servers, readonly.username, password, size, keys, read_only=True)
+            )
     return clients
 
 
@@ -98,8 +108,12 @@ class Traffic:
     def start(self) -> None:
         per_client = self.rate / max(len(self.clients), 1)
         for i, client in enumerate(self.clients):
-            thread = threading.Thread(target=self._run, args=(client, per_client, self.seed + i),
-                                      name=f"demo-{client.cache}", daemon=True)  # fmt: skip
+            thread = threading.Thread(
+                target=self._run,
+                args=(client, per_client, self.seed + i),
+                name=f"demo-{client.cache}",
+                daemon=True,
+            )
             thread.start()
             self.threads.append(thread)
 
@@ -115,9 +129,12 @@ class Traffic:
             try:
                 client = _connect(spec)
             except ImportError as exc:  # retrying cannot help: say so once, and stop
-                log.warning("demo traffic for %s cannot run: the %s package is missing "
-                            "(reinstall cachier with its dependencies)", health.name,
-                            exc.name or exc)  # fmt: skip
+                log.warning(
+                    "demo traffic for %s cannot run: the %s package is missing "
+                    "(reinstall cachier with its dependencies)",
+                    health.name,
+                    exc.name or exc,
+                )
                 return
             try:
                 self._drive(client, spec, rate, rng, health)
@@ -206,8 +223,10 @@ async def incident_timeline(api_url: str, admin_token: str, control: ControlPlan
                 await asyncio.sleep(max(0.0, cycle_start + at - time.monotonic()))
                 with contextlib.suppress(httpx.HTTPError):
                     if proxy is not None:
-                        await http.post(f"/api/v1/admin/proxies/{proxy}/fault",
-                                        json={"mode": mode, "delay_ms": delay})  # fmt: skip
+                        await http.post(
+                            f"/api/v1/admin/proxies/{proxy}/fault",
+                            json={"mode": mode, "delay_ms": delay},
+                        )
                     else:
                         await _flush(http, control, admin=mode == "flush:admin")
             await asyncio.sleep(max(0.0, cycle_start + CYCLE_S - time.monotonic()))

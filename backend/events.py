@@ -141,10 +141,18 @@ class LogLineWritten:
 
 
 Event = (
-    CacheCreated | CacheMoved | CacheFlushed | CacheDeleted | CredentialAdded
-    | CapabilitiesChanged | CredentialRevoked | PrimaryPromoted | SsoRotated | ProxyFaultSet
+    CacheCreated
+    | CacheMoved
+    | CacheFlushed
+    | CacheDeleted
+    | CredentialAdded
+    | CapabilitiesChanged
+    | CredentialRevoked
+    | PrimaryPromoted
+    | SsoRotated
+    | ProxyFaultSet
     | LogLineWritten
-)  # fmt: skip
+)
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
 E = TypeVar("E")
@@ -187,8 +195,12 @@ class EventBus:
         self._subscribers: defaultdict[type, list[Callable[[Any], None]]] = defaultdict(list)
         self._loops: list[asyncio.AbstractEventLoop] = []
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], None],
-                  loop: asyncio.AbstractEventLoop | None = None) -> None:  # fmt: skip
+    def subscribe(
+        self,
+        event_type: type[E],
+        handler: Callable[[E], None],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         """Call ``handler`` for every event of ``event_type``; on ``loop`` if given (from
         any publishing thread), else synchronously in the publisher's thread."""
         target: Callable[[Any], None] = handler

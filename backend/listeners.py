@@ -42,8 +42,12 @@ def handler_failed(codec: AsciiCodec | BinaryCodec, data: bytes, exc: Exception)
             command = data.split(b" ", 1)[0].split(b"\n", 1)[0][:12]
             name = command.decode() if command.isalpha() and command.isascii() else "?"
             shape = f"ASCII, first command {name!r}"
-        log.error("memcache command failed (%s at %s:%d) on a %d-byte read (%s); "
-                  "connection closed", *where, len(data), shape)  # fmt: skip
+        log.error(
+            "memcache command failed (%s at %s:%d) on a %d-byte read (%s); connection closed",
+            *where,
+            len(data),
+            shape,
+        )
     codec.closing = True
     done = b"".join(codec.out)
     return done if isinstance(codec, BinaryCodec) else done + HANDLER_ERROR_REPLY
@@ -54,11 +58,23 @@ def _closed() -> None:
 
 
 class MemcacheProtocol(asyncio.Protocol):
-    __slots__ = ("dataplane", "region", "proxy", "auth_timeout", "transport", "session",
-                 "codec", "auth_timer", "fault", "delayed_until", "counters")  # fmt: skip
+    __slots__ = (
+        "dataplane",
+        "region",
+        "proxy",
+        "auth_timeout",
+        "transport",
+        "session",
+        "codec",
+        "auth_timer",
+        "fault",
+        "delayed_until",
+        "counters",
+    )
 
-    def __init__(self, dataplane: DataPlane, region: str, auth_timeout: float,
-                 proxy: Proxy | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, dataplane: DataPlane, region: str, auth_timeout: float, proxy: Proxy | None = None
+    ) -> None:
         self.dataplane = dataplane
         self.region = region
         self.proxy = proxy

@@ -85,8 +85,9 @@ class ControlThread:
             raise RuntimeError("the control thread is already running")
         _lower_switch_interval()
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, args=(ready,), name=self.name,
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._main, args=(ready,), name=self.name, daemon=True
+        )
         self._thread.start()
         try:
             ready.result()  # re-raises what stopped the loop from starting

@@ -18,12 +18,18 @@ if TYPE_CHECKING:
     from backend.monitor import Monitor
 
 CACHE_COUNTERS = {
-    "cmd_get": "get commands (keys requested)", "cmd_set": "storage commands",
-    "cmd_delete": "delete commands", "cmd_flush": "flushes", "cmd_touch": "touch commands",
-    "get_hits": "gets that found the key", "get_misses": "gets that missed",
-    "evictions": "items evicted for memory", "bytes_read": "bytes received",
-    "bytes_written": "bytes sent", "total_connections": "connections ever opened",
-}  # fmt: skip
+    "cmd_get": "get commands (keys requested)",
+    "cmd_set": "storage commands",
+    "cmd_delete": "delete commands",
+    "cmd_flush": "flushes",
+    "cmd_touch": "touch commands",
+    "get_hits": "gets that found the key",
+    "get_misses": "gets that missed",
+    "evictions": "items evicted for memory",
+    "bytes_read": "bytes received",
+    "bytes_written": "bytes sent",
+    "total_connections": "connections ever opened",
+}
 STATES = ("up", "slow", "down")
 LIGHTS = ("green", "blue", "yellow", "red")
 
@@ -40,17 +46,22 @@ class ServiceCollector(Collector):
 
     def _caches(self) -> Iterator[Metric]:
         dataplane = self.dataplane
-        counters = {name: CounterMetricFamily(f"cachier_cache_{name}", help_, labels=["cache"])
-                    for name, help_ in CACHE_COUNTERS.items()}  # fmt: skip
+        counters = {
+            name: CounterMetricFamily(f"cachier_cache_{name}", help_, labels=["cache"])
+            for name, help_ in CACHE_COUNTERS.items()
+        }
         gauges = {
             "items": GaugeMetricFamily("cachier_cache_items", "items stored", labels=["cache"]),
-            "bytes": GaugeMetricFamily("cachier_cache_bytes", "memory used by items",
-                                       labels=["cache"]),
-            "limit": GaugeMetricFamily("cachier_cache_limit_bytes", "the plan's memory limit",
-                                       labels=["cache"]),
-            "connections": GaugeMetricFamily("cachier_cache_connections", "open connections",
-                                             labels=["cache"]),
-        }  # fmt: skip
+            "bytes": GaugeMetricFamily(
+                "cachier_cache_bytes", "memory used by items", labels=["cache"]
+            ),
+            "limit": GaugeMetricFamily(
+                "cachier_cache_limit_bytes", "the plan's memory limit", labels=["cache"]
+            ),
+            "connections": GaugeMetricFamily(
+                "cachier_cache_connections", "open connections", labels=["cache"]
+            ),
+        }
         for cache in dataplane.caches_now():  # a copy: the serving loop changes the dict
             engine = dataplane.peek_engine(cache)
             if engine is None:  # a move in flight, or not heard of yet: next scrape
@@ -70,14 +81,18 @@ class ServiceCollector(Collector):
         throttle = self.dataplane.throttle
         failures = CounterMetricFamily("cachier_auth_failures", "failed memcache logins")
         failures.add_metric([], throttle.total_failures)
-        refused = CounterMetricFamily("cachier_auth_throttled",
-                                      "logins refused unchecked by brute-force protection, by "
-                                      "the limit that refused them", labels=["scope"])  # fmt: skip
+        refused = CounterMetricFamily(
+            "cachier_auth_throttled",
+            "logins refused unchecked by brute-force protection, by the limit that refused them",
+            labels=["scope"],
+        )
         refused.add_metric(["address"], throttle.refused_by_address)
         refused.add_metric(["username"], throttle.refused_by_username)
-        trusted = CounterMetricFamily("cachier_auth_trusted_logins",
-                                      "logins let through a full limit because their address "
-                                      "had logged in with that username")  # fmt: skip
+        trusted = CounterMetricFamily(
+            "cachier_auth_trusted_logins",
+            "logins let through a full limit because their address "
+            "had logged in with that username",
+        )
         trusted.add_metric([], throttle.trusted_logins)
         yield failures
         yield refused
@@ -95,8 +110,11 @@ class ServiceCollector(Collector):
             "1 for the proxy's current state",
             labels=["proxy", "cluster", "state"],
         )
-        light = GaugeMetricFamily("cachier_cluster_light", "1 for the cluster's current light",
-                                  labels=["cluster", "light"])  # fmt: skip
+        light = GaugeMetricFamily(
+            "cachier_cluster_light",
+            "1 for the cluster's current light",
+            labels=["cluster", "light"],
+        )
         for health in monitor.health.values():
             labels = [health.proxy.hostname, health.proxy.cluster.name]
             if health.latency_ms is not None:

@@ -187,10 +187,19 @@ def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
     """One hidden cache and credential per cluster, in memory only: the probes' identity."""
     credentials = {}
     for cluster in dataplane.topology.clusters():
-        cache = Cache(f"probe:{cluster.name}", f"probe-{cluster.name}", "free",
-                      cluster.region.name, cluster.name)  # fmt: skip
-        credential = Credential(f"probe-{cluster.name}-{secrets.token_hex(6)}",
-                                secrets.token_hex(16).encode(), cache.id, primary=True)  # fmt: skip
+        cache = Cache(
+            f"probe:{cluster.name}",
+            f"probe-{cluster.name}",
+            "free",
+            cluster.region.name,
+            cluster.name,
+        )
+        credential = Credential(
+            f"probe-{cluster.name}-{secrets.token_hex(6)}",
+            secrets.token_hex(16).encode(),
+            cache.id,
+            primary=True,
+        )
         cache.credentials.append(credential)
         dataplane.internal_caches[cache.id] = cache
         dataplane.credentials[credential.username] = credential
@@ -199,8 +208,9 @@ def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
 
 
 class ClusterStatus:
-    def __init__(self, cluster: Cluster, light: Light, since: float,
-                 trouble_ended: float | None) -> None:  # fmt: skip
+    def __init__(
+        self, cluster: Cluster, light: Light, since: float, trouble_ended: float | None
+    ) -> None:
         self.cluster = cluster
         self.light = light
         self.since = since
@@ -225,8 +235,9 @@ class Monitor:
         self.sensitivity = sensitivity or Sensitivity()
         self.clock = clock
         self.timeout_s = max(0.5, 2 * interval_s)
-        self.health = {p.hostname: ProxyHealth(p, self.sensitivity)
-                       for p in dataplane.topology.proxies()}  # fmt: skip
+        self.health = {
+            p.hostname: ProxyHealth(p, self.sensitivity) for p in dataplane.topology.proxies()
+        }
         self.clusters = self._load_clusters()
         # hostname -> (mode, delay_ms) of the fault an operator injected; the status page
         # shows it next to what the probes measure. Kept from ``ProxyFaultSet`` events.
@@ -276,10 +287,11 @@ class Monitor:
         if credentials is None:
             credentials = probe_caches(self.dataplane)
         return [
-            asyncio.create_task(self._probe_forever(Prober(p, credentials[p.cluster.name],
-                                                           self.timeout_s)))
+            asyncio.create_task(
+                self._probe_forever(Prober(p, credentials[p.cluster.name], self.timeout_s))
+            )
             for p in self.dataplane.topology.proxies()
-        ]  # fmt: skip
+        ]
 
     async def _probe_forever(self, prober: Prober) -> None:
         """Probe at a steady interval; a slow probe shortens the wait, never stacks probes."""

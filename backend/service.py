@@ -143,8 +143,9 @@ class Service:
     async def start(self) -> Listening:
         config = self.config
         loop = self._serving_loop = asyncio.get_running_loop()
-        throttle = AuthThrottle(config.auth_failure_limit, config.auth_failure_window,
-                                config.auth_user_failure_limit)  # fmt: skip
+        throttle = AuthThrottle(
+            config.auth_failure_limit, config.auth_failure_window, config.auth_user_failure_limit
+        )
         self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
         # Subscribers first: loading announces every stored cache and credential. The
         # control plane publishes from its thread; the data plane hears it on this loop.
@@ -190,8 +191,9 @@ class Service:
         # database call on the serving loop.
         def record_flush(cache_id: str, proxy: str) -> None:
             try:
-                control_loop.call_soon_threadsafe(control.record_flush, cache_id, proxy,
-                                                  CLIENT_FLUSH_ORIGIN)  # fmt: skip
+                control_loop.call_soon_threadsafe(
+                    control.record_flush, cache_id, proxy, CLIENT_FLUSH_ORIGIN
+                )
             except RuntimeError:  # the control loop is closed: the service is stopping
                 log.warning("flush of cache %s on %s not logged: stopping", cache_id, proxy)
 
@@ -249,19 +251,25 @@ class Service:
         for region, sock in socks.regions:
             endpoints[region.name] = _format_address(local, sock.getsockname()[1])
             advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
-            self._servers.append(await loop.create_server(
-                partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
-                sock=sock,
-            ))  # fmt: skip
+            self._servers.append(
+                await loop.create_server(
+                    partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
+                    sock=sock,
+                )
+            )
         tls_endpoints: dict[str, str] = {}
         advertised_tls: dict[str, str] = {}
         for region, sock in socks.tls:
             tls_endpoints[region.name] = _format_address(local, sock.getsockname()[1])
             advertised_tls[region.name] = _format_address(advertised, sock.getsockname()[1])
-            self._servers.append(await loop.create_server(
-                lambda r=region.name: MemcacheProtocol(dataplane, r, config.auth_timeout),
-                sock=sock, ssl=socks.tls_context, ssl_handshake_timeout=config.auth_timeout,
-            ))  # fmt: skip
+            self._servers.append(
+                await loop.create_server(
+                    lambda r=region.name: MemcacheProtocol(dataplane, r, config.auth_timeout),
+                    sock=sock,
+                    ssl=socks.tls_context,
+                    ssl_handshake_timeout=config.auth_timeout,
+                )
+            )
         proxies: dict[str, str] = {}
         for proxy, sock in socks.proxies:
             proxy.address = _format_address(config.host, sock.getsockname()[1])
@@ -273,15 +281,29 @@ class Service:
         api_url = f"http://{_format_address(local, api_port)}"
         public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
         await self.control_thread.run(
-            self._start_api(socks.api, api_url, public_url, advertised_endpoints,
-                            advertised_tls, probes)
-        )  # fmt: skip
-        return Listening(api_url, endpoints, tls_endpoints, proxies, public_url,
-                         advertised_endpoints, advertised_tls)  # fmt: skip
+            self._start_api(
+                socks.api, api_url, public_url, advertised_endpoints, advertised_tls, probes
+            )
+        )
+        return Listening(
+            api_url,
+            endpoints,
+            tls_endpoints,
+            proxies,
+            public_url,
+            advertised_endpoints,
+            advertised_tls,
+        )
 
-    async def _start_api(self, api_sock: socket.socket, api_url: str, public_url: str,
-                         advertised_endpoints: dict[str, str], advertised_tls: dict[str, str],
-                         probes: dict[str, Credential]) -> None:  # fmt: skip
+    async def _start_api(
+        self,
+        api_sock: socket.socket,
+        api_url: str,
+        public_url: str,
+        advertised_endpoints: dict[str, str],
+        advertised_tls: dict[str, str],
+        probes: dict[str, Credential],
+    ) -> None:
         """On the control thread: what clients are told, the monitor, analytics, drains,
         and uvicorn serving the API."""
         config = self.config
@@ -294,16 +316,24 @@ class Service:
         control.endpoints = advertised_endpoints
         control.tls_endpoints = advertised_tls
         control.refresh_servers()
-        monitor = self.monitor = Monitor(dataplane, db, config.probe_interval,
-                                         config.resolved_window)  # fmt: skip
+        monitor = self.monitor = Monitor(
+            dataplane, db, config.probe_interval, config.resolved_window
+        )
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
         status = self.status_view = StatusView(
             config.topology, monitor, lambda: metrics.exposition(dataplane, monitor)
         )
-        app = create_app(control, self.analytics, status, self, self.egress,
-                         config.admin_token, config.max_body_bytes,
-                         events_delivered=self.bus.delivered)  # fmt: skip
+        app = create_app(
+            control,
+            self.analytics,
+            status,
+            self,
+            self.egress,
+            config.admin_token,
+            config.max_body_bytes,
+            events_delivered=self.bus.delivered,
+        )
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
         self._background += monitor.start(probes)
@@ -331,10 +361,11 @@ class Service:
         config, dataplane = self.config, self.dataplane
         assert dataplane is not None
         return await asyncio.get_running_loop().create_server(
-            lambda: MemcacheProtocol(dataplane, proxy.cluster.region.name,
-                                     config.auth_timeout, proxy),
+            lambda: MemcacheProtocol(
+                dataplane, proxy.cluster.region.name, config.auth_timeout, proxy
+            ),
             sock=sock,
-        )  # fmt: skip
+        )
 
     async def set_fault(self, hostname: str, mode: str, delay_ms: int = 0) -> Proxy:
         """Fault injection: ``slow`` delays every reply of the proxy, ``down`` closes its
@@ -373,8 +404,9 @@ class Service:
 
     def _forward_to_drain(self, line: LogLineWritten) -> None:
         if line.drain and self.drains is not None:
-            self.drains.submit(line.drain, DrainLine(line.t, line.source, line.message,
-                                                     line.app_name))  # fmt: skip
+            self.drains.submit(
+                line.drain, DrainLine(line.t, line.source, line.message, line.app_name)
+            )
 
     def _tls_context(self) -> ssl.SSLContext:
         config = self.config

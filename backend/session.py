@@ -30,8 +30,14 @@ class AuthenticatedSession:
 
     __slots__ = ("credential", "engine", "proxy", "peer_host", "dataplane")
 
-    def __init__(self, credential: Credential, engine: Engine, proxy: Proxy, peer_host: str,
-                 dataplane: DataPlane) -> None:  # fmt: skip
+    def __init__(
+        self,
+        credential: Credential,
+        engine: Engine,
+        proxy: Proxy,
+        peer_host: str,
+        dataplane: DataPlane,
+    ) -> None:
         self.credential = credential
         self.engine = engine
         self.proxy = proxy
@@ -49,8 +55,7 @@ class Session:
     does); region endpoint sessions get their proxy chosen at authentication.
     """
 
-    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "auth",
-                 "close_connection")  # fmt: skip
+    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "auth", "close_connection")
 
     def __init__(
         self,

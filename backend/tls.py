@@ -53,8 +53,12 @@ def self_signed(data_dir: Path, host: str, *more_hosts: str) -> tuple[Path, Path
             alt_names.append(x509.IPAddress(ipaddress.ip_address(address)))
         except ValueError:
             alt_names.append(x509.DNSName(address))
-    if (cert_path.exists() and key_path.exists() and not _expiring(cert_path)
-            and set(alt_names) <= _names(cert_path)):  # fmt: skip
+    if (
+        cert_path.exists()
+        and key_path.exists()
+        and not _expiring(cert_path)
+        and set(alt_names) <= _names(cert_path)
+    ):
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cachier {host}")])

@@ -92,11 +92,14 @@ class Latency:
         def pick(q: float) -> float:
             return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
-        return cls(count=len(ordered), errors=len(errors),
-                   p50_ms=pick(0.50) if ordered else None,
-                   p99_ms=pick(0.99) if ordered else None,
-                   max_ms=round(ordered[-1], 2) if ordered else None,
-                   error_samples=errors[:5])  # fmt: skip
+        return cls(
+            count=len(ordered),
+            errors=len(errors),
+            p50_ms=pick(0.50) if ordered else None,
+            p99_ms=pick(0.99) if ordered else None,
+            max_ms=round(ordered[-1], 2) if ordered else None,
+            error_samples=errors[:5],
+        )
 
 
 @dataclass
@@ -158,26 +161,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags; the defaults are the issue's sizes."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--auth", type=int, default=5000, help="authenticated connections (5000)")
-    p.add_argument("--idle", type=int, default=2000,
-                   help="connections that never authenticate (2000)")  # fmt: skip
-    p.add_argument("--seconds", type=float, default=20.0,
-                   help="measurement window with everything open (20)")  # fmt: skip
-    p.add_argument("--baseline", type=float, default=5.0,
-                   help="measurement window before any connection is open (5)")  # fmt: skip
-    p.add_argument("--auth-timeout", type=float, default=None,
-                   help="backend --auth-timeout of the held run (default: --seconds + 30, so "
-                        "the unauthenticated connections outlive the window)")  # fmt: skip
-    p.add_argument("--concurrency", type=int, default=100,
-                   help="connects in flight at once; the listen backlog is 1024 (100)")  # fmt: skip
-    p.add_argument("--sources", type=int, default=1,
-                   help="spread connections over 127.0.0.1..N, if one source address runs out "
-                        "of ephemeral ports (1)")  # fmt: skip
-    p.add_argument("--cycles", type=int, default=3,
-                   help="open/close cycles in the held run; the extra ones open everything "
-                        "again and close it from the client side, to tell a leak from memory "
-                        "the allocator keeps (3)")  # fmt: skip
-    p.add_argument("--no-timeout-run", action="store_true",
-                   help="skip the second run at the backend's default auth timeout")  # fmt: skip
+    p.add_argument(
+        "--idle", type=int, default=2000, help="connections that never authenticate (2000)"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=20.0, help="measurement window with everything open (20)"
+    )
+    p.add_argument(
+        "--baseline",
+        type=float,
+        default=5.0,
+        help="measurement window before any connection is open (5)",
+    )
+    p.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=None,
+        help="backend --auth-timeout of the held run (default: --seconds + 30, so "
+        "the unauthenticated connections outlive the window)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="connects in flight at once; the listen backlog is 1024 (100)",
+    )
+    p.add_argument(
+        "--sources",
+        type=int,
+        default=1,
+        help="spread connections over 127.0.0.1..N, if one source address runs out "
+        "of ephemeral ports (1)",
+    )
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=3,
+        help="open/close cycles in the held run; the extra ones open everything "
+        "again and close it from the client side, to tell a leak from memory "
+        "the allocator keeps (3)",
+    )
+    p.add_argument(
+        "--no-timeout-run",
+        action="store_true",
+        help="skip the second run at the backend's default auth timeout",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
     if args.auth < 0 or args.idle < 0 or args.seconds <= 0 or args.baseline < 0:
@@ -197,8 +225,10 @@ def raise_nofile(needed: int) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if target < needed:
-        raise BenchError(f"RLIMIT_NOFILE hard limit is {hard}, {needed} descriptors needed; "
-                         "raise it (ulimit -Hn) or open fewer connections")  # fmt: skip
+        raise BenchError(
+            f"RLIMIT_NOFILE hard limit is {hard}, {needed} descriptors needed; "
+            "raise it (ulimit -Hn) or open fewer connections"
+        )
     return target
 
 
@@ -264,14 +294,27 @@ def backend(workdir: Path, name: str, auth_timeout: float | None) -> Any:
     """A fresh backend with its own data dir; ``auth_timeout`` None keeps its default."""
     api_port, ep_port = free_ports(2)
     token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(workdir / f"data-{name}"),
-           "--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(ep_port),
-           "--admin-token", token]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(workdir / f"data-{name}"),
+        "--host",
+        HOST,
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(ep_port),
+        "--admin-token",
+        token,
+    ]
     if auth_timeout is not None:
         cmd += ["--auth-timeout", str(auth_timeout)]
     log = workdir / f"backend-{name}.log"
-    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
-                          trust_env=False)  # fmt: skip
+    client = httpx.Client(
+        base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT, trust_env=False
+    )
     with client, run_process(cmd, log, cwd=REPO_ROOT) as proc:
         wait_for_health(proc, log, client)
         b = Backend(proc, log, client, token, (HOST, ep_port))
@@ -295,8 +338,9 @@ class Probe:
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.client = httpx.Client(base_url=b.client.base_url, timeout=HTTP_TIMEOUT,
-                                   trust_env=False)  # fmt: skip
+        self.client = httpx.Client(
+            base_url=b.client.base_url, timeout=HTTP_TIMEOUT, trust_env=False
+        )
         self.sock: socket.socket | None = None
         self.buffer = b""
 
@@ -348,10 +392,11 @@ class Probe:
         headers = {"Authorization": f"Bearer {self.b.token}"}
         calls = {
             "GET /healthz": lambda: self.client.get("/healthz"),
-            "GET /api/v1/admin/caches":
-                lambda: self.client.get("/api/v1/admin/caches", headers=headers),
+            "GET /api/v1/admin/caches": lambda: self.client.get(
+                "/api/v1/admin/caches", headers=headers
+            ),
             "memcache get": self._memcache_get,
-        }  # fmt: skip
+        }
         while not self.stop_event.is_set():
             for kind, call in calls.items():
                 started = time.perf_counter()
@@ -388,8 +433,9 @@ class Conn:
     watcher: asyncio.Task[None] | None = None
 
 
-async def connect(endpoint: tuple[str, int], index: int, sources: int
-                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:  # fmt: skip
+async def connect(
+    endpoint: tuple[str, int], index: int, sources: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection from 127.0.0.(1 + index % sources); the source port is chosen at
     connect time (IP_BIND_ADDRESS_NO_PORT), so each address has its own ephemeral range."""
     if sources == 1:
@@ -423,8 +469,14 @@ async def watch(conn: Conn) -> None:
     conn.closed_at = time.monotonic()
 
 
-async def open_many(kind: str, count: int, endpoint: tuple[str, int], login: bytes | None,
-                    concurrency: int, sources: int) -> tuple[list[Conn], Opened]:  # fmt: skip
+async def open_many(
+    kind: str,
+    count: int,
+    endpoint: tuple[str, int],
+    login: bytes | None,
+    concurrency: int,
+    sources: int,
+) -> tuple[list[Conn], Opened]:
     """Open ``count`` connections, ``concurrency`` at a time; with ``login``, each one
     authenticates and must answer STORED. Each then gets a watcher task."""
     gate = asyncio.Semaphore(concurrency)
@@ -493,12 +545,14 @@ async def held_run(b: Backend, args: argparse.Namespace, say: Any) -> HeldRun:
         baseline = await asyncio.to_thread(probe.window, args.baseline)
         say(f"opening {args.auth} authenticated connections ...")
         login = b.auth_line()
-        auth, auth_opened = await open_many("authenticated", args.auth, b.endpoint, login,
-                                            args.concurrency, args.sources)  # fmt: skip
+        auth, auth_opened = await open_many(
+            "authenticated", args.auth, b.endpoint, login, args.concurrency, args.sources
+        )
         memory.append(b.memory("authenticated open"))
         say(f"opening {args.idle} unauthenticated connections ...")
-        idle, idle_opened = await open_many("unauthenticated", args.idle, b.endpoint, None,
-                                            args.concurrency, args.sources)  # fmt: skip
+        idle, idle_opened = await open_many(
+            "unauthenticated", args.idle, b.endpoint, None, args.concurrency, args.sources
+        )
         memory.append(b.memory("all open"))
         say(f"measuring with everything open ({args.seconds:g} s) ...")
         window = asyncio.create_task(asyncio.to_thread(probe.window, args.seconds))
@@ -528,8 +582,18 @@ async def held_run(b: Backend, args: argparse.Namespace, say: Any) -> HeldRun:
     reply = sum(b"authentication timeout" in c.received for c in idle)
     left = sum(c.closed_at is None for c in idle)
     await close_all(idle)
-    held = HeldRun(args.auth_timeout, baseline, loaded, [auth_opened, idle_opened], memory,
-                   auth_closed_early, idle_closed_early, by_timeout, reply, left)  # fmt: skip
+    held = HeldRun(
+        args.auth_timeout,
+        baseline,
+        loaded,
+        [auth_opened, idle_opened],
+        memory,
+        auth_closed_early,
+        idle_closed_early,
+        by_timeout,
+        reply,
+        left,
+    )
     for cycle in range(2, args.cycles + 1):
         say(f"cycle {cycle}/{args.cycles}: open everything again, close it from our side ...")
         await churn(b, args, held, cycle)
@@ -546,10 +610,12 @@ async def churn(b: Backend, args: argparse.Namespace, held: HeldRun, cycle: int)
     RSS after the first cycle stays near its peak; only growth from cycle to cycle would
     be a leak."""
     opening = {"concurrency": args.concurrency, "sources": args.sources}
-    auth, auth_opened = await open_many(f"authenticated, cycle {cycle}", args.auth, b.endpoint,
-                                        b.auth_line(), **opening)  # fmt: skip
-    idle, idle_opened = await open_many(f"unauthenticated, cycle {cycle}", args.idle,
-                                        b.endpoint, None, **opening)  # fmt: skip
+    auth, auth_opened = await open_many(
+        f"authenticated, cycle {cycle}", args.auth, b.endpoint, b.auth_line(), **opening
+    )
+    idle, idle_opened = await open_many(
+        f"unauthenticated, cycle {cycle}", args.idle, b.endpoint, None, **opening
+    )
     held.cycles += [auth_opened, idle_opened]
     held.memory.append(b.memory(f"cycle {cycle}: all open"))
     await close_all(auth + idle)
@@ -566,8 +632,9 @@ async def timeout_run(b: Backend, args: argparse.Namespace, say: Any) -> Timeout
         say(f"default timeout: opening {args.idle} unauthenticated connections ...")
         seconds = DEFAULT_AUTH_TIMEOUT + 5.0
         window = asyncio.create_task(asyncio.to_thread(probe.window, seconds))
-        idle, opened = await open_many("unauthenticated", args.idle, b.endpoint, None,
-                                       args.concurrency, args.sources)  # fmt: skip
+        idle, opened = await open_many(
+            "unauthenticated", args.idle, b.endpoint, None, args.concurrency, args.sources
+        )
         memory.append(b.memory("all open"))
         await wait_closed_by_server(idle, time.monotonic() + DEFAULT_AUTH_TIMEOUT + 15.0)
         latency = await window
@@ -578,9 +645,17 @@ async def timeout_run(b: Backend, args: argparse.Namespace, say: Any) -> Timeout
     reply = sum(b"authentication timeout" in c.received for c in idle)
     left = sum(c.closed_at is None for c in idle)
     await close_all(idle)
-    return TimeoutRun(DEFAULT_AUTH_TIMEOUT, opened, closed, reply, left,
-                      round(after[len(after) // 2], 2) if after else None,
-                      round(after[-1], 2) if after else None, memory, latency)  # fmt: skip
+    return TimeoutRun(
+        DEFAULT_AUTH_TIMEOUT,
+        opened,
+        closed,
+        reply,
+        left,
+        round(after[len(after) // 2], 2) if after else None,
+        round(after[-1], 2) if after else None,
+        memory,
+        latency,
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -595,8 +670,10 @@ def problems(held: HeldRun, timeout: TimeoutRun | None) -> list[str]:
     if held.auth_closed_early:
         out.append(f"{held.auth_closed_early} authenticated connections closed by the server")
     if held.idle_closed_early:
-        out.append(f"{held.idle_closed_early} unauthenticated connections closed before the "
-                   f"{held.auth_timeout:g} s timeout")  # fmt: skip
+        out.append(
+            f"{held.idle_closed_early} unauthenticated connections closed before the "
+            f"{held.auth_timeout:g} s timeout"
+        )
     if held.idle_left_open:
         out.append(f"{held.idle_left_open} unauthenticated connections outlived the timeout")
     if held.growth_kib_per_conn is not None and held.growth_kib_per_conn > GROWTH_LIMIT_KIB:
@@ -613,8 +690,10 @@ def problems(held: HeldRun, timeout: TimeoutRun | None) -> list[str]:
         if timeout.left_open:
             out.append(f"default timeout: {timeout.left_open} connections never closed")
         if timeout.with_reply != timeout.opened.opened:
-            out.append(f"default timeout: {timeout.opened.opened - timeout.with_reply} closed "
-                       "without the timeout reply")  # fmt: skip
+            out.append(
+                f"default timeout: {timeout.opened.opened - timeout.with_reply} closed "
+                "without the timeout reply"
+            )
     return out
 
 
@@ -622,52 +701,74 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def print_report(args: argparse.Namespace, held: HeldRun, timeout: TimeoutRun | None,
-                 issues: list[str]) -> None:  # fmt: skip
-    print(f"\nheld run: --auth {args.auth} --idle {args.idle} --seconds {args.seconds:g}, "
-          f"backend --auth-timeout {held.auth_timeout:g}")  # fmt: skip
+def print_report(
+    args: argparse.Namespace, held: HeldRun, timeout: TimeoutRun | None, issues: list[str]
+) -> None:
+    print(
+        f"\nheld run: --auth {args.auth} --idle {args.idle} --seconds {args.seconds:g}, "
+        f"backend --auth-timeout {held.auth_timeout:g}"
+    )
     for o in held.opened + held.cycles:
-        print(f"  opened {o.opened}/{o.wanted} {o.kind} in {o.seconds:.1f} s"
-              + (f"  failures: {o.failures}" if o.failures else ""))  # fmt: skip
-    print(f"\n  {'latency, ms':<28}{'baseline p50/p99/max':>24}{'loaded p50/p99/max':>24}"
-          f"{'n':>7}{'err':>5}")  # fmt: skip
+        print(
+            f"  opened {o.opened}/{o.wanted} {o.kind} in {o.seconds:.1f} s"
+            + (f"  failures: {o.failures}" if o.failures else "")
+        )
+    print(
+        f"\n  {'latency, ms':<28}{'baseline p50/p99/max':>24}{'loaded p50/p99/max':>24}"
+        f"{'n':>7}{'err':>5}"
+    )
     for kind in Probe.KINDS:
         a, z = held.baseline[kind], held.loaded[kind]
-        print(f"  {kind:<28}{fmt(a.p50_ms):>8}{fmt(a.p99_ms):>8}{fmt(a.max_ms):>8}"
-              f"{fmt(z.p50_ms):>8}{fmt(z.p99_ms):>8}{fmt(z.max_ms):>8}"
-              f"{z.count:>7}{a.errors + z.errors:>5}")  # fmt: skip
+        print(
+            f"  {kind:<28}{fmt(a.p50_ms):>8}{fmt(a.p99_ms):>8}{fmt(a.max_ms):>8}"
+            f"{fmt(z.p50_ms):>8}{fmt(z.p99_ms):>8}{fmt(z.max_ms):>8}"
+            f"{z.count:>7}{a.errors + z.errors:>5}"
+        )
     print(f"\n  {'backend':<28}{'RSS MiB':>10}{'fds':>8}{'conns (auth)':>14}")
     for m in held.memory:
         conns = "-" if m.server_connections is None else str(m.server_connections)
         print(f"  {m.step:<28}{m.rss_mib:>10.1f}{m.fds:>8}{conns:>14}")
     if held.growth_kib_per_conn is not None:
-        print(f"  RSS growth over cycles 2..{args.cycles}: {held.growth_kib_per_conn:.2f} KiB per "
-              f"connection opened and closed (limit {GROWTH_LIMIT_KIB:g})")  # fmt: skip
-    print(f"\n  unauthenticated closed by the {held.auth_timeout:g} s timeout: "
-          f"{held.idle_closed_by_timeout} (with the timeout reply: {held.idle_timeout_reply}), "
-          f"left open: {held.idle_left_open}")  # fmt: skip
+        print(
+            f"  RSS growth over cycles 2..{args.cycles}: {held.growth_kib_per_conn:.2f} KiB per "
+            f"connection opened and closed (limit {GROWTH_LIMIT_KIB:g})"
+        )
+    print(
+        f"\n  unauthenticated closed by the {held.auth_timeout:g} s timeout: "
+        f"{held.idle_closed_by_timeout} (with the timeout reply: {held.idle_timeout_reply}), "
+        f"left open: {held.idle_left_open}"
+    )
     if timeout is not None:
         t = timeout
-        print(f"\ndefault auth timeout ({t.auth_timeout:g} s): opened {t.opened.opened}/"
-              f"{t.opened.wanted} unauthenticated in {t.opened.seconds:.1f} s; closed by the "
-              f"server {t.closed} (with the timeout reply {t.with_reply}), left open "
-              f"{t.left_open}; closed after p50 {fmt(t.close_after_p50_s)} s, max "
-              f"{fmt(t.close_after_max_s)} s")  # fmt: skip
+        print(
+            f"\ndefault auth timeout ({t.auth_timeout:g} s): opened {t.opened.opened}/"
+            f"{t.opened.wanted} unauthenticated in {t.opened.seconds:.1f} s; closed by the "
+            f"server {t.closed} (with the timeout reply {t.with_reply}), left open "
+            f"{t.left_open}; closed after p50 {fmt(t.close_after_p50_s)} s, max "
+            f"{fmt(t.close_after_max_s)} s"
+        )
         for m in t.memory:
             print(f"  {m.step:<28}{m.rss_mib:>10.1f} MiB{m.fds:>8} fds")
         for kind, lat in t.latency.items():
-            print(f"  {kind:<28} p50 {fmt(lat.p50_ms)} p99 {fmt(lat.p99_ms)} max "
-                  f"{fmt(lat.max_ms)} ms, {lat.errors} errors")  # fmt: skip
+            print(
+                f"  {kind:<28} p50 {fmt(lat.p50_ms)} p99 {fmt(lat.p99_ms)} max "
+                f"{fmt(lat.max_ms)} ms, {lat.errors} errors"
+            )
     print("\nresult: " + ("OK" if not issues else "PROBLEMS"))
     for line in issues:
         print(f"  - {line}")
 
 
-def summary(args: argparse.Namespace, held: HeldRun, timeout: TimeoutRun | None,
-            issues: list[str]) -> dict[str, Any]:  # fmt: skip
-    return {"args": {k: v for k, v in vars(args).items() if k != "json"},
-            "held": asdict(held), "default_timeout": asdict(timeout) if timeout else None,
-            "problems": issues, "ok": not issues}  # fmt: skip
+def summary(
+    args: argparse.Namespace, held: HeldRun, timeout: TimeoutRun | None, issues: list[str]
+) -> dict[str, Any]:
+    return {
+        "args": {k: v for k, v in vars(args).items() if k != "json"},
+        "held": asdict(held),
+        "default_timeout": asdict(timeout) if timeout else None,
+        "problems": issues,
+        "ok": not issues,
+    }
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> tuple[HeldRun, TimeoutRun | None]:

@@ -83,10 +83,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=int, default=10, help="length of each run (default: 10)")
     p.add_argument("--rounds", type=int, default=2, help="runs per server (default: 2)")
-    p.add_argument("--mode", choices=("ascii", "binary"), default="ascii",
-                   help="memcache protocol memcaslap speaks (default: ascii)")  # fmt: skip
-    p.add_argument("--authshim", type=Path, default=DEFAULT_AUTHSHIM,
-                   help=f"path of authshim.c (default: {DEFAULT_AUTHSHIM})")  # fmt: skip
+    p.add_argument(
+        "--mode",
+        choices=("ascii", "binary"),
+        default="ascii",
+        help="memcache protocol memcaslap speaks (default: ascii)",
+    )
+    p.add_argument(
+        "--authshim",
+        type=Path,
+        default=DEFAULT_AUTHSHIM,
+        help=f"path of authshim.c (default: {DEFAULT_AUTHSHIM})",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     args = p.parse_args(argv)
     if not 1 <= args.seconds <= 3600:
@@ -157,8 +165,12 @@ def wait_for_health(proc: subprocess.Popen[bytes], log: Path, api: str) -> None:
 
 def create_cache(api: str, token: str) -> tuple[int, str, str]:
     """Make the tenant memcaslap will load; returns (endpoint port, username, password)."""
-    resp = httpx.post(f"{api}/api/v1/admin/caches", json={"name": "bench", "plan": "1gb"},
-                      headers={"Authorization": f"Bearer {token}"}, timeout=10.0)  # fmt: skip
+    resp = httpx.post(
+        f"{api}/api/v1/admin/caches",
+        json={"name": "bench", "plan": "1gb"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10.0,
+    )
     if resp.status_code != 201:
         raise BenchError(f"creating the cache failed: HTTP {resp.status_code} {resp.text[:200]}")
     body = resp.json()
@@ -227,8 +239,21 @@ def _probe_binary(sock: socket.socket, user: str, password: str) -> str | None:
 
 def memcaslap_command(port: int, seconds: int, mode: str) -> list[str]:
     """The one load shape used for both servers, so the ratio compares like with like."""
-    cmd = ["memcaslap", "-s", f"{HOST}:{port}", "-T", "1", "-c", "16", "-t", f"{seconds}s",
-           "-X", "1024", "-w", "1k"]  # fmt: skip
+    cmd = [
+        "memcaslap",
+        "-s",
+        f"{HOST}:{port}",
+        "-T",
+        "1",
+        "-c",
+        "16",
+        "-t",
+        f"{seconds}s",
+        "-X",
+        "1024",
+        "-w",
+        "1k",
+    ]
     return [*cmd, "-B"] if mode == "binary" else cmd
 
 
@@ -268,9 +293,16 @@ def run_load(target: Target, seconds: int, mode: str, workdir: Path) -> RunResul
     """One memcaslap run; checks that gets really happened, since TPS alone can hide errors."""
     cmd = memcaslap_command(target.port, seconds, mode)
     try:
-        proc = subprocess.run(cmd, env={**os.environ, **target.env}, cwd=workdir,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=seconds + RUN_GRACE, start_new_session=True)  # fmt: skip
+        proc = subprocess.run(
+            cmd,
+            env={**os.environ, **target.env},
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=seconds + RUN_GRACE,
+            start_new_session=True,
+        )
     except subprocess.TimeoutExpired as exc:
         raise RunError(f"memcaslap did not finish within {seconds + RUN_GRACE:.0f}s") from exc
     output = proc.stdout + proc.stderr
@@ -322,8 +354,10 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
     for t in targets:
         if t.results:
             last = t.results[-1]
-            print(f"{t.name}: last run cmd_get={last.cmd_get} cmd_set={last.cmd_set} "
-                  f"get_misses={last.get_misses}")  # fmt: skip
+            print(
+                f"{t.name}: last run cmd_get={last.cmd_get} cmd_set={last.cmd_set} "
+                f"get_misses={last.get_misses}"
+            )
     for t in targets:
         if t.error:
             print(f"{t.name}: NOT MEASURED: {t.error}")
@@ -368,16 +402,32 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
         mc_cmd += ["-u", "root"]  # memcached refuses to run as root without it
     data_dir = workdir / "data"
     data_dir.mkdir()
-    ca_cmd = [*backend_command(), "--data-dir", str(data_dir), "--host", HOST,
-              "--api-port", str(api_port), "--endpoint-port", str(ep_port),
-              "--admin-token", token, "--lenient-keys"]  # fmt: skip
+    ca_cmd = [
+        *backend_command(),
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        HOST,
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(ep_port),
+        "--admin-token",
+        token,
+        "--lenient-keys",
+    ]
     mc_log, ca_log = workdir / "memcached.log", workdir / "cachier.log"
     with run_process(mc_cmd, mc_log) as mc, run_process(ca_cmd, ca_log) as ca:
         wait_for_port(mc, "memcached", mc_log, mc_port)
         wait_for_health(ca, ca_log, api)
         port, user, password = create_cache(api, token)
-        env = {"LD_PRELOAD": str(shim), "AUTH_PORT": str(port), "AUTH_USER": user,
-               "AUTH_PASS": password, "AUTH_MODE": args.mode}  # fmt: skip
+        env = {
+            "LD_PRELOAD": str(shim),
+            "AUTH_PORT": str(port),
+            "AUTH_USER": user,
+            "AUTH_PASS": password,
+            "AUTH_MODE": args.mode,
+        }
         targets = [Target("memcached", mc_port), Target("cachier", port, env)]
         refused = probe_auth(port, user, password, args.mode)
         if refused:

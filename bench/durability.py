@@ -129,9 +129,14 @@ def read_state(client: httpx.Client, token: str, prefix: str) -> dict[str, Cache
         creds = {x["username"]: (x["password"], x["write"], x["flush"]) for x in c["credentials"]}
         primary = next((x["username"] for x in c["credentials"] if x["primary"]), "")
         caches[c["name"]] = CacheState(
-            c["name"], c["id"], path, creds, primary, body["log_drain"],
+            c["name"],
+            c["id"],
+            path,
+            creds,
+            primary,
+            body["log_drain"],
             body["config_vars"].get("MEMCACHIER_USERNAME", ""),
-        )  # fmt: skip
+        )
     return caches
 
 
@@ -183,8 +188,12 @@ class Verdict:
     applied_in_flight: int  # unacknowledged writes that did commit (the answer was lost)
 
 
-def verify(before: dict[str, CacheState], ledger: Ledger, after: dict[str, CacheState],
-           client: httpx.Client) -> Verdict:  # fmt: skip
+def verify(
+    before: dict[str, CacheState],
+    ledger: Ledger,
+    after: dict[str, CacheState],
+    client: httpx.Client,
+) -> Verdict:
     """Compare the state after the restart with the state before the round plus the
     acknowledged writes, field by field (see the module docstring for the rules)."""
     history: dict[str, list[tuple[Any, int | None]]] = {}
@@ -212,8 +221,9 @@ def verify(before: dict[str, CacheState], ledger: Ledger, after: dict[str, Cache
         if shows == seen[-1]:
             continue
         flying = in_flight.get(key, [])
-        if shows in flying or (any(v is ANY_NEW for v in flying) and shows is not None
-                               and shows not in seen):  # fmt: skip
+        if shows in flying or (
+            any(v is ANY_NEW for v in flying) and shows is not None and shows not in seen
+        ):
             continue
         older = [i for i, v in enumerate(seen) if v == shows]
         start = older[-1] + 1 if older else 0
@@ -228,18 +238,27 @@ def verify(before: dict[str, CacheState], ledger: Ledger, after: dict[str, Cache
         if key in history:
             continue
         words = key.split()
-        if words[1] in new_caches or (words[0] in ("credential", "caps")
-                                      and words[1] in new_credentials):  # fmt: skip
+        if words[1] in new_caches or (
+            words[0] in ("credential", "caps") and words[1] in new_credentials
+        ):
             continue
         phantom.append(f"{key} shows {shows!r}, never written")
     stale, dead = check_urls(history, after, client)
     applied = sum(was_applied(w, history, observed) for w in ledger.in_flight)
-    return Verdict(len(ledger.acked), len(ledger.acked) - len(lost_ids),
-                   sorted(lost_ids.values()), phantom, stale, dead, applied)  # fmt: skip
+    return Verdict(
+        len(ledger.acked),
+        len(ledger.acked) - len(lost_ids),
+        sorted(lost_ids.values()),
+        phantom,
+        stale,
+        dead,
+        applied,
+    )
 
 
-def was_applied(write: Write, history: dict[str, list[tuple[Any, int | None]]],
-                observed: dict[str, Any]) -> bool:  # fmt: skip
+def was_applied(
+    write: Write, history: dict[str, list[tuple[Any, int | None]]], observed: dict[str, Any]
+) -> bool:
     """Whether an unacknowledged write committed: shown to say the kills really landed
     inside requests, not only between them."""
     if write.new_credential_of:
@@ -255,8 +274,11 @@ def was_applied(write: Write, history: dict[str, list[tuple[Any, int | None]]],
     return True
 
 
-def check_urls(history: dict[str, list[tuple[Any, int | None]]], after: dict[str, CacheState],
-               client: httpx.Client) -> tuple[list[str], list[str]]:  # fmt: skip
+def check_urls(
+    history: dict[str, list[tuple[Any, int | None]]],
+    after: dict[str, CacheState],
+    client: httpx.Client,
+) -> tuple[list[str], list[str]]:
     """The current dashboard URL of every cache answers; every other one seen this round
     (rotated away) answers 404."""
     stale, dead = [], []
@@ -282,9 +304,19 @@ class Writer(threading.Thread):
     """Changes its own caches through the API, one call at a time, until the backend dies
     or ``stop`` is set; every answered call goes into the ledger before the next one."""
 
-    def __init__(self, index: int, base_url: str, token: str, prefix: str,
-                 state: dict[str, CacheState], ledger: Ledger, stop: threading.Event,
-                 rng: random.Random, drain_url: str | None, round_no: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        index: int,
+        base_url: str,
+        token: str,
+        prefix: str,
+        state: dict[str, CacheState],
+        ledger: Ledger,
+        stop: threading.Event,
+        rng: random.Random,
+        drain_url: str | None,
+        round_no: int,
+    ) -> None:
         super().__init__(name=f"writer-{index}", daemon=True)
         self.prefix = f"{prefix}w{index}-"
         self.caches = {n: s for n, s in state.items() if n.startswith(self.prefix)}
@@ -338,51 +370,69 @@ class Writer(threading.Thread):
     def create(self) -> None:
         self.count += 1
         name = f"{self.prefix}r{self.round_no}-{self.count}"
-        write = self.ledger.new(f"create cache {name}", {f"cache {name}": ANY_NEW},
-                                new_cache=name)  # fmt: skip
-        body = self.call(write, "POST", "/api/v1/admin/caches", 201,
-                         json={"name": name, "plan": self.rng.choice(PLANS)})  # fmt: skip
+        write = self.ledger.new(f"create cache {name}", {f"cache {name}": ANY_NEW}, new_cache=name)
+        body = self.call(
+            write,
+            "POST",
+            "/api/v1/admin/caches",
+            201,
+            json={"name": name, "plan": self.rng.choice(PLANS)},
+        )
         primary = next(c for c in body["credentials"] if c["primary"])
         state = CacheState(
-            name, body["id"], url_path(body["dashboard_url"]),
+            name,
+            body["id"],
+            url_path(body["dashboard_url"]),
             {c["username"]: (c["password"], c["write"], c["flush"]) for c in body["credentials"]},
-            primary["username"], None, primary["username"],
-        )  # fmt: skip
+            primary["username"],
+            None,
+            primary["username"],
+        )
         write.values = state.fields()  # acknowledged: every field of the new cache is known
         self.caches[name] = state
 
     def add(self, cache: CacheState) -> None:
         if len(cache.credentials) >= MAX_CREDENTIALS:
             return self.patch(cache)
-        write = self.ledger.new(f"add credential to {cache.name}", {},
-                                new_credential_of=cache.name)  # fmt: skip
+        write = self.ledger.new(f"add credential to {cache.name}", {}, new_credential_of=cache.name)
         body = self.call(write, "POST", f"{cache.path}/api/credentials", 201)
         user = body["username"]
         cache.credentials[user] = (body["password"], body["write"], body["flush"])
-        write.values = {f"credential {cache.name} {user}": body["password"],
-                        f"caps {cache.name} {user}": (body["write"], body["flush"])}  # fmt: skip
+        write.values = {
+            f"credential {cache.name} {user}": body["password"],
+            f"caps {cache.name} {user}": (body["write"], body["flush"]),
+        }
 
     def delete(self, cache: CacheState) -> None:
         others = sorted(u for u in cache.credentials if u != cache.primary)
         if len(cache.credentials) <= MIN_CREDENTIALS or not others:
             return self.add(cache)
         user = self.rng.choice(others)
-        write = self.ledger.new(f"delete credential {user} of {cache.name}",
-                                {f"credential {cache.name} {user}": None,
-                                 f"caps {cache.name} {user}": None})  # fmt: skip
+        write = self.ledger.new(
+            f"delete credential {user} of {cache.name}",
+            {f"credential {cache.name} {user}": None, f"caps {cache.name} {user}": None},
+        )
         self.call(write, "DELETE", f"{cache.path}/api/credentials/{user}", 200)
         del cache.credentials[user]
 
     def patch(self, cache: CacheState) -> None:
         user = self.rng.choice(sorted(cache.credentials))
         password, write_cap, flush_cap = cache.credentials[user]
-        choices = [(w, f) for w in (False, True) for f in (False, True)
-                   if (w, f) != (write_cap, flush_cap)]  # fmt: skip
+        choices = [
+            (w, f) for w in (False, True) for f in (False, True) if (w, f) != (write_cap, flush_cap)
+        ]
         new = self.rng.choice(choices)
-        write = self.ledger.new(f"PATCH capabilities of {user} in {cache.name} to {new}",
-                                {f"caps {cache.name} {user}": new})  # fmt: skip
-        self.call(write, "PATCH", f"{cache.path}/api/credentials/{user}", 200,
-                  json={"write": new[0], "flush": new[1]})  # fmt: skip
+        write = self.ledger.new(
+            f"PATCH capabilities of {user} in {cache.name} to {new}",
+            {f"caps {cache.name} {user}": new},
+        )
+        self.call(
+            write,
+            "PATCH",
+            f"{cache.path}/api/credentials/{user}",
+            200,
+            json={"write": new[0], "flush": new[1]},
+        )
         cache.credentials[user] = (password, *new)
 
     def promote(self, cache: CacheState) -> None:
@@ -390,9 +440,10 @@ class Writer(threading.Thread):
         if not others:
             return self.add(cache)
         user = self.rng.choice(others)
-        write = self.ledger.new(f"promote {user} in {cache.name}",
-                                {f"primary {cache.name}": user,
-                                 f"app-user {cache.name}": user})  # fmt: skip
+        write = self.ledger.new(
+            f"promote {user} in {cache.name}",
+            {f"primary {cache.name}": user, f"app-user {cache.name}": user},
+        )
         self.call(write, "POST", f"{cache.path}/api/credentials/{user}/promote", 200)
         cache.primary = cache.app_username = user
 
@@ -404,8 +455,9 @@ class Writer(threading.Thread):
 
     def drain(self, cache: CacheState) -> None:
         url = None if cache.drain else f"{self.drain_url}/{secrets.token_hex(4)}"
-        write = self.ledger.new(f"{'set' if url else 'remove'} log drain of {cache.name}",
-                                {f"drain {cache.name}": url})  # fmt: skip
+        write = self.ledger.new(
+            f"{'set' if url else 'remove'} log drain of {cache.name}", {f"drain {cache.name}": url}
+        )
         self.call(write, "PUT", f"{cache.path}/api/app/log-drain", 200, json={"url": url})
         cache.drain = url
 
@@ -427,9 +479,21 @@ class Target:
 
 def backend_command(target: Target) -> list[str]:
     """The one place that knows how the backend is told where its data lives."""
-    cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(target.data_dir),
-           "--host", HOST, "--api-port", str(target.api_port),
-           "--endpoint-port", str(target.endpoint_port), "--admin-token", target.token]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(target.data_dir),
+        "--host",
+        HOST,
+        "--api-port",
+        str(target.api_port),
+        "--endpoint-port",
+        str(target.endpoint_port),
+        "--admin-token",
+        target.token,
+    ]
     if target.internal_drains:
         cmd.append("--allow-internal-drains")
     return cmd
@@ -437,8 +501,14 @@ def backend_command(target: Target) -> list[str]:
 
 def has_flag(flag: str) -> bool:
     """Whether this tree's backend has a flag (older trees lack --allow-internal-drains)."""
-    out = subprocess.run([sys.executable, "-m", "backend.cli", "--help"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return flag in out.stdout
 
 
@@ -486,15 +556,35 @@ class Round:
     details: list[str]
 
 
-def write_round(client: httpx.Client, target: Target, args: argparse.Namespace, prefix: str,
-                state: dict[str, CacheState], rng: random.Random, drain_url: str | None,
-                proc: subprocess.Popen[bytes], number: int) -> tuple[Ledger, float]:  # fmt: skip
+def write_round(
+    client: httpx.Client,
+    target: Target,
+    args: argparse.Namespace,
+    prefix: str,
+    state: dict[str, CacheState],
+    rng: random.Random,
+    drain_url: str | None,
+    proc: subprocess.Popen[bytes],
+    number: int,
+) -> tuple[Ledger, float]:
     """Writers run until the kill, which comes at a random moment 0.2-2 s in."""
     ledger, stop = Ledger(), threading.Event()
     base = str(client.base_url)
-    writers = [Writer(i, base, target.token, prefix, copy.deepcopy(state), ledger, stop,
-                      random.Random(rng.random()), drain_url, number)
-               for i in range(args.writers)]  # fmt: skip
+    writers = [
+        Writer(
+            i,
+            base,
+            target.token,
+            prefix,
+            copy.deepcopy(state),
+            ledger,
+            stop,
+            random.Random(rng.random()),
+            drain_url,
+            number,
+        )
+        for i in range(args.writers)
+    ]
     kill_after = rng.uniform(args.min_delay, args.max_delay)
     for w in writers:
         w.start()
@@ -513,16 +603,22 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Round]:
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
     api_port, endpoint_port = free_ports(2)
     data_dir = args.data_dir or workdir / "data"
-    target = Target(data_dir, api_port, endpoint_port, secrets.token_urlsafe(24),
-                    has_flag("--allow-internal-drains"))  # fmt: skip
+    target = Target(
+        data_dir,
+        api_port,
+        endpoint_port,
+        secrets.token_urlsafe(24),
+        has_flag("--allow-internal-drains"),
+    )
     if not target.internal_drains:
         say("this backend has no --allow-internal-drains: log-drain writes are skipped")
     prefix = f"dur{secrets.token_hex(3)}-"
     rng = random.Random(args.seed)
     logs = data_dir.with_name(f"{data_dir.name}.logs") if args.data_dir else workdir
     logs.mkdir(parents=True, exist_ok=True)
-    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
-                          trust_env=False)  # fmt: skip
+    client = httpx.Client(
+        base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT, trust_env=False
+    )
     rounds: list[Round] = []
     with client, drain_sink() as sink:
         drain_url = sink if target.internal_drains else None
@@ -537,38 +633,52 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Round]:
                 if pending is not None:
                     before, ledger, kill_after = pending
                     v = verify(before, ledger, state, client)
-                    r = Round(number, round(kill_after, 2), v.acked, len(ledger.in_flight),
-                              v.applied_in_flight, v.verified, len(v.lost), len(v.phantom),
-                              len(v.stale_urls),
-                              len(ledger.errors) + len(v.dead_urls), round(restart_s, 2),
-                              v.lost + v.phantom + v.stale_urls + v.dead_urls
-                              + ledger.errors)  # fmt: skip
+                    r = Round(
+                        number,
+                        round(kill_after, 2),
+                        v.acked,
+                        len(ledger.in_flight),
+                        v.applied_in_flight,
+                        v.verified,
+                        len(v.lost),
+                        len(v.phantom),
+                        len(v.stale_urls),
+                        len(ledger.errors) + len(v.dead_urls),
+                        round(restart_s, 2),
+                        v.lost + v.phantom + v.stale_urls + v.dead_urls + ledger.errors,
+                    )
                     rounds.append(r)
                     say(row(r))
                     state = read_state(client, target.token, prefix)  # unchanged by checks
                 if number == args.kills:
                     break  # the last start only verifies; the with-block stops it gracefully
-                ledger, kill_after = write_round(client, target, args, prefix, state, rng,
-                                                 drain_url, proc, number + 1)  # fmt: skip
+                ledger, kill_after = write_round(
+                    client, target, args, prefix, state, rng, drain_url, proc, number + 1
+                )
                 pending = (state, ledger, kill_after)
                 if proc.returncode != -signal.SIGKILL:
-                    raise BenchError(f"backend exited with {proc.returncode} before the kill: "
-                                     f"{log_tail(log)}")  # fmt: skip
+                    raise BenchError(
+                        f"backend exited with {proc.returncode} before the kill: {log_tail(log)}"
+                    )
     return rounds
 
 
 # ---------------------------------------------------------------- report
 
 
-HEADER = (f"{'kill':>4} {'after s':>7} {'acked':>6} {'in flight':>9} {'applied':>7} "
-          f"{'verified':>8} {'lost':>5} {'phantom':>7} {'stale':>5} {'errors':>6} "
-          f"{'restart s':>9}")  # fmt: skip
+HEADER = (
+    f"{'kill':>4} {'after s':>7} {'acked':>6} {'in flight':>9} {'applied':>7} "
+    f"{'verified':>8} {'lost':>5} {'phantom':>7} {'stale':>5} {'errors':>6} "
+    f"{'restart s':>9}"
+)
 
 
 def row(r: Round) -> str:
-    return (f"{r.number:>4} {r.kill_after_s:>7.2f} {r.acked:>6} {r.in_flight:>9} {r.applied:>7} "
-            f"{r.verified:>8} {r.lost:>5} {r.phantom:>7} {r.stale_urls:>5} {r.errors:>6} "
-            f"{r.restart_s:>9.2f}")  # fmt: skip
+    return (
+        f"{r.number:>4} {r.kill_after_s:>7.2f} {r.acked:>6} {r.in_flight:>9} {r.applied:>7} "
+        f"{r.verified:>8} {r.lost:>5} {r.phantom:>7} {r.stale_urls:>5} {r.errors:>6} "
+        f"{r.restart_s:>9.2f}"
+    )
 
 
 def totals(rounds: list[Round]) -> dict[str, int]:
@@ -583,11 +693,13 @@ def failed(rounds: list[Round]) -> bool:
 
 def print_report(rounds: list[Round]) -> None:
     t = totals(rounds)
-    print(f"\ntotal over {len(rounds)} kills: acknowledged {t['acked']}, verified "
-          f"{t['verified']}, lost {t['lost']}, in flight at the kill {t['in_flight']} "
-          f"(committed anyway: {t['applied']}), "
-          f"phantom {t['phantom']}, stale URLs {t['stale_urls']}, "
-          f"errors {t['errors']}")  # fmt: skip
+    print(
+        f"\ntotal over {len(rounds)} kills: acknowledged {t['acked']}, verified "
+        f"{t['verified']}, lost {t['lost']}, in flight at the kill {t['in_flight']} "
+        f"(committed anyway: {t['applied']}), "
+        f"phantom {t['phantom']}, stale URLs {t['stale_urls']}, "
+        f"errors {t['errors']}"
+    )
     for r in rounds:
         for line in r.details[:10]:
             print(f"  kill {r.number}: {line}")
@@ -599,13 +711,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kills", type=int, default=20, help="kill -9 and restart cycles (20)")
     p.add_argument("--writers", type=int, default=4, help="writer threads (4)")
-    p.add_argument("--min-delay", type=float, default=0.2,
-                   help="earliest kill, seconds after the writers start (0.2)")  # fmt: skip
-    p.add_argument("--max-delay", type=float, default=2.0,
-                   help="latest kill, seconds after the writers start (2.0)")  # fmt: skip
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="the backend's data directory, kept afterwards with the logs "
-                        "(default: a temp dir, removed)")  # fmt: skip
+    p.add_argument(
+        "--min-delay",
+        type=float,
+        default=0.2,
+        help="earliest kill, seconds after the writers start (0.2)",
+    )
+    p.add_argument(
+        "--max-delay",
+        type=float,
+        default=2.0,
+        help="latest kill, seconds after the writers start (2.0)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the backend's data directory, kept afterwards with the logs "
+        "(default: a temp dir, removed)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for the kill times and ops")
     p.add_argument("--json", action="store_true", help="print the rounds as JSON")
     args = p.parse_args(argv)
@@ -631,8 +755,16 @@ def main(argv: list[str] | None = None) -> int:
         print("durability bench: interrupted; backend stopped", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps({"rounds": [asdict(r) for r in rounds], "totals": totals(rounds),
-                          "ok": not failed(rounds)}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "rounds": [asdict(r) for r in rounds],
+                    "totals": totals(rounds),
+                    "ok": not failed(rounds),
+                },
+                indent=2,
+            )
+        )
     else:
         print_report(rounds)
     return 1 if failed(rounds) else 0

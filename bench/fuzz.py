@@ -67,11 +67,16 @@ def in_process(protocol: str, inputs: int, seed: int) -> bool:
     elapsed = time.perf_counter() - started
     gc.collect()
     after = rss_mb()
-    items = sum(e.usage().items for store in target.dataplane.stores.values()
-                for e in store.engines.values())  # fmt: skip
-    print(f"{protocol}: {done} inputs in {elapsed:.1f} s ({done / elapsed:,.0f}/s), "
-          f"0 broken; RSS {before:.0f} -> {after:.0f} MB after a full collection "
-          f"({items} items stored)")  # fmt: skip
+    items = sum(
+        e.usage().items
+        for store in target.dataplane.stores.values()
+        for e in store.engines.values()
+    )
+    print(
+        f"{protocol}: {done} inputs in {elapsed:.1f} s ({done / elapsed:,.0f}/s), "
+        f"0 broken; RSS {before:.0f} -> {after:.0f} MB after a full collection "
+        f"({items} items stored)"
+    )
     return True
 
 
@@ -90,11 +95,25 @@ def exchange(address: tuple[str, int], chunks: list[bytes]) -> None:
 def over_sockets(protocol: str, inputs: int, seed: int, workdir: Path) -> bool:
     api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{protocol}.log"
-    command = [sys.executable, "-m", "backend.cli", "--data-dir", str(workdir / protocol),
-               "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
-               "--admin-token", TOKEN, "--auth-timeout", "2",
-               "--auth-failures-per-address", "1000000",
-               "--auth-failures-per-user", "1000000"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(workdir / protocol),
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(endpoint_port),
+        "--admin-token",
+        TOKEN,
+        "--auth-timeout",
+        "2",
+        "--auth-failures-per-address",
+        "1000000",
+        "--auth-failures-per-user",
+        "1000000",
+    ]
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with (
         run_process(command, log, cwd=REPO_ROOT) as proc,
@@ -106,8 +125,10 @@ def over_sockets(protocol: str, inputs: int, seed: int, workdir: Path) -> bool:
         reader = dashboard.post("/credentials").json()
         dashboard.patch(f"/credentials/{reader['username']}", json={"write": False})
         writer = cache["credentials"][0]
-        logins = Logins((writer["username"], writer["password"].encode()),
-                        (reader["username"], reader["password"].encode()))  # fmt: skip
+        logins = Logins(
+            (writer["username"], writer["password"].encode()),
+            (reader["username"], reader["password"].encode()),
+        )
         host, _, port = cache["servers"].rpartition(":")
         address = (host, int(port))
         rng = random.Random(seed)
@@ -126,9 +147,11 @@ def over_sockets(protocol: str, inputs: int, seed: int, workdir: Path) -> bool:
         healthy = api.get("/healthz").status_code == 200
     failures = log.read_text(errors="replace").count("memcache command failed")
     tracebacks = log.read_text(errors="replace").count("Traceback")
-    print(f"{protocol} over sockets: {done} inputs in {elapsed:.0f} s ({done / elapsed:,.0f}/s); "
-          f"handler failures {failures}, tracebacks {tracebacks}, healthy after: {healthy}; "
-          f"backend RSS {before:.0f} -> {after:.0f} MB")  # fmt: skip
+    print(
+        f"{protocol} over sockets: {done} inputs in {elapsed:.0f} s ({done / elapsed:,.0f}/s); "
+        f"handler failures {failures}, tracebacks {tracebacks}, healthy after: {healthy}; "
+        f"backend RSS {before:.0f} -> {after:.0f} MB"
+    )
     return failures == 0 and tracebacks == 0 and healthy
 
 

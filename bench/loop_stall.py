@@ -71,8 +71,12 @@ def summary(values_s: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3)
 
-    return {"n": len(ordered), "p50": pct(0.50), "p99": pct(0.99),
-            "max": round(ordered[-1] * 1000, 3)}  # fmt: skip
+    return {
+        "n": len(ordered),
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": round(ordered[-1] * 1000, 3),
+    }
 
 
 # -- the memcache side: one connection, one get every 2 ms --------------------------------
@@ -83,8 +87,9 @@ class Getter:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending = b""
         secret = password.encode()
-        self.ask(b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret),
-                 b"STORED\r\n")  # fmt: skip
+        self.ask(
+            b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret), b"STORED\r\n"
+        )
         self.ask(b"set k 0 0 5\r\nvalue\r\n", b"STORED\r\n")
 
     def ask(self, request: bytes, terminator: bytes) -> None:
@@ -143,11 +148,13 @@ def http_load(
 
     threads = [
         threading.Thread(target=every, args=("metrics", f"{api}/metrics", METRICS_EVERY_S, False)),
-        threading.Thread(target=every, args=("list", f"{api}/api/v1/admin/caches",
-                                             LIST_EVERY_S, True)),
-        threading.Thread(target=every, args=("stats", f"{dashboard}/api/stats", STATS_EVERY_S,
-                                             False)),
-    ]  # fmt: skip
+        threading.Thread(
+            target=every, args=("list", f"{api}/api/v1/admin/caches", LIST_EVERY_S, True)
+        ),
+        threading.Thread(
+            target=every, args=("stats", f"{dashboard}/api/stats", STATS_EVERY_S, False)
+        ),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -163,8 +170,9 @@ def create_caches(api: str, token: str, count: int) -> tuple[dict, float]:
     local = threading_local_clients(api, headers)
 
     def create(i: int) -> dict:
-        response = local().post("/api/v1/admin/caches", json={"name": f"bench-{i:05d}",
-                                                               "plan": "free"})  # fmt: skip
+        response = local().post(
+            "/api/v1/admin/caches", json={"name": f"bench-{i:05d}", "plan": "free"}
+        )
         if response.status_code != 201:
             raise BenchError(f"creating cache {i}: HTTP {response.status_code} {response.text}")
         return response.json() if i == 0 else {}
@@ -192,9 +200,21 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
     token = secrets.token_urlsafe(16)
     data = workdir / f"data-{tree.name or 'tree'}-{api_port}"
     log = workdir / f"backend-{api_port}.log"
-    cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(data), "--host", HOST,
-           "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
-           "--admin-token", token]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(data),
+        "--host",
+        HOST,
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(endpoint_port),
+        "--admin-token",
+        token,
+    ]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     api = f"http://{HOST}:{api_port}"
     with run_process(cmd, log, cwd=tree, env=env) as proc, httpx.Client(base_url=api) as client:
@@ -205,21 +225,38 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
         getter.run(1.0)  # warm up
         quiet, _ = getter.run(args.quiet_seconds)
         queue: multiprocessing.Queue = multiprocessing.Queue()
-        load = multiprocessing.Process(target=http_load, args=(api, token,
-                                       first["dashboard_url"], args.seconds, queue))  # fmt: skip
+        load = multiprocessing.Process(
+            target=http_load, args=(api, token, first["dashboard_url"], args.seconds, queue)
+        )
         load.start()
         loaded, loaded_service = getter.run(args.seconds)
         timings = queue.get(timeout=args.seconds + 120)
         load.join(30)
-    return Result(str(tree), args.caches, round(create_s, 1), summary(quiet), summary(loaded),
-                  summary(loaded_service), summary(timings["metrics"]), summary(timings["list"]),
-                  summary(timings["stats"]))  # fmt: skip
+    return Result(
+        str(tree),
+        args.caches,
+        round(create_s, 1),
+        summary(quiet),
+        summary(loaded),
+        summary(loaded_service),
+        summary(timings["metrics"]),
+        summary(timings["list"]),
+        summary(timings["stats"]),
+    )
 
 
 def table(results: list[Result]) -> str:
-    rows = [("tree", "get quiet p50/p99/max ms", "get loaded p50/p99/max ms",
-             "(service time only)", "/metrics p50/max ms", "admin list p50/max ms",
-             "stats p50/max ms")]  # fmt: skip
+    rows = [
+        (
+            "tree",
+            "get quiet p50/p99/max ms",
+            "get loaded p50/p99/max ms",
+            "(service time only)",
+            "/metrics p50/max ms",
+            "admin list p50/max ms",
+            "stats p50/max ms",
+        )
+    ]
 
     def three(s: dict[str, float]) -> str:
         return f"{s.get('p50', 0):.2f} / {s.get('p99', 0):.2f} / {s.get('max', 0):.1f}"
@@ -228,17 +265,31 @@ def table(results: list[Result]) -> str:
         return f"{s.get('p50', 0):.0f} / {s.get('max', 0):.0f} (n={s.get('n', 0)})"
 
     for r in results:
-        rows.append((r.tree, three(r.quiet), three(r.loaded), three(r.loaded_service),
-                     two(r.metrics_ms), two(r.list_ms), two(r.stats_ms)))  # fmt: skip
+        rows.append(
+            (
+                r.tree,
+                three(r.quiet),
+                three(r.loaded),
+                three(r.loaded_service),
+                two(r.metrics_ms),
+                two(r.list_ms),
+                two(r.stats_ms),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-                     for row in rows)  # fmt: skip
+    return "\n".join(
+        " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tree", type=Path, action="append",
-                   help="a cachier source tree to run (repeatable; default: this one)")  # fmt: skip
+    p.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="a cachier source tree to run (repeatable; default: this one)",
+    )
     p.add_argument("--caches", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--quiet-seconds", type=float, default=10.0)
@@ -249,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="cachier-stall-") as tmp:
         for tree in trees:
-            print(f"{tree}: {args.caches} caches, {args.seconds:.0f} s under load ...",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"{tree}: {args.caches} caches, {args.seconds:.0f} s under load ...",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 results.append(run_tree(tree, args, Path(tmp)))
             except BenchError as exc:

@@ -41,10 +41,16 @@ from tests.conftest import CacheHandle, RunningService, make_config  # noqa: E40
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--memcached", required=True, help="the reference memcached binary")
-    parser.add_argument("--also", action="append", default=[], metavar="PATH",
-                        help="another memcached binary to compare (repeatable)")  # fmt: skip
-    parser.add_argument("--well-formed-only", action="store_true",
-                        help="skip the malformed-input cases")  # fmt: skip
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another memcached binary to compare (repeatable)",
+    )
+    parser.add_argument(
+        "--well-formed-only", action="store_true", help="skip the malformed-input cases"
+    )
     return parser.parse_args(argv)
 
 
@@ -77,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== where cachier differs from {reference.name} ({len(differences)} steps)")
     for difference in differences:
         print(difference.describe())
-    print(f"{len(cases)} cases; cachier differs from {reference.name} in {len(differences)} "
-          f"steps; the memcached builds disagree in {len(releases)}")  # fmt: skip
+    print(
+        f"{len(cases)} cases; cachier differs from {reference.name} in {len(differences)} "
+        f"steps; the memcached builds disagree in {len(releases)}"
+    )
     return 1 if differences else 0
 
 

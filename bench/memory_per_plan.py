@@ -47,8 +47,10 @@ def fill(server: str, username: str, password: str, value_size: int, count: int)
             raise BenchError("authentication failed")
         value = b"v" * value_size
         for start in range(0, count, PIPELINE):
-            batch = [b"set k:%010d 0 0 %d noreply\r\n%s\r\n" % (i, value_size, value)
-                     for i in range(start, min(start + PIPELINE, count))]  # fmt: skip
+            batch = [
+                b"set k:%010d 0 0 %d noreply\r\n%s\r\n" % (i, value_size, value)
+                for i in range(start, min(start + PIPELINE, count))
+            ]
             sock.sendall(b"".join(batch))
         sock.sendall(b"mn\r\n")  # the meta no-op answers once every set before it is done
         answer = b""
@@ -65,10 +67,23 @@ def measure(value_size: int, plan: str, workdir: Path) -> dict[str, float]:
     api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{value_size}.log"
     data_dir = workdir / f"d{value_size}"
-    command = [sys.executable, "-m", "backend.cli", "--data-dir", str(data_dir),
-               "--api-port", str(api_port), "--endpoint-port", str(endpoint_port),
-               "--admin-token", TOKEN,
-               "--sample-interval", "60", "--probe-interval", "5"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(endpoint_port),
+        "--admin-token",
+        TOKEN,
+        "--sample-interval",
+        "60",
+        "--probe-interval",
+        "5",
+    ]
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with (
         run_process(command, log, cwd=Path(__file__).resolve().parent.parent) as proc,
@@ -100,8 +115,11 @@ def measure(value_size: int, plan: str, workdir: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1,10,100,1000,10000,100000",
-                   help="value sizes in bytes, comma-separated")  # fmt: skip
+    p.add_argument(
+        "--sizes",
+        default="1,10,100,1000,10000,100000",
+        help="value sizes in bytes, comma-separated",
+    )
     p.add_argument("--plan", default="free")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
     args = p.parse_args(argv)
@@ -119,11 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'value B':>8} {'items':>9} {'accounted MB':>13} {'RSS growth MB':>14} "
-          f"{'RSS / plan':>10} {'fill s':>7}")  # fmt: skip
+    print(
+        f"{'value B':>8} {'items':>9} {'accounted MB':>13} {'RSS growth MB':>14} "
+        f"{'RSS / plan':>10} {'fill s':>7}"
+    )
     for r in rows:
-        print(f"{r['value_size']:>8} {r['items']:>9} {r['accounted_mb']:>13.1f} "
-              f"{r['rss_growth_mb']:>14.1f} {r['ratio']:>10.2f} {r['fill_s']:>7.1f}")  # fmt: skip
+        print(
+            f"{r['value_size']:>8} {r['items']:>9} {r['accounted_mb']:>13.1f} "
+            f"{r['rss_growth_mb']:>14.1f} {r['ratio']:>10.2f} {r['fill_s']:>7.1f}"
+        )
     return 0
 
 

@@ -69,11 +69,28 @@ def main(argv: list[str]) -> int:
         try:
             handle = CacheHandle(running.create_cache("pymemcache-suite"))
             host, port = handle.endpoint
-            env = os.environ | {"CACHIER_USER": handle.username,
-                                "CACHIER_PASSWORD": handle.password}  # fmt: skip
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                       "--rootdir", str(suite), "-m", "integration", "test_integration.py",
-                       "--server", host, "--port", str(port), *argv]  # fmt: skip
+            env = os.environ | {
+                "CACHIER_USER": handle.username,
+                "CACHIER_PASSWORD": handle.password,
+            }
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(suite),
+                "-m",
+                "integration",
+                "test_integration.py",
+                "--server",
+                host,
+                "--port",
+                str(port),
+                *argv,
+            ]
             return subprocess.run(command, cwd=suite, env=env, check=False).returncode
         finally:
             running.stop()

@@ -137,28 +137,51 @@ class Jitter:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags; the defaults finish in under three minutes."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--interval", type=float, default=0.05,
-                   help="backend --probe-interval in seconds (default: 0.05)")  # fmt: skip
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=0.05,
+        help="backend --probe-interval in seconds (default: 0.05)",
+    )
     p.add_argument("--trials", type=int, default=5, help="detection trials (default: 5)")
-    p.add_argument("--window", type=int, default=20,
-                   help="resolved window in probe intervals (default: 20)")  # fmt: skip
+    p.add_argument(
+        "--window", type=int, default=20, help="resolved window in probe intervals (default: 20)"
+    )
     p.add_argument("--proxy", default=DEFAULT_PROXY, help="proxy to fault (default: %(default)s)")
     # A probe waits for its answer, so a delay longer than one interval stretches every
     # probe and the detection time measures the fault, not the monitor: 40 ms stays within
     # the 50 ms interval while being 100x the loopback baseline and twice the slow floor.
-    p.add_argument("--slow-ms", type=int, default=40,
-                   help=f"slow fault delay; raised to {SLOW_FACTOR}x the proxy's baseline "
-                        "if that is more (default: 40)")  # fmt: skip
-    p.add_argument("--probes", type=int, default=2000,
-                   help="jitter phase length in probes per proxy (default: 2000)")  # fmt: skip
-    p.add_argument("--base-ms", type=int, default=6,
-                   help="jitter baseline B in ms; even, so that B±50%% is whole ms "
-                        "(default: 6)")  # fmt: skip
-    p.add_argument("--spike-chance", type=float, default=1 / 200,
-                   help="chance per proxy and interval of a 10xB spike "
-                        "(default: 0.005)")  # fmt: skip
-    p.add_argument("--warmup", type=int, default=100,
-                   help="intervals at B before the jitter counts (default: 100)")  # fmt: skip
+    p.add_argument(
+        "--slow-ms",
+        type=int,
+        default=40,
+        help=f"slow fault delay; raised to {SLOW_FACTOR}x the proxy's baseline "
+        "if that is more (default: 40)",
+    )
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=2000,
+        help="jitter phase length in probes per proxy (default: 2000)",
+    )
+    p.add_argument(
+        "--base-ms",
+        type=int,
+        default=6,
+        help="jitter baseline B in ms; even, so that B±50%% is whole ms (default: 6)",
+    )
+    p.add_argument(
+        "--spike-chance",
+        type=float,
+        default=1 / 200,
+        help="chance per proxy and interval of a 10xB spike (default: 0.005)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=100,
+        help="intervals at B before the jitter counts (default: 100)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     args = p.parse_args(argv)
@@ -186,8 +209,9 @@ def debounce() -> Debounce:
     from backend.monitor import Sensitivity
 
     s = Sensitivity()
-    return Debounce(s.enter_down, s.leave_down, s.enter_slow, s.leave_slow, s.slow_factor,
-                    s.slow_floor_ms)  # fmt: skip
+    return Debounce(
+        s.enter_down, s.leave_down, s.enter_slow, s.leave_slow, s.slow_factor, s.slow_floor_ms
+    )
 
 
 def probe_timeout(interval: float) -> float:
@@ -216,11 +240,13 @@ class Api:
 
     def fault(self, hostname: str, mode: str, delay_ms: int = 0) -> dict[str, Any]:
         body = {"mode": mode, "delay_ms": delay_ms}
-        resp = self.client.post(f"/api/v1/admin/proxies/{hostname}/fault", json=body,
-                                headers=self.auth)  # fmt: skip
+        resp = self.client.post(
+            f"/api/v1/admin/proxies/{hostname}/fault", json=body, headers=self.auth
+        )
         if resp.status_code != 200:
-            raise BenchError(f"fault {mode} on {hostname}: HTTP {resp.status_code} "
-                             f"{resp.text[:200]}")  # fmt: skip
+            raise BenchError(
+                f"fault {mode} on {hostname}: HTTP {resp.status_code} {resp.text[:200]}"
+            )
         return resp.json()
 
 
@@ -231,8 +257,11 @@ def clusters_of(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def proxies_of(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Proxy hostname -> its status entry (with the cluster name added)."""
-    return {p["hostname"]: {**p, "cluster": name}
-            for name, c in clusters_of(status).items() for p in c["proxies"]}  # fmt: skip
+    return {
+        p["hostname"]: {**p, "cluster": name}
+        for name, c in clusters_of(status).items()
+        for p in c["proxies"]
+    }
 
 
 def last_incident_id(status: dict[str, Any]) -> int:
@@ -240,8 +269,9 @@ def last_incident_id(status: dict[str, Any]) -> int:
     return max((i["id"] for i in status["incidents"]), default=0)
 
 
-def wait_light(api: Api, cluster: str, want: str, started: float, timeout: float,
-               poll: float) -> Wait:  # fmt: skip
+def wait_light(
+    api: Api, cluster: str, want: str, started: float, timeout: float, poll: float
+) -> Wait:
     """Poll until the cluster shows ``want``; keeps the lights passed on the way."""
     lights: list[str] = []
     deadline = started + timeout
@@ -294,8 +324,14 @@ def detection_metrics(args: argparse.Namespace, d: Debounce, slow_ms: int) -> li
     ]
 
 
-def run_trial(api: Api, args: argparse.Namespace, cluster: str, slow_ms: int,
-              rows: dict[str, Metric], rng: random.Random) -> None:  # fmt: skip
+def run_trial(
+    api: Api,
+    args: argparse.Namespace,
+    cluster: str,
+    slow_ms: int,
+    rows: dict[str, Metric],
+    rng: random.Random,
+) -> None:
     """One down and one slow episode on the proxy, each back to green before the next.
 
     Each fault call waits a random part of a probe period first: the light changes right
@@ -306,8 +342,10 @@ def run_trial(api: Api, args: argparse.Namespace, cluster: str, slow_ms: int,
     detect_timeout = max(5.0, 60 * i)
     green_timeout = args.window * i + detect_timeout
     period = max(i, slow_ms / 1000)
-    for mode, light, cleared in (("down", "red", "blue (down cleared)"),
-                                 ("slow", "yellow", "blue (slow cleared)")):  # fmt: skip
+    for mode, light, cleared in (
+        ("down", "red", "blue (down cleared)"),
+        ("slow", "yellow", "blue (slow cleared)"),
+    ):
         time.sleep(rng.uniform(0, period))
         api.fault(args.proxy, mode, slow_ms if mode == "slow" else 0)
         started = time.monotonic()
@@ -333,8 +371,10 @@ def slow_delay(args: argparse.Namespace, baseline_ms: float) -> int:
     delay = max(args.slow_ms, math.ceil(SLOW_FACTOR * baseline_ms))
     limit = probe_timeout(args.interval) * 1000 * 0.8
     if delay > limit:
-        raise BenchError(f"a slow delay of {delay} ms would come too close to the probe "
-                         f"timeout ({limit / 0.8:.0f} ms); lower --slow-ms")  # fmt: skip
+        raise BenchError(
+            f"a slow delay of {delay} ms would come too close to the probe "
+            f"timeout ({limit / 0.8:.0f} ms); lower --slow-ms"
+        )
     return delay
 
 
@@ -433,13 +473,21 @@ def run_jitter(api: Api, args: argparse.Namespace, rng: random.Random, d: Deboun
     for host in hosts:
         api.fault(host, "none")
     return Jitter(
-        probes_per_proxy=round(elapsed / i), seconds=round(elapsed, 3), proxies=len(hosts),
-        delay_range_ms=(lo, hi), spike_ms=spike_ms, spikes=spikes, changes=changes,
-        late_intervals=late, slow_probes_seen=watch.slow, failed_probes_seen=watch.failed,
-        max_normal_ms=watch.max_normal_ms, warmup_incidents=warmup,
+        probes_per_proxy=round(elapsed / i),
+        seconds=round(elapsed, 3),
+        proxies=len(hosts),
+        delay_range_ms=(lo, hi),
+        spike_ms=spike_ms,
+        spikes=spikes,
+        changes=changes,
+        late_intervals=late,
+        slow_probes_seen=watch.slow,
+        failed_probes_seen=watch.failed,
+        max_normal_ms=watch.max_normal_ms,
+        warmup_incidents=warmup,
         incidents=[incident_brief(seen[k]) for k in sorted(seen)],
         false_transitions=end_id - start_id,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -457,9 +505,11 @@ def floor_reason(m: Metric, args: argparse.Namespace, meta: dict[str, Any]) -> s
     """Why a target is out of reach, so a FAIL is not read as a slow monitor."""
     slow_ms, interval_ms = meta["slow_ms"], args.interval * 1000
     if m.name.startswith("yellow") and slow_ms > interval_ms:
-        return (f"each slow probe lasts the {slow_ms} ms delay ({slow_ms / interval_ms:.1f} "
-                f"intervals) and probes never overlap; use a longer --interval or a "
-                f"--slow-ms near the interval")  # fmt: skip
+        return (
+            f"each slow probe lasts the {slow_ms} ms delay ({slow_ms / interval_ms:.1f} "
+            f"intervals) and probes never overlap; use a longer --interval or a "
+            f"--slow-ms near the interval"
+        )
     return "the debounce needs more probes than the target allows"
 
 
@@ -467,15 +517,18 @@ def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("pass" if ok else "FAIL")
 
 
-def print_table(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric],
-                jitter: Jitter | None) -> None:  # fmt: skip
+def print_table(
+    args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric], jitter: Jitter | None
+) -> None:
     """A table a person can paste into an issue, with what produced it."""
     i = args.interval
     print()
-    print(f"probe interval {i:g} s, probe timeout {probe_timeout(i):g} s, resolved window "
-          f"{args.window} intervals ({args.window * i:g} s), proxy {args.proxy}, "
-          f"slow fault {meta['slow_ms']} ms (baseline {meta['baseline_ms']:.2f} ms), "
-          f"seed {args.seed}")  # fmt: skip
+    print(
+        f"probe interval {i:g} s, probe timeout {probe_timeout(i):g} s, resolved window "
+        f"{args.window} intervals ({args.window * i:g} s), proxy {args.proxy}, "
+        f"slow fault {meta['slow_ms']} ms (baseline {meta['baseline_ms']:.2f} ms), "
+        f"seed {args.seed}"
+    )
     print("times in probe intervals (seconds), from the fault call's return to the status API")
     print()
     head = f"{'metric':<21} {'n':>3} {'median':>14} {'max':>14} {'floor':>6}  {'target':<14} result"
@@ -484,13 +537,17 @@ def print_table(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metri
     for m in rows:
         values = m.intervals(i)
         n = f"{len(values)}" + (f"+{m.missed()} missed" if m.missed() else "")
-        print(f"{m.name:<21} {n:>3} {fmt_time(values, statistics.median, i):>14} "
-              f"{fmt_time(values, max, i):>14} {m.floor:6.1f}  {m.target:<14} "
-              f"{verdict(m.passed(i))}")  # fmt: skip
+        print(
+            f"{m.name:<21} {n:>3} {fmt_time(values, statistics.median, i):>14} "
+            f"{fmt_time(values, max, i):>14} {m.floor:6.1f}  {m.target:<14} "
+            f"{verdict(m.passed(i))}"
+        )
     for m in rows:
         if m.high is not None and m.floor > m.high:
-            print(f"  note: {m.name}: even the best case ({m.floor:.1f} intervals) misses the "
-                  f"target; {floor_reason(m, args, meta)}")  # fmt: skip
+            print(
+                f"  note: {m.name}: even the best case ({m.floor:.1f} intervals) misses the "
+                f"target; {floor_reason(m, args, meta)}"
+            )
     detours = [(m.name, w.lights) for m in rows for w in m.waits if len(w.lights) > 2]
     for name, lights in detours:
         print(f"  note: {name} went {' -> '.join(lights)}")
@@ -502,19 +559,27 @@ def print_jitter(j: Jitter, interval: float) -> None:
     """The false-transition line, plus every incident that counted against it."""
     ok = j.false_transitions == 0
     print()
-    print(f"jitter: {j.probes_per_proxy} probes per proxy ({j.seconds:.1f} s / {interval:g} s) "
-          f"x {j.proxies} proxies, delay {j.delay_range_ms[0]}..{j.delay_range_ms[1]} ms "
-          f"redrawn every interval ({j.changes} fault calls, {j.late_intervals} late), "
-          f"{j.spikes} spikes of {j.spike_ms} ms injected")  # fmt: skip
-    print(f"jitter: probe results sampled from the fault replies: {j.slow_probes_seen} slow, "
-          f"{j.failed_probes_seen} failed, highest normal {j.max_normal_ms:.1f} ms")  # fmt: skip
+    print(
+        f"jitter: {j.probes_per_proxy} probes per proxy ({j.seconds:.1f} s / {interval:g} s) "
+        f"x {j.proxies} proxies, delay {j.delay_range_ms[0]}..{j.delay_range_ms[1]} ms "
+        f"redrawn every interval ({j.changes} fault calls, {j.late_intervals} late), "
+        f"{j.spikes} spikes of {j.spike_ms} ms injected"
+    )
+    print(
+        f"jitter: probe results sampled from the fault replies: {j.slow_probes_seen} slow, "
+        f"{j.failed_probes_seen} failed, highest normal {j.max_normal_ms:.1f} ms"
+    )
     print(f"jitter: false transitions {j.false_transitions} (target 0) {verdict(ok)}")
     for row in j.warmup_incidents:
-        print(f"  warm-up incident (not counted): {row['cluster']} {row['previous']} -> "
-              f"{row['light']}: {row['cause']}")  # fmt: skip
+        print(
+            f"  warm-up incident (not counted): {row['cluster']} {row['previous']} -> "
+            f"{row['light']}: {row['cause']}"
+        )
     for row in j.incidents:
-        print(f"  incident #{row['id']} {row['started_at']} {row['cluster']} "
-              f"{row['previous']} -> {row['light']}: {row['cause']}")  # fmt: skip
+        print(
+            f"  incident #{row['id']} {row['started_at']} {row['cluster']} "
+            f"{row['previous']} -> {row['light']}: {row['cause']}"
+        )
 
 
 def rounded(value: float | None, digits: int = 2) -> float | None:
@@ -539,8 +604,9 @@ def metric_json(m: Metric, interval: float) -> dict[str, Any]:
     }
 
 
-def summary(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric],
-            jitter: Jitter | None) -> dict[str, Any]:  # fmt: skip
+def summary(
+    args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric], jitter: Jitter | None
+) -> dict[str, Any]:
     """Machine-readable results, every trial included."""
     i = args.interval
     return {
@@ -551,9 +617,10 @@ def summary(args: argparse.Namespace, meta: dict[str, Any], rows: list[Metric],
         "seed": args.seed,
         **meta,
         "metrics": {m.name: metric_json(m, i) for m in rows},
-        "jitter": None if jitter is None else {**asdict(jitter),
-                                               "pass": jitter.false_transitions == 0},
-    }  # fmt: skip
+        "jitter": None
+        if jitter is None
+        else {**asdict(jitter), "pass": jitter.false_transitions == 0},
+    }
 
 
 def all_passed(args: argparse.Namespace, rows: list[Metric], jitter: Jitter | None) -> bool:
@@ -569,14 +636,30 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
     api_port, ep_port = free_ports(2)
     token = secrets.token_urlsafe(24)
     data_dir = workdir / "data"
-    cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(data_dir), "--host", HOST,
-           "--api-port", str(api_port), "--endpoint-port", str(ep_port), "--admin-token", token,
-           "--probe-interval", str(args.interval),
-           "--resolved-window", str(args.window * args.interval)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        HOST,
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(ep_port),
+        "--admin-token",
+        token,
+        "--probe-interval",
+        str(args.interval),
+        "--resolved-window",
+        str(args.window * args.interval),
+    ]
     log = workdir / "backend.log"
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
-    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
-                          trust_env=False)  # fmt: skip
+    client = httpx.Client(
+        base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT, trust_env=False
+    )
     with client, run_process(cmd, log, cwd=REPO_ROOT) as proc:
         wait_for_health(proc, log, client)
         api = Api(client, token)
@@ -587,8 +670,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
             raise BenchError(f"no proxy {args.proxy!r}; there are: {', '.join(proxies)}")
         time.sleep(10 * args.interval)  # a few more normal probes for a settled baseline
         target = proxies_of(api.status())[args.proxy]
-        meta = {"baseline_ms": target["baseline_ms"],
-                "slow_ms": slow_delay(args, target["baseline_ms"])}  # fmt: skip
+        meta = {
+            "baseline_ms": target["baseline_ms"],
+            "slow_ms": slow_delay(args, target["baseline_ms"]),
+        }
         d = debounce()
         rows = detection_metrics(args, d, meta["slow_ms"])
         by_name = {m.name: m for m in rows}
@@ -601,8 +686,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[dict, list[Metric], 
         jitter = None
         if args.probes:
             seconds = (args.warmup + args.probes * (1 + PROBE_MARGIN)) * args.interval
-            say(f"jitter: {args.warmup} warm-up + {args.probes}+ probe intervals "
-                f"(~{seconds:.0f} s) ...")  # fmt: skip
+            say(
+                f"jitter: {args.warmup} warm-up + {args.probes}+ probe intervals "
+                f"(~{seconds:.0f} s) ..."
+            )
             jitter = run_jitter(api, args, rng, d)
         if proc.poll() is not None:
             raise BenchError(f"cachier-backend died: {log_tail(log)}")

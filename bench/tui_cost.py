@@ -105,15 +105,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags; the defaults take about 1.5 minutes."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5, help="first-frame launches (default: 5)")
-    p.add_argument("--seconds", type=float, default=60.0,
-                   help="idle CPU sampling window (default: 60)")  # fmt: skip
-    p.add_argument("--warmup", type=float, default=5.0,
-                   help="seconds on screen before idle sampling (default: 5)")  # fmt: skip
-    p.add_argument("--refresh", type=float, default=1.0,
-                   help="the TUI's --refresh in seconds (default: 1)")  # fmt: skip
-    p.add_argument("--history", type=float, default=0.0,
-                   help="seconds the backend must have been up (collecting samples) before "
-                        "the measurements; 600 fills the graphs (default: 0)")  # fmt: skip
+    p.add_argument(
+        "--seconds", type=float, default=60.0, help="idle CPU sampling window (default: 60)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds on screen before idle sampling (default: 5)",
+    )
+    p.add_argument(
+        "--refresh", type=float, default=1.0, help="the TUI's --refresh in seconds (default: 1)"
+    )
+    p.add_argument(
+        "--history",
+        type=float,
+        default=0.0,
+        help="seconds the backend must have been up (collecting samples) before "
+        "the measurements; 600 fills the graphs (default: 0)",
+    )
     p.add_argument("--cache", default="shop", help="demo cache to open (default: shop)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     args = p.parse_args(argv)
@@ -186,15 +196,16 @@ def dashboard_url(client: httpx.Client, token: str, name: str, log: Path) -> str
     while True:
         resp = client.get("/api/v1/admin/caches", headers={"Authorization": f"Bearer {token}"})
         if resp.status_code != 200:
-            raise BenchError(f"GET /api/v1/admin/caches: HTTP {resp.status_code} "
-                             f"{resp.text[:200]}")  # fmt: skip
+            raise BenchError(f"GET /api/v1/admin/caches: HTTP {resp.status_code} {resp.text[:200]}")
         caches = {c["name"]: c for c in resp.json()}
         if name in caches:
             break
         if time.monotonic() > deadline:
-            raise BenchError(f"no cache {name!r} after {SEED_TIMEOUT:.0f}s; the demo has: "
-                             f"{', '.join(sorted(caches)) or 'none'}; backend log: "
-                             f"{log_tail(log)}")  # fmt: skip
+            raise BenchError(
+                f"no cache {name!r} after {SEED_TIMEOUT:.0f}s; the demo has: "
+                f"{', '.join(sorted(caches)) or 'none'}; backend log: "
+                f"{log_tail(log)}"
+            )
         time.sleep(0.1)
     url = caches[name]["dashboard_url"]
     if urlsplit(url).hostname not in (HOST, "localhost"):
@@ -216,8 +227,17 @@ class Tmux:
         self.base = [exe, "-L", f"cachier-tui-cost-{secrets.token_hex(4)}", "-f", "/dev/null"]
         self.socket: Path | None = None
         try:
-            self._run("new-session", "-d", "-s", "holder", "-x", str(WIDTH), "-y", str(HEIGHT),
-                      "sleep 86400")  # fmt: skip
+            self._run(
+                "new-session",
+                "-d",
+                "-s",
+                "holder",
+                "-x",
+                str(WIDTH),
+                "-y",
+                str(HEIGHT),
+                "sleep 86400",
+            )
             self.socket = Path(self._run("display-message", "-p", "#{socket_path}").strip())
         except BaseException:
             self.close()
@@ -230,8 +250,19 @@ class Tmux:
         return proc.stdout
 
     def launch(self, session: str, shell: str) -> None:
-        self._run("new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT),
-                  "-c", str(REPO_ROOT), shell)  # fmt: skip
+        self._run(
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-c",
+            str(REPO_ROOT),
+            shell,
+        )
 
     def screen(self, session: str) -> str:
         return self._run("capture-pane", "-p", "-t", session)
@@ -240,8 +271,7 @@ class Tmux:
         return int(self._run("list-panes", "-t", session, "-F", "#{pane_pid}").split()[0])
 
     def kill_session(self, session: str) -> None:
-        subprocess.run([*self.base, "kill-session", "-t", session], capture_output=True,
-                       timeout=10)  # fmt: skip
+        subprocess.run([*self.base, "kill-session", "-t", session], capture_output=True, timeout=10)
 
     def close(self) -> None:
         """Stop the server and every TUI in it; tmux leaves its socket file behind."""
@@ -326,8 +356,9 @@ def tui_ticks(tmux: Tmux, session: str, pid: int) -> int:
         return cpu_ticks(pid)
     except OSError:
         screen = tmux.screen(session)
-        raise BenchError(f"the TUI (pid {pid}) exited during the idle window: "
-                         f"{screen_tail(screen)}") from None  # fmt: skip
+        raise BenchError(
+            f"the TUI (pid {pid}) exited during the idle window: {screen_tail(screen)}"
+        ) from None
 
 
 def find_tui(pane_pid: int) -> int:
@@ -370,8 +401,13 @@ def shows_page(screen: str) -> bool:
     return all(mark in screen for mark in PAGE_MARKS)
 
 
-def launch(tmux: Tmux, session: str, cmd: list[str], cache: str,
-           page_shown: Callable[[str], bool] = shows_page) -> tuple[Launch, int]:  # fmt: skip
+def launch(
+    tmux: Tmux,
+    session: str,
+    cmd: list[str],
+    cache: str,
+    page_shown: Callable[[str], bool] = shows_page,
+) -> tuple[Launch, int]:
     """Start the TUI and poll the pane every POLL_S until the page's content shows."""
     shell = pane_shell(cmd)
     started = time.monotonic()
@@ -383,19 +419,31 @@ def launch(tmux: Tmux, session: str, cmd: list[str], cache: str,
         if page is None and page_shown(screen):
             page = round(now, 4)
         if shows_content(screen, cache):
-            return (Launch(page if page is not None else round(now, 4), round(now, 4)),
-                    find_tui(tmux.pane_pid(session)))  # fmt: skip
+            return (
+                Launch(page if page is not None else round(now, 4), round(now, 4)),
+                find_tui(tmux.pane_pid(session)),
+            )
         if (line := exited(screen)) is not None:
-            raise BenchError(f"the TUI exited ({line}) before showing {cache}: "
-                             f"{screen_tail(screen)}")  # fmt: skip
+            raise BenchError(
+                f"the TUI exited ({line}) before showing {cache}: {screen_tail(screen)}"
+            )
         if now > FRAME_TIMEOUT:
-            raise BenchError(f"{cache!r} and {CONTENT_MARK!r} not on screen after "
-                             f"{FRAME_TIMEOUT:.0f}s: {screen_tail(screen)}")  # fmt: skip
+            raise BenchError(
+                f"{cache!r} and {CONTENT_MARK!r} not on screen after "
+                f"{FRAME_TIMEOUT:.0f}s: {screen_tail(screen)}"
+            )
         time.sleep(POLL_S)
 
 
-def first_frames(tmux: Tmux, runs: int, cmd: list[str], mark: str, name: str, say: Any,
-                 page_shown: Callable[[str], bool] = shows_page) -> list[Launch]:  # fmt: skip
+def first_frames(
+    tmux: Tmux,
+    runs: int,
+    cmd: list[str],
+    mark: str,
+    name: str,
+    say: Any,
+    page_shown: Callable[[str], bool] = shows_page,
+) -> list[Launch]:
     """``runs`` launches of ``cmd``, one at a time, each gone before the next starts."""
     results = []
     for run in range(1, runs + 1):
@@ -434,9 +482,15 @@ def idle_cpu(tmux: Tmux, args: argparse.Namespace, url: str, say: Any) -> Idle:
         tmux.kill_session(session)
     wait_gone(pid)
     on_page = shows_content(after, args.cache) and exited(after) is None
-    return Idle(pid=pid, seconds=round(elapsed, 3), cpu_seconds=round(used, 3),
-                percent=round(100 * used / elapsed, 2), per_second_pct=per_second,
-                screen_changed=before != after, still_on_page=on_page)  # fmt: skip
+    return Idle(
+        pid=pid,
+        seconds=round(elapsed, 3),
+        cpu_seconds=round(used, 3),
+        percent=round(100 * used / elapsed, 2),
+        per_second_pct=per_second,
+        screen_changed=before != after,
+        still_on_page=on_page,
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -450,8 +504,13 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median_s": round(statistics.median(values), 3), "max_s": round(max(values), 3)}
 
 
-def summary(args: argparse.Namespace, meta: dict[str, Any], runs: list[Launch],
-            floor: list[Launch], idle: Idle) -> dict[str, Any]:  # fmt: skip
+def summary(
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    runs: list[Launch],
+    floor: list[Launch],
+    idle: Idle,
+) -> dict[str, Any]:
     """Machine-readable results, every run included. ``pass`` is the issue's targets: the
     first painted page and the idle CPU; the page with its data has its own verdict."""
     page, content = spread([r.page_s for r in runs]), spread([r.content_s for r in runs])
@@ -479,22 +538,40 @@ def print_table(result: dict[str, Any]) -> None:
     """A table a person can paste into an issue, with the commands that produced it."""
     ff, idle = result["first_frame"], result["idle_cpu"]
     limit = f"<= {ff['target_s']:g} s"
-    rows = [
-        (f"page painted, {stat}", f"{ff['page'][key]:.3f} s", limit,
-         verdict(ff["page"][key] <= ff["target_s"]))
-        for stat, key in (("median", "median_s"), ("max", "max_s"))
-    ] + [
-        (f"page with data, {stat}", f"{ff['with_data'][key]:.3f} s", limit,
-         verdict(ff["with_data"][key] <= ff["target_s"]))
-        for stat, key in (("median", "median_s"), ("max", "max_s"))
-    ] + [
-        (f"idle CPU ({idle['seconds']:.0f} s)", f"{idle['percent']:.2f} %",
-         f"<= {idle['target_percent']:g} %", verdict(idle["pass"])),
-    ]  # fmt: skip
+    rows = (
+        [
+            (
+                f"page painted, {stat}",
+                f"{ff['page'][key]:.3f} s",
+                limit,
+                verdict(ff["page"][key] <= ff["target_s"]),
+            )
+            for stat, key in (("median", "median_s"), ("max", "max_s"))
+        ]
+        + [
+            (
+                f"page with data, {stat}",
+                f"{ff['with_data'][key]:.3f} s",
+                limit,
+                verdict(ff["with_data"][key] <= ff["target_s"]),
+            )
+            for stat, key in (("median", "median_s"), ("max", "max_s"))
+        ]
+        + [
+            (
+                f"idle CPU ({idle['seconds']:.0f} s)",
+                f"{idle['percent']:.2f} %",
+                f"<= {idle['target_percent']:g} %",
+                verdict(idle["pass"]),
+            ),
+        ]
+    )
     print()
-    print(f"TUI at {result['terminal']} in tmux {result['tmux']}, cache {result['cache']!r}, "
-          f"refresh {result['refresh_s']:g} s; {result['cpus']} CPUs, load average "
-          f"{result['loadavg_before']} before, {result['loadavg_after']} after")  # fmt: skip
+    print(
+        f"TUI at {result['terminal']} in tmux {result['tmux']}, cache {result['cache']!r}, "
+        f"refresh {result['refresh_s']:g} s; {result['cpus']} CPUs, load average "
+        f"{result['loadavg_before']} before, {result['loadavg_after']} after"
+    )
     print()
     head = f"{'metric':<24} {'value':>10}  {'target':<9} result"
     print(head)
@@ -507,13 +584,17 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"page painted per run (s): {pages}  (header and footer keys; title 'loading…')")
     print(f"with data per run (s):    {shown}  (the cache's name and 'graphs:' line)")
     floor = " ".join(f"{t:.3f}" for t in ff["floor_runs_s"])
-    print(f"floor per run (s):        {floor}  (median {ff['floor_median_s']:.3f} s: a bare "
-          "Textual app launched the same way)")  # fmt: skip
-    print(f"idle: {idle['cpu_seconds']:.2f} s CPU in {idle['seconds']:.1f} s (pid {idle['pid']});"
-          f" per second min {min(idle['per_second_pct']):.0f} %, median "
-          f"{statistics.median(idle['per_second_pct']):.0f} %, max "
-          f"{max(idle['per_second_pct']):.0f} %; {idle['samples']} samples on the graphs "
-          f"at the end (600 is a full window: --history 600)")  # fmt: skip
+    print(
+        f"floor per run (s):        {floor}  (median {ff['floor_median_s']:.3f} s: a bare "
+        "Textual app launched the same way)"
+    )
+    print(
+        f"idle: {idle['cpu_seconds']:.2f} s CPU in {idle['seconds']:.1f} s (pid {idle['pid']});"
+        f" per second min {min(idle['per_second_pct']):.0f} %, median "
+        f"{statistics.median(idle['per_second_pct']):.0f} %, max "
+        f"{max(idle['per_second_pct']):.0f} %; {idle['samples']} samples on the graphs "
+        f"at the end (600 is a full window: --history 600)"
+    )
     if not idle["screen_changed"]:
         print("  note: the screen did not change during the window: did the refresh stop?")
     if not idle["still_on_page"]:
@@ -536,14 +617,28 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tmux_exe = require_tmux()
     api_port, ep_port = free_ports(demo_regions())
     token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "backend.cli", "--demo", "--data-dir", str(workdir / "data"),
-           "--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(ep_port),
-           "--admin-token", token]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.cli",
+        "--demo",
+        "--data-dir",
+        str(workdir / "data"),
+        "--host",
+        HOST,
+        "--api-port",
+        str(api_port),
+        "--endpoint-port",
+        str(ep_port),
+        "--admin-token",
+        token,
+    ]
     log = workdir / "backend.log"
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
     meta: dict[str, Any] = {"loadavg_before": loadavg()}
-    client = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT,
-                          trust_env=False)  # fmt: skip
+    client = httpx.Client(
+        base_url=f"http://{HOST}:{api_port}", timeout=HTTP_TIMEOUT, trust_env=False
+    )
     with (
         client,
         run_process(cmd, log, cwd=REPO_ROOT) as proc,
@@ -553,13 +648,21 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         url = dashboard_url(client, token, args.cache, log)
         up_since = time.monotonic()
         compile_tree()
-        floor = first_frames(tmux, args.runs, floor_command(workdir), "floor", "floor", say,
-                             page_shown=lambda screen: shows_content(screen, "floor"))  # fmt: skip
+        floor = first_frames(
+            tmux,
+            args.runs,
+            floor_command(workdir),
+            "floor",
+            "floor",
+            say,
+            page_shown=lambda screen: shows_content(screen, "floor"),
+        )
         if (wait := args.history - (time.monotonic() - up_since)) > 0:
             say(f"waiting {wait:.0f} s until the backend has {args.history:g} s of history")
             time.sleep(wait)
-        runs = first_frames(tmux, args.runs, tui_command(url, args.refresh), args.cache,
-                            "first frame", say)  # fmt: skip
+        runs = first_frames(
+            tmux, args.runs, tui_command(url, args.refresh), args.cache, "first frame", say
+        )
         idle = idle_cpu(tmux, args, url, say)
         idle.samples = samples_shown(client, url)
         if proc.poll() is not None:
@@ -567,14 +670,22 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     tui = pane_shell(tui_command(url, args.refresh)).split(";")[0]
     shown_backend = shlex.join(cmd).replace(token, "<random>")
     version = subprocess.run([tmux_exe, "-V"], capture_output=True, text=True).stdout.split()
-    meta.update({
-        "cache": args.cache, "refresh_s": args.refresh, "history_s": args.history,
-        "terminal": f"{WIDTH}x{HEIGHT}",
-        "tmux": version[-1] if version else "?", "python": platform.python_version(),
-        "cpus": os.cpu_count(), "loadavg_after": loadavg(),
-        "commands": {"backend": shown_backend,
-                     "tmux": f"tmux new-session -d -x {WIDTH} -y {HEIGHT} {shlex.quote(tui)}"},
-    })  # fmt: skip
+    meta.update(
+        {
+            "cache": args.cache,
+            "refresh_s": args.refresh,
+            "history_s": args.history,
+            "terminal": f"{WIDTH}x{HEIGHT}",
+            "tmux": version[-1] if version else "?",
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_after": loadavg(),
+            "commands": {
+                "backend": shown_backend,
+                "tmux": f"tmux new-session -d -x {WIDTH} -y {HEIGHT} {shlex.quote(tui)}",
+            },
+        }
+    )
     return summary(args, meta, runs, floor, idle)
 
 

@@ -118,9 +118,15 @@ def address(hostport: str) -> tuple[str, int]:
 
 
 def make_config(data_dir: Path, **overrides) -> Config:
-    base = Config(data_dir=data_dir, api_port=0, endpoint_port=0, admin_token=ADMIN_TOKEN,
-                  auth_failure_limit=1000, auth_user_failure_limit=1000,
-                  allow_internal_drains=True)  # tests' drain receivers are on loopback  # fmt: skip
+    base = Config(
+        data_dir=data_dir,
+        api_port=0,
+        endpoint_port=0,
+        admin_token=ADMIN_TOKEN,
+        auth_failure_limit=1000,
+        auth_user_failure_limit=1000,
+        allow_internal_drains=True,
+    )  # tests' drain receivers are on loopback
     return replace(base, **overrides)
 
 

@@ -15,12 +15,14 @@ TREES = ["backend", "tui", "tests", "bench"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
 
 
-@pytest.mark.parametrize("check", [["ruff", "check"], ["ruff", "format", "--check"]],
-                         ids=["lint", "format"])  # fmt: skip
+@pytest.mark.parametrize(
+    "check", [["ruff", "check"], ["ruff", "format", "--check"]], ids=["lint", "format"]
+)
 def test_ruff_is_clean(check: list[str]) -> None:
     result = run(*check, *TREES)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]

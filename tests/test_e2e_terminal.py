@@ -29,12 +29,29 @@ class Terminal:
         self.tmux = _tmux()
         self.session = f"cachier-e2e-{uuid.uuid4().hex[:8]}"
         shell = " ".join(command) + "; echo EXITED-$?; sleep 60"
-        subprocess.run([self.tmux, "new-session", "-d", "-s", self.session, "-x", str(width),
-                        "-y", str(height), shell], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                self.tmux,
+                "new-session",
+                "-d",
+                "-s",
+                self.session,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                shell,
+            ],
+            check=True,
+        )
 
     def screen(self) -> str:
-        return subprocess.run([self.tmux, "capture-pane", "-p", "-t", self.session],
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        return subprocess.run(
+            [self.tmux, "capture-pane", "-p", "-t", self.session],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def press(self, *keys: str) -> None:
         subprocess.run([self.tmux, "send-keys", "-t", self.session, *keys], check=True)
@@ -62,8 +79,18 @@ def test_demo_in_a_real_terminal_visits_every_page_and_quits_cleanly() -> None:
     api, endpoint = free_fixed_ports(3)[0], free_fixed_ports(3)[0]
     while abs(endpoint - api) < 3:
         endpoint = free_fixed_ports(3)[0]
-    command = [sys.executable, "-m", "tui.cli", "--demo", "--api-port", str(api),
-               "--endpoint-port", str(endpoint), "--demo-rate", "20"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tui.cli",
+        "--demo",
+        "--api-port",
+        str(api),
+        "--endpoint-port",
+        str(endpoint),
+        "--demo-rate",
+        "20",
+    ]
     term = Terminal(command)
     try:
         screen = term.wait_for("sessions")

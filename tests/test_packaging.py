@@ -31,13 +31,28 @@ def build_wheel(tmp_path: Path) -> Path:
     otherwise add the files it once listed, and hide a missing declaration."""
     source = tmp_path / "source"
     for package in PACKAGES:
-        shutil.copytree(REPO / package, source / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        shutil.copytree(
+            REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--quiet", "--wheel-dir", str(tmp_path), str(source)],
-                   check=True, timeout=300, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return next(tmp_path.glob("cachier-*.whl"))
 
 
@@ -98,8 +113,12 @@ def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)],
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     extras = subprocess.run([str(python), "-c", "import pytest"], capture_output=True)
     assert extras.returncode != 0, "the test extra leaked into a plain install"
@@ -108,10 +127,22 @@ def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with out.open("w") as stdout, err.open("w") as stderr:
         backend = subprocess.Popen(
-            [str(venv / "bin" / "cachier-backend"), "--demo", "--data-dir", str(tmp_path / "d"),
-             "--api-port", "0", "--endpoint-port", "0", "--admin-token", token],
-            stdout=stdout, stderr=stderr, cwd=tmp_path,  # not the source tree
-        )  # fmt: skip
+            [
+                str(venv / "bin" / "cachier-backend"),
+                "--demo",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--api-port",
+                "0",
+                "--endpoint-port",
+                "0",
+                "--admin-token",
+                token,
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            cwd=tmp_path,  # not the source tree
+        )
     try:
         api_url = _api_url_from_banner(out, backend, deadline=time.monotonic() + 60)
         headers = {"Authorization": f"Bearer {token}"}
@@ -130,9 +161,10 @@ def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None
             app_logs = [
                 line["message"]
                 for cache in caches
-                for line in api.get(cache["dashboard_url"] + "/api/logs",
-                                    params={"limit": 500}).json()["lines"]
-            ]  # fmt: skip
+                for line in api.get(
+                    cache["dashboard_url"] + "/api/logs", params={"limit": 500}
+                ).json()["lines"]
+            ]
     finally:
         backend.send_signal(signal.SIGTERM)
         backend.wait(30)

@@ -34,8 +34,9 @@ for name, path in readers.items():
 def tracked_files() -> list[str]:
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout: cannot tell which files a clone has")
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
-                            check=True, timeout=30).stdout  # fmt: skip
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True, timeout=30
+    ).stdout
     return [name for name in listed.decode().split("\0") if name]
 
 
@@ -47,6 +48,7 @@ def test_the_conformance_test_and_the_benchmark_find_authshim_in_a_clone(
         if (REPO / name).is_file():
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, clone / name)
-    result = subprocess.run([sys.executable, "-c", CHECK], cwd=clone, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=clone, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr

@@ -97,8 +97,9 @@ class BackendLogHandler(logging.Handler):
             return
         self._notified[message] = now
         severity = "error" if record.levelno >= logging.ERROR else "warning"
-        self.app.call_later(self.app.notify, message, title="Backend", severity=severity,
-                            timeout=10)  # fmt: skip
+        self.app.call_later(
+            self.app.notify, message, title="Backend", severity=severity, timeout=10
+        )
 
 
 class CachierApp(App[None]):
@@ -127,8 +128,9 @@ class CachierApp(App[None]):
     paused: reactive[bool] = reactive(False)
     refresh_s: reactive[float] = reactive(1.0)
 
-    def __init__(self, settings: Settings, service: Service | None = None,
-                 remote: Remote | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, service: Service | None = None, remote: Remote | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.client: CachierClient | None = None  # set once the backend is reached

@@ -20,8 +20,12 @@ def build_tui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dashboard_url", nargs="?", help="a cache's …/dashboard/<secret> URL")
     parser.add_argument("--api", help="attach to the backend at this URL (operator view)")
-    parser.add_argument("--refresh", type=float, default=1.0,
-                        help="seconds between refreshes (default: 1; r cycles it)")  # fmt: skip
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=1.0,
+        help="seconds between refreshes (default: 1; r cycles it)",
+    )
     return parser
 
 
@@ -47,16 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     service = remote = None
     if args.dashboard_url:
         if "/dashboard/" not in args.dashboard_url:
-            print("cachier-tui: error: a dashboard URL looks like http://host:port/dashboard/<secret>",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "cachier-tui: error: a dashboard URL looks like http://host:port/dashboard/<secret>",
+                file=sys.stderr,
+            )
             return 2
         settings.operator, settings.sso = False, sso_of(args.dashboard_url)
         remote = Remote(api_of(args.dashboard_url))
     elif args.api:
         args.admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV, "")
         if not args.admin_token:
-            print("cachier-tui: error: --api needs --admin-token (or CACHIER_ADMIN_TOKEN)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "cachier-tui: error: --api needs --admin-token (or CACHIER_ADMIN_TOKEN)",
+                file=sys.stderr,
+            )
             return 2
         remote = Remote(args.api, args.admin_token)
     else:

@@ -129,8 +129,9 @@ class CachierClient:
     async def cache(self, sso: str) -> CacheInfo:
         return await self._request(CacheInfo, "GET", f"/dashboard/{sso}/api/cache")
 
-    async def stats(self, sso: str, window_s: float | None = None,
-                    since: float | None = None) -> StatsOut:  # fmt: skip
+    async def stats(
+        self, sso: str, window_s: float | None = None, since: float | None = None
+    ) -> StatsOut:
         params = ({"window": window_s} if window_s else {}) | (
             {"since": since} if since is not None else {}
         )
@@ -149,8 +150,9 @@ class CachierClient:
         return await self._request(CredentialOut, "PATCH", path, json=capabilities)
 
     async def promote(self, sso: str, username: str) -> CredentialOut:
-        return await self._request(CredentialOut, "POST",
-                               f"/dashboard/{sso}/api/credentials/{username}/promote")  # fmt: skip
+        return await self._request(
+            CredentialOut, "POST", f"/dashboard/{sso}/api/credentials/{username}/promote"
+        )
 
     async def delete_credential(self, sso: str, username: str) -> DeleteOut:
         return await self._request(

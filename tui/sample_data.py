@@ -33,54 +33,115 @@ T0 = 1_795_000_000.0  # a fixed moment: snapshots never show the real clock
 MB = 1024 * 1024
 
 
-def _proxy(cluster: str, region: str, i: int, state: ProxyState = "up",
-           latency: float | None = 0.4, fault: Fault = "none",
-           delay: int = 0) -> ProxyStatus:  # fmt: skip
-    return ProxyStatus(hostname=f"proxy-{i}.{cluster}.{region}.cachier.internal",
-                       address=f"127.0.0.1:{40000 + i}", state=state, latency_ms=latency,
-                       baseline_ms=0.4, fault=fault, delay_ms=delay)  # fmt: skip
+def _proxy(
+    cluster: str,
+    region: str,
+    i: int,
+    state: ProxyState = "up",
+    latency: float | None = 0.4,
+    fault: Fault = "none",
+    delay: int = 0,
+) -> ProxyStatus:
+    return ProxyStatus(
+        hostname=f"proxy-{i}.{cluster}.{region}.cachier.internal",
+        address=f"127.0.0.1:{40000 + i}",
+        state=state,
+        latency_ms=latency,
+        baseline_ms=0.4,
+        fault=fault,
+        delay_ms=delay,
+    )
 
 
 def status() -> StatusOut:
-    use1 = RegionStatus(name="us-east-1", clusters=[
-        ClusterStatusOut(name="use1-a", light="green", label="UP", since="2026-11-18T08:00:00Z",
-                         proxies=[_proxy("use1-a", "us-east-1", i) for i in (1, 2, 3)]),
-        ClusterStatusOut(name="use1-b", light="yellow", label="SLOW",
-                         since="2026-11-18T08:05:00Z",
-                         proxies=[_proxy("use1-b", "us-east-1", 1, "slow", 212.5, "slow", 200),
-                                  _proxy("use1-b", "us-east-1", 2),
-                                  _proxy("use1-b", "us-east-1", 3)]),
-        ClusterStatusOut(name="use1-c", light="red", label="DOWN", since="2026-11-18T08:06:00Z",
-                         proxies=[_proxy("use1-c", "us-east-1", 1, "down", None, "down"),
-                                  _proxy("use1-c", "us-east-1", 2),
-                                  _proxy("use1-c", "us-east-1", 3)]),
-    ])  # fmt: skip
-    euw1 = RegionStatus(name="eu-west-1", clusters=[
-        ClusterStatusOut(name="euw1-a", light="blue", label="RESOLVED",
-                         since="2026-11-18T07:59:00Z",
-                         proxies=[_proxy("euw1-a", "eu-west-1", i) for i in (1, 2, 3)]),
-    ])  # fmt: skip
+    use1 = RegionStatus(
+        name="us-east-1",
+        clusters=[
+            ClusterStatusOut(
+                name="use1-a",
+                light="green",
+                label="UP",
+                since="2026-11-18T08:00:00Z",
+                proxies=[_proxy("use1-a", "us-east-1", i) for i in (1, 2, 3)],
+            ),
+            ClusterStatusOut(
+                name="use1-b",
+                light="yellow",
+                label="SLOW",
+                since="2026-11-18T08:05:00Z",
+                proxies=[
+                    _proxy("use1-b", "us-east-1", 1, "slow", 212.5, "slow", 200),
+                    _proxy("use1-b", "us-east-1", 2),
+                    _proxy("use1-b", "us-east-1", 3),
+                ],
+            ),
+            ClusterStatusOut(
+                name="use1-c",
+                light="red",
+                label="DOWN",
+                since="2026-11-18T08:06:00Z",
+                proxies=[
+                    _proxy("use1-c", "us-east-1", 1, "down", None, "down"),
+                    _proxy("use1-c", "us-east-1", 2),
+                    _proxy("use1-c", "us-east-1", 3),
+                ],
+            ),
+        ],
+    )
+    euw1 = RegionStatus(
+        name="eu-west-1",
+        clusters=[
+            ClusterStatusOut(
+                name="euw1-a",
+                light="blue",
+                label="RESOLVED",
+                since="2026-11-18T07:59:00Z",
+                proxies=[_proxy("euw1-a", "eu-west-1", i) for i in (1, 2, 3)],
+            ),
+        ],
+    )
     incidents = [
-        IncidentOut(id=3, cluster="use1-c", light="red", previous="green",
-                    started_at="2026-11-18T08:06:00Z", ended_at=None,
-                    cause="1 of 3 proxies unreachable: proxy-1.use1-c.us-east-1.cachier.internal",
-                    proxies=["proxy-1.use1-c.us-east-1.cachier.internal"]),
-        IncidentOut(id=2, cluster="use1-b", light="yellow", previous="green",
-                    started_at="2026-11-18T08:05:00Z", ended_at=None,
-                    cause="slower than usual: proxy-1.use1-b.us-east-1.cachier.internal "
-                    "(212.5 ms, usually 0.4 ms)",
-                    proxies=["proxy-1.use1-b.us-east-1.cachier.internal"]),
-        IncidentOut(id=1, cluster="euw1-a", light="blue", previous="red",
-                    started_at="2026-11-18T07:59:00Z", ended_at=None,
-                    cause="recently resolved: every proxy answers normally again", proxies=[]),
-    ]  # fmt: skip
+        IncidentOut(
+            id=3,
+            cluster="use1-c",
+            light="red",
+            previous="green",
+            started_at="2026-11-18T08:06:00Z",
+            ended_at=None,
+            cause="1 of 3 proxies unreachable: proxy-1.use1-c.us-east-1.cachier.internal",
+            proxies=["proxy-1.use1-c.us-east-1.cachier.internal"],
+        ),
+        IncidentOut(
+            id=2,
+            cluster="use1-b",
+            light="yellow",
+            previous="green",
+            started_at="2026-11-18T08:05:00Z",
+            ended_at=None,
+            cause="slower than usual: proxy-1.use1-b.us-east-1.cachier.internal "
+            "(212.5 ms, usually 0.4 ms)",
+            proxies=["proxy-1.use1-b.us-east-1.cachier.internal"],
+        ),
+        IncidentOut(
+            id=1,
+            cluster="euw1-a",
+            light="blue",
+            previous="red",
+            started_at="2026-11-18T07:59:00Z",
+            ended_at=None,
+            cause="recently resolved: every proxy answers normally again",
+            proxies=[],
+        ),
+    ]
     return StatusOut(regions=[use1, euw1], incidents=incidents, rss_url=f"{API}/status.rss")
 
 
-def _credential(i: int, primary: bool = False, write: bool = True,
-                flush: bool = True) -> CredentialOut:  # fmt: skip
-    return CredentialOut(username=f"USER{i:06d}", password=f"{i:032x}", primary=primary,
-                         write=write, flush=flush)  # fmt: skip
+def _credential(
+    i: int, primary: bool = False, write: bool = True, flush: bool = True
+) -> CredentialOut:
+    return CredentialOut(
+        username=f"USER{i:06d}", password=f"{i:032x}", primary=primary, write=write, flush=flush
+    )
 
 
 def credentials() -> list[CredentialOut]:
@@ -89,33 +150,59 @@ def credentials() -> list[CredentialOut]:
 
 def caches() -> list[CacheOut]:
     Spec = tuple[str, PlanName, str, str, int, int, int, int, int]
-    specs: list[Spec] = [("shop", "1gb", "us-east-1", "use1-a", 310, 12000, 9, 900, 100),
-             ("sessions", "250mb", "us-east-1", "use1-b", 90, 4000, 4, 95, 5),
-             ("catalog", "100mb", "us-east-1", "use1-c", 99, 30000, 2, 50, 50),
-             ("eu-api", "500mb", "eu-west-1", "euw1-a", 120, 8000, 3, 880, 120),
-             ("sandbox", "free", "eu-west-1", "euw1-a", 24, 26000, 1, 10, 0)]  # fmt: skip
+    specs: list[Spec] = [
+        ("shop", "1gb", "us-east-1", "use1-a", 310, 12000, 9, 900, 100),
+        ("sessions", "250mb", "us-east-1", "use1-b", 90, 4000, 4, 95, 5),
+        ("catalog", "100mb", "us-east-1", "use1-c", 99, 30000, 2, 50, 50),
+        ("eu-api", "500mb", "eu-west-1", "euw1-a", 120, 8000, 3, 880, 120),
+        ("sandbox", "free", "eu-west-1", "euw1-a", 24, 26000, 1, 10, 0),
+    ]
     out = []
     for i, (name, plan, region, cluster, used_mb, items, conns, hits, misses) in enumerate(specs):
         limit = {"1gb": 1024, "250mb": 250, "100mb": 100, "500mb": 500, "free": 25}[plan] * MB
-        out.append(CacheOut(
-            id=f"c{i:010d}", name=name, plan=plan, memory_limit=limit, region=region,
-            cluster=cluster, servers="127.0.0.1:11211", tls_servers=None,
-            dashboard_url=f"{API}/dashboard/{SSO}{i}", created_at="2026-11-18T07:00:00.000Z",
-            credentials=[_credential(1, primary=True)],
-            usage=CacheUsage(memory_used=used_mb * MB, items=items, connections=conns,
-                             get_hits=hits, get_misses=misses),
-        ))  # fmt: skip
+        out.append(
+            CacheOut(
+                id=f"c{i:010d}",
+                name=name,
+                plan=plan,
+                memory_limit=limit,
+                region=region,
+                cluster=cluster,
+                servers="127.0.0.1:11211",
+                tls_servers=None,
+                dashboard_url=f"{API}/dashboard/{SSO}{i}",
+                created_at="2026-11-18T07:00:00.000Z",
+                credentials=[_credential(1, primary=True)],
+                usage=CacheUsage(
+                    memory_used=used_mb * MB,
+                    items=items,
+                    connections=conns,
+                    get_hits=hits,
+                    get_misses=misses,
+                ),
+            )
+        )
     return out
 
 
 def cache_info(plan: PlanName = "1gb") -> CacheInfo:
     paid = plan != "free"
-    return CacheInfo(id="c0000000000", name="shop", plan=plan, memory_limit=1024 * MB,
-                     region="us-east-1", cluster="use1-a", servers="127.0.0.1:11211",
-                     tls_servers="127.0.0.1:11219", dashboard_url=f"{API}/dashboard/{SSO}",
-                     app="app-shop", can_migrate=paid,
-                     migrate_refusal=None if paid else "moving a cache is available on paid "
-                     "plans only; this cache is on the free plan")  # fmt: skip
+    return CacheInfo(
+        id="c0000000000",
+        name="shop",
+        plan=plan,
+        memory_limit=1024 * MB,
+        region="us-east-1",
+        cluster="use1-a",
+        servers="127.0.0.1:11211",
+        tls_servers="127.0.0.1:11219",
+        dashboard_url=f"{API}/dashboard/{SSO}",
+        app="app-shop",
+        can_migrate=paid,
+        migrate_refusal=None
+        if paid
+        else "moving a cache is available on paid plans only; this cache is on the free plan",
+    )
 
 
 def stats(points: int = 660) -> StatsOut:
@@ -130,24 +217,48 @@ def stats(points: int = 660) -> StatsOut:
         misses = gets - hits
         sets += 100 + int(40 * wave)
         evictions += 1 if i % 15 == 0 else 0
-        samples.append(Sample(
-            t=T0 + i, memory_used=(300 + i // 4) * MB, memory_limit=1024 * MB,
-            items=12000 + 10 * i, get_hits=hits, get_misses=misses,
-            hit_rate=(820 + 270 * wave) / (900 + 300 * wave), cmd_get=gets, cmd_set=sets,
-            cmd_delete=i, cmd_flush=0, evictions=evictions, curr_connections=8 + i % 3,
-            bytes_read=sets * 1100, bytes_written=hits * 1100,
-        ))  # fmt: skip
+        samples.append(
+            Sample(
+                t=T0 + i,
+                memory_used=(300 + i // 4) * MB,
+                memory_limit=1024 * MB,
+                items=12000 + 10 * i,
+                get_hits=hits,
+                get_misses=misses,
+                hit_rate=(820 + 270 * wave) / (900 + 300 * wave),
+                cmd_get=gets,
+                cmd_set=sets,
+                cmd_delete=i,
+                cmd_flush=0,
+                evictions=evictions,
+                curr_connections=8 + i % 3,
+                bytes_read=sets * 1100,
+                bytes_written=hits * 1100,
+            )
+        )
     return StatsOut(interval_s=1.0, samples=samples)
 
 
 def app_out() -> AppOut:
     primary = credentials()[0]
-    return AppOut(name="app-shop", config_vars={
-        "MEMCACHIER_SERVERS": "127.0.0.1:11211", "MEMCACHIER_USERNAME": primary.username,
-        "MEMCACHIER_PASSWORD": primary.password}, release=3, log_drain=None,
-        releases=[ReleaseOut(number=3, description="Set MEMCACHIER_USERNAME, "
-                             "MEMCACHIER_PASSWORD config vars (credential promoted)",
-                             t="2026-11-18T07:30:00.000Z")])  # fmt: skip
+    return AppOut(
+        name="app-shop",
+        config_vars={
+            "MEMCACHIER_SERVERS": "127.0.0.1:11211",
+            "MEMCACHIER_USERNAME": primary.username,
+            "MEMCACHIER_PASSWORD": primary.password,
+        },
+        release=3,
+        log_drain=None,
+        releases=[
+            ReleaseOut(
+                number=3,
+                description="Set MEMCACHIER_USERNAME, "
+                "MEMCACHIER_PASSWORD config vars (credential promoted)",
+                t="2026-11-18T07:30:00.000Z",
+            )
+        ],
+    )
 
 
 def logs() -> LogsOut:
@@ -155,18 +266,35 @@ def logs() -> LogsOut:
     messages = [
         ("Cache shop created on plan 1gb in cluster use1-a", None, None),
         ("Credential USER000002 added", None, None),
-        ("Cache flushed on proxy proxy-2.use1-a.us-east-1.cachier.internal "
-         "(origin: memcache client)", "memcache client",
-         "proxy-2.use1-a.us-east-1.cachier.internal"),
+        (
+            "Cache flushed on proxy proxy-2.use1-a.us-east-1.cachier.internal "
+            "(origin: memcache client)",
+            "memcache client",
+            "proxy-2.use1-a.us-east-1.cachier.internal",
+        ),
         ("Credential USER000002 capabilities: write=off, flush=on", None, None),
-        ("Cache flushed on proxy proxy-1.use1-a.us-east-1.cachier.internal "
-         "(origin: web interface)", "web interface",
-         "proxy-1.use1-a.us-east-1.cachier.internal"),
-        ("Cache flushed on proxy proxy-3.use1-a.us-east-1.cachier.internal "
-         "(origin: admin operation)", "admin operation",
-         "proxy-3.use1-a.us-east-1.cachier.internal"),
-    ]  # fmt: skip
+        (
+            "Cache flushed on proxy proxy-1.use1-a.us-east-1.cachier.internal "
+            "(origin: web interface)",
+            "web interface",
+            "proxy-1.use1-a.us-east-1.cachier.internal",
+        ),
+        (
+            "Cache flushed on proxy proxy-3.use1-a.us-east-1.cachier.internal "
+            "(origin: admin operation)",
+            "admin operation",
+            "proxy-3.use1-a.us-east-1.cachier.internal",
+        ),
+    ]
     for i, (message, origin, proxy) in enumerate(messages, start=1):
-        lines.append(LogLineOut(id=i, t=f"2026-11-18T07:{10 + i:02d}:00.000Z", source="cachier",
-                                message=message, origin=origin, proxy=proxy))  # fmt: skip
+        lines.append(
+            LogLineOut(
+                id=i,
+                t=f"2026-11-18T07:{10 + i:02d}:00.000Z",
+                source="cachier",
+                message=message,
+                origin=origin,
+                proxy=proxy,
+            )
+        )
     return LogsOut(lines=lines, next_after=len(lines))

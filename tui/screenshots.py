@@ -28,7 +28,7 @@ PAGES: dict[str, Callable[[], Message]] = {
     "analytics": lambda: AnalyticsFetched(data.cache_info(), data.stats()),
     "credentials": lambda: CredentialsFetched(
         data.cache_info(), data.credentials(), data.app_out()
-    ),  # fmt: skip
+    ),
     "status": lambda: StatusFetched(data.status()),
     "logs": lambda: LogsFetched(data.logs(), replace=True),
 }

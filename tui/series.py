@@ -43,8 +43,17 @@ class History:
         self.evictions: list[float | None] = []
 
     def _columns(self) -> tuple[list, ...]:
-        return (self.samples, self.t, self.memory_used, self.hit_percent, self.gets, self.sets,
-                self.connections, self.items, self.evictions)  # fmt: skip
+        return (
+            self.samples,
+            self.t,
+            self.memory_used,
+            self.hit_percent,
+            self.gets,
+            self.sets,
+            self.connections,
+            self.items,
+            self.evictions,
+        )
 
     @property
     def last(self) -> Sample | None:

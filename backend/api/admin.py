@@ -38,9 +38,13 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
 
 def usage_of(control: ControlPlane, cache: Cache) -> CacheUsage:
     usage = control.usage(cache)
-    return CacheUsage(memory_used=usage.memory_used, items=usage.items,
-                      connections=usage.connections, get_hits=usage.get_hits,
-                      get_misses=usage.get_misses)  # fmt: skip
+    return CacheUsage(
+        memory_used=usage.memory_used,
+        items=usage.items,
+        connections=usage.connections,
+        get_hits=usage.get_hits,
+        get_misses=usage.get_misses,
+    )
 
 
 @router.get("/caches", response_model=list[CacheOut])
@@ -72,16 +76,21 @@ async def get_cache(cache_id: str, control: Control) -> CacheOut:
     return cache_out(control, control.get_cache(cache_id))
 
 
-@router.delete("/caches/{cache_id}", status_code=status.HTTP_204_NO_CONTENT,
-               response_class=Response, responses=errors(404, 422))  # fmt: skip
+@router.delete(
+    "/caches/{cache_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(404, 422),
+)
 async def delete_cache(cache_id: str, control: Control) -> Response:
     """Delete the cache with its credentials, app and logs; its live connections close."""
     control.delete_cache(control.get_cache(cache_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/caches/{cache_id}/flush", response_model=FlushOut,
-             responses=errors(404, *BODY_ERRORS))  # fmt: skip
+@router.post(
+    "/caches/{cache_id}/flush", response_model=FlushOut, responses=errors(404, *BODY_ERRORS)
+)
 async def flush_cache(cache_id: str, control: Control, body: NoBodyIn = None) -> FlushOut:
     proxy = control.flush(control.get_cache(cache_id), origin="admin operation")
     return FlushOut(cache_id=cache_id, proxy=proxy, origin="admin operation")

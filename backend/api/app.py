@@ -107,8 +107,9 @@ def create_app(
     app.add_middleware(HeadAsGet)
     if events_delivered is not None:
         app.add_middleware(AnswerAfterDelivery, delivered=events_delivered)
-    app.add_middleware(RequestGate, control=control, admin_token=admin_token,
-                       max_body=max_body_bytes)  # fmt: skip
+    app.add_middleware(
+        RequestGate, control=control, admin_token=admin_token, max_body=max_body_bytes
+    )
 
     @app.get("/healthz", response_model=HealthOut, tags=["public"])
     async def healthz() -> HealthOut:

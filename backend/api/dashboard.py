@@ -22,7 +22,7 @@ from backend.api.schemas import (
     ReleaseOut,
     RotateOut,
     StatsOut,
-)  # fmt: skip
+)
 from backend.control import apps
 from backend.control.errors import Invalid
 from backend.control.models import Cache, Credential, as_plan
@@ -44,29 +44,47 @@ router = APIRouter(
 
 
 def credential_out(credential: Credential) -> CredentialOut:
-    return CredentialOut(username=credential.username, password=credential.password.decode(),
-                         primary=credential.primary, write=credential.write,
-                         flush=credential.flush)  # fmt: skip
+    return CredentialOut(
+        username=credential.username,
+        password=credential.password.decode(),
+        primary=credential.primary,
+        write=credential.write,
+        flush=credential.flush,
+    )
 
 
 def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
     refusal = control.move_refusal(cache)
     return CacheInfo(
-        id=cache.id, name=cache.name, plan=as_plan(cache.plan), memory_limit=cache.limit_bytes,
-        region=cache.region, cluster=cache.cluster, servers=control.servers(cache),
-        tls_servers=control.tls_servers(cache), dashboard_url=control.dashboard_url(cache),
-        app=cache.app.name if cache.app else "", can_migrate=refusal is None,
+        id=cache.id,
+        name=cache.name,
+        plan=as_plan(cache.plan),
+        memory_limit=cache.limit_bytes,
+        region=cache.region,
+        cluster=cache.cluster,
+        servers=control.servers(cache),
+        tls_servers=control.tls_servers(cache),
+        dashboard_url=control.dashboard_url(cache),
+        app=cache.app.name if cache.app else "",
+        can_migrate=refusal is None,
         migrate_refusal=refusal,
-    )  # fmt: skip
+    )
 
 
 def app_out(control: ControlPlane, cache: Cache) -> AppOut:
     app = cache.app
     assert app is not None
-    releases = [ReleaseOut(number=r.number, description=r.description, t=r.t)
-                for r in control.releases(cache)]  # fmt: skip
-    return AppOut(name=app.name, config_vars=app.config_vars, release=app.release,
-                  log_drain=app.log_drain, releases=releases)  # fmt: skip
+    releases = [
+        ReleaseOut(number=r.number, description=r.description, t=r.t)
+        for r in control.releases(cache)
+    ]
+    return AppOut(
+        name=app.name,
+        config_vars=app.config_vars,
+        release=app.release,
+        log_drain=app.log_drain,
+        releases=releases,
+    )
 
 
 @router.get("/cache", response_model=CacheInfo)
@@ -109,24 +127,34 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
     return [credential_out(c) for c in cache.credentials]
 
 
-@router.post("/credentials", response_model=CredentialOut, status_code=status.HTTP_201_CREATED,
-             responses=errors(*BODY_ERRORS))  # fmt: skip
+@router.post(
+    "/credentials",
+    response_model=CredentialOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(*BODY_ERRORS),
+)
 async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
     return credential_out(control.add_credential(cache))
 
 
-@router.patch("/credentials/{username}", response_model=CredentialOut,
-              responses=errors(*BODY_ERRORS))  # fmt: skip
-async def set_capabilities(username: str, body: CapabilitiesPatch, cache: SsoCache,
-                           control: Control) -> CredentialOut:  # fmt: skip
+@router.patch(
+    "/credentials/{username}", response_model=CredentialOut, responses=errors(*BODY_ERRORS)
+)
+async def set_capabilities(
+    username: str, body: CapabilitiesPatch, cache: SsoCache, control: Control
+) -> CredentialOut:
     changed = control.set_capabilities(cache, username, body.write, body.flush)
     return credential_out(changed)
 
 
-@router.post("/credentials/{username}/promote", response_model=CredentialOut,
-             responses=errors(409, *BODY_ERRORS))  # fmt: skip
-async def promote_credential(username: str, cache: SsoCache, control: Control,
-                             body: NoBodyIn = None) -> CredentialOut:  # fmt: skip
+@router.post(
+    "/credentials/{username}/promote",
+    response_model=CredentialOut,
+    responses=errors(409, *BODY_ERRORS),
+)
+async def promote_credential(
+    username: str, cache: SsoCache, control: Control, body: NoBodyIn = None
+) -> CredentialOut:
     return credential_out(control.promote(cache, username))
 
 
@@ -142,8 +170,7 @@ async def flush(cache: SsoCache, control: Control, body: NoBodyIn = None) -> Flu
     return FlushOut(cache_id=cache.id, proxy=proxy, origin="web interface")
 
 
-@router.post("/migrate", response_model=MigrateOut,
-             responses=errors(403, 409, *BODY_ERRORS))  # fmt: skip
+@router.post("/migrate", response_model=MigrateOut, responses=errors(403, 409, *BODY_ERRORS))
 async def migrate(cache: SsoCache, control: Control, body: NoBodyIn = None) -> MigrateOut:
     previous = cache.cluster
     cluster = control.migrate(cache)
@@ -166,8 +193,12 @@ async def logs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LogsOut:
     rows = control.logs(cache, after, limit)
-    lines = [LogLineOut(id=r.id, t=r.t, source=r.source, message=r.message, origin=r.origin,
-                        proxy=r.proxy) for r in rows]  # fmt: skip
+    lines = [
+        LogLineOut(
+            id=r.id, t=r.t, source=r.source, message=r.message, origin=r.origin, proxy=r.proxy
+        )
+        for r in rows
+    ]
     next_after = rows[-1].id if rows else (after or 0)
     return LogsOut(lines=lines, next_after=next_after)
 

@@ -31,8 +31,11 @@ async def require_admin(
     expected = request.app.state.admin_token.encode()
     given = credentials.credentials.encode() if credentials is not None else b""
     if not hmac.compare_digest(given, expected):
-        raise HTTPException(401, "a valid admin token is required (Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise HTTPException(
+            401,
+            "a valid admin token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 Control = Annotated[ControlPlane, Depends(control_plane)]

@@ -38,8 +38,9 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     for code in sorted(set(codes)):
         documented[code] = {"model": ErrorOut, "description": ERROR_MEANING[code]}
         if code == 401:
-            documented[code]["headers"] = {"WWW-Authenticate": {
-                "description": "Bearer", "schema": {"type": "string"}}}  # fmt: skip
+            documented[code]["headers"] = {
+                "WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}
+            }
     return documented
 
 
@@ -70,7 +71,7 @@ def allowed_methods(request: Request) -> str:
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL
             for route in request.app.routes
-        )  # fmt: skip
+        )
     }
     if "GET" in allowed:
         allowed.add("HEAD")
@@ -99,5 +100,6 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"error": "the request body is not valid JSON"}, status_code=422)
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
-                            headers=headers or None)  # fmt: skip
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers or None
+        )

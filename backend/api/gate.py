@@ -32,13 +32,18 @@ BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 async def _answer(send: Send, status: int, error: str, headers: list | None = None) -> None:
     body = json.dumps({"error": error}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"), *(headers or [])],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -59,8 +64,11 @@ class RequestGate:
                 if name == b"authorization" and value[:7].lower() == b"bearer ":
                     given = value[7:].strip()
             if not hmac.compare_digest(given, self.admin_token):
-                return (401, "a valid admin token is required (Authorization: Bearer <token>)",
-                        [(b"www-authenticate", b"Bearer")])  # fmt: skip
+                return (
+                    401,
+                    "a valid admin token is required (Authorization: Bearer <token>)",
+                    [(b"www-authenticate", b"Bearer")],
+                )
         elif path.startswith(DASHBOARD_PREFIX):
             secret = path[len(DASHBOARD_PREFIX) :].split("/", 1)[0]
             try:

@@ -56,8 +56,12 @@ class ErrorOut(Schema):
 class CacheCreate(RequestBody):
     # The pattern is documented, and checked by the control plane, whose message says the
     # rule in words rather than as a regular expression.
-    name: str = Field(min_length=1, max_length=63, examples=["shop-sessions"],
-                      json_schema_extra={"pattern": CACHE_NAME_PATTERN})  # fmt: skip
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        examples=["shop-sessions"],
+        json_schema_extra={"pattern": CACHE_NAME_PATTERN},
+    )
     plan: PlanName = Field(examples=["100mb"])
     region: str | None = Field(
         default=None,

@@ -50,8 +50,10 @@ def check_drain_url(url: str) -> None:
     ``.port`` for a bad port: an owner's typo, so an answer, not a server error.
     """
     if not DRAIN_URL.fullmatch(url):
-        raise Invalid("a log drain URL must be an http:// or https:// URL with a host and, "
-                      "if any, a port from 1 to 65535")  # fmt: skip
+        raise Invalid(
+            "a log drain URL must be an http:// or https:// URL with a host and, "
+            "if any, a port from 1 to 65535"
+        )
     try:
         parts = urlsplit(url)
         parts.hostname, parts.port  # noqa: B018  # each raises ValueError when malformed

@@ -32,8 +32,17 @@ from backend.control.sql import (
     migration_statements,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "AppRow", "CacheRow", "CredentialRow", "Database",
-           "IncidentRow", "LogRow", "ReleaseRow"]  # fmt: skip
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AppRow",
+    "CacheRow",
+    "CredentialRow",
+    "Database",
+    "IncidentRow",
+    "LogRow",
+    "ReleaseRow",
+]
 
 
 class Database(SqlRepository):

@@ -218,8 +218,9 @@ class LogDrains:
         drain = _Drain(url, token, usable, deque(maxlen=self._queue_max))
         self._drains[url] = drain
         if not usable:
-            log.warning("log drain %s: not an http(s) URL, its lines are dropped",
-                        _describe(url, token))  # fmt: skip
+            log.warning(
+                "log drain %s: not an http(s) URL, its lines are dropped", _describe(url, token)
+            )
         return drain
 
     def _notify(self, drain: _Drain) -> None:
@@ -353,7 +354,10 @@ class LogDrains:
             return
         drain.failing = failing
         if failing:
-            log.warning("log drain %s: batch dropped after %d attempts",
-                        _describe(drain.url, drain.token), self._retries + 1)  # fmt: skip
+            log.warning(
+                "log drain %s: batch dropped after %d attempts",
+                _describe(drain.url, drain.token),
+                self._retries + 1,
+            )
         else:
             log.info("log drain %s: delivering again", _describe(drain.url, drain.token))

@@ -84,8 +84,14 @@ class DataPlaneView(Protocol):
 
 
 class ControlPlane:
-    def __init__(self, repository: ControlRepository, secrets: Secrets, topology: Topology,
-                 bus: EventBus, dataplane: DataPlaneView) -> None:  # fmt: skip
+    def __init__(
+        self,
+        repository: ControlRepository,
+        secrets: Secrets,
+        topology: Topology,
+        bus: EventBus,
+        dataplane: DataPlaneView,
+    ) -> None:
         self.repository = repository
         self.secrets = secrets
         self.topology = topology
@@ -131,8 +137,9 @@ class ControlPlane:
         """Publish ``event`` when the open transaction commits."""
         self._events.append(event)
 
-    def log(self, cache_id: str, message: str, origin: str | None = None,
-            proxy: str | None = None) -> None:  # fmt: skip
+    def log(
+        self, cache_id: str, message: str, origin: str | None = None, proxy: str | None = None
+    ) -> None:
         """Append an app log line; call inside ``transaction()``. The line reaches the log
         drains (``LogLineWritten``) once committed."""
         t = timestamp()
@@ -140,8 +147,9 @@ class ControlPlane:
         cache = self.caches.get(cache_id)
         app = cache.app if cache is not None else None
         if app is not None:
-            self.publish(LogLineWritten(cache_id, line_id, t, LOG_SOURCE, message, app.name,
-                                        app.log_drain))  # fmt: skip
+            self.publish(
+                LogLineWritten(cache_id, line_id, t, LOG_SOURCE, message, app.name, app.log_drain)
+            )
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> list[str]:
@@ -154,8 +162,16 @@ class ControlPlane:
         warnings = []
         repository = self.repository
         for row in repository.caches():
-            cache = Cache(row.id, row.name, row.plan, row.region, row.cluster, row.sso_nonce,
-                          row.sso_hash, row.created_at)  # fmt: skip
+            cache = Cache(
+                row.id,
+                row.name,
+                row.plan,
+                row.region,
+                row.cluster,
+                row.sso_nonce,
+                row.sso_hash,
+                row.created_at,
+            )
             region = self.topology.region(cache.region)
             if region is None:
                 warnings.append(f"cache {cache.name}: region {cache.region} is not in the topology")
@@ -175,10 +191,14 @@ class ControlPlane:
             self.caches[cache.id] = cache
         for credential_row in repository.credentials():
             credential = Credential(
-                credential_row.username, self.secrets.decrypt(credential_row.password_enc),
-                credential_row.cache_id, credential_row.is_primary, credential_row.can_write,
-                credential_row.can_flush, credential_row.created_at,
-            )  # fmt: skip
+                credential_row.username,
+                self.secrets.decrypt(credential_row.password_enc),
+                credential_row.cache_id,
+                credential_row.is_primary,
+                credential_row.can_write,
+                credential_row.can_flush,
+                credential_row.created_at,
+            )
             self.credentials[credential.username] = credential
             self.caches[credential.cache_id].credentials.append(credential)
         legacy = False
@@ -189,8 +209,9 @@ class ControlPlane:
                 log_drain, legacy = app_row.legacy_log_drain, True
                 with repository.transaction():
                     repository.set_log_drain(app_row.cache_id, self.encrypt_optional(log_drain))
-            self.caches[app_row.cache_id].app = App(app_row.name, app_row.release, config,
-                                                    log_drain)  # fmt: skip
+            self.caches[app_row.cache_id].app = App(
+                app_row.name, app_row.release, config, log_drain
+            )
         if legacy:
             repository.forget_overwritten()
         for cache in self.caches.values():
@@ -279,8 +300,9 @@ class ControlPlane:
         credential = self._new_credential(cache, primary=True, now=now)
         cache.credentials.append(credential)
         with self.transaction():
-            row = CacheRow(cache.id, name, plan, region.name, cluster.name, nonce,
-                           cache.sso_hash, now)  # fmt: skip
+            row = CacheRow(
+                cache.id, name, plan, region.name, cluster.name, nonce, cache.sso_hash, now
+            )
             self.repository.insert_cache(row)
             self._insert_credential(credential)
             self.publish(_created(cache))
@@ -303,8 +325,9 @@ class ControlPlane:
         """
         with self.transaction():
             self.repository.delete_cache(cache.id)
-            self.publish(CacheDeleted(cache.id, cache.cluster,
-                                      tuple(c.username for c in cache.credentials)))  # fmt: skip
+            self.publish(
+                CacheDeleted(cache.id, cache.cluster, tuple(c.username for c in cache.credentials))
+            )
 
             def forget() -> None:
                 del self.caches[cache.id]
@@ -328,8 +351,12 @@ class ControlPlane:
 
     def _log_flush(self, cache_id: str, proxy: str, origin: str) -> None:
         """The flush line of the app log: names the proxy and the origin (PRODUCT §1.5)."""
-        self.log(cache_id, f"Cache flushed on proxy {proxy} (origin: {origin})",
-                 origin=origin, proxy=proxy)  # fmt: skip
+        self.log(
+            cache_id,
+            f"Cache flushed on proxy {proxy} (origin: {origin})",
+            origin=origin,
+            proxy=proxy,
+        )
         cache = self.caches.get(cache_id)
         if cache is not None:
             self.publish(CacheFlushed(cache_id, cache.cluster, origin, proxy))
@@ -392,8 +419,9 @@ class ControlPlane:
             self.on_commit(register)
         return credential
 
-    def set_capabilities(self, cache: Cache, username: str, write: bool | None,
-                         flush: bool | None) -> Credential:  # fmt: skip
+    def set_capabilities(
+        self, cache: Cache, username: str, write: bool | None, flush: bool | None
+    ) -> Credential:
         """Fields left as None keep their value."""
         credential = self._find_credential(cache, username)
         new_write = credential.write if write is None else write
@@ -444,8 +472,10 @@ class ControlPlane:
         old = cache.primary()
         with self.transaction():
             self.repository.set_primary(cache.id, username)
-            self.log(cache.id, f"Credential {username} promoted to primary "
-                               f"({old.username} is now a secondary)")  # fmt: skip
+            self.log(
+                cache.id,
+                f"Credential {username} promoted to primary ({old.username} is now a secondary)",
+            )
             self.publish(PrimaryPromoted(cache.id, username, old.username))
 
             def apply() -> None:
@@ -463,10 +493,16 @@ class ControlPlane:
 
     def _insert_credential(self, credential: Credential) -> None:
         self.repository.insert_credential(
-            CredentialRow(credential.username, credential.cache_id,
-                          self.secrets.encrypt(credential.password), credential.primary,
-                          credential.write, credential.flush, credential.created_at)
-        )  # fmt: skip
+            CredentialRow(
+                credential.username,
+                credential.cache_id,
+                self.secrets.encrypt(credential.password),
+                credential.primary,
+                credential.write,
+                credential.flush,
+                credential.created_at,
+            )
+        )
 
     # -- dashboard SSO ------------------------------------------------------------------
     def rotate_sso(self, cache: Cache) -> str:
@@ -496,8 +532,9 @@ class ControlPlane:
         self.log(cache.id, f"Config vars {', '.join(app.config_vars)} set on app {app.name}")
         return app
 
-    def _push_config(self, cache: Cache, reason: str,
-                     primary: Credential | None = None) -> list[str]:  # fmt: skip
+    def _push_config(
+        self, cache: Cache, reason: str, primary: Credential | None = None
+    ) -> list[str]:
         """Push changed config vars: a new release and a restart. Returns the names changed.
 
         Call inside a transaction, after the change that caused it; ``primary`` is the
@@ -505,8 +542,9 @@ class ControlPlane:
         """
         app = cache.app
         assert app is not None
-        wanted = apps.desired_config(self.servers(cache), self.tls_servers(cache),
-                                     primary or cache.primary())  # fmt: skip
+        wanted = apps.desired_config(
+            self.servers(cache), self.tls_servers(cache), primary or cache.primary()
+        )
         changed = apps.changed_names(app.config_vars, wanted)
         if not changed:
             return []
@@ -558,8 +596,14 @@ def _created(cache: Cache) -> CacheCreated:
 
 
 def _added(credential: Credential) -> CredentialAdded:
-    return CredentialAdded(credential.cache_id, credential.username, credential.password,
-                           credential.primary, credential.write, credential.flush)  # fmt: skip
+    return CredentialAdded(
+        credential.cache_id,
+        credential.username,
+        credential.password,
+        credential.primary,
+        credential.write,
+        credential.flush,
+    )
 
 
 __all__ = ["CLIENT_FLUSH_ORIGIN", "ControlPlane", "DataPlaneView", "LOG_SOURCE", "NAME_PATTERN"]

@@ -126,8 +126,15 @@ class ControlRepository(Protocol):
     def releases(self, cache_id: str, limit: int = 20) -> list[ReleaseRow]: ...
 
     # -- app logs -----------------------------------------------------------------------
-    def insert_log(self, cache_id: str, t: str, source: str, message: str,
-                   origin: str | None = None, proxy: str | None = None) -> int:  # fmt: skip
+    def insert_log(
+        self,
+        cache_id: str,
+        t: str,
+        source: str,
+        message: str,
+        origin: str | None = None,
+        proxy: str | None = None,
+    ) -> int:
         """Returns the line's id (increasing)."""
         ...
 
@@ -136,8 +143,9 @@ class ControlRepository(Protocol):
         ...
 
     # -- status history -----------------------------------------------------------------
-    def start_incident(self, cluster: str, light: str, previous: str, at: float, cause: str,
-                       proxies: str) -> int:  # fmt: skip
+    def start_incident(
+        self, cluster: str, light: str, previous: str, at: float, cause: str, proxies: str
+    ) -> int:
         """Close the cluster's open period and open the next one, atomically."""
         ...
 

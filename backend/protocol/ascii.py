@@ -44,7 +44,7 @@ from backend.protocol.text import (
     bad_key_lenient,
     parse_int,
     parse_uint,
-)  # fmt: skip
+)
 from backend.session import AuthResult
 
 if TYPE_CHECKING:
@@ -470,8 +470,9 @@ class AsciiCodec(StreamCodec):
         if rows is None:
             self.out.append(ERROR)
             return
-        self.out.append(b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode())
-                                 for k, v in rows) + END)  # fmt: skip
+        self.out.append(
+            b"".join(b"STAT %s %s\r\n" % (k.encode(), v.encode()) for k, v in rows) + END
+        )
 
     def _cachedump(self, tokens: list[bytes]) -> None:
         """``stats cachedump <slab> <limit>``, with memcached's argument errors."""

@@ -58,11 +58,15 @@ AUTH_ERROR = 0x20
 UNKNOWN_COMMAND = 0x81
 
 MESSAGES = {
-    KEY_ENOENT: b"Not found", KEY_EEXISTS: b"Data exists for key.", E2BIG: b"Too large.",
-    EINVAL: b"Invalid arguments", NOT_STORED: b"Not stored.",
-    DELTA_BADVAL: b"Non-numeric server-side value for incr or decr", AUTH_ERROR: b"Auth failure.",
+    KEY_ENOENT: b"Not found",
+    KEY_EEXISTS: b"Data exists for key.",
+    E2BIG: b"Too large.",
+    EINVAL: b"Invalid arguments",
+    NOT_STORED: b"Not stored.",
+    DELTA_BADVAL: b"Non-numeric server-side value for incr or decr",
+    AUTH_ERROR: b"Auth failure.",
     UNKNOWN_COMMAND: b"Unknown command",
-}  # fmt: skip
+}
 
 # Opcodes.
 GET, SET, ADD, REPLACE, DELETE, INCR, DECR, QUIT, FLUSH = range(0x00, 0x09)
@@ -74,14 +78,32 @@ SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, GATK, GATKQ = 0x20, 0x21, 0x22, 0x23, 0x2
 # A quiet opcode is its base opcode with noreply, decided here once, as memcached's
 # dispatch_bin_command does: handlers see the base opcode and ``noreply``; every reply
 # still echoes the opcode of the request.
-QUIET_BASE = {GETQ: GET, GETKQ: GETK, SETQ: SET, ADDQ: ADD, REPLACEQ: REPLACE,
-              DELETEQ: DELETE, INCRQ: INCR, DECRQ: DECR, QUITQ: QUIT, FLUSHQ: FLUSH,
-              APPENDQ: APPEND, PREPENDQ: PREPEND, GATQ: GAT, GATKQ: GATK}  # fmt: skip
+QUIET_BASE = {
+    GETQ: GET,
+    GETKQ: GETK,
+    SETQ: SET,
+    ADDQ: ADD,
+    REPLACEQ: REPLACE,
+    DELETEQ: DELETE,
+    INCRQ: INCR,
+    DECRQ: DECR,
+    QUITQ: QUIT,
+    FLUSHQ: FLUSH,
+    APPENDQ: APPEND,
+    PREPENDQ: PREPEND,
+    GATQ: GAT,
+    GATKQ: GATK,
+}
 QUIET = frozenset(QUIET_BASE)
 WITH_KEY_IN_REPLY = frozenset({GETK, GETKQ, GATK, GATKQ})
 FAST_GETS = frozenset({GET, GETQ, GETK, GETKQ})
-STORAGE = {SET: Mode.SET, ADD: Mode.ADD, REPLACE: Mode.REPLACE, APPEND: Mode.APPEND,
-           PREPEND: Mode.PREPEND}  # fmt: skip
+STORAGE = {
+    SET: Mode.SET,
+    ADD: Mode.ADD,
+    REPLACE: Mode.REPLACE,
+    APPEND: Mode.APPEND,
+    PREPEND: Mode.PREPEND,
+}
 PRE_AUTH = frozenset({SASL_LIST_MECHS, SASL_AUTH, SASL_STEP, VERSION})
 
 # (extras lengths allowed, key: "required" | "optional" | "none", value allowed)
@@ -123,13 +145,29 @@ class BinaryCodec(StreamCodec):
         self.noreply = False  # it was quiet: success (a get: a miss) is not answered
         # Keyed by base opcode (see QUIET_BASE).
         self.handlers: dict[int, Callable[[int, bytes, bytes, bytes, int, int], None]] = {
-            GET: self._get, GETK: self._get, GAT: self._gat, GATK: self._gat,
-            SET: self._store, ADD: self._store, REPLACE: self._store, APPEND: self._store,
-            PREPEND: self._store, INCR: self._arith, DECR: self._arith, DELETE: self._delete,
-            TOUCH: self._touch, FLUSH: self._flush, NOOP: self._noop, VERSION: self._version,
-            STAT: self._stat, VERBOSITY: self._noop, QUIT: self._quit,
-            SASL_LIST_MECHS: self._list_mechs, SASL_AUTH: self._auth, SASL_STEP: self._step,
-        }  # fmt: skip
+            GET: self._get,
+            GETK: self._get,
+            GAT: self._gat,
+            GATK: self._gat,
+            SET: self._store,
+            ADD: self._store,
+            REPLACE: self._store,
+            APPEND: self._store,
+            PREPEND: self._store,
+            INCR: self._arith,
+            DECR: self._arith,
+            DELETE: self._delete,
+            TOUCH: self._touch,
+            FLUSH: self._flush,
+            NOOP: self._noop,
+            VERSION: self._version,
+            STAT: self._stat,
+            VERBOSITY: self._noop,
+            QUIT: self._quit,
+            SASL_LIST_MECHS: self._list_mechs,
+            SASL_AUTH: self._auth,
+            SASL_STEP: self._step,
+        }
 
     def release(self) -> None:
         super().release()
@@ -226,8 +264,17 @@ class BinaryCodec(StreamCodec):
         self._send_item(opcode in WITH_KEY_IN_REPLY, key, opaque, item)
         return b"".join(self.out)
 
-    def _dispatch(self, opcode: int, keylen: int, extlen: int, extras: bytes, key: bytes,
-                  value: bytes, opaque: int, cas: int) -> None:  # fmt: skip
+    def _dispatch(
+        self,
+        opcode: int,
+        keylen: int,
+        extlen: int,
+        extras: bytes,
+        key: bytes,
+        value: bytes,
+        opaque: int,
+        cas: int,
+    ) -> None:
         session = self.session
         if session.auth is None and opcode not in PRE_AUTH:
             self._error(opaque, AUTH_ERROR)
@@ -262,29 +309,35 @@ class BinaryCodec(StreamCodec):
             self.closing = True
 
     # -- replies ------------------------------------------------------------------------
-    def _reply(self, opaque: int, cas: int = 0, extras: bytes = b"", key: bytes = b"",
-               value: bytes = b"") -> None:  # fmt: skip
+    def _reply(
+        self, opaque: int, cas: int = 0, extras: bytes = b"", key: bytes = b"", value: bytes = b""
+    ) -> None:
         body = len(extras) + len(key) + len(value)
-        header = HEADER.pack(RESPONSE_MAGIC, self.opcode, len(key), len(extras), 0, SUCCESS, body,
-                             opaque, cas)  # fmt: skip
+        header = HEADER.pack(
+            RESPONSE_MAGIC, self.opcode, len(key), len(extras), 0, SUCCESS, body, opaque, cas
+        )
         self.out.append(header + extras + key + value)
 
-    def _error(self, opaque: int, status: int, message: bytes | None = None,
-               key: bytes = b"") -> None:  # fmt: skip
+    def _error(
+        self, opaque: int, status: int, message: bytes | None = None, key: bytes = b""
+    ) -> None:
         if message is None:  # a GetK miss carries its key instead of a message, as memcached
             message = b"" if key else MESSAGES.get(status, b"")
         text = message
-        header = HEADER.pack(RESPONSE_MAGIC, self.opcode, len(key), 0, 0, status,
-                             len(key) + len(text), opaque, 0)  # fmt: skip
+        header = HEADER.pack(
+            RESPONSE_MAGIC, self.opcode, len(key), 0, 0, status, len(key) + len(text), opaque, 0
+        )
         self.out.append(header + key + text)
 
     # -- retrieval ----------------------------------------------------------------------
-    def _get(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-             cas: int) -> None:  # fmt: skip
+    def _get(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         self._send_item(opcode == GETK, key, opaque, commands.get(self.auth, key))
 
-    def _gat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-             cas: int) -> None:  # fmt: skip
+    def _gat(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         (exptime,) = EXPIRY.unpack(extras)
         item = commands.get_and_touch(self.auth, key, exptime)
         self._send_item(opcode == GATK, key, opaque, item)
@@ -295,11 +348,11 @@ class BinaryCodec(StreamCodec):
             if not self.noreply:
                 self._error(opaque, KEY_ENOENT, key=key if with_key else b"")
             return
-        self._reply(opaque, item.cas, FLAGS.pack(item.flags), key if with_key else b"",
-                    item.value)  # fmt: skip
+        self._reply(opaque, item.cas, FLAGS.pack(item.flags), key if with_key else b"", item.value)
 
-    def _touch(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-               cas: int) -> None:  # fmt: skip
+    def _touch(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         (exptime,) = EXPIRY.unpack(extras)
         item = commands.get_and_touch(self.auth, key, exptime)
         if item is None:
@@ -308,16 +361,16 @@ class BinaryCodec(StreamCodec):
             self._reply(opaque, item.cas, FLAGS.pack(item.flags))
 
     # -- storage ------------------------------------------------------------------------
-    def _store(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-               cas: int) -> None:  # fmt: skip
+    def _store(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         mode = STORAGE[opcode]
         flags, exptime = STORE_EXTRAS.unpack(extras) if extras else (0, 0)
         if cas and extras:
             # As memcached: a Set, Add or Replace carrying a CAS is a compare-and-swap
             # whatever its opcode (so an Add with the item's CAS replaces it).
             mode = Mode.CAS
-        outcome, new_cas = commands.store(self.auth, mode, key, value, flags, exptime,
-                                          cas or None)  # fmt: skip
+        outcome, new_cas = commands.store(self.auth, mode, key, value, flags, exptime, cas or None)
         if outcome is Outcome.STORED:
             if not self.noreply:
                 self._reply(opaque, new_cas)
@@ -332,8 +385,9 @@ class BinaryCodec(StreamCodec):
             return
         self._error(opaque, E2BIG)
 
-    def _delete(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-                cas: int) -> None:  # fmt: skip
+    def _delete(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         outcome = commands.delete(self.auth, key, cas or None)
         if outcome is Outcome.DELETED:
             if not self.noreply:
@@ -341,40 +395,52 @@ class BinaryCodec(StreamCodec):
             return
         self._error(opaque, KEY_ENOENT if outcome is Outcome.NOT_FOUND else KEY_EEXISTS)
 
-    def _arith(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-               cas: int) -> None:  # fmt: skip
+    def _arith(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         delta, initial, exptime = ARITH_EXTRAS.unpack(extras)
         outcome, number, item = commands.arithmetic(
-            self.auth, key, opcode == INCR, delta,
-            initial=None if exptime == NO_CREATE else initial, exptime=exptime,
+            self.auth,
+            key,
+            opcode == INCR,
+            delta,
+            initial=None if exptime == NO_CREATE else initial,
+            exptime=exptime,
             compare_cas=cas or None,
-        )  # fmt: skip
+        )
         if item is not None:  # stored
             if not self.noreply:
                 self._reply(opaque, item.cas, value=COUNTER.pack(number))
             return
-        status = {Outcome.NOT_FOUND: KEY_ENOENT, Outcome.EXISTS: KEY_EEXISTS,
-                  Outcome.NON_NUMERIC: DELTA_BADVAL}[outcome]  # fmt: skip
+        status = {
+            Outcome.NOT_FOUND: KEY_ENOENT,
+            Outcome.EXISTS: KEY_EEXISTS,
+            Outcome.NON_NUMERIC: DELTA_BADVAL,
+        }[outcome]
         self._error(opaque, status)
 
     # -- whole cache and connection -----------------------------------------------------
-    def _flush(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-               cas: int) -> None:  # fmt: skip
+    def _flush(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         delay = EXPIRY.unpack(extras)[0] if extras else 0
         commands.flush_all(self.auth, delay)
         if not self.noreply:
             self._reply(opaque)
 
-    def _noop(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-              cas: int) -> None:  # fmt: skip
+    def _noop(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         self._reply(opaque)
 
-    def _version(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-                 cas: int) -> None:  # fmt: skip
+    def _version(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         self._reply(opaque, value=MEMCACHED_VERSION.encode())
 
-    def _stat(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-              cas: int) -> None:  # fmt: skip
+    def _stat(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         sub = key.decode("ascii", "replace")
         if sub == "reset":
             commands.reset_stats(self.auth)
@@ -387,22 +453,25 @@ class BinaryCodec(StreamCodec):
                 self._reply(opaque, key=name.encode(), value=stat.encode())
         self._reply(opaque)
 
-    def _quit(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-              cas: int) -> None:  # fmt: skip
+    def _quit(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         if not self.noreply:
             self._reply(opaque)
         self.closing = True
 
     # -- SASL ---------------------------------------------------------------------------
-    def _list_mechs(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-                    cas: int) -> None:  # fmt: skip
+    def _list_mechs(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         # The trailing separator is for libmemcached, which passes the list on to libsasl2
         # as a C string without terminating it: "PLAIN" followed by whatever its stack
         # held was no mechanism at all ("No worthy mechs found", pylibmc error 40).
         self._reply(opaque, value=b"PLAIN ")
 
-    def _auth(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-              cas: int) -> None:  # fmt: skip
+    def _auth(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         """PLAIN (RFC 4616): ``[authzid] NUL authcid NUL password``; authcid logs in."""
         parts = value.split(b"\0")
         if key != b"PLAIN" or len(parts) != 3:
@@ -424,8 +493,9 @@ class BinaryCodec(StreamCodec):
         else:
             self._error(opaque, AUTH_ERROR, b"Auth failure: " + result.value.encode())
 
-    def _step(self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int,
-              cas: int) -> None:  # fmt: skip
+    def _step(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
         self._error(opaque, AUTH_ERROR)  # PLAIN has no second step
 
 

@@ -29,7 +29,7 @@ from backend.protocol.text import (
     UINT64,
     parse_int,
     parse_uint,
-)  # fmt: skip
+)
 
 if TYPE_CHECKING:
     from backend.engine import ItemView
@@ -42,13 +42,22 @@ MS_FLAGS = frozenset(b"bcCEFIkOqsSTMN") | IGNORED_FLAGS
 MD_FLAGS = frozenset(b"bCEIkOqTx") | IGNORED_FLAGS
 MA_FLAGS = frozenset(b"bCENJDTMqtcvkO") | IGNORED_FLAGS
 NUMERIC_FLAGS = {
-    ord("T"): parse_int, ord("N"): parse_int, ord("R"): parse_int,
+    ord("T"): parse_int,
+    ord("N"): parse_int,
+    ord("R"): parse_int,
     ord("F"): lambda t: parse_uint(t, UINT32),
-    ord("C"): lambda t: parse_uint(t, UINT64), ord("E"): lambda t: parse_uint(t, UINT64),
-    ord("D"): lambda t: parse_uint(t, UINT64), ord("J"): lambda t: parse_uint(t, UINT64),
-}  # fmt: skip
-MS_MODES = {b"S": Mode.SET, b"E": Mode.ADD, b"A": Mode.APPEND, b"P": Mode.PREPEND,
-            b"R": Mode.REPLACE}  # fmt: skip
+    ord("C"): lambda t: parse_uint(t, UINT64),
+    ord("E"): lambda t: parse_uint(t, UINT64),
+    ord("D"): lambda t: parse_uint(t, UINT64),
+    ord("J"): lambda t: parse_uint(t, UINT64),
+}
+MS_MODES = {
+    b"S": Mode.SET,
+    b"E": Mode.ADD,
+    b"A": Mode.APPEND,
+    b"P": Mode.PREPEND,
+    b"R": Mode.REPLACE,
+}
 MA_MODES = {b"I": True, b"+": True, b"D": False, b"-": False}
 
 
@@ -147,9 +156,14 @@ class MetaCommands:
         self.codec = codec
 
     def table(self) -> dict[bytes, Callable[[list[bytes]], None]]:
-        return {b"mg": self._guarded(self.mg), b"ms": self._guarded(self.ms, check_key=False),
-                b"md": self._guarded(self.md), b"ma": self._guarded(self.ma), b"mn": self.mn,
-                b"me": self.me}  # fmt: skip
+        return {
+            b"mg": self._guarded(self.mg),
+            b"ms": self._guarded(self.ms, check_key=False),
+            b"md": self._guarded(self.md),
+            b"ma": self._guarded(self.ma),
+            b"mn": self.mn,
+            b"me": self.me,
+        }
 
     def _guarded(
         self, handler: Callable[[list[bytes]], bytes], check_key: bool = True
@@ -179,9 +193,13 @@ class MetaCommands:
     def mg(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MG_FLAGS)
         fetch = commands.meta_get(
-            self.codec.auth, req.key, touch=req.number("T"), vivify=req.number("N"),
-            recache=req.number("R"), bump=not req.has("u"),
-        )  # fmt: skip
+            self.codec.auth,
+            req.key,
+            touch=req.number("T"),
+            vivify=req.number("N"),
+            recache=req.number("R"),
+            bump=not req.has("u"),
+        )
         if fetch is None:
             return b"" if req.has("q") else b"EN" + req.render() + CRLF
         item = fetch.item
@@ -230,9 +248,17 @@ class MetaCommands:
                 codec.reply(BAD_CHUNK)
                 return
             outcome, cas = commands.store(
-                codec.auth, mode, req.key, block[:-2], flags, exptime, compare,
-                invalidate=req.has("I"), new_cas=new_cas, vivify=vivify,
-            )  # fmt: skip
+                codec.auth,
+                mode,
+                req.key,
+                block[:-2],
+                flags,
+                exptime,
+                compare,
+                invalidate=req.has("I"),
+                new_cas=new_cas,
+                vivify=vivify,
+            )
             if outcome is Outcome.TOO_LARGE:  # an append that would outgrow the item limit
                 codec.reply(TOO_LARGE)
                 return
@@ -248,9 +274,14 @@ class MetaCommands:
     def md(self, tokens: list[bytes]) -> bytes:
         req = Request(tokens[1], tokens[2:], MD_FLAGS)
         outcome = commands.delete(
-            self.codec.auth, req.key, compare_cas=req.number("C"), invalidate=req.has("I"),
-            exptime=req.number("T"), new_cas=req.number("E"), drop_value=req.has("x"),
-        )  # fmt: skip
+            self.codec.auth,
+            req.key,
+            compare_cas=req.number("C"),
+            invalidate=req.has("I"),
+            exptime=req.number("T"),
+            new_cas=req.number("E"),
+            drop_value=req.has("x"),
+        )
         if outcome is Outcome.DELETED:
             return b"" if req.has("q") else b"HD" + req.render() + CRLF
         return (b"NF" if outcome is Outcome.NOT_FOUND else b"EX") + req.render() + CRLF
@@ -265,10 +296,16 @@ class MetaCommands:
         vivify = req.number("N")
         initial = req.number("J") or 0
         outcome, value, item = commands.arithmetic(
-            self.codec.auth, req.key, incr, 1 if delta is None else delta,
-            initial=initial if vivify is not None else None, exptime=vivify or 0,
-            compare_cas=req.number("C"), touch=req.number("T"), new_cas=req.number("E"),
-        )  # fmt: skip
+            self.codec.auth,
+            req.key,
+            incr,
+            1 if delta is None else delta,
+            initial=initial if vivify is not None else None,
+            exptime=vivify or 0,
+            compare_cas=req.number("C"),
+            touch=req.number("T"),
+            new_cas=req.number("E"),
+        )
         if outcome is Outcome.NON_NUMERIC:
             return NON_NUMERIC
         if outcome is not Outcome.STORED:
@@ -304,10 +341,20 @@ class MetaCommands:
         now = time.time()
         codec.reply(
             b"ME %b exp=%d la=%d cas=%d fetch=%b cls=1 size=%d\r\n"
-            % (tokens[1], ttl_of(item.exptime, now), int(now - item.atime), item.cas,
-               b"yes" if item.fetched else b"no", item.size)
-        )  # fmt: skip
+            % (
+                tokens[1],
+                ttl_of(item.exptime, now),
+                int(now - item.atime),
+                item.cas,
+                b"yes" if item.fetched else b"no",
+                item.size,
+            )
+        )
 
 
-MS_CODES = {Outcome.STORED: b"HD", Outcome.NOT_STORED: b"NS", Outcome.EXISTS: b"EX",
-            Outcome.NOT_FOUND: b"NF"}  # fmt: skip
+MS_CODES = {
+    Outcome.STORED: b"HD",
+    Outcome.NOT_STORED: b"NS",
+    Outcome.EXISTS: b"EX",
+    Outcome.NOT_FOUND: b"NF",
+}

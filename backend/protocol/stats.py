@@ -42,12 +42,34 @@ def general(session: AuthenticatedSession) -> Stats:
         ("rejected_connections", "0"),
     ]
     for name in (
-        "cmd_get", "cmd_set", "cmd_flush", "cmd_touch", "cmd_meta", "cmd_delete",
-        "get_hits", "get_misses", "get_expired", "get_flushed", "delete_misses",
-        "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits", "cas_misses",
-        "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large",
-        "store_no_memory", "auth_cmds", "auth_errors", "bytes_read", "bytes_written",
-    ):  # fmt: skip
+        "cmd_get",
+        "cmd_set",
+        "cmd_flush",
+        "cmd_touch",
+        "cmd_meta",
+        "cmd_delete",
+        "get_hits",
+        "get_misses",
+        "get_expired",
+        "get_flushed",
+        "delete_misses",
+        "delete_hits",
+        "incr_misses",
+        "incr_hits",
+        "decr_misses",
+        "decr_hits",
+        "cas_misses",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "store_too_large",
+        "store_no_memory",
+        "auth_cmds",
+        "auth_errors",
+        "bytes_read",
+        "bytes_written",
+    ):
         rows.append((name, str(getattr(counters, name))))
     rows += [
         ("limit_maxbytes", str(usage.limit)),
@@ -163,10 +185,19 @@ def sizes(session: AuthenticatedSession) -> Stats:
 def conns(session: AuthenticatedSession) -> Stats:
     """Only the asking connection itself: other connections may belong to other tenants."""
     proxy = session.proxy
-    return [("0:addr", f"tcp:{session.peer_host}"), ("0:listen_addr", f"tcp:{proxy.address}"),
-            ("0:state", "conn_parse_cmd")]  # fmt: skip
+    return [
+        ("0:addr", f"tcp:{session.peer_host}"),
+        ("0:listen_addr", f"tcp:{proxy.address}"),
+        ("0:state", "conn_parse_cmd"),
+    ]
 
 
 # Sub-commands accepted after "stats"; anything else is memcached's ERROR / binary not-found.
-FAMILIES = {"": general, "settings": settings, "items": items, "slabs": slabs, "sizes": sizes,
-            "conns": conns}  # fmt: skip
+FAMILIES = {
+    "": general,
+    "settings": settings,
+    "items": items,
+    "slabs": slabs,
+    "sizes": sizes,
+    "conns": conns,
+}

@@ -36,15 +36,29 @@ REPLIES[Outcome.TOO_LARGE] = TOO_LARGE
 REPLIES[Outcome.NON_NUMERIC] = NON_NUMERIC
 
 # Whole-server administration a tenant of a shared service may not run.
-ADMIN_COMMANDS = (b"shutdown", b"slabs", b"lru", b"lru_crawler", b"watch",
-                  b"extstore", b"refresh_certs", b"misbehave", b"debugtime")  # fmt: skip
+ADMIN_COMMANDS = (
+    b"shutdown",
+    b"slabs",
+    b"lru",
+    b"lru_crawler",
+    b"watch",
+    b"extstore",
+    b"refresh_certs",
+    b"misbehave",
+    b"debugtime",
+)
 
 _BAD_KEY_CHAR = re.compile(rb"[\x00-\x20\x7f]").search
 UINT32 = 0xFFFFFFFF
 UINT64 = (1 << 64) - 1
 
-STORAGE_MODES = {b"set": Mode.SET, b"add": Mode.ADD, b"replace": Mode.REPLACE,
-                 b"append": Mode.APPEND, b"prepend": Mode.PREPEND}  # fmt: skip
+STORAGE_MODES = {
+    b"set": Mode.SET,
+    b"add": Mode.ADD,
+    b"replace": Mode.REPLACE,
+    b"append": Mode.APPEND,
+    b"prepend": Mode.PREPEND,
+}
 
 
 def bad_key(key: bytes) -> bool:

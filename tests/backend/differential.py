@@ -50,8 +50,9 @@ class Bin:
     def encode(self, last_cas: int) -> bytes:
         cas = last_cas if self.cas == -1 else self.cas
         body = len(self.extras) + len(self.key) + len(self.value)
-        header = HEADER.pack(0x80, self.opcode, len(self.key), len(self.extras), 0, 0, body,
-                             self.opaque, cas)  # fmt: skip
+        header = HEADER.pack(
+            0x80, self.opcode, len(self.key), len(self.extras), 0, 0, body, self.opaque, cas
+        )
         return header + self.extras + self.key + self.value
 
 
@@ -175,7 +176,14 @@ def _normalise_packet(packet: bytes, transcript: Transcript) -> bytes:
     if opcode == 0x0B and status == 0:
         body = b"<version>"
     return b"[op=%02x status=%02x key=%d ext=%d opaque=%x cas=%s] %r\n" % (
-        opcode, status, keylen, extlen, opaque, cas_text, body)  # fmt: skip
+        opcode,
+        status,
+        keylen,
+        extlen,
+        opaque,
+        cas_text,
+        body,
+    )
 
 
 def run_case(server: Server, case: Case, timeout: float = 2.0) -> list[bytes]:
@@ -284,8 +292,10 @@ def compare(servers: Sequence[Server], cases: Sequence[Case]) -> list[Difference
         transcripts = {server.name: run_case(server, case) for server in servers}
         longest = max(len(t) for t in transcripts.values())
         for step in range(longest):
-            replies = {name: (t[step] if step < len(t) else b"<no reply>")
-                       for name, t in transcripts.items()}  # fmt: skip
+            replies = {
+                name: (t[step] if step < len(t) else b"<no reply>")
+                for name, t in transcripts.items()
+            }
             if len(set(replies.values())) > 1:
                 request = case.steps[step] if step < len(case.steps) else b""
                 if isinstance(request, Bin):

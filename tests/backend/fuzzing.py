@@ -37,18 +37,80 @@ READER, READER_PASSWORD = "FUZZREADER", b"fedcba9876543210fedcba9876543210"
 PRE_AUTH_BUFFER_MAX = 8 * 1024
 BUFFER_MAX = 2 * 1024 * 1024 + 4096
 
-NUMBERS = [b"0", b"1", b"-1", b"2", b"10", b"100", b"4294967295", b"4294967296",
-           b"18446744073709551615", b"18446744073709551616", b"9223372036854775807",
-           b"-9223372036854775808", b"2592000", b"2592001", b"abc", b"", b"1e5", b"-0",
-           b"+5", b"0x10", b" ", b"99999999999999999999999"]  # fmt: skip
-ASCII_VERBS = [b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"get", b"gets",
-               b"gat", b"gats", b"delete", b"incr", b"decr", b"touch", b"flush_all",
-               b"version", b"verbosity", b"stats", b"cache_memlimit", b"mg", b"ms", b"md",
-               b"ma", b"mn", b"me", b"quit", b"shutdown", b"lru_crawler", b"watch",
-               b"GET", b"bogus", b""]  # fmt: skip
+NUMBERS = [
+    b"0",
+    b"1",
+    b"-1",
+    b"2",
+    b"10",
+    b"100",
+    b"4294967295",
+    b"4294967296",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"2592000",
+    b"2592001",
+    b"abc",
+    b"",
+    b"1e5",
+    b"-0",
+    b"+5",
+    b"0x10",
+    b" ",
+    b"99999999999999999999999",
+]
+ASCII_VERBS = [
+    b"set",
+    b"add",
+    b"replace",
+    b"append",
+    b"prepend",
+    b"cas",
+    b"get",
+    b"gets",
+    b"gat",
+    b"gats",
+    b"delete",
+    b"incr",
+    b"decr",
+    b"touch",
+    b"flush_all",
+    b"version",
+    b"verbosity",
+    b"stats",
+    b"cache_memlimit",
+    b"mg",
+    b"ms",
+    b"md",
+    b"ma",
+    b"mn",
+    b"me",
+    b"quit",
+    b"shutdown",
+    b"lru_crawler",
+    b"watch",
+    b"GET",
+    b"bogus",
+    b"",
+]
 META_FLAGS = b"bcfhklOqstvENRTIMDJSCPLxZ"
-STATS = [b"", b"items", b"slabs", b"settings", b"sizes", b"conns", b"reset", b"detail",
-         b"cachedump", b"cachedump 1 0", b"cachedump 1 5", b"cachedump 99 1", b"nope"]  # fmt: skip
+STATS = [
+    b"",
+    b"items",
+    b"slabs",
+    b"settings",
+    b"sizes",
+    b"conns",
+    b"reset",
+    b"detail",
+    b"cachedump",
+    b"cachedump 1 0",
+    b"cachedump 1 5",
+    b"cachedump 99 1",
+    b"nope",
+]
 
 
 @dataclass
@@ -62,8 +124,10 @@ class FuzzTarget:
         dataplane = DataPlane(default_topology(), AuthThrottle(limit=10**9, user_limit=10**9))
         cluster = next(iter(dataplane.topology.clusters()))
         cache = Cache("cfuzz", "fuzz", "free", cluster.region, cluster.name)
-        for username, password, write in ((USERNAME, PASSWORD, True),
-                                          (READER, READER_PASSWORD, False)):  # fmt: skip
+        for username, password, write in (
+            (USERNAME, PASSWORD, True),
+            (READER, READER_PASSWORD, False),
+        ):
             credential = Credential(username, password, cache.id, write=write, flush=write)
             cache.credentials.append(credential)
             dataplane.credentials[username] = credential
@@ -135,8 +199,25 @@ def _ascii_auth(rng: random.Random, logins: Logins, reader: bool = False) -> byt
 
 
 # Storage and meta commands are where items change state: drawn more often.
-FREQUENT_VERBS = [b"set", b"set", b"add", b"cas", b"append", b"incr", b"get", b"gat",
-                  b"mg", b"mg", b"mg", b"ms", b"ms", b"md", b"ma", b"touch", b"delete"]  # fmt: skip
+FREQUENT_VERBS = [
+    b"set",
+    b"set",
+    b"add",
+    b"cas",
+    b"append",
+    b"incr",
+    b"get",
+    b"gat",
+    b"mg",
+    b"mg",
+    b"mg",
+    b"ms",
+    b"ms",
+    b"md",
+    b"ma",
+    b"touch",
+    b"delete",
+]
 
 
 def _ascii_command(rng: random.Random) -> bytes:
@@ -250,15 +331,28 @@ def _binary_request(rng: random.Random) -> bytes:
         expiry = rng.choice([0, 1, 100, 2**31, 2**32 - 1])
         extras = struct.pack(">II", 0, expiry) if extlen == 8 else struct.pack(">I", expiry)
     if extlen == 20 and rng.random() < 0.7:  # incr/decr: delta, initial, expiry
-        extras = struct.pack(">QQI", rng.choice([0, 1, 2**64 - 1]), rng.choice([0, 5]),
-                             rng.choice([0, 0xFFFFFFFF, 100]))  # fmt: skip
+        extras = struct.pack(
+            ">QQI",
+            rng.choice([0, 1, 2**64 - 1]),
+            rng.choice([0, 5]),
+            rng.choice([0, 0xFFFFFFFF, 100]),
+        )
     body = len(extras) + len(key) + len(value)
     if not well_formed and rng.random() < 0.3:
         body = rng.choice([0, body - 1, body + 1, 2**32 - 1, 2**20 + 100])
     magic = 0x80 if well_formed or rng.random() < 0.9 else rng.randrange(256)
     cas = 0 if rng.random() < 0.7 else rng.randrange(2**64)
-    header = HEADER.pack(magic, opcode, min(len(key), 0xFFFF), extlen, 0, 0,
-                         max(body, 0) & 0xFFFFFFFF, rng.randrange(2**32), cas)  # fmt: skip
+    header = HEADER.pack(
+        magic,
+        opcode,
+        min(len(key), 0xFFFF),
+        extlen,
+        0,
+        0,
+        max(body, 0) & 0xFFFFFFFF,
+        rng.randrange(2**32),
+        cas,
+    )
     return header + extras + key + value
 
 

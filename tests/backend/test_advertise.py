@@ -34,8 +34,13 @@ def dashboard(service: RunningService, info: dict) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def wildcard(tmp_path_factory: pytest.TempPathFactory):
-    config = make_config(tmp_path_factory.mktemp("advertise"), host="0.0.0.0",
-                         advertise_host=ADVERTISED, tls_port=0, tls_self_signed=True)  # fmt: skip
+    config = make_config(
+        tmp_path_factory.mktemp("advertise"),
+        host="0.0.0.0",
+        advertise_host=ADVERTISED,
+        tls_port=0,
+        tls_self_signed=True,
+    )
     running = RunningService(config).start()
     yield running
     running.stop()
@@ -66,8 +71,9 @@ def test_servers_and_config_vars_name_the_advertised_host(wildcard: RunningServi
 def test_the_advertised_port_reaches_the_wildcard_listener(wildcard: RunningService) -> None:
     info = wildcard.create_cache("reachable")
     credential = info["credentials"][0]
-    client = AuthenticatingClient(("127.0.0.1", port_of(info["servers"])),
-                                  credential["username"], credential["password"])  # fmt: skip
+    client = AuthenticatingClient(
+        ("127.0.0.1", port_of(info["servers"])), credential["username"], credential["password"]
+    )
     assert client.set("k", "v", noreply=False) is True
     client.close()
 
@@ -76,8 +82,10 @@ def test_the_self_signed_certificate_names_the_advertised_host(wildcard: Running
     """A client verifies the TLS endpoint under the name it was told, not the bind host."""
     context = ssl.create_default_context(cafile=wildcard.config.data_dir / "tls-cert.pem")
     port = port_of(wildcard.listening.tls_endpoints["local"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=ADVERTISED) as tls:  # fmt: skip
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=ADVERTISED) as tls,
+    ):
         assert tls.version() is not None
 
 
@@ -114,8 +122,7 @@ def test_existing_apps_get_the_advertised_and_tls_addresses_at_start(tmp_path) -
     first.stop()
     assert info["servers"].startswith("127.0.0.1:")
 
-    advertised = make_config(tmp_path, advertise_host=ADVERTISED, tls_port=0,
-                             tls_self_signed=True)  # fmt: skip
+    advertised = make_config(tmp_path, advertise_host=ADVERTISED, tls_port=0, tls_self_signed=True)
     second = RunningService(advertised).start()
     try:
         with dashboard(second, info) as api:
@@ -160,11 +167,27 @@ def test_a_wildcard_bind_without_advertise_host_hands_out_the_machine_name(tmp_p
 def test_the_banner_tells_the_advertised_addresses(tmp_path) -> None:
     api_port = free_fixed_ports(1)[0]
     process = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "--data-dir", str(tmp_path), "--host", "0.0.0.0",
-         "--advertise-host", ADVERTISED, "--api-port", str(api_port), "--endpoint-port", "0",
-         "--admin-token", ADMIN_TOKEN],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "--data-dir",
+            str(tmp_path),
+            "--host",
+            "0.0.0.0",
+            "--advertise-host",
+            ADVERTISED,
+            "--api-port",
+            str(api_port),
+            "--endpoint-port",
+            "0",
+            "--admin-token",
+            ADMIN_TOKEN,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -173,8 +196,11 @@ def test_the_banner_tells_the_advertised_addresses(tmp_path) -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10,
-                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:  # fmt: skip
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{api_port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as admin:
             info = admin.post("/api/v1/admin/caches", json={"name": "cli", "plan": "free"}).json()
     finally:
         process.terminate()

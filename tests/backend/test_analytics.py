@@ -24,8 +24,17 @@ from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService
 
 T0 = 1_699_999_200.0  # a whole hour (472 222 x 3600), so minute and hour buckets align
-COUNTERS = ("get_hits", "get_misses", "cmd_get", "cmd_set", "cmd_delete", "cmd_flush",
-            "evictions", "bytes_read", "bytes_written")  # fmt: skip
+COUNTERS = (
+    "get_hits",
+    "get_misses",
+    "cmd_get",
+    "cmd_set",
+    "cmd_delete",
+    "cmd_flush",
+    "evictions",
+    "bytes_read",
+    "bytes_written",
+)
 
 
 class FakeClock:
@@ -97,9 +106,18 @@ def test_counters_and_gauges_follow_real_traffic(service: RunningService, cache:
     sampler.tick()
     s1 = sampler.last(cache_id(cache))
     assert s1["t"] == T0 + 1
-    expected = {"get_hits": 2, "get_misses": 1, "cmd_get": 3, "cmd_set": 2, "cmd_delete": 1,
-                "cmd_flush": 0, "evictions": 0, "items": 1, "curr_connections": 1,
-                "memory_used": len(b"a") + 10 + ITEM_MEMORY_OVERHEAD}  # fmt: skip
+    expected = {
+        "get_hits": 2,
+        "get_misses": 1,
+        "cmd_get": 3,
+        "cmd_set": 2,
+        "cmd_delete": 1,
+        "cmd_flush": 0,
+        "evictions": 0,
+        "items": 1,
+        "curr_connections": 1,
+        "memory_used": len(b"a") + 10 + ITEM_MEMORY_OVERHEAD,
+    }
     assert {k: s1[k] for k in expected} == expected
     assert s1["hit_rate"] == pytest.approx(2 / 3)
     for name in ("get_hits", "get_misses", "cmd_get", "cmd_set", "cmd_delete", "evictions"):
@@ -362,8 +380,10 @@ def test_sampling_cost() -> None:
             timings.append(time.perf_counter() - start)
     timings.sort()
     median = timings[len(timings) // 2]
-    print(f"\nanalytics: {median * 1e3:.2f} ms per sample of 1000 caches "
-          f"({median * 1e6 / 1000:.1f} µs per cache; best {timings[0] * 1e3:.2f} ms)")  # fmt: skip
+    print(
+        f"\nanalytics: {median * 1e3:.2f} ms per sample of 1000 caches "
+        f"({median * 1e6 / 1000:.1f} µs per cache; best {timings[0] * 1e3:.2f} ms)"
+    )
     assert median < 0.050
     assert len(analytics.series("c999")["samples"]) == 40
 

@@ -40,8 +40,16 @@ def test_created_cache_has_every_documented_field(service: RunningService) -> No
         created = admin.post("/api/v1/admin/caches", json={"name": "shop", "plan": "250mb"})
     assert created.status_code == 201
     body = created.json()
-    assert {"id", "name", "plan", "region", "cluster", "servers", "dashboard_url",
-            "credentials"} <= set(body)  # fmt: skip
+    assert {
+        "id",
+        "name",
+        "plan",
+        "region",
+        "cluster",
+        "servers",
+        "dashboard_url",
+        "credentials",
+    } <= set(body)
     assert (body["name"], body["plan"], body["region"]) == ("shop", "250mb", "local")
     assert body["cluster"] in ("local-a", "local-b")
     assert body["servers"] == service.listening.endpoints["local"]
@@ -160,8 +168,9 @@ def test_every_flush_is_recorded_with_proxy_and_origin(
         flushed = admin.post(f"/api/v1/admin/caches/{cache.info['id']}/flush").json()
     events = flush_events(service, cache)
     assert [origin for origin, _ in events] == ["memcache client", "admin operation"]
-    assert all(proxy.endswith(f".{cache.info['cluster']}.local.cachier.internal")
-               for _, proxy in events)  # fmt: skip
+    assert all(
+        proxy.endswith(f".{cache.info['cluster']}.local.cachier.internal") for _, proxy in events
+    )
     assert flushed["origin"] == "admin operation"
 
 

@@ -36,8 +36,15 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
 }
 
 # One value of every JSON type; a field gets each one its schema does not allow.
-SAMPLES: dict[str, Any] = {"string": "true", "integer": 1, "number": 1.5, "boolean": True,
-                           "array": [1], "object": {"a": 1}, "null": None}  # fmt: skip
+SAMPLES: dict[str, Any] = {
+    "string": "true",
+    "integer": 1,
+    "number": 1.5,
+    "boolean": True,
+    "array": [1],
+    "object": {"a": 1},
+    "null": None,
+}
 
 
 def mutating_routes() -> list[str]:
@@ -49,8 +56,9 @@ def mutating_routes() -> list[str]:
     """
     unused: Any = None  # the parts are only reached when a request runs
     topology_only: Any = SimpleNamespace(topology=default_topology())  # documents the regions
-    app = create_app(unused, unused, topology_only, unused, unused, "unused",
-                     Config().max_body_bytes)  # fmt: skip
+    app = create_app(
+        unused, unused, topology_only, unused, unused, "unused", Config().max_body_bytes
+    )
     return sorted(
         f"{method.upper()} {path}"
         for path, operations in app.openapi()["paths"].items()
@@ -87,9 +95,14 @@ def refused_bodies(schema: dict | None, valid: dict | None) -> list[tuple[str, b
     """(what is wrong, raw body): malformed JSON, a non-object, an unknown field and,
     for each documented field, every JSON type it does not allow."""
     base = valid or {}
-    bodies = [("malformed JSON", b"{nope"), ("truncated JSON", b'{"write": tr'),
-              ("an array", b"[]"), ("a string", b'"flush"'), ("a number", b"42"),
-              ("an unknown field", json.dumps(base | {"colour": "red"}).encode())]  # fmt: skip
+    bodies = [
+        ("malformed JSON", b"{nope"),
+        ("truncated JSON", b'{"write": tr'),
+        ("an array", b"[]"),
+        ("a string", b'"flush"'),
+        ("a number", b"42"),
+        ("an unknown field", json.dumps(base | {"colour": "red"}).encode()),
+    ]
     for field, field_schema in (schema or {}).get("properties", {}).items():
         allowed = _allowed_types(field_schema)
         for kind, value in SAMPLES.items():
@@ -108,8 +121,12 @@ class World:
         self.admin = service.admin()
 
     def path(self, template: str) -> str:
-        values = {"sso_secret": self.sso, "username": self.secondary,
-                  "cache_id": self.cache.info["id"], "hostname": self.proxy}  # fmt: skip
+        values = {
+            "sso_secret": self.sso,
+            "username": self.secondary,
+            "cache_id": self.cache.info["id"],
+            "hostname": self.proxy,
+        }
         try:
             return template.format(**values)
         except KeyError as missing:
@@ -128,9 +145,13 @@ class World:
             "cache": admin.get(dashboard + "/cache").json(),
             "app": admin.get(dashboard + "/app").json(),
             "logs": admin.get(dashboard + "/logs", params={"limit": 1}).json(),
-            "faults": [(p["hostname"], p["fault"], p["delay_ms"])
-                       for r in regions for c in r["clusters"] for p in c["proxies"]],
-        }  # fmt: skip
+            "faults": [
+                (p["hostname"], p["fault"], p["delay_ms"])
+                for r in regions
+                for c in r["clusters"]
+                for p in c["proxies"]
+            ],
+        }
 
 
 @pytest.fixture

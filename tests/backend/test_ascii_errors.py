@@ -27,10 +27,24 @@ def test_unknown_commands_answer_error(wire: Wire, line: bytes) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [b"\r\n", b"x\r\n", b"xy\n", b"get\r\n", b"gets\r\n", b"gat\r\n", b"gat 10\r\n",
-     b"set k 0 0\r\n", b"incr k\r\n", b"touch k\r\n", b"delete\r\n", b"verbosity\r\n",
-     b"mg\r\n", b"md\r\n", b"ma\r\n"],
-)  # fmt: skip
+    [
+        b"\r\n",
+        b"x\r\n",
+        b"xy\n",
+        b"get\r\n",
+        b"gets\r\n",
+        b"gat\r\n",
+        b"gat 10\r\n",
+        b"set k 0 0\r\n",
+        b"incr k\r\n",
+        b"touch k\r\n",
+        b"delete\r\n",
+        b"verbosity\r\n",
+        b"mg\r\n",
+        b"md\r\n",
+        b"ma\r\n",
+    ],
+)
 def test_known_commands_missing_arguments_and_tiny_lines_are_bad_format(
     wire: Wire, line: bytes
 ) -> None:
@@ -84,9 +98,14 @@ def test_keys_with_control_characters_are_refused(wire: Wire, key: bytes) -> Non
 
 @pytest.mark.parametrize(
     "line",
-    [b"set k abc 0 1\r\n", b"set k -1 0 1\r\n", b"set k 4294967296 0 1\r\n",
-     b"set k 0 abc 1\r\n", b"cas k 0 0 1 abc\r\n"],
-)  # fmt: skip
+    [
+        b"set k abc 0 1\r\n",
+        b"set k -1 0 1\r\n",
+        b"set k 4294967296 0 1\r\n",
+        b"set k 0 abc 1\r\n",
+        b"cas k 0 0 1 abc\r\n",
+    ],
+)
 def test_bad_numbers_in_storage_commands(wire: Wire, line: bytes) -> None:
     assert wire.ask(line + b"x\r\n") == BAD_FORMAT
     assert wire.ask(b"get k\r\n") == b"END\r\n"

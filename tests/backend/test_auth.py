@@ -33,10 +33,12 @@ class AuthenticatingClient(Client):
         self.sock.sendall(self._auth)
 
 
-def pymemcache_client(cache: CacheHandle, username: str | None = None,
-                      password: str | None = None) -> Client:  # fmt: skip
-    return AuthenticatingClient(cache.endpoint, username or cache.username,
-                                password or cache.password)  # fmt: skip
+def pymemcache_client(
+    cache: CacheHandle, username: str | None = None, password: str | None = None
+) -> Client:
+    return AuthenticatingClient(
+        cache.endpoint, username or cache.username, password or cache.password
+    )
 
 
 def test_pymemcache_authenticates_with_noreply_set_and_stays_in_step(cache: CacheHandle) -> None:

@@ -455,10 +455,14 @@ def test_quiet_storage_success_sends_nothing(
 
 @pytest.mark.parametrize(
     ("opcode", "preset", "status"),
-    [(ADDQ, b"old", EXISTS), (REPLACEQ, None, NOT_FOUND), (APPENDQ, None, NOT_STORED),
-     (PREPENDQ, None, NOT_STORED)],
+    [
+        (ADDQ, b"old", EXISTS),
+        (REPLACEQ, None, NOT_FOUND),
+        (APPENDQ, None, NOT_STORED),
+        (PREPENDQ, None, NOT_STORED),
+    ],
     ids=["addq-exists", "replaceq-missing", "appendq-missing", "prependq-missing"],
-)  # fmt: skip
+)
 def test_quiet_storage_failure_is_reported_under_the_quiet_opcode(
     client: Binary, opcode: int, preset: bytes | None, status: int
 ) -> None:
@@ -773,9 +777,16 @@ def test_key_and_extras_longer_than_the_body_is_unknown_command_then_close(
         packet(VERBOSITY, opaque=7),  # Verbosity without its level
         packet(TOUCH, b"", u32(0), opaque=7),  # Touch without a key
     ],
-    ids=["set-no-extras", "get-extras", "delete-value", "version-body", "incr-short-extras",
-         "verbosity-no-extras", "touch-no-key"],
-)  # fmt: skip
+    ids=[
+        "set-no-extras",
+        "get-extras",
+        "delete-value",
+        "version-body",
+        "incr-short-extras",
+        "verbosity-no-extras",
+        "touch-no-key",
+    ],
+)
 def test_a_request_of_the_wrong_shape_is_invalid_then_closed(
     client: Binary, request_: bytes
 ) -> None:

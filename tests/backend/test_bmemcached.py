@@ -12,13 +12,16 @@ from tests.conftest import CacheHandle, RunningService
 AUTH_ERROR = 0x20
 
 
-def client_for(cache: CacheHandle, username: str | None = None,
-               password: str | None = None) -> bmemcached.Client:  # fmt: skip
+def client_for(
+    cache: CacheHandle, username: str | None = None, password: str | None = None
+) -> bmemcached.Client:
     host, port = cache.endpoint
     return bmemcached.Client(
-        [f"{host}:{port}"], username or cache.username, password or cache.password,
+        [f"{host}:{port}"],
+        username or cache.username,
+        password or cache.password,
         socket_timeout=5,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

@@ -50,12 +50,24 @@ def read_only_wire(cache: CacheHandle) -> Wire:
 
 
 MUTATIONS = [
-    b"set k 0 0 1\r\nx\r\n", b"add new 0 0 1\r\nx\r\n", b"replace k 0 0 1\r\nx\r\n",
-    b"append k 0 0 1\r\nx\r\n", b"prepend k 0 0 1\r\nx\r\n", b"cas k 0 0 1 1\r\nx\r\n",
-    b"incr n 1\r\n", b"decr n 1\r\n", b"delete k\r\n", b"touch k -1\r\n", b"gat -1 k\r\n",
-    b"gats -1 k\r\n", b"ms k 1\r\nx\r\n", b"md k\r\n", b"ma n\r\n", b"mg k T-1 v\r\n",
+    b"set k 0 0 1\r\nx\r\n",
+    b"add new 0 0 1\r\nx\r\n",
+    b"replace k 0 0 1\r\nx\r\n",
+    b"append k 0 0 1\r\nx\r\n",
+    b"prepend k 0 0 1\r\nx\r\n",
+    b"cas k 0 0 1 1\r\nx\r\n",
+    b"incr n 1\r\n",
+    b"decr n 1\r\n",
+    b"delete k\r\n",
+    b"touch k -1\r\n",
+    b"gat -1 k\r\n",
+    b"gats -1 k\r\n",
+    b"ms k 1\r\nx\r\n",
+    b"md k\r\n",
+    b"ma n\r\n",
+    b"mg k T-1 v\r\n",
     b"mg fresh N30\r\n",
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("command", MUTATIONS, ids=lambda c: c.split(b" ")[0].decode())

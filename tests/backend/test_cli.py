@@ -21,10 +21,20 @@ COMMAND = [sys.executable, "-m", "backend.cli"]
 def start(tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
     api_port = free_fixed_ports(1)[0]
     process = subprocess.Popen(
-        [*COMMAND, "--data-dir", str(tmp_path), "--api-port", str(api_port),
-         "--endpoint-port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            *COMMAND,
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(api_port),
+            "--endpoint-port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -98,8 +108,9 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
-    result = subprocess.run([*COMMAND, "--data-dir", str(tmp_path), *args],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [*COMMAND, "--data-dir", str(tmp_path), *args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode != 0
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -122,8 +133,9 @@ def test_port_in_use_is_a_one_line_error(tmp_path) -> None:
 def test_an_unreachable_database_is_a_one_line_error(tmp_path) -> None:
     url = "postgresql://cachier:hunter2@127.0.0.1:1/cachier"
     args = ["--data-dir", str(tmp_path), "--api-port", "0", "--endpoint-port", "0"]
-    result = subprocess.run([*COMMAND, *args, "--database", url],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [*COMMAND, *args, "--database", url], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(
         "cachier-backend: error: cannot use database postgresql://cachier:***@127.0.0.1:1/cachier:"

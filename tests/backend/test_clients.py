@@ -48,7 +48,9 @@ def test_client_logs_in_and_takes_its_usual_timeouts(cache: CacheHandle) -> None
     assert client.set("greeting", "hello", noreply=False) is True
     assert client.set("quiet", "noreply") is True  # pymemcache's default: noreply
     assert client.get_many(["greeting", "quiet", "nope"]) == {
-        "greeting": b"hello", "quiet": b"noreply"}  # fmt: skip
+        "greeting": b"hello",
+        "quiet": b"noreply",
+    }
     assert client.sock.gettimeout() == 5
     client.close()
 
@@ -103,8 +105,12 @@ def test_tls_context_given_to_the_client_instead_is_a_clear_error(
     tls_cache: CacheHandle,  # noqa: F811
     ca: trustme.CA,  # noqa: F811
 ) -> None:
-    client = Client(address(tls_cache.info["tls_servers"]), socket_module=login_for(tls_cache),
-                    tls_context=client_context(ca), **TIMEOUTS)  # fmt: skip
+    client = Client(
+        address(tls_cache.info["tls_servers"]),
+        socket_module=login_for(tls_cache),
+        tls_context=client_context(ca),
+        **TIMEOUTS,
+    )
     with pytest.raises(TypeError, match="pass tls_context to authenticating_socket_module"):
         client.get("k")
 
@@ -136,8 +142,12 @@ def test_hash_client_logs_in_every_server(cache: CacheHandle) -> None:
 def test_hash_client_reports_a_wrong_password_instead_of_dropping_the_server(
     cache: CacheHandle,
 ) -> None:
-    client = HashClient([cache.info["servers"]], socket_module=login_for(cache, "wrong"),
-                        retry_attempts=1, **TIMEOUTS)  # fmt: skip
+    client = HashClient(
+        [cache.info["servers"]],
+        socket_module=login_for(cache, "wrong"),
+        retry_attempts=1,
+        **TIMEOUTS,
+    )
     for _ in range(3):  # an OSError would have it retry, then drop the server as dead
         with pytest.raises(AuthenticationError):
             client.get("k")

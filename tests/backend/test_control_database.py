@@ -133,8 +133,13 @@ def test_concurrent_starters_on_a_fresh_postgresql_end_with_one_schema(tmp_path:
                 (1, SCHEMA_VERSION)
             ]
         assert set(postgres_columns(url)) == {
-            "caches", "credentials", "app_logs", "apps", "releases", "incidents"
-        }  # fmt: skip
+            "caches",
+            "credentials",
+            "app_logs",
+            "apps",
+            "releases",
+            "incidents",
+        }
 
 
 def test_concurrent_starter_processes_on_a_fresh_postgresql_all_start(tmp_path: Path) -> None:

@@ -107,8 +107,9 @@ class World:
         self.analytics = Analytics(self.dataplane)
         self.analytics.subscribe(self.bus)
         repository: ControlRepository = self.repository  # type: ignore[assignment]
-        self.control = ControlPlane(repository, Secrets.load_or_create(tmp_path), topology,
-                                    self.bus, self.dataplane)  # fmt: skip
+        self.control = ControlPlane(
+            repository, Secrets.load_or_create(tmp_path), topology, self.bus, self.dataplane
+        )
         self.control.endpoints = {r.name: "127.0.0.1:11211" for r in topology.regions}
 
     @contextmanager
@@ -156,8 +157,9 @@ def test_each_credential_operation_publishes_one_event_after_commit(world: World
     cache = make_cache(world)
     old = cache.primary().username
     added = control.add_credential(cache)
-    assert recorder.take() == [CredentialAdded(cache.id, added.username, added.password, False,
-                                               True, True)]  # fmt: skip
+    assert recorder.take() == [
+        CredentialAdded(cache.id, added.username, added.password, False, True, True)
+    ]
     control.set_capabilities(cache, added.username, False, None)
     assert recorder.take() == [CapabilitiesChanged(cache.id, added.username, False, True)]
     live = world.dataplane.credentials[added.username]
@@ -208,7 +210,7 @@ OPERATIONS = {
     "add_credential": lambda c, cache: c.add_credential(cache),
     "set_capabilities": lambda c, cache: c.set_capabilities(
         cache, cache.primary().username, False, False
-    ),  # fmt: skip
+    ),
     "delete_credential": lambda c, cache: c.delete_credential(cache, cache.credentials[1].username),
     "promote": lambda c, cache: c.promote(cache, cache.credentials[1].username),
     "rotate_sso": lambda c, cache: c.rotate_sso(cache),
@@ -230,16 +232,26 @@ def test_a_failed_transaction_publishes_nothing_and_changes_nothing(
 
     def state() -> object:
         return (
-            [(c.id, c.cluster, c.sso_hash, [(k.username, k.primary, k.write, k.flush)
-                                            for k in c.credentials],
-              c.app and (c.app.release, dict(c.app.config_vars), c.app.log_drain))
-             for c in control.caches.values()],
+            [
+                (
+                    c.id,
+                    c.cluster,
+                    c.sso_hash,
+                    [(k.username, k.primary, k.write, k.flush) for k in c.credentials],
+                    c.app and (c.app.release, dict(c.app.config_vars), c.app.log_drain),
+                )
+                for c in control.caches.values()
+            ],
             sorted(control.credentials),
-            sorted((u, k.write, k.flush, k.primary, k.revoked)
-                   for u, k in world.dataplane.credentials.items()),
+            sorted(
+                (u, k.write, k.flush, k.primary, k.revoked)
+                for u, k in world.dataplane.credentials.items()
+            ),
             sorted((i, c.cluster) for i, c in world.dataplane.caches.items()),
-            world.db.caches(), world.db.credentials(), world.db.apps(),
-        )  # fmt: skip
+            world.db.caches(),
+            world.db.credentials(),
+            world.db.apps(),
+        )
 
     before = state()
     failing = "delete_cache" if operation == "delete_cache" else "insert_log"
@@ -285,8 +297,11 @@ def test_loading_announces_every_stored_cache_and_credential(tmp_path: Path, dat
     first.db.close()
     again = World(tmp_path, database)
     again.control.load()
-    assert [type(e) for e in again.recorder.take()] == [CacheCreated, CredentialAdded,
-                                                        CredentialAdded]  # fmt: skip
+    assert [type(e) for e in again.recorder.take()] == [
+        CacheCreated,
+        CredentialAdded,
+        CredentialAdded,
+    ]
     assert again.dataplane.credentials[added.username].password == added.password
     again.db.close()
 

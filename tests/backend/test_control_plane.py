@@ -131,8 +131,11 @@ def test_bad_dashboard_requests_get_json_errors(
 
 def test_malformed_json_on_a_dashboard_route_is_a_422(cache: CacheHandle) -> None:
     with api(cache) as client:
-        response = client.patch(f"/credentials/{cache.username}", content=b"{",
-                                headers={"content-type": "application/json"})  # fmt: skip
+        response = client.patch(
+            f"/credentials/{cache.username}",
+            content=b"{",
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == 422
 
 
@@ -162,14 +165,19 @@ def test_each_flush_origin_logs_one_line_naming_the_proxy(
         admin.post(f"/api/v1/admin/caches/{cache.info['id']}/flush")
     flushes = [line for line in log_messages(cache) if line["origin"]]
     assert [line["origin"] for line in flushes] == [
-        "memcache client", "web interface", "admin operation"
-    ]  # fmt: skip
+        "memcache client",
+        "web interface",
+        "admin operation",
+    ]
     proxies = service.listening.proxies
     for line in flushes:
         assert line["proxy"] in proxies and f".{cache.info['cluster']}." in line["proxy"]
         assert line["proxy"] in line["message"] and line["origin"] in line["message"]
-    assert web == {"cache_id": cache.info["id"], "proxy": flushes[1]["proxy"],
-                   "origin": "web interface"}  # fmt: skip
+    assert web == {
+        "cache_id": cache.info["id"],
+        "proxy": flushes[1]["proxy"],
+        "origin": "web interface",
+    }
 
 
 # -- migration ------------------------------------------------------------------------------

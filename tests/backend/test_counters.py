@@ -26,10 +26,18 @@ def test_auth_cmds_counts_every_authentication_of_both_protocols() -> None:
 
 @pytest.mark.parametrize(
     ("request_", "counted"),
-    [(b"mg k v\r\n", 1), (b"ms k 1\r\nv\r\n", 1), (b"md k\r\n", 1), (b"ma k\r\n", 1),
-     (b"ms k 1 Mzz\r\nv\r\n", 1), (b"ms k\r\n", 1), (b"mg\r\n", 0), (b"ms\r\n", 0),
-     (b"mn\r\n", 0)],
-)  # fmt: skip
+    [
+        (b"mg k v\r\n", 1),
+        (b"ms k 1\r\nv\r\n", 1),
+        (b"md k\r\n", 1),
+        (b"ma k\r\n", 1),
+        (b"ms k 1 Mzz\r\nv\r\n", 1),
+        (b"ms k\r\n", 1),
+        (b"mg\r\n", 0),
+        (b"ms\r\n", 0),
+        (b"mn\r\n", 0),
+    ],
+)
 def test_cmd_meta_counts_each_meta_command_with_a_key_once(request_: bytes, counted: int) -> None:
     codec = ascii_codec(FuzzTarget())
     before = int(stats_of(codec)[b"cmd_meta"])
@@ -44,9 +52,13 @@ def sasl_auth(username: bytes, password: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     ("username", "password", "status"),
-    [(USERNAME.encode(), PASSWORD, 0x00), (USERNAME.encode(), PASSWORD[:-1] + b"x", 0x20),
-     (b"FUZZREADER", PASSWORD, 0x20), (USERNAME.encode()[:-1], PASSWORD, 0x20)],
-)  # fmt: skip
+    [
+        (USERNAME.encode(), PASSWORD, 0x00),
+        (USERNAME.encode(), PASSWORD[:-1] + b"x", 0x20),
+        (b"FUZZREADER", PASSWORD, 0x20),
+        (USERNAME.encode()[:-1], PASSWORD, 0x20),
+    ],
+)
 def test_binary_reauthentication_succeeds_only_with_the_connections_own_credential(
     username: bytes, password: bytes, status: int
 ) -> None:

@@ -17,10 +17,22 @@ WITHOUT_BMEMCACHED = (
 
 def test_a_demo_client_that_cannot_run_logs_one_warning_naming_the_package(tmp_path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", WITHOUT_BMEMCACHED, "--demo", "--data-dir", str(tmp_path),
-         "--api-port", "0", "--endpoint-port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            WITHOUT_BMEMCACHED,
+            "--demo",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            "0",
+            "--endpoint-port",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.5)
         deadline = time.monotonic() + 20

@@ -43,8 +43,9 @@ def test_nothing_outside_the_engine_touches_items_or_the_lru_order() -> None:
                 offenders.append(f"{path.relative_to(BACKEND)}:{node.lineno} .{node.attr}")
             elif isinstance(node, ast.ImportFrom) and node.module == "backend.store":
                 names = {alias.name for alias in node.names} & ENGINE_INTERNALS
-                offenders += [f"{path.relative_to(BACKEND)}:{node.lineno} imports {n}"
-                              for n in sorted(names)]  # fmt: skip
+                offenders += [
+                    f"{path.relative_to(BACKEND)}:{node.lineno} imports {n}" for n in sorted(names)
+                ]
     assert offenders == []
 
 

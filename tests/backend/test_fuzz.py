@@ -29,8 +29,13 @@ def test_a_seeded_sweep_breaks_no_codec(protocol: str) -> None:
 
 @pytest.mark.parametrize("protocol", ["ascii", "binary"])
 def test_no_shrinkable_input_breaks_a_codec(protocol: str) -> None:
-    @settings(max_examples=SHRINKING_CONNECTIONS, derandomize=True, deadline=None,
-              database=None, suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @settings(
+        max_examples=SHRINKING_CONNECTIONS,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(st.randoms(use_true_random=False))
     def one_connection(rng: random.Random) -> None:
         run_case(TARGET, protocol, rng, COMMANDS_PER_CONNECTION)

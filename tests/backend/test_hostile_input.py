@@ -49,8 +49,11 @@ def test_a_closed_connection_is_freed_without_a_full_collection(
     service: RunningService, cache: CacheHandle
 ) -> None:
     def codecs_of(ports: set[int]) -> list[weakref.ref]:
-        return [weakref.ref(t.get_protocol().codec) for t in service.service.dataplane.transports
-                if t.get_extra_info("peername")[1] in ports]  # fmt: skip
+        return [
+            weakref.ref(t.get_protocol().codec)
+            for t in service.service.dataplane.transports
+            if t.get_extra_info("peername")[1] in ports
+        ]
 
     gc.collect()
     gc.disable()  # as if cli._tune_gc's thresholds never came round

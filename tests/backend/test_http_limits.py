@@ -31,8 +31,9 @@ def post_head(path: str, length: int | None, token: str | None = None) -> str:
     lines = [f"POST {path} HTTP/1.1", "Host: test", "Content-Type: application/json"]
     if token is not None:
         lines.append(f"Authorization: Bearer {token}")
-    lines.append(f"Content-Length: {length}" if length is not None else
-                 "Transfer-Encoding: chunked")  # fmt: skip
+    lines.append(
+        f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -64,19 +65,23 @@ def test_a_dashboard_route_with_an_unknown_secret_never_reads_the_body(
 
 
 def chunked(payload: bytes, size: int = 8192) -> bytes:
-    parts = [b"%x\r\n%s\r\n" % (len(payload[i:i + size]), payload[i:i + size])
-             for i in range(0, len(payload), size)]  # fmt: skip
+    parts = [
+        b"%x\r\n%s\r\n" % (len(payload[i : i + size]), payload[i : i + size])
+        for i in range(0, len(payload), size)
+    ]
     return b"".join(parts) + b"0\r\n\r\n"
 
 
 def test_a_chunked_body_is_read_only_up_to_the_bound(service: RunningService) -> None:
     too_big = b'{"name": "' + b"x" * 70_000 + b'"}'
-    answer = raw_request(service, post_head("/api/v1/admin/caches", None, ADMIN_TOKEN),
-                         chunked(too_big))  # fmt: skip
+    answer = raw_request(
+        service, post_head("/api/v1/admin/caches", None, ADMIN_TOKEN), chunked(too_big)
+    )
     assert status_of(answer) == 413
     fine = b'{"name": "chunked-ok", "plan": "free"}'
-    answer = raw_request(service, post_head("/api/v1/admin/caches", None, ADMIN_TOKEN),
-                         chunked(fine, 7))  # fmt: skip
+    answer = raw_request(
+        service, post_head("/api/v1/admin/caches", None, ADMIN_TOKEN), chunked(fine, 7)
+    )
     assert status_of(answer) == 201, answer
 
 

@@ -218,8 +218,12 @@ def test_batches_carry_logplex_headers_and_every_frame_in_order() -> None:
                 await drains.stop()
                 assert not client.is_closed  # the caller's client is the caller's to close
 
-        assert drains.stats[url] == {"delivered": 251, "dropped": 0, "failed_attempts": 0,
-                                     "queued": 0}  # fmt: skip
+        assert drains.stats[url] == {
+            "delivered": 251,
+            "dropped": 0,
+            "failed_attempts": 0,
+            "queued": 0,
+        }
         assert len(receiver.requests) >= 3  # 251 lines cannot fit in fewer batches of 100
         auth = "Basic " + base64.b64encode(b"drain-user:s3cret").decode()
         tokens, frame_ids = set(), set()
@@ -240,8 +244,15 @@ def test_batches_carry_logplex_headers_and_every_frame_in_order() -> None:
             t.replace("\n", " ") for t in texts
         ]
         for m in messages:
-            assert (m.pri, m.version, m.timestamp, m.hostname, m.app_name, m.procid,
-                    m.msgid) == ("190", "1", T, "my-cache", "cachier", "cachier", "-")  # fmt: skip
+            assert (m.pri, m.version, m.timestamp, m.hostname, m.app_name, m.procid, m.msgid) == (
+                "190",
+                "1",
+                T,
+                "my-cache",
+                "cachier",
+                "cachier",
+                "-",
+            )
 
     run(main)
 
@@ -283,8 +294,12 @@ def test_503s_are_retried_with_the_same_frame_id() -> None:
             await wait_until(lambda: drains.stats[url]["delivered"] == 5)
             await drains.stop()
 
-        assert drains.stats[url] == {"delivered": 5, "dropped": 0, "failed_attempts": 2,
-                                     "queued": 0}  # fmt: skip
+        assert drains.stats[url] == {
+            "delivered": 5,
+            "dropped": 0,
+            "failed_attempts": 2,
+            "queued": 0,
+        }
         first_three = receiver.requests[:3]
         assert len({r.headers["logplex-frame-id"] for r in first_three}) == 1
         assert len({r.body for r in first_three}) == 1
@@ -327,8 +342,12 @@ def test_a_down_drain_never_blocks_submit_and_counts_its_drops() -> None:
         assert elapsed < 0.05, f"10 000 submits took {elapsed * 1000:.1f} ms"
         await wait_until(lambda: drains.stats[url]["dropped"] == 10_000)
         await drains.stop()
-        assert drains.stats[url] == {"delivered": 0, "dropped": 10_000, "failed_attempts": 20,
-                                     "queued": 0}  # fmt: skip
+        assert drains.stats[url] == {
+            "delivered": 0,
+            "dropped": 10_000,
+            "failed_attempts": 20,
+            "queued": 0,
+        }
 
     run(main)
 
@@ -340,8 +359,12 @@ def test_a_full_queue_drops_its_oldest_lines() -> None:
             drains = LogDrains(queue_max=10, egress=LOOPBACK_OK)
             for i in range(25):  # not started yet: everything waits in the queue
                 drains.submit(url, line(f"m{i}"))
-            assert drains.stats[url] == {"delivered": 0, "dropped": 15, "failed_attempts": 0,
-                                         "queued": 10}  # fmt: skip
+            assert drains.stats[url] == {
+                "delivered": 0,
+                "dropped": 15,
+                "failed_attempts": 0,
+                "queued": 10,
+            }
             await drains.start()
             await wait_until(lambda: drains.stats[url]["delivered"] == 10)
             await drains.stop()

@@ -28,8 +28,15 @@ def test_redact_removes_the_secret_and_keeps_the_shape(text: str, kept: str) -> 
 
 
 def test_the_filter_redacts_arguments_and_tracebacks() -> None:
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "fetch %s failed", (
-        f"http://h/dashboard/{SECRET}/api",), None)  # fmt: skip
+    record = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        "fetch %s failed",
+        (f"http://h/dashboard/{SECRET}/api",),
+        None,
+    )
     try:
         raise ValueError(f"bad url http://h/dashboard/{SECRET}")
     except ValueError:

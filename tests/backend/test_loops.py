@@ -91,10 +91,11 @@ def test_events_from_another_thread_arrive_on_the_subscribers_loop_in_order(
 
     async def serving() -> None:
         serving_thread = threading.get_ident()
-        bus.subscribe(CapabilitiesChanged,
-                      lambda e: seen.append((int(e.username), threading.get_ident()
-                                             == serving_thread)),
-                      asyncio.get_running_loop())  # fmt: skip
+        bus.subscribe(
+            CapabilitiesChanged,
+            lambda e: seen.append((int(e.username), threading.get_ident() == serving_thread)),
+            asyncio.get_running_loop(),
+        )
 
         def publish_all() -> None:
             for n in range(2000):
@@ -116,8 +117,9 @@ def test_delivered_waits_until_the_other_loop_has_applied_the_events(
     applied: list[str] = []
 
     async def serving() -> None:
-        bus.subscribe(ProxyFaultSet, lambda e: applied.append(e.hostname),
-                      asyncio.get_running_loop())  # fmt: skip
+        bus.subscribe(
+            ProxyFaultSet, lambda e: applied.append(e.hostname), asyncio.get_running_loop()
+        )
         stop = asyncio.Event()
 
         async def control_side() -> list[str]:
@@ -141,9 +143,11 @@ def test_a_capability_change_reaches_the_serving_loop_well_under_a_millisecond(
 
     async def serving() -> None:
         sent: dict[str, float] = {}
-        bus.subscribe(CapabilitiesChanged,
-                      lambda e: delays.append(time.perf_counter() - sent[e.username]),
-                      asyncio.get_running_loop())  # fmt: skip
+        bus.subscribe(
+            CapabilitiesChanged,
+            lambda e: delays.append(time.perf_counter() - sent[e.username]),
+            asyncio.get_running_loop(),
+        )
 
         def publish(n: int) -> None:
             sent[str(n)] = time.perf_counter()
@@ -157,8 +161,10 @@ def test_a_capability_change_reaches_the_serving_loop_well_under_a_millisecond(
     asyncio.run(serving())
     delays.sort()
     median, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99)]
-    print(f"\nevent delivery control -> serving loop: median {median * 1e6:.0f} µs, "
-          f"p99 {p99 * 1e6:.0f} µs")  # fmt: skip
+    print(
+        f"\nevent delivery control -> serving loop: median {median * 1e6:.0f} µs, "
+        f"p99 {p99 * 1e6:.0f} µs"
+    )
     assert len(delays) == 200
     assert median < 0.005  # ~50-150 µs idle; generous for a loaded 2-core CI machine
 

@@ -36,8 +36,9 @@ def authshim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not AUTHSHIM.exists():
         pytest.fail(f"authshim source not found at {AUTHSHIM}")
     target = tmp_path_factory.mktemp("shim") / "authshim.so"
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(target), str(AUTHSHIM), "-ldl"],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-o", str(target), str(AUTHSHIM), "-ldl"], check=True
+    )
     return target
 
 
@@ -45,11 +46,19 @@ def run_memccapable(cache: CacheHandle, shim: Path, mode: str, flag: str) -> str
     tool = _require("memccapable")
     host, port = cache.endpoint
     env = os.environ | {
-        "LD_PRELOAD": str(shim), "AUTH_PORT": str(port), "AUTH_USER": cache.username,
-        "AUTH_PASS": cache.password, "AUTH_MODE": mode,
-    }  # fmt: skip
-    result = subprocess.run([tool, "-h", host, "-p", str(port), "-t", "5", flag],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        "LD_PRELOAD": str(shim),
+        "AUTH_PORT": str(port),
+        "AUTH_USER": cache.username,
+        "AUTH_PASS": cache.password,
+        "AUTH_MODE": mode,
+    }
+    result = subprocess.run(
+        [tool, "-h", host, "-p", str(port), "-t", "5", flag],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout + result.stderr
 
 

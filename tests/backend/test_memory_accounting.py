@@ -26,8 +26,12 @@ def test_a_full_free_cache_of_tiny_values_costs_at_most_one_and_a_half_plans(tmp
         before = rss_bytes()
         count = limit // (12 + 10 + 50) * 2  # twice what memcached's accounting would hold
         for start in range(0, count, 1000):
-            wire.send(b"".join(b"set k:%010d 0 0 10 noreply\r\n0123456789\r\n" % i
-                               for i in range(start, min(start + 1000, count))))  # fmt: skip
+            wire.send(
+                b"".join(
+                    b"set k:%010d 0 0 10 noreply\r\n0123456789\r\n" % i
+                    for i in range(start, min(start + 1000, count))
+                )
+            )
         wire.send(b"mn\r\n")
         assert wire.read_exactly(4) == b"MN\r\n"
         grown = rss_bytes() - before

@@ -32,8 +32,11 @@ def test_a_405_on_a_dashboard_path_lists_its_methods(cache: CacheHandle) -> None
 def test_a_body_that_is_not_utf8_is_invalid_json_422(cache: CacheHandle) -> None:
     """FastAPI answered 400 "There was an error parsing the body", undocumented."""
     with httpx.Client(timeout=10) as client:
-        response = client.post(f"{cache.dashboard_api}/flush", content=b"\xff\xfe{",
-                               headers={"content-type": "application/json"})  # fmt: skip
+        response = client.post(
+            f"{cache.dashboard_api}/flush",
+            content=b"\xff\xfe{",
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == 422
     assert response.json() == {"error": "the request body is not valid JSON"}
 
@@ -42,14 +45,16 @@ def test_an_integral_float_is_an_integer(service: RunningService) -> None:
     """JSON Schema counts 26.0 as an integer; strict pydantic refused it (422)."""
     hostname = next(iter(service.listening.proxies))
     with service.admin() as client:
-        response = client.post(f"/api/v1/admin/proxies/{hostname}/fault",
-                               json={"mode": "slow", "delay_ms": 26.0})  # fmt: skip
+        response = client.post(
+            f"/api/v1/admin/proxies/{hostname}/fault", json={"mode": "slow", "delay_ms": 26.0}
+        )
         client.post(f"/api/v1/admin/proxies/{hostname}/fault", json={"mode": "none"})
     assert response.status_code == 200, response.text
     assert response.json()["delay_ms"] == 26
     with service.admin() as client:
-        fractional = client.post(f"/api/v1/admin/proxies/{hostname}/fault",
-                                 json={"mode": "slow", "delay_ms": 26.5})  # fmt: skip
+        fractional = client.post(
+            f"/api/v1/admin/proxies/{hostname}/fault", json={"mode": "slow", "delay_ms": 26.5}
+        )
     assert fractional.status_code == 422
 
 

@@ -56,8 +56,9 @@ class World:
         self.drain = f"http://127.0.0.1:{free_port()}/drain"  # nothing listens there
         with service.admin() as client:
             status = client.get("/api/v1/status").json()
-        self.hostnames = [p["hostname"] for r in status["regions"] for c in r["clusters"]
-                          for p in c["proxies"]]  # fmt: skip
+        self.hostnames = [
+            p["hostname"] for r in status["regions"] for c in r["clusters"] for p in c["proxies"]
+        ]
         # (operation, phase, status) of every call, to show what the run really reached.
         self.calls: Counter[tuple[str, str, int]] = Counter()
         self.turns: Counter[str] = Counter()
@@ -125,8 +126,10 @@ def settle(case: Case, response: Any, world: World) -> None:
     path = case.operation.path
     if path.endswith("/fault") and response.status_code == 200:
         with world.admin() as client:
-            client.post(f"/api/v1/admin/proxies/{case.path_parameters['hostname']}/fault",
-                        json={"mode": "none"})  # fmt: skip
+            client.post(
+                f"/api/v1/admin/proxies/{case.path_parameters['hostname']}/fault",
+                json={"mode": "none"},
+            )
     if path.endswith("/sso/rotate") and response.status_code == 200:
         world.secret = response.json()["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
     gone = path == "/api/v1/admin/caches/{cache_id}" and case.method == "DELETE"
@@ -153,14 +156,19 @@ def world(fuzzed_service: RunningService) -> World:
 
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_service: RunningService) -> schemathesis.BaseSchema:
-    config = schemathesis.Config.from_dict({
-        "seed": SEED,
-        "headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True,
-                       "database": "none"},
-        "checks": {"enabled": True},
-        "phases": {"stateful": {"enabled": False}},
-    })  # fmt: skip
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            "generation": {
+                "max-examples": EXAMPLES_PER_OPERATION,
+                "deterministic": True,
+                "database": "none",
+            },
+            "checks": {"enabled": True},
+            "phases": {"stateful": {"enabled": False}},
+        }
+    )
     return schemathesis.openapi.from_url(f"{fuzzed_service.api_url}/openapi.json", config=config)
 
 

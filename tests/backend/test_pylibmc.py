@@ -59,12 +59,21 @@ def pylibmc() -> Iterator[ModuleType]:
         os.environ.pop("SASL_PATH", None)
 
 
-def client_for(pylibmc: ModuleType, cache: CacheHandle, username: str | None = None,
-               password: str | None = None, **behaviors: int):  # fmt: skip
+def client_for(
+    pylibmc: ModuleType,
+    cache: CacheHandle,
+    username: str | None = None,
+    password: str | None = None,
+    **behaviors: int,
+):
     """The README's recipe."""
-    return pylibmc.Client([cache.info["servers"]], binary=True,
-                          username=username or cache.username,
-                          password=password or cache.password, behaviors=behaviors)  # fmt: skip
+    return pylibmc.Client(
+        [cache.info["servers"]],
+        binary=True,
+        username=username or cache.username,
+        password=password or cache.password,
+        behaviors=behaviors,
+    )
 
 
 def test_pylibmc_logs_in_with_sasl_and_round_trips_values(pylibmc, cache: CacheHandle) -> None:
@@ -96,9 +105,13 @@ def test_the_wheels_libsasl2_cannot_log_in_without_sasl_path(cache: CacheHandle)
         "c.set('k', 'v')\n"
     )
     env = {name: value for name, value in os.environ.items() if name != "SASL_PATH"}
-    result = subprocess.run([sys.executable, "-c", script, cache.info["servers"], cache.username,
-                             cache.password], env=env, capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script, cache.info["servers"], cache.username, cache.password],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "error 40 from memcached_set: FAILED TO SEND AUTHENTICATION TO SERVER" in result.stderr
 
@@ -142,8 +155,9 @@ def test_refused_flush_reports_success_and_disables_the_server(pylibmc, cache: C
     owner = client_for(pylibmc, cache)
     owner.set("k", "v")
     credential = add_credential(cache, flush=False)
-    limited = client_for(pylibmc, cache, credential["username"], credential["password"],
-                         retry_timeout=1)  # fmt: skip
+    limited = client_for(
+        pylibmc, cache, credential["username"], credential["password"], retry_timeout=1
+    )
     # libmemcached's flush does not look at the answer's status: True, yet nothing flushed.
     assert limited.flush_all() is True
     assert owner.get("k") == "v"

@@ -42,11 +42,24 @@ def revoke(target: FuzzTarget) -> None:
 
 @pytest.mark.parametrize(
     "request_",
-    [b"get k\r\n", b"get k\r\nget k\r\n", b"gets k\r\n", b"set k 0 0 1\r\nw\r\n",
-     b"delete k\r\n", b"incr k 1\r\n", b"touch k 0\r\n", b"flush_all\r\n", b"stats\r\n",
-     b"stats cachedump 1 0\r\n", b"mg k v\r\n", b"ms k 1\r\nw\r\n", b"md k\r\n", b"me k\r\n",
-     b"cache_memlimit 10\r\n"],
-)  # fmt: skip
+    [
+        b"get k\r\n",
+        b"get k\r\nget k\r\n",
+        b"gets k\r\n",
+        b"set k 0 0 1\r\nw\r\n",
+        b"delete k\r\n",
+        b"incr k 1\r\n",
+        b"touch k 0\r\n",
+        b"flush_all\r\n",
+        b"stats\r\n",
+        b"stats cachedump 1 0\r\n",
+        b"mg k v\r\n",
+        b"ms k 1\r\nw\r\n",
+        b"md k\r\n",
+        b"me k\r\n",
+        b"cache_memlimit 10\r\n",
+    ],
+)
 def test_revoked_credential_closes_an_ascii_connection_unanswered(request_: bytes) -> None:
     target = FuzzTarget()
     codec = ascii_codec(target)

@@ -68,8 +68,12 @@ def test_down_slow_clear_walk_through_every_colour(monitored: RunningService) ->
     wait_for_light(monitored, "local-a", "green", within=WINDOW + 2)
     incidents = status(monitored)["incidents"]
     a_changes = [(i["previous"], i["light"]) for i in incidents if i["cluster"] == "local-a"]
-    assert a_changes[::-1] == [("green", "red"), ("red", "yellow"), ("yellow", "blue"),
-                               ("blue", "green")]  # fmt: skip
+    assert a_changes[::-1] == [
+        ("green", "red"),
+        ("red", "yellow"),
+        ("yellow", "blue"),
+        ("blue", "green"),
+    ]
     red = next(i for i in incidents if i["light"] == "red")
     assert red["proxies"] == [A1] and A1 in red["cause"]
     assert not any(i["cluster"] == "local-b" and i["light"] == "red" for i in incidents)
@@ -140,8 +144,9 @@ def test_fault_route_errors(monitored: RunningService) -> None:
     assert fault(monitored, "no.such.proxy", "down").status_code == 404
     assert fault(monitored, A1, "broken").status_code == 422
     assert fault(monitored, A1, "slow", delay_ms=-5).status_code == 422
-    anonymous = httpx.post(f"{monitored.api_url}/api/v1/admin/proxies/{A1}/fault",
-                           json={"mode": "down"})  # fmt: skip
+    anonymous = httpx.post(
+        f"{monitored.api_url}/api/v1/admin/proxies/{A1}/fault", json={"mode": "down"}
+    )
     assert anonymous.status_code == 401
 
 
@@ -166,8 +171,9 @@ def test_rss_items_follow_transitions_and_guids_survive_a_restart(tmp_path) -> N
     guids = [entry.id for entry in feed.entries]
     assert len(set(guids)) == len(guids)
 
-    second = RunningService(make_config(tmp_path, probe_interval=INTERVAL,
-                                        resolved_window=WINDOW)).start()  # fmt: skip
+    second = RunningService(
+        make_config(tmp_path, probe_interval=INTERVAL, resolved_window=WINDOW)
+    ).start()
     try:
         again = feedparser.parse(httpx.get(second.api_url + "/status.rss").content)
         assert [e.id for e in again.entries][-2:] == guids

@@ -21,8 +21,9 @@ def logs_in(cache: CacheHandle, source: str = "127.0.0.1") -> bool:
 
 @pytest.fixture
 def guarded(tmp_path) -> RunningService:
-    config = make_config(tmp_path, auth_failure_limit=3, auth_user_failure_limit=5,
-                         auth_failure_window=30)  # fmt: skip
+    config = make_config(
+        tmp_path, auth_failure_limit=3, auth_user_failure_limit=5, auth_failure_window=30
+    )
     running = RunningService(config).start()
     yield running
     running.stop()

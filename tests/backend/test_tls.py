@@ -51,8 +51,9 @@ def test_cache_reports_its_tls_endpoint(tls_service: RunningService, tls_cache) 
 
 
 def test_pymemcache_over_tls(tls_cache: CacheHandle, ca: trustme.CA) -> None:
-    client = AuthenticatingClient(address(tls_cache.info["tls_servers"]), tls_cache.username,
-                                  tls_cache.password)  # fmt: skip
+    client = AuthenticatingClient(
+        address(tls_cache.info["tls_servers"]), tls_cache.username, tls_cache.password
+    )
     client.tls_context = client_context(ca)
     assert client.set("secret", "kept", noreply=False) is True
     assert client.get("secret") == b"kept"
@@ -60,12 +61,17 @@ def test_pymemcache_over_tls(tls_cache: CacheHandle, ca: trustme.CA) -> None:
 
 
 def test_binary_sasl_over_tls_sees_what_ascii_stored(tls_cache: CacheHandle, ca) -> None:
-    ascii_client = AuthenticatingClient(address(tls_cache.info["tls_servers"]),
-                                        tls_cache.username, tls_cache.password)  # fmt: skip
+    ascii_client = AuthenticatingClient(
+        address(tls_cache.info["tls_servers"]), tls_cache.username, tls_cache.password
+    )
     ascii_client.tls_context = client_context(ca)
     ascii_client.set("shared", "from-ascii", noreply=False)
-    binary = bmemcached.Client([tls_cache.info["tls_servers"]], tls_cache.username,
-                               tls_cache.password, tls_context=client_context(ca))  # fmt: skip
+    binary = bmemcached.Client(
+        [tls_cache.info["tls_servers"]],
+        tls_cache.username,
+        tls_cache.password,
+        tls_context=client_context(ca),
+    )
     assert binary.get("shared") == "from-ascii"  # flags 0: bmemcached decodes to str
     assert binary.set("other", "from-binary")
     assert ascii_client.get("other") == b"from-binary"
@@ -75,8 +81,9 @@ def test_binary_sasl_over_tls_sees_what_ascii_stored(tls_cache: CacheHandle, ca)
 def test_plaintext_client_on_the_tls_port_fails_cleanly(tls_cache: CacheHandle) -> None:
     with socket.create_connection(address(tls_cache.info["tls_servers"]), timeout=5) as sock:
         secret = tls_cache.password.encode()
-        sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (tls_cache.username.encode(), len(secret),
-                                                    secret))  # fmt: skip
+        sock.sendall(
+            b"set %s 0 0 %d\r\n%s\r\n" % (tls_cache.username.encode(), len(secret), secret)
+        )
         received = b""
         while chunk := sock.recv(4096):
             received += chunk
@@ -95,8 +102,9 @@ def test_self_signed_certificate_is_made_once_and_verifiable(tmp_path) -> None:
         cert, key = tmp_path / "tls-cert.pem", tmp_path / "tls-key.pem"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         context = ssl.create_default_context(cafile=str(cert))
-        client = AuthenticatingClient(address(cache.info["tls_servers"]), cache.username,
-                                      cache.password)  # fmt: skip
+        client = AuthenticatingClient(
+            address(cache.info["tls_servers"]), cache.username, cache.password
+        )
         client.tls_context = context
         assert client.set("k", "v", noreply=False) is True
         first = cert.read_bytes()
@@ -112,13 +120,30 @@ def test_self_signed_certificate_is_made_once_and_verifiable(tmp_path) -> None:
         (["--tls-port", "0"], "--tls-port needs --tls-cert and --tls-key, or --tls-self-signed"),
         (["--tls-self-signed"], "a TLS certificate needs --tls-port"),
         (["--tls-port", "0", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
-        (["--tls-port", "0", "--tls-cert", "/no/c.pem", "--tls-key", "/no/k.pem",
-          "--api-port", "0", "--endpoint-port", "0"], "TLS: cannot read /no/c.pem"),
+        (
+            [
+                "--tls-port",
+                "0",
+                "--tls-cert",
+                "/no/c.pem",
+                "--tls-key",
+                "/no/k.pem",
+                "--api-port",
+                "0",
+                "--endpoint-port",
+                "0",
+            ],
+            "TLS: cannot read /no/c.pem",
+        ),
     ],
-)  # fmt: skip
+)
 def test_tls_flag_mistakes_are_one_line_errors(tmp_path, args, message) -> None:
-    result = subprocess.run([sys.executable, "-m", "backend.cli", "--data-dir", str(tmp_path),
-                             *args], capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", "--data-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

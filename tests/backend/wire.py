@@ -10,17 +10,20 @@ from tests.conftest import CacheHandle
 
 
 class Wire:
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0,
-                 source: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, address: tuple[str, int], timeout: float = 5.0, source: str | None = None
+    ) -> None:
         """``source``: the local address to connect from (any of 127.0.0.0/8 on Linux)."""
         source_address = (source, 0) if source is not None else None
-        self.sock = socket.create_connection(address, timeout=timeout,
-                                             source_address=source_address)  # fmt: skip
+        self.sock = socket.create_connection(
+            address, timeout=timeout, source_address=source_address
+        )
         self.pending = b""
 
     @classmethod
-    def authenticated(cls, cache: CacheHandle, username: str | None = None,
-                      password: str | None = None) -> Wire:  # fmt: skip
+    def authenticated(
+        cls, cache: CacheHandle, username: str | None = None, password: str | None = None
+    ) -> Wire:
         wire = cls(cache.endpoint)
         user = username or cache.username
         secret = (password or cache.password).encode()

@@ -34,5 +34,6 @@ async def wait_for(pilot: Pilot, condition, timeout: float = 10.0) -> None:
 
 
 def admin(app: CachierApp) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=app.service.listening.api_url,
-                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+    return httpx.AsyncClient(
+        base_url=app.service.listening.api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )

@@ -13,8 +13,10 @@ _TEXT = re.compile(r'<text class="(terminal-[\w-]+)"[^>]*>([^<]*)</text>')
 def text_fills(svg: str) -> list[tuple[str, str]]:
     """Every text run of the screen with its fill colour, in drawing order."""
     fills = dict(_STYLE.findall(svg))
-    return [(html.unescape(text).replace("\xa0", " "), fills.get(cls, "").lower())
-            for cls, text in _TEXT.findall(svg)]  # fmt: skip
+    return [
+        (html.unescape(text).replace("\xa0", " "), fills.get(cls, "").lower())
+        for cls, text in _TEXT.findall(svg)
+    ]
 
 
 def fills_of(svg: str, text: str) -> set[str]:
@@ -29,8 +31,12 @@ def hue_name(hex_colour: str) -> str:
     if saturation < 0.25 or not 0.1 < lightness < 0.9:
         return "grey"
     degrees = hue * 360
-    for name, low, high in (("red", -20, 15), ("yellow", 40, 70), ("green", 90, 160),
-                            ("blue", 195, 250)):  # fmt: skip
+    for name, low, high in (
+        ("red", -20, 15),
+        ("yellow", 40, 70),
+        ("green", 90, 160),
+        ("blue", 195, 250),
+    ):
         if low <= degrees < high or low <= degrees - 360 < high:
             return name
     return "other"

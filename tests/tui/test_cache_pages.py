@@ -72,8 +72,14 @@ async def open_credentials(
     await wait_for(pilot, lambda: isinstance(app.screen, CredentialsPage))
     page = app.screen
     table = page.query_one(DataTable)
-    await wait_for(pilot, lambda: page.cache is not None and page.cache.id == cache["id"]
-                   and table.row_count == len(page.credentials) > 0)  # fmt: skip
+    await wait_for(
+        pilot,
+        lambda: (
+            page.cache is not None
+            and page.cache.id == cache["id"]
+            and table.row_count == len(page.credentials) > 0
+        ),
+    )
     return page
 
 
@@ -82,8 +88,13 @@ async def add_credential(app: CachierApp, pilot, page: CredentialsPage, cache: d
     before = set(await usernames(cache["dashboard_url"]))
     await pilot.press("a")
     table = page.query_one(DataTable)
-    await wait_for(pilot, lambda: set(page.credentials) - before
-                   and all(u in table.rows for u in set(page.credentials) - before))  # fmt: skip
+    await wait_for(
+        pilot,
+        lambda: (
+            set(page.credentials) - before
+            and all(u in table.rows for u in set(page.credentials) - before)
+        ),
+    )
     (new,) = set(page.credentials) - before
     return new
 
@@ -145,8 +156,11 @@ async def test_turning_write_off_makes_a_real_memcache_set_fail(tmp_path) -> Non
             await select_row(pilot, table, username)
             await pilot.press("w")
             await wait_for(pilot, lambda: cell_text(table, username, "write") == "[ ]")
-            (listed,) = [c for c in (await dashboard(cache["dashboard_url"], "credentials")).json()
-                         if c["username"] == username]  # fmt: skip
+            (listed,) = [
+                c
+                for c in (await dashboard(cache["dashboard_url"], "credentials")).json()
+                if c["username"] == username
+            ]
             assert listed["write"] is False and listed["flush"] is True
 
             # the connection opened before the toggle sees it at once, a new one too
@@ -172,8 +186,13 @@ async def test_promote_names_the_credential_in_the_app_config_and_makes_a_releas
         new = await add_credential(app, pilot, page, cache)
         await select_row(pilot, table, new)
         await pilot.press("u")
-        await wait_for(pilot, lambda: "primary" in cell_text(table, new, "primary")
-                       and "secondary" in cell_text(table, old_primary, "primary"))  # fmt: skip
+        await wait_for(
+            pilot,
+            lambda: (
+                "primary" in cell_text(table, new, "primary")
+                and "secondary" in cell_text(table, old_primary, "primary")
+            ),
+        )
         after = (await dashboard(cache["dashboard_url"], "app")).json()
         assert after["config_vars"]["MEMCACHIER_USERNAME"] == new
         assert after["config_vars"]["MEMCACHIER_PASSWORD"] == page.credentials[new].password

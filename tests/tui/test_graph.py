@@ -52,10 +52,23 @@ def test_time_labels_fall_on_round_minutes() -> None:
 
 
 def sample(t: float, gets: int, hits: int, evictions: int = 0) -> Sample:
-    return Sample(t=t, memory_used=1000, memory_limit=10_000, items=5, get_hits=hits,
-                  get_misses=gets - hits, hit_rate=hits / gets if gets else None, cmd_get=gets,
-                  cmd_set=gets // 10, cmd_delete=0, cmd_flush=0, evictions=evictions,
-                  curr_connections=2, bytes_read=0, bytes_written=0)  # fmt: skip
+    return Sample(
+        t=t,
+        memory_used=1000,
+        memory_limit=10_000,
+        items=5,
+        get_hits=hits,
+        get_misses=gets - hits,
+        hit_rate=hits / gets if gets else None,
+        cmd_get=gets,
+        cmd_set=gets // 10,
+        cmd_delete=0,
+        cmd_flush=0,
+        evictions=evictions,
+        curr_connections=2,
+        bytes_read=0,
+        bytes_written=0,
+    )
 
 
 def test_history_derives_rates_once_and_keeps_its_window() -> None:
@@ -118,12 +131,14 @@ async def test_a_refresh_rebuilds_the_plots_only_when_a_bucket_completes() -> No
         (660, 50.0, 650.0),  # older than the window: the last ten minutes
     ],
 )
-async def test_a_young_history_spans_the_whole_graph(samples: int, start: float,
-                                                     end: float) -> None:  # fmt: skip
+async def test_a_young_history_spans_the_whole_graph(
+    samples: int, start: float, end: float
+) -> None:
     app = frozen_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await show(pilot, "analytics",
-                   AnalyticsFetched(data.cache_info(), stats_between(0, samples - 1)))  # fmt: skip
+        await show(
+            pilot, "analytics", AnalyticsFetched(data.cache_info(), stats_between(0, samples - 1))
+        )
         graph = app.screen.query_one("#graph-items", Graph)
         size = graph.query_one(CachedPlot).size
         assert graph.time_grid(size) == (10.0, data.T0 + start, data.T0 + end)

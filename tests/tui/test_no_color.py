@@ -28,13 +28,17 @@ async def test_every_graph_line_has_3_to_1_contrast(monkeypatch, no_color: bool)
             colour = Color.parse(app.theme_variables[ground])
             grounds[ground] = (colour.monochrome if no_color else colour).hex.lower()
     runs = text_fills(svg)
-    legends = {runs[i + 1][0].split()[0]: fill for i, (run, fill) in enumerate(runs[:-1])
-               if run.strip() == "━"}  # fmt: skip
+    legends = {
+        runs[i + 1][0].split()[0]: fill
+        for i, (run, fill) in enumerate(runs[:-1])
+        if run.strip() == "━"
+    }
     assert {"gets", "sets"} <= set(legends), legends
     for label, fill in legends.items():
         assert contrast(fill, grounds["panel"]) >= 3.0, (label, fill, grounds)
-    lines = {fill for run, fill in runs if run.strip() and all(ord(c) in BRAILLE for c in
-                                                               run.strip())}  # fmt: skip
+    lines = {
+        fill for run, fill in runs if run.strip() and all(ord(c) in BRAILLE for c in run.strip())
+    }
     assert legends["sets"] in lines and legends["gets"] in lines
     for fill in lines:
         assert contrast(fill, grounds["surface"]) >= 3.0, (fill, grounds)

@@ -55,8 +55,9 @@ async def test_status_page_follows_an_injected_fault(tmp_path) -> None:
         assert cell_text(table, "cluster:local-b", "light") != "✖ DOWN"
         hostname = "proxy-2.local-b.local.cachier.internal"
         async with admin(app) as client:
-            reply = await client.post(f"/api/v1/admin/proxies/{hostname}/fault",
-                                      json={"mode": "down"})  # fmt: skip
+            reply = await client.post(
+                f"/api/v1/admin/proxies/{hostname}/fault", json={"mode": "down"}
+            )
             assert reply.status_code == 200
         await wait_for(pilot, lambda: cell_text(table, "cluster:local-b", "light") == "✖ DOWN")
         assert "p2 ✖ DOWN" in cell_text(table, "cluster:local-b", "proxies")
@@ -92,8 +93,13 @@ async def test_quitting_stops_the_backend_and_frees_its_ports(tmp_path) -> None:
 async def test_command_palette_lists_the_pages(tmp_path) -> None:
     async with running_app(tmp_path) as (app, pilot):
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert {"Caches page", "Analytics page", "Credentials page", "Status page",
-                "Logs page"} <= set(titles)  # fmt: skip
+        assert {
+            "Caches page",
+            "Analytics page",
+            "Credentials page",
+            "Status page",
+            "Logs page",
+        } <= set(titles)
         status = next(c for c in app.get_system_commands(app.screen) if c.title == "Status page")
         status.callback()
         await wait_for(pilot, lambda: isinstance(app.screen, StatusPage))

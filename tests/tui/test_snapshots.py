@@ -24,38 +24,45 @@ def page_with(mode: str, message_factory):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("page", PAGES)
 def test_page_snapshot(snap_compare, page: str, size: str) -> None:
-    assert snap_compare(frozen_app(), terminal_size=SIZES[size],
-                        run_before=page_with(page, PAGES[page]))  # fmt: skip
+    assert snap_compare(
+        frozen_app(), terminal_size=SIZES[size], run_before=page_with(page, PAGES[page])
+    )
 
 
 def test_free_plan_analytics_snapshot(snap_compare) -> None:
     factory = lambda: AnalyticsFetched(data.cache_info(plan="free"), data.stats())  # noqa: E731
-    assert snap_compare(frozen_app(), terminal_size=(80, 24),
-                        run_before=page_with("analytics", factory))  # fmt: skip
+    assert snap_compare(
+        frozen_app(), terminal_size=(80, 24), run_before=page_with("analytics", factory)
+    )
 
 
 def test_help_snapshot(snap_compare) -> None:
     before = page_with("status", PAGES["status"])
-    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=before,
-                        press=["question_mark"])  # fmt: skip
+    assert snap_compare(
+        frozen_app(), terminal_size=(80, 24), run_before=before, press=["question_mark"]
+    )
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_snapshot_no_color(snap_compare, monkeypatch, page: str) -> None:
     """80×24 as a NO_COLOR terminal shows it (Textual reads the variable at start-up)."""
     monkeypatch.setenv("NO_COLOR", "1")
-    assert snap_compare(frozen_app(), terminal_size=(80, 24),
-                        run_before=page_with(page, PAGES[page]))  # fmt: skip
+    assert snap_compare(
+        frozen_app(), terminal_size=(80, 24), run_before=page_with(page, PAGES[page])
+    )
 
 
 def test_backend_log_snapshot_no_color(snap_compare, monkeypatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = frozen_app()
-    app.settings.backend_log.extend([
-        "2026-11-18 08:06:00,123 backend.monitor use1-c: DOWN (1 of 3 proxies unreachable: "
-        "proxy-1.use1-c.us-east-1.cachier.internal)",
-        f"2026-11-18 08:06:01,004 httpx HTTP Request: GET {data.API}/dashboard/{data.SSO}"
-        "/api/logs?limit=200 \"HTTP/1.1 200 OK\"",
-    ])  # fmt: skip
-    assert snap_compare(app, terminal_size=(80, 24), press=["b"],
-                        run_before=page_with("logs", PAGES["logs"]))  # fmt: skip
+    app.settings.backend_log.extend(
+        [
+            "2026-11-18 08:06:00,123 backend.monitor use1-c: DOWN (1 of 3 proxies unreachable: "
+            "proxy-1.use1-c.us-east-1.cachier.internal)",
+            f"2026-11-18 08:06:01,004 httpx HTTP Request: GET {data.API}/dashboard/{data.SSO}"
+            '/api/logs?limit=200 "HTTP/1.1 200 OK"',
+        ]
+    )
+    assert snap_compare(
+        app, terminal_size=(80, 24), press=["b"], run_before=page_with("logs", PAGES["logs"])
+    )

@@ -49,9 +49,11 @@ async def test_incident_causes_wrap_with_short_proxy_names() -> None:
         lines = screen_lines(app)
     incidents = lines[next(i for i, line in enumerate(lines) if "Recent incidents" in line) :]
     text = " ".join(" ".join(incidents).split())
-    for cause in ("1 of 3 proxies unreachable: p1",
-                  "slower than usual: p1 (212.5 ms, usually 0.4 ms)",
-                  "recently resolved: every proxy answers normally again"):  # fmt: skip
+    for cause in (
+        "1 of 3 proxies unreachable: p1",
+        "slower than usual: p1 (212.5 ms, usually 0.4 ms)",
+        "recently resolved: every proxy answers normally again",
+    ):
         assert cause in text, (cause, incidents)
     assert "Nov 18 08:05" in text
 

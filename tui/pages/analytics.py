@@ -40,8 +40,9 @@ KEPT_S = WINDOW_S + 60.0
 HIT_RATE_SPAN_S = 60.0  # the header's "current" hit rate is over the last minute
 
 
-async def fetch_analytics(client: CachierClient, sso: str,
-                          since: float | None = None) -> AnalyticsFetched:  # fmt: skip
+async def fetch_analytics(
+    client: CachierClient, sso: str, since: float | None = None
+) -> AnalyticsFetched:
     """What the Analytics page shows (also the first answer when attaching to a cache)."""
     cache, stats = await asyncio.gather(client.cache(sso), client.stats(sso, KEPT_S, since))
     return AnalyticsFetched(cache, stats, since)
@@ -136,10 +137,14 @@ class AnalyticsPage(Page):
         assert cache is not None
         accent, muted = theme_colour(self.app, "accent"), theme_colour(self.app, "foreground-muted")
         title = Text.assemble(
-            (cache.name, "bold"), "  plan ", (cache.plan, "bold"),
-            "  region ", (cache.region, "bold"), "  cluster ",
+            (cache.name, "bold"),
+            "  plan ",
+            (cache.plan, "bold"),
+            "  region ",
+            (cache.region, "bold"),
+            "  cluster ",
             (f" {cache.cluster} ", f"bold reverse {accent}".strip()),
-        )  # fmt: skip
+        )
         self.query_one("#analytics-title", FixedLine).show(title)
         servers = Text.assemble("servers ", (cache.servers, "bold"))
         if cache.tls_servers:
@@ -156,9 +161,12 @@ class AnalyticsPage(Page):
             memory = f"{size(last.memory_used)} / {size(limit)} ({shown})"
         rate = self.history.hit_rate(HIT_RATE_SPAN_S)
         figures = Text.assemble(
-            "memory ", (memory, "bold"),
-            "  hit rate ", ("—" if rate is None else f"{rate:.0%}", "bold"), " (last min)",
-        )  # fmt: skip
+            "memory ",
+            (memory, "bold"),
+            "  hit rate ",
+            ("—" if rate is None else f"{rate:.0%}", "bold"),
+            " (last min)",
+        )
         self.query_one("#analytics-figures", FixedLine).show(figures)
         if self.busy == "move":
             hint = "moving the cache…"
@@ -226,11 +234,13 @@ class AnalyticsPage(Page):
                 )
 
         self.app.push_screen(
-            ConfirmModal(f"Flush cache {cache.name}?",
-                         f"Every item in {cache.name} is deleted, for every client.",
-                         yes="Flush"),
+            ConfirmModal(
+                f"Flush cache {cache.name}?",
+                f"Every item in {cache.name} is deleted, for every client.",
+                yes="Flush",
+            ),
             answered,
-        )  # fmt: skip
+        )
 
     @on(CacheFlushed)
     def _flushed(self, message: CacheFlushed) -> None:
@@ -265,15 +275,24 @@ class AnalyticsPage(Page):
 
     def action_move_refused(self) -> None:
         reason = self.cache.migrate_refusal if self.cache else None
-        self.notify(reason or "this cache cannot move now", title="Move cache unavailable",
-                    severity="warning", timeout=6)  # fmt: skip
+        self.notify(
+            reason or "this cache cannot move now",
+            title="Move cache unavailable",
+            severity="warning",
+            timeout=6,
+        )
 
     @on(CacheMoved)
     def _moved(self, message: CacheMoved) -> None:
         cache, out = message.cache, message.moved
-        self.notify(f"{cache.name} moved from cluster {out.previous_cluster} to {out.cluster}; "
-                    "it is empty now", title="Move cache", timeout=8)  # fmt: skip
+        self.notify(
+            f"{cache.name} moved from cluster {out.previous_cluster} to {out.cluster}; "
+            "it is empty now",
+            title="Move cache",
+            timeout=8,
+        )
         if self.cache is not None and self.cache.id == cache.id:  # the header now, not later
-            self.cache = self.cache.model_copy(update={"cluster": out.cluster,
-                                                       "servers": out.servers})  # fmt: skip
+            self.cache = self.cache.model_copy(
+                update={"cluster": out.cluster, "servers": out.servers}
+            )
             self._show_info()

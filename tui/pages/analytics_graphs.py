@@ -28,8 +28,9 @@ class AnalyticsGraphs(Grid):
 
     def compose(self) -> ComposeResult:
         window = self.window_s
-        yield Graph("memory", fmt=short_bytes, y_floor=1024, y_base=1024, window_s=window,
-                    id="graph-memory")  # fmt: skip
+        yield Graph(
+            "memory", fmt=short_bytes, y_floor=1024, y_base=1024, window_s=window, id="graph-memory"
+        )
         yield Graph("hit rate", fmt=percent, y_max=100.0, window_s=window, id="graph-hits")
         yield Graph("ops/s", window_s=window, id="graph-ops")
         yield Graph("connections", window_s=window, id="graph-connections")
@@ -44,16 +45,23 @@ class AnalyticsGraphs(Grid):
             widget = self.query_one(f"#graph-{graph}", Graph)
             widget.set_data(history.t, *series, summary=summary, source=source)
 
-        show("memory", Series("used", history.memory_used, "primary"),
-             summary=None if last is None else (
-                 f"{size(last.memory_used)} of {size(last.memory_limit or cache.memory_limit)}"
-             ))  # fmt: skip
+        show(
+            "memory",
+            Series("used", history.memory_used, "primary"),
+            summary=None
+            if last is None
+            else (f"{size(last.memory_used)} of {size(last.memory_limit or cache.memory_limit)}"),
+        )
         show("hits", Series("hits", history.hit_percent, "success"))
-        show("ops", Series("gets", history.gets, "accent"),
-             Series("sets", history.sets, "secondary"))  # fmt: skip
+        show(
+            "ops", Series("gets", history.gets, "accent"), Series("sets", history.sets, "secondary")
+        )
         show("connections", Series("connections", history.connections, "warning"))
         show("items", Series("items", history.items, "primary"))
-        show("evictions", Series("evictions", history.evictions, "error"),
-             summary=None if last is None else (
-                 f"{compact(history.evictions[-1] or 0)}  ({compact(last.evictions)} total)"
-             ))  # fmt: skip
+        show(
+            "evictions",
+            Series("evictions", history.evictions, "error"),
+            summary=None
+            if last is None
+            else (f"{compact(history.evictions[-1] or 0)}  ({compact(last.evictions)} total)"),
+        )

@@ -51,10 +51,13 @@ class CreateCacheModal(ModalScreen[tuple[str, str, str | None] | None]):
         with Vertical(id="create-cache", classes="dialog"):
             yield Label("New cache", classes="question")
             yield Input(placeholder="name (letters, digits, . _ -)", id="name")
-            yield Select([(p, p) for p in self.plans], value=plan, id="plan",
-                         allow_blank=False)  # fmt: skip
-            yield Select([(r, r) for r in self.regions], value=self.regions[0], id="region",
-                         allow_blank=False)  # fmt: skip
+            yield Select([(p, p) for p in self.plans], value=plan, id="plan", allow_blank=False)
+            yield Select(
+                [(r, r) for r in self.regions],
+                value=self.regions[0],
+                id="region",
+                allow_blank=False,
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Create", id="create", variant="primary")
@@ -102,10 +105,15 @@ class CachesPage(Page):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key, width in (("Cache", "name", 11), ("Plan", "plan", 5),
-                                  ("Region", "region", 9), ("Cluster", "cluster", 17),
-                                  ("Memory", "memory", 12), ("Hits", "hits", 4),
-                                  ("Conns", "conns", 5)):  # fmt: skip
+        for label, key, width in (
+            ("Cache", "name", 11),
+            ("Plan", "plan", 5),
+            ("Region", "region", 9),
+            ("Cluster", "cluster", 17),
+            ("Memory", "memory", 12),
+            ("Hits", "hits", 4),
+            ("Conns", "conns", 5),
+        ):
             table.add_column(label, key=key, width=width)
 
     async def load(self) -> CachesFetched:
@@ -125,11 +133,19 @@ class CachesPage(Page):
                 share = usage.memory_used / cache.memory_limit if cache.memory_limit else 0
                 cluster = Text(f"{cache.cluster} ")
                 cluster.append_text(light_text(lights.get(cache.cluster, "green"), styles))
-                upsert_row(table, cache.id, [
-                    cache.name, cache.plan, cache.region, cluster,
-                    f"{size(usage.memory_used):>5} {share:4.0%}",
-                    f"{usage.get_hits / gets:.0%}" if gets else "—", str(usage.connections),
-                ])  # fmt: skip
+                upsert_row(
+                    table,
+                    cache.id,
+                    [
+                        cache.name,
+                        cache.plan,
+                        cache.region,
+                        cluster,
+                        f"{size(usage.memory_used):>5} {share:4.0%}",
+                        f"{usage.get_hits / gets:.0%}" if gets else "—",
+                        str(usage.connections),
+                    ],
+                )
             remove_rows_except(table, self.caches)
 
     def action_open(self) -> None:

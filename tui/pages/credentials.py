@@ -107,9 +107,13 @@ class CredentialsPage(Page):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key, width in (("Username", "username", 12), ("Password", "password", 32),
-                                  ("Primary", "primary", 11), ("Write", "write", 5),
-                                  ("Flush", "flush", 5)):  # fmt: skip
+        for label, key, width in (
+            ("Username", "username", 12),
+            ("Password", "password", 32),
+            ("Primary", "primary", 11),
+            ("Write", "write", 5),
+            ("Flush", "flush", 5),
+        ):
             table.add_column(label, key=key, width=width)
         self.query_one("#cred-body").display = False
 
@@ -159,11 +163,18 @@ class CredentialsPage(Page):
         accent = self.app.theme_variables.get("accent", "")
         password = credential.password
         shown = password if credential.username in self.revealed else masked(password)
-        primary = (Text("★ primary", style=f"bold {accent}".strip()) if credential.primary
-                   else Text("  secondary", style="dim"))  # fmt: skip
-        return [Text(credential.username, style="bold" if credential.primary else ""),
-                Text(shown), primary, checkbox(credential.write),
-                checkbox(credential.flush)]  # fmt: skip
+        primary = (
+            Text("★ primary", style=f"bold {accent}".strip())
+            if credential.primary
+            else Text("  secondary", style="dim")
+        )
+        return [
+            Text(credential.username, style="bold" if credential.primary else ""),
+            Text(shown),
+            primary,
+            checkbox(credential.write),
+            checkbox(credential.flush),
+        ]
 
     def _show_app(self) -> None:
         app = self.provider_app
@@ -235,8 +246,10 @@ class CredentialsPage(Page):
         self.notify(
             f"{credential.password}\n(sent to the clipboard by OSC 52: some SSH terminals "
             "ignore it, so here it is too)",
-            title=f"Password of {credential.username}", timeout=15, markup=False,
-        )  # fmt: skip
+            title=f"Password of {credential.username}",
+            timeout=15,
+            markup=False,
+        )
 
     def action_toggle_write(self) -> None:
         self._toggle("write")
@@ -272,8 +285,9 @@ class CredentialsPage(Page):
             return
         username = credential.username
         if credential.primary:
-            self.notify(f"{username} is already the primary credential", severity="warning",
-                        timeout=4)  # fmt: skip
+            self.notify(
+                f"{username} is already the primary credential", severity="warning", timeout=4
+            )
             return
         self.mutate(
             "promote",
@@ -305,9 +319,13 @@ class CredentialsPage(Page):
             return
         username = credential.username
         if credential.primary:
-            self.notify(f"{username} is the primary credential, the one the app uses: it cannot "
-                        "be deleted. Promote another credential first (u), then delete this one.",
-                        title="Not deleted", severity="warning", timeout=8)  # fmt: skip
+            self.notify(
+                f"{username} is the primary credential, the one the app uses: it cannot "
+                "be deleted. Promote another credential first (u), then delete this one.",
+                title="Not deleted",
+                severity="warning",
+                timeout=8,
+            )
             return
 
         def answered(yes: bool | None) -> None:
@@ -320,11 +338,13 @@ class CredentialsPage(Page):
                 )
 
         self.app.push_screen(
-            ConfirmModal(f"Delete credential {username}?",
-                         "Clients using it can no longer connect; its open connections are "
-                         "closed now.", yes="Delete"),
+            ConfirmModal(
+                f"Delete credential {username}?",
+                "Clients using it can no longer connect; its open connections are closed now.",
+                yes="Delete",
+            ),
             answered,
-        )  # fmt: skip
+        )
 
     @on(CredentialDeleted)
     def _deleted(self, message: CredentialDeleted) -> None:
@@ -332,8 +352,11 @@ class CredentialsPage(Page):
         self.credentials.pop(username, None)
         self.revealed.discard(username)
         self._redraw(username)
-        self.notify(f"credential {username} deleted; {closed} open connection"
-                    f"{'' if closed == 1 else 's'} closed", timeout=5)  # fmt: skip
+        self.notify(
+            f"credential {username} deleted; {closed} open connection"
+            f"{'' if closed == 1 else 's'} closed",
+            timeout=5,
+        )
 
     def action_add(self) -> None:
         sso = self.cachier.sso
@@ -368,11 +391,14 @@ class CredentialsPage(Page):
                 )
 
         self.app.push_screen(
-            ConfirmModal(f"Rotate the dashboard SSO secret of {name}?",
-                         "The current dashboard URL stops working at once; this dashboard "
-                         "follows the new one.", yes="Rotate"),
+            ConfirmModal(
+                f"Rotate the dashboard SSO secret of {name}?",
+                "The current dashboard URL stops working at once; this dashboard "
+                "follows the new one.",
+                yes="Rotate",
+            ),
             answered,
-        )  # fmt: skip
+        )
 
     @on(SsoRotated)
     def _rotated(self, message: SsoRotated) -> None:
@@ -382,5 +408,9 @@ class CredentialsPage(Page):
             self.cache.dashboard_url = url
             self._show_app()
         self.app.copy_to_clipboard(url)
-        self.notify(f"{url}\n(also sent to the clipboard by OSC 52)", title="New dashboard URL",
-                    timeout=30, markup=False)  # fmt: skip
+        self.notify(
+            f"{url}\n(also sent to the clipboard by OSC 52)",
+            title="New dashboard URL",
+            timeout=30,
+            markup=False,
+        )

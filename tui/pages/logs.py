@@ -150,12 +150,14 @@ class LogsPage(Page):
         if not message.replace and len(message.logs.lines) >= NEXT_PAGE:
             self.refresh_now()  # more are waiting: catch up now rather than next tick
 
-    def _write(self, view: LogView, line: LogLineOut, previous: LogLineOut | None,
-               scroll: bool) -> None:  # fmt: skip
+    def _write(
+        self, view: LogView, line: LogLineOut, previous: LogLineOut | None, scroll: bool
+    ) -> None:
         day = line.t[:10]
         if previous is None or previous.t[:10] != day:
-            view.write(Text(f"── {day} (UTC) ──", style=self._style("foreground-muted")),
-                       scroll_end=scroll)  # fmt: skip
+            view.write(
+                Text(f"── {day} (UTC) ──", style=self._style("foreground-muted")), scroll_end=scroll
+            )
         view.write(self._line_renderable(line), expand=True, scroll_end=scroll)
 
     def _style(self, variable: str, extra: str = "", background: bool = False) -> str:
@@ -180,9 +182,12 @@ class LogsPage(Page):
         # message itself only when it says more than those two.
         warning = self._style("text-warning", "bold")
         message = Text.assemble(
-            (f"{FLUSH_GLYPH} FLUSH ", warning), "origin: ", (line.origin, warning),
-            " · proxy: ", (line.proxy or "?", warning),
-        )  # fmt: skip
+            (f"{FLUSH_GLYPH} FLUSH ", warning),
+            "origin: ",
+            (line.origin, warning),
+            " · proxy: ",
+            (line.proxy or "?", warning),
+        )
         if line.origin not in line.message or (line.proxy and line.proxy not in line.message):
             message.append(f" · {line.message}")
         grid.add_row(clock, source, message, style=self._style("warning-muted", background=True))
@@ -192,8 +197,11 @@ class LogsPage(Page):
         name = self.cachier.cache_name
         whose = f"App log of {name}" if name else "App log"
         count = len(self.lines)
-        info = Text(f"{whose} · {count} line{'s' if count != 1 else ''} · ", no_wrap=True,
-                    overflow="ellipsis")  # fmt: skip
+        info = Text(
+            f"{whose} · {count} line{'s' if count != 1 else ''} · ",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
         info.append(f"{FLUSH_GLYPH} FLUSH", style=self._style("text-warning", "bold"))
         info.append(" lines show origin and proxy")
         self.query_one("#logs-info", Static).update(info)

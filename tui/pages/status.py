@@ -114,14 +114,23 @@ class StatusPage(Page):
         width = self._width_left(table, NAME_W, LIGHT_W)
         rows: list[tuple[str, list[object], int]] = []
         for region in status.regions:
-            rows.append((f"region:{region.name}", [Text(region.name, style="bold italic"), "",
-                                                   ""], 1))  # fmt: skip
+            rows.append(
+                (f"region:{region.name}", [Text(region.name, style="bold italic"), "", ""], 1)
+            )
             for cluster in region.clusters:
                 segments = [_proxy_segment(proxy, styles) for proxy in cluster.proxies]
                 proxies = _pack(segments, width)
-                rows.append((f"cluster:{cluster.name}", [
-                    Text(cluster.name, style="bold"), light_text(cluster.light, styles), proxies,
-                ], len(proxies.split())))  # fmt: skip
+                rows.append(
+                    (
+                        f"cluster:{cluster.name}",
+                        [
+                            Text(cluster.name, style="bold"),
+                            light_text(cluster.light, styles),
+                            proxies,
+                        ],
+                        len(proxies.split()),
+                    )
+                )
         layout = [(key, height) for key, _, height in rows]
         if layout == self._layout:
             for key, cells, _ in rows:
@@ -147,9 +156,14 @@ class StatusPage(Page):
             for hostname in sorted({*hostnames, *incident.proxies}, key=len, reverse=True):
                 cause = cause.replace(hostname, short_name(hostname))
             lines = Text(cause).wrap(self.app.console, width)
-            table.add_row(_when(incident.started_at), incident.cluster,
-                          light_text(incident.light, styles), Text("\n").join(lines),
-                          key=str(incident.id), height=len(lines))  # fmt: skip
+            table.add_row(
+                _when(incident.started_at),
+                incident.cluster,
+                light_text(incident.light, styles),
+                Text("\n").join(lines),
+                key=str(incident.id),
+                height=len(lines),
+            )
         if cursor is not None and cursor in table.rows:
             table.move_cursor(row=table.get_row_index(cursor), animate=False)
 

@@ -22,9 +22,11 @@ class SteadyFooter(Footer):
         self._shown: tuple[object, ...] | None = None
 
     def _showing(self) -> tuple[object, ...]:
-        return tuple((key, active.binding.description, active.enabled, active.tooltip)
-                     for key, active in self.screen.active_bindings.items()
-                     if active.binding.show or key == self.app.COMMAND_PALETTE_BINDING)  # fmt: skip
+        return tuple(
+            (key, active.binding.description, active.enabled, active.tooltip)
+            for key, active in self.screen.active_bindings.items()
+            if active.binding.show or key == self.app.COMMAND_PALETTE_BINDING
+        )
 
     def compose(self) -> ComposeResult:
         self._shown = self._showing()

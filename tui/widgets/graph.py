@@ -96,9 +96,12 @@ def grid_end(times: Sequence[float], bucket_s: float) -> float:
 
 
 def bucket_means(
-    times: Sequence[float], values: Sequence[float | None], start: float, end: float,
+    times: Sequence[float],
+    values: Sequence[float | None],
+    start: float,
+    end: float,
     bucket_s: float,
-) -> tuple[list[float], list[float]]:  # fmt: skip
+) -> tuple[list[float], list[float]]:
     """The mean of the samples in each ``bucket_s`` bucket of [start, end), placed at the
     bucket's middle. ``times`` are ascending; ``None`` values are skipped, and a bucket with
     no value is left out (a gap)."""
@@ -129,8 +132,10 @@ TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 72
 def bucket_size(window_s: float, max_buckets: int) -> float:
     """The shortest clock-friendly bucket (10 s, not 7.9 s) that fits the window into
     ``max_buckets`` buckets."""
-    return next((float(step) for step in BUCKET_STEPS_S if window_s / step <= max_buckets),
-                window_s / max_buckets)  # fmt: skip
+    return next(
+        (float(step) for step in BUCKET_STEPS_S if window_s / step <= max_buckets),
+        window_s / max_buckets,
+    )
 
 
 def time_labels(start: float, end: float, max_labels: int) -> tuple[list[float], list[str]]:
@@ -244,8 +249,13 @@ class Graph(Vertical):
         self._theme_changes += 1  # the series' colours come from the theme
         self._draw()
 
-    def set_data(self, times: Sequence[float], *series: Series, summary: str | None = None,
-                 source: object = None) -> None:  # fmt: skip
+    def set_data(
+        self,
+        times: Sequence[float],
+        *series: Series,
+        summary: str | None = None,
+        source: object = None,
+    ) -> None:
         """Show these series (oldest first, aligned with ascending ``times``); ``summary``
         replaces the latest value(s) shown after the title. ``source`` names what the data
         is of (a cache): later data of the same source only adds samples, so the completed

@@ -21,8 +21,12 @@ def theme_colour(app: App, variable: str) -> str:
     return colour.hex
 
 
-def readable_colour(app: App, variable: str, grounds: tuple[str, ...] = ("surface", "panel"),
-                    minimum: float = MIN_CONTRAST) -> str:  # fmt: skip
+def readable_colour(
+    app: App,
+    variable: str,
+    grounds: tuple[str, ...] = ("surface", "panel"),
+    minimum: float = MIN_CONTRAST,
+) -> str:
     """``theme_colour`` moved towards the theme's foreground until it has ``minimum``
     contrast on each of the ``grounds`` variables, as the terminal will show it: under
     NO_COLOR Textual greys every colour, and a dark hue that stood out by colour alone
