@@ -11,6 +11,7 @@ transactions and the schema version (``PRAGMA user_version``).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 
+BUSY_TIMEOUT_S = 30.0  # how long a starter waits for a concurrent one's migration
+
+
 class Database(SqlRepository):
     """SQLite implementation of ``ControlRepository``."""
 
@@ -52,14 +56,28 @@ class Database(SqlRepository):
         self.path = path
         self._closed = False
         # A concurrent starter holds the write lock while it migrates: wait for it.
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        self._use_wal()
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         # Deleted and overwritten content (an old drain URL, a deleted credential) is zeroed
         # in the file rather than left in free pages.
         self.conn.execute("PRAGMA secure_delete=ON")
         self._migrate()
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL. Unlike other statements, the switch does not wait on the
+        busy timeout while a concurrent starter holds the file ("database is locked" at
+        once), so it is retried until that timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self) -> None:
         """Bring the schema up to date in one ``BEGIN IMMEDIATE`` transaction: a second
