@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from backend.analytics import SAMPLE_FIELDS, Analytics
+from backend.analytics import COUNTERS, SAMPLE_FIELDS, Analytics
 from backend.control.models import MIB, Cache
 from backend.dataplane import DataPlane
 from backend.engine import Mode
@@ -24,17 +24,6 @@ from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService
 
 T0 = 1_699_999_200.0  # a whole hour (472 222 x 3600), so minute and hour buckets align
-COUNTERS = (
-    "get_hits",
-    "get_misses",
-    "cmd_get",
-    "cmd_set",
-    "cmd_delete",
-    "cmd_flush",
-    "evictions",
-    "bytes_read",
-    "bytes_written",
-)
 
 
 class FakeClock:
