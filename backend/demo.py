@@ -175,25 +175,42 @@ class Traffic:
 
 
 class ClientHealth:
-    """What a demo client reports: a new failure as a warning (the dashboard shows it as a
-    notice), the same failure again only at debug, and its recovery once."""
+    """What a demo client reports. A dropped connection that comes back at once is the demo
+    working (its timeline takes a proxy down): logged at INFO. A client still failing after
+    ``WARN_AFTER_S`` cannot do its job: one WARNING (the dashboard shows it as a notice),
+    then its recovery once."""
+
+    WARN_AFTER_S = 5.0
 
     def __init__(self, spec: DemoClient) -> None:
         protocol = "binary" if spec.binary else "ASCII"
         role = ", read-only" if spec.read_only else ""
         self.name = f"{spec.cache!r} ({protocol}{role})"
-        self.failure: str | None = None
+        self.failing_since: float | None = None
+        self.warned = False
 
     def failed(self, exc: Exception) -> None:
-        failure = f"{type(exc).__name__}: {exc}"
-        level = logging.DEBUG if failure == self.failure else logging.WARNING
-        log.log(level, "demo client %s failing, retrying: %s", self.name, failure)
-        self.failure = failure
+        failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+            log.info("demo client %s failing, retrying: %s", self.name, failure)
+        elif not self.warned and now - self.failing_since >= self.WARN_AFTER_S:
+            self.warned = True
+            log.warning(
+                "demo client %s has been failing for %.0f s: %s",
+                self.name,
+                now - self.failing_since,
+                failure,
+            )
+        else:
+            log.debug("demo client %s failing, retrying: %s", self.name, failure)
 
     def worked(self) -> None:
-        if self.failure is not None:
-            log.info("demo client %s working again", self.name)
-            self.failure = None
+        if self.failing_since is not None:
+            level = logging.WARNING if self.warned else logging.INFO
+            log.log(level, "demo client %s working again", self.name)
+            self.failing_since, self.warned = None, False
 
 
 def _connect(spec: DemoClient):

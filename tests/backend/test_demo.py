@@ -50,3 +50,28 @@ def test_a_demo_client_that_cannot_run_logs_one_warning_naming_the_package(tmp_p
     assert len(warnings) == 2, "".join(lines) + rest
     assert all("WARNING" in w and "bmemcached package is missing" in w for w in warnings)
     assert "Traceback" not in rest
+
+
+def test_a_dropped_connection_that_comes_back_is_no_warning_but_a_lasting_failure_is(
+    caplog,
+) -> None:
+    """The demo takes a proxy down on purpose: its clients reconnect, quietly. A client
+    that stays down is a notice in the dashboard (WARNING), once, and so is its return."""
+    import logging
+
+    from backend.demo import ClientHealth, DemoClient
+
+    caplog.set_level(logging.DEBUG, logger="backend.demo")
+    health = ClientHealth(DemoClient("shop", "127.0.0.1:1", "u", "p", 10, 10))
+    health.WARN_AFTER_S = 0.2
+    health.failed(ConnectionResetError())
+    health.worked()
+    assert [r.levelname for r in caplog.records] == ["INFO", "INFO"]
+    caplog.clear()
+    for _ in range(3):
+        health.failed(ConnectionRefusedError("refused"))
+        time.sleep(0.15)
+    health.worked()
+    levels = [r.levelname for r in caplog.records]
+    assert levels.count("WARNING") == 2  # "has been failing", then "working again"
+    assert "has been failing" in caplog.records[levels.index("WARNING")].getMessage()
