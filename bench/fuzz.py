@@ -28,7 +28,14 @@ import time
 from pathlib import Path
 
 import httpx
-from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    free_ports,
+    rss_bytes,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -45,10 +52,7 @@ TOKEN = "bench-fuzz-token"
 
 
 def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_bytes(pid) / (1024 * 1024)
 
 
 def in_process(protocol: str, inputs: int, seed: int) -> bool:

@@ -24,18 +24,18 @@ import time
 from pathlib import Path
 
 import httpx
-from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    free_ports,
+    rss_bytes,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 TOKEN = "bench-memory-token"
 KEY_LEN = 12  # "k:" + a 10-digit number: a typical short application key
 PIPELINE = 512  # sets per write
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
 
 
 def fill(server: str, username: str, password: str, value_size: int, count: int) -> None:

@@ -102,3 +102,11 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         for s in socks:
             s.bind((host, 0))
         return [s.getsockname()[1] for s in socks]
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """A process's resident set (VmRSS), what the kernel charges it for memory."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
