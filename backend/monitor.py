@@ -30,7 +30,7 @@ import secrets
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from backend.control.models import Cache, Credential
@@ -351,5 +351,7 @@ class Monitor:
         self.db.start_incident(cluster_name, light, status.light, now, cause, " ".join(involved))
         status.light, status.since = light, now
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]:
-        return self.db.incidents(limit)
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]:
+        return self.db.incidents(limit, clusters)

@@ -237,6 +237,7 @@ class ClusterStatusOut(Schema):
     label: str = Field(description="UP, SLOW, DOWN or RESOLVED")
     since: str = Field(description="RFC 3339 time of the last change of light")
     proxies: list[ProxyStatus]
+    rss_url: str = Field(description="the RSS feed of this cluster's changes only")
 
 
 class RegionStatus(Schema):
@@ -258,7 +259,8 @@ class IncidentOut(Schema):
 class StatusOut(Schema):
     regions: list[RegionStatus]
     incidents: list[IncidentOut] = Field(description="changes of light, newest first")
-    rss_url: str
+    rss_url: str = Field(description="RSS feed of every cluster (?cluster= or ?region= for one)")
+    json_feed_url: str = Field(description="the same feed as a JSON Feed 1.1")
 
 
 class PlanOut(Schema):

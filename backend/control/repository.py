@@ -11,6 +11,7 @@ Writes happen inside ``transaction()``; a change and its log line share one tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -149,6 +150,8 @@ class ControlRepository(Protocol):
         """Close the cluster's open period and open the next one, atomically."""
         ...
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]: ...
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]: ...
     def last_incidents(self) -> dict[str, IncidentRow]: ...
     def last_trouble_ended(self, cluster: str) -> float | None: ...

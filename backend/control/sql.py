@@ -333,11 +333,22 @@ class SqlRepository:
             ).fetchone()
         return int(incident_id)
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]:
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]:
+        """The newest ``limit`` periods, of ``clusters`` only when given (a feed per
+        cluster or region must not lose a quiet cluster's history to a noisy one's)."""
+        params: list[object]
+        where, params = "", [limit]
+        if clusters is not None:
+            if not clusters:
+                return []
+            where = f" WHERE cluster IN ({', '.join('?' * len(clusters))})"
+            params = [*clusters, limit]  # the query's placeholders, in order
         rows = self._execute(
             "SELECT id, cluster, light, previous, started_at, ended_at, cause, proxies"
-            " FROM incidents ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f" FROM incidents{where} ORDER BY id DESC LIMIT ?",
+            params,
         )
         return [IncidentRow(*r) for r in rows]
 
