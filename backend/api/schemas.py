@@ -152,6 +152,25 @@ class LogsOut(Schema):
     next_after: int = Field(description="pass as ?after= to get the lines that follow")
 
 
+class AuditEntryOut(Schema):
+    id: int
+    t: str = Field(description="RFC 3339 timestamp")
+    cache_id: str | None = Field(description="null for a change of the whole service")
+    cache_name: str | None
+    actor: str = Field(
+        description="operator (admin token), cache owner (dashboard), memcache client, system"
+    )
+    action: str = Field(examples=["capabilities changed"])
+    detail: str = Field(examples=["cachier_u2: write off, flush on"])
+
+
+class AuditOut(Schema):
+    entries: list[AuditEntryOut] = Field(description="newest first")
+    next_before: int | None = Field(
+        description="pass as ?before= for the older entries; null when there are none"
+    )
+
+
 class ReleaseOut(Schema):
     number: int
     description: str

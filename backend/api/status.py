@@ -218,6 +218,11 @@ async def prometheus(view: Status) -> Response:
 @admin_router.post(
     "/proxies/{hostname}/fault", response_model=ProxyStatus, responses=errors(404, *BODY_ERRORS)
 )
-async def inject_fault(hostname: str, body: FaultIn, faults: Faults, view: Status) -> ProxyStatus:
+async def inject_fault(
+    hostname: str, body: FaultIn, faults: Faults, view: Status, control: Control
+) -> ProxyStatus:
     proxy = await faults.set_fault(hostname, body.mode, body.delay_ms)
+    what = {"slow": f"slow, +{body.delay_ms} ms", "down": "down", "none": "cleared"}[body.mode]
+    with control.transaction():
+        control.record_audit(None, "fault injected", f"{proxy.hostname}: {what}")
     return proxy_status(view, view.monitor.health[proxy.hostname])

@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from backend.control import apps
+from backend.control import apps, audit
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
     AppRow,
+    AuditRow,
     CacheRow,
     ControlRepository,
     CredentialRow,
@@ -134,8 +135,44 @@ class ControlPlane:
         self._on_commit.append(change)
 
     def publish(self, event: Event) -> None:
-        """Publish ``event`` when the open transaction commits."""
+        """Publish ``event`` when the open transaction commits; an auditable one is
+        recorded in the audit trail in that same transaction."""
         self._events.append(event)
+        described = audit.describe(event)
+        if described is not None:
+            cache_id, action, detail = described
+            self.record_audit(cache_id, action, detail, audit.actor_of(event))
+
+    def _cache_name(self, cache_id: str) -> str | None:
+        """A cache's name, also while the transaction creating it is still open."""
+        cache = self.caches.get(cache_id)
+        if cache is not None:
+            return cache.name
+        created = (e for e in self._events if isinstance(e, CacheCreated))
+        return next((e.name for e in created if e.cache_id == cache_id), None)
+
+    def record_audit(
+        self, cache_id: str | None, action: str, detail: str, actor: str | None = None
+    ) -> None:
+        """Append to the audit trail; inside a transaction it commits with the change.
+        ``actor`` defaults to whoever the current request runs as (``audit``)."""
+        self.repository.insert_audit(
+            AuditRow(
+                None,
+                timestamp(),
+                cache_id,
+                self._cache_name(cache_id) if cache_id is not None else None,
+                actor or audit.current_actor(),
+                action,
+                detail,
+            )
+        )
+
+    def audit_trail(
+        self, cache: Cache | None, before_id: int | None = None, limit: int = 100
+    ) -> list[AuditRow]:
+        """Newest first; one cache's (its owner's view) or every change (the operator's)."""
+        return self.repository.audit(cache.id if cache else None, before_id, limit)
 
     def log(
         self, cache_id: str, message: str, origin: str | None = None, proxy: str | None = None
@@ -580,6 +617,7 @@ class ControlPlane:
             self.repository.set_log_drain(cache.id, self.encrypt_optional(url))
             where = f"to {urlsplit(url).hostname}" if url else "removed"
             self.log(cache.id, f"Log drain of app {app.name} {where}")  # never the URL's secrets
+            self.record_audit(cache.id, "log drain changed", f"{app.name}: {where}")
             self.on_commit(lambda: setattr(app, "log_drain", url))
         return app
 

@@ -72,6 +72,19 @@ class IncidentRow:
 
 
 @dataclass
+class AuditRow:
+    """One control-plane change: when, by whom, what (never a secret)."""
+
+    id: int | None  # assigned by the database
+    t: str
+    cache_id: str | None  # None: a change of the whole service (a fault injected)
+    cache_name: str | None  # kept: the trail outlives a deleted cache
+    actor: str
+    action: str
+    detail: str
+
+
+@dataclass
 class LogRow:
     id: int
     cache_id: str
@@ -149,6 +162,12 @@ class ControlRepository(Protocol):
     ) -> int:
         """Close the cluster's open period and open the next one, atomically."""
         ...
+
+    def insert_audit(self, row: AuditRow) -> int:
+        """Call inside the transaction of the change it records."""
+        ...
+
+    def audit(self, cache_id: str | None, before_id: int | None, limit: int) -> list[AuditRow]: ...
 
     def incidents(
         self, limit: int = 50, clusters: Sequence[str] | None = None
