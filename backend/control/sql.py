@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from backend.control.repository import (
     AppRow,
+    AuditRow,
     CacheRow,
     CredentialRow,
-    AuditRow,
     IncidentRow,
     LogRow,
     ReleaseRow,
