@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from backend.api.schemas import (
     AppOut,
+    AuditOut,
     CacheInfo,
     CacheOut,
     CredentialOut,
@@ -171,6 +172,10 @@ class CachierClient:
     async def logs(self, sso: str, after: int | None = None, limit: int = 200) -> LogsOut:
         params: dict[str, int] = {"limit": limit} | ({"after": after} if after is not None else {})
         return await self._request(LogsOut, "GET", f"/dashboard/{sso}/api/logs", params=params)
+
+    async def audit(self, sso: str, limit: int = 100) -> AuditOut:
+        params = {"limit": limit}
+        return await self._request(AuditOut, "GET", f"/dashboard/{sso}/api/audit", params=params)
 
     async def app(self, sso: str) -> AppOut:
         return await self._request(AppOut, "GET", f"/dashboard/{sso}/api/app")
