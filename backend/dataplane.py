@@ -22,6 +22,7 @@ loop nothing but the GIL it shares.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ from backend.events import (
     CredentialAdded,
     CredentialRevoked,
     EventBus,
+    KeyTrackingRequested,
     PrimaryPromoted,
 )
+from backend.keyactivity import TRACK_FOR_S, KeyActivity, KeyReport
 from backend.store import ClusterStore
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
@@ -105,6 +108,7 @@ class DataPlane:
         bus.subscribe(CacheFlushed, self._cache_flushed, loop)
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
+        bus.subscribe(KeyTrackingRequested, self._key_tracking_requested, loop)
 
     def _cache_created(self, event: CacheCreated) -> None:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)
@@ -163,7 +167,56 @@ class DataPlane:
         if cache is not None:
             self.stores[cache.cluster].drop(cache.id)
 
+    def _key_tracking_requested(self, event: KeyTrackingRequested) -> None:
+        """Start (or prolong) sampling the cache's keys; it stops by itself once nobody
+        has asked for ``TRACK_FOR_S``, so the hot path stops paying for it."""
+        cache = self.caches.get(event.cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        if engine is None:
+            return
+        now = time.monotonic()
+        activity = engine.key_activity
+        if activity is not None and activity.separator == event.separator:
+            activity.asked = now
+            return
+        engine.key_activity = KeyActivity(now, event.separator)
+        if activity is None:
+            asyncio.get_running_loop().call_later(TRACK_FOR_S, self._expire_keys, engine)
+
+    def _expire_keys(self, engine: Engine) -> None:
+        activity = engine.key_activity
+        if activity is None:
+            return
+        left = TRACK_FOR_S - (time.monotonic() - activity.asked)
+        if left <= 0:
+            engine.key_activity = None
+        else:
+            asyncio.get_running_loop().call_later(left, self._expire_keys, engine)
+
     # -- queries (also what the control plane may ask: ``DataPlaneView``) -----------------
+    def key_report(self, cache_id: str) -> KeyReport | None:
+        """The cache's sampled key activity, or None while it is not tracked."""
+        cache = self.caches.get(cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        activity = engine.key_activity if engine is not None else None
+        return activity.report(time.monotonic()) if activity is not None else None
+
+    def command_counts(self, cache_id: str) -> dict[str, tuple[int, int]]:
+        """memcached's hits and misses per command (``cas`` misses include bad values)."""
+        cache = self.caches.get(cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        if engine is None:
+            return {}
+        s = engine.stats
+        return {
+            "get": (s.get_hits, s.get_misses),
+            "delete": (s.delete_hits, s.delete_misses),
+            "incr": (s.incr_hits, s.incr_misses),
+            "decr": (s.decr_hits, s.decr_misses),
+            "cas": (s.cas_hits, s.cas_misses + s.cas_badval),
+            "touch": (s.touch_hits, s.touch_misses),
+        }
+
     def sessions_of(self, username: str) -> int:
         return len(self.sessions.get(username, ()))
 

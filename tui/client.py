@@ -22,6 +22,7 @@ from backend.api.schemas import (
     CredentialOut,
     DeleteOut,
     FlushOut,
+    KeysOut,
     LogsOut,
     MigrateOut,
     PlanOut,
@@ -172,6 +173,9 @@ class CachierClient:
     async def logs(self, sso: str, after: int | None = None, limit: int = 200) -> LogsOut:
         params: dict[str, int] = {"limit": limit} | ({"after": after} if after is not None else {})
         return await self._request(LogsOut, "GET", f"/dashboard/{sso}/api/logs", params=params)
+
+    async def keys(self, sso: str) -> KeysOut:
+        return await self._request(KeysOut, "GET", f"/dashboard/{sso}/api/keys")
 
     async def audit(self, sso: str, limit: int = 100) -> AuditOut:
         params = {"limit": limit}

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import __version__
-from backend.api import admin, audit, dashboard, errors, status
+from backend.api import admin, audit, dashboard, errors, keys, status
 from backend.api.gate import RequestGate
 from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(dashboard.router)
     app.include_router(audit.owner_router)
+    app.include_router(keys.router)
     app.include_router(audit.admin_router)
     app.include_router(plans_router)
     document_regions(app, [region.name for region in status_view.topology.regions])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -169,6 +169,44 @@ class AuditOut(Schema):
     next_before: int | None = Field(
         description="pass as ?before= for the older entries; null when there are none"
     )
+
+
+class KeyCountOut(Schema):
+    key: str = Field(description="the key (or prefix); bytes that are not UTF-8 as \\xNN")
+    gets: int
+    hits: int
+    sets: int
+    deletes: int
+    bytes: int = Field(description="value bytes written by its sets")
+    error: int = Field(description="the counts may be over by at most this much")
+
+
+class LargestOut(Schema):
+    key: str
+    size: int = Field(description="value bytes")
+
+
+CommandName = Literal["get", "delete", "incr", "decr", "cas", "touch"]
+
+
+class CommandCountOut(Schema):
+    command: CommandName
+    hits: int
+    misses: int = Field(description="for cas: not found or a changed CAS")
+
+
+class KeysOut(Schema):
+    tracking: bool = Field(
+        description="false until sampling has started (the first ask starts it; it stops "
+        "5 minutes after the last)"
+    )
+    tracking_for_s: float
+    window_s: float = Field(description="the span the key counts cover (one to two minutes)")
+    sample_every: int = Field(description="one command in this many is counted; scaled up")
+    keys: list[KeyCountOut] = Field(description="most active first (gets + sets + deletes)")
+    prefixes: list[KeyCountOut] = Field(description="the part before the first separator")
+    largest: list[LargestOut] = Field(description="largest values written while tracked")
+    commands: list[CommandCountOut] = Field(description="since the cache started, as stats")
 
 
 class ReleaseOut(Schema):

@@ -54,6 +54,7 @@ from backend.events import (
     CredentialRevoked,
     Event,
     EventBus,
+    KeyTrackingRequested,
     LogLineWritten,
     PrimaryPromoted,
     SsoRotated,
@@ -62,6 +63,7 @@ from backend.topology import Cluster, Proxy, Topology
 
 if TYPE_CHECKING:
     from backend.dataplane import Usage
+    from backend.keyactivity import KeyReport
 
 NAME_PATTERN = re.compile(CACHE_NAME_PATTERN)
 LOG_SOURCE = "cachier"
@@ -81,6 +83,14 @@ class DataPlaneView(Protocol):
 
     def usage(self, cache_id: str) -> Usage:
         """Memory, items, connections and hits of a cache now."""
+        ...
+
+    def key_report(self, cache_id: str) -> KeyReport | None:
+        """The cache's sampled hot keys and prefixes, while they are tracked."""
+        ...
+
+    def command_counts(self, cache_id: str) -> dict[str, tuple[int, int]]:
+        """Hits and misses per command (get, delete, incr, decr, cas, touch)."""
         ...
 
 
@@ -307,6 +317,14 @@ class ControlPlane:
     def usage(self, cache: Cache) -> Usage:
         """Asked of the data plane, which holds the items."""
         return self.dataplane.usage(cache.id)
+
+    def key_activity(
+        self, cache: Cache, separator: bytes = b":"
+    ) -> tuple[KeyReport | None, dict[str, tuple[int, int]]]:
+        """The owner's Keys view: asking (re)starts sampling on the data plane, which
+        answers from the next commands on; hits and misses per command are always kept."""
+        self.bus.publish(KeyTrackingRequested(cache.id, separator))
+        return self.dataplane.key_report(cache.id), self.dataplane.command_counts(cache.id)
 
     def releases(self, cache: Cache) -> list[ReleaseRow]:
         """The app's releases, newest first."""

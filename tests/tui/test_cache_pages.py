@@ -413,3 +413,41 @@ async def test_the_audit_trail_names_who_deleted_a_credential_at_80x24(tmp_path)
             assert secret not in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, LogsPage))
+
+
+async def test_the_keys_view_shows_what_clients_hit_at_80x24(tmp_path) -> None:
+    """`k` on Analytics: per-command bars, then the hot keys once clients send commands
+    (sampling starts when the view opens); keys cut to fit 80 columns."""
+    from tests.tui.screen import screen_lines
+    from tui.pages.keys import KeysScreen
+
+    async with running_app(tmp_path) as (app, pilot):
+        cache = await create_cache(app, "keyed")
+        await open_analytics(app, pilot, cache)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view is not None and screen.view.tracking)
+        credential = cache["credentials"][0]
+
+        def traffic() -> None:
+            client = AuthenticatingClient(
+                address(cache["servers"]), credential["username"], credential["password"]
+            )
+            try:
+                client.set("user:" + "x" * 40, b"v" * 2000)
+                for _ in range(200):
+                    client.get("user:" + "x" * 40)
+                for _ in range(100):
+                    client.get("miss:1")
+            finally:
+                client.close()
+
+        await asyncio.to_thread(traffic)
+        await wait_for(pilot, lambda: screen.view is not None and len(screen.view.keys) == 2)
+        text = "\n".join(screen_lines(app))
+        assert "get    " in text and "200 / 100  67% hits" in text
+        assert "user:" + "x" * 20 in text and "…" in text  # the long key, cut
+        assert "Hot keys" in text and "miss:1" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, AnalyticsPage))
