@@ -55,13 +55,13 @@ class SpaceSaving:
             found[WEIGHT] += 1
             return found
         if len(entries) >= 2 * self.capacity:
-            self._evict()
+            self._prune()
         floor = self.floor
         fresh = [floor + 1, floor, 0, 0, 0, 0, 0]
         entries[key] = fresh
         return fresh
 
-    def _evict(self) -> None:
+    def _prune(self) -> None:
         ranked = sorted(self.entries.items(), key=_weight, reverse=True)
         kept, evicted = ranked[: self.capacity], ranked[self.capacity :]
         self.floor = max(self.floor, evicted[0][1][WEIGHT])

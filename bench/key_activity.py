@@ -4,8 +4,9 @@ through a real session and engine, with sampling off (what every cache pays) and
 (only while its owner's Keys view is open), and the sketch's memory.
 
     python bench/key_activity.py                 # this tree: off vs on, ns per command
-    farm-bench --vs 'env PYTHONPATH=/path/to/old python bench/key_activity.py --ops 300000 --off-only' \\
-        -- env PYTHONPATH=. python bench/key_activity.py --ops 300000 --off-only
+    OLD='env PYTHONPATH=/old/tree python bench/key_activity.py --ops 300000 --off-only'
+    farm-bench --vs "$OLD" -- env PYTHONPATH=. python bench/key_activity.py \\
+        --ops 300000 --off-only
 
 The second form compares the hook's cost with a tree without it, as whole processes.
 """
