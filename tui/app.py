@@ -57,6 +57,7 @@ class Remote:
 
     base_url: str
     admin_token: str | None = None
+    cafile: Path | None = None  # --api-ca: the only CA trusted for an https:// backend
 
 
 def page(module: str, name: str) -> Callable[[], Screen]:
@@ -174,7 +175,12 @@ class CachierApp(App[None]):
         except ServiceError as error:
             self._fail(f"cannot start the backend: {error}")
             return
-        self.client = CachierClient(listening.api_url, service.config.admin_token)
+        self.client = CachierClient(
+            listening.api_url,
+            service.config.admin_token,
+            cafile=listening.api_certificate,  # --api-tls: its own certificate, pinned
+            server_name=listening.api_server_name or None,
+        )
         self._refresh_current()
 
     async def _attach_remote(self, remote: Remote) -> None:
@@ -183,7 +189,9 @@ class CachierApp(App[None]):
         readable line (unreachable, token refused, dashboard URL no longer valid)."""
         self.sub_title = f"reaching {remote.base_url}…"  # a slow backend shows why it waits
         client_module = await asyncio.to_thread(import_module, "tui.client")  # keeps painting
-        client = client_module.CachierClient(remote.base_url, remote.admin_token)
+        client = client_module.CachierClient(
+            remote.base_url, remote.admin_token, cafile=remote.cafile
+        )
         try:
             self._prefetched = await self._first_page(client)
         except ApiError as error:
