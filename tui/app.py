@@ -189,9 +189,13 @@ class CachierApp(App[None]):
         readable line (unreachable, token refused, dashboard URL no longer valid)."""
         self.sub_title = f"reaching {remote.base_url}…"  # a slow backend shows why it waits
         client_module = await asyncio.to_thread(import_module, "tui.client")  # keeps painting
-        client = client_module.CachierClient(
-            remote.base_url, remote.admin_token, cafile=remote.cafile
-        )
+        try:
+            client = client_module.CachierClient(
+                remote.base_url, remote.admin_token, cafile=remote.cafile
+            )
+        except ApiError as error:  # an --api-ca file that holds no certificate
+            self._fail(str(error))
+            return
         try:
             self._prefetched = await self._first_page(client)
         except ApiError as error:

@@ -55,7 +55,12 @@ def tls_for(base_url: str, cafile: Path | None = None) -> ssl.SSLContext:
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
     if cafile is None:
         return _verified_tls()
-    context = ssl.create_default_context(cafile=str(cafile))
+    try:
+        context = ssl.create_default_context(cafile=str(cafile))
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise ApiError(f"--api-ca {cafile}: no PEM certificate in it ({exc.reason})") from None
+    except OSError as exc:
+        raise ApiError(f"--api-ca {cafile}: {exc.strerror or exc}") from None
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
