@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.o
     from backend.service import Service  # FastAPI, uvicorn: only for the in-process backend
     from tui.client import CachierClient  # httpx, pydantic
 
+log = logging.getLogger(__name__)
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
 # The footer shows the five page keys as one item, "12345 pages" (help lists each page).
 PAGES = Binding.Group("pages", compact=True)
@@ -175,6 +176,8 @@ class CachierApp(App[None]):
         except ServiceError as error:
             self._fail(f"cannot start the backend: {error}")
             return
+        for warning in service.warnings:  # what cachier-backend prints under its banner
+            log.warning("%s", warning)  # a notice, and a line of the Backend log
         self.client = CachierClient(
             listening.api_url,
             service.config.admin_token,

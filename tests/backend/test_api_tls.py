@@ -153,3 +153,12 @@ def test_no_secret_travels_in_a_query_string(service: RunningService) -> None:
     for path, name in queries:
         assert not any(word in name.lower() for word in ("token", "secret", "sso", "pass", "key"))
         assert name in {"window", "since", "after", "limit"}, (path, name)
+
+
+def test_hsts_behind_a_tls_terminating_proxy_on_loopback(service: RunningService) -> None:
+    """A reverse proxy on this machine that terminates TLS says so with
+    ``X-Forwarded-Proto: https`` (README's nginx example); the answer then carries HSTS."""
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    answer = httpx.get(f"{service.api_url}/healthz", headers=proxied, timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers[HSTS] == "max-age=31536000"

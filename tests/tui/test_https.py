@@ -240,3 +240,9 @@ def attach_and_quit(args: list[str], expected: str, timeout: float = 60.0) -> tu
     return os.waitstatus_to_exitcode(status), CONTROL_SEQUENCE.sub(
         "", output.decode(errors="replace")
     )
+
+
+async def test_in_process_plain_api_off_loopback_warns_in_the_dashboard(tmp_path) -> None:
+    async with running_app(tmp_path, host="0.0.0.0", advertise_host="127.0.0.1") as (app, _):
+        (warning,) = [line for line in app.settings.backend_log if "without TLS" in line]
+        assert "--api-tls" in warning and "--api-insecure-ok" in warning
