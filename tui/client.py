@@ -73,14 +73,19 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
-def _transport_failure(base_url: str, exc: httpx.TransportError) -> str:
-    """One line for a request that never got an answer; TLS failures say what to do."""
+def _transport_failure(base_url: str, exc: httpx.TransportError, pinned: bool) -> str:
+    """One line for a request that never got an answer; TLS failures say what to do
+    (``pinned``: a CA file was given already, so --api-ca is no news)."""
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
+            hint = (
+                ""
+                if pinned
+                else "; for a private CA or a self-signed certificate, give it with --api-ca FILE"
+            )
             return (
                 f"cannot verify the certificate of the backend at {base_url}: "
-                f"{cause.verify_message or cause.reason}; for a private CA or a "
-                "self-signed certificate, give it with --api-ca FILE"
+                f"{cause.verify_message or cause.reason}{hint}"
             )
         if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
             return f"the backend at {base_url} does not speak TLS: try its http:// URL"
@@ -113,6 +118,7 @@ class CachierClient:
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.base_url = base_url.rstrip("/")
         self._extensions = {"sni_hostname": server_name} if server_name else {}
+        self._pinned = cafile is not None
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -131,7 +137,7 @@ class CachierClient:
         except httpx.TimeoutException:
             raise ApiError(f"the backend at {self.base_url} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise ApiError(_transport_failure(self.base_url, exc)) from None
+            raise ApiError(_transport_failure(self.base_url, exc, self._pinned)) from None
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]

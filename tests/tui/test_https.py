@@ -119,16 +119,18 @@ async def test_without_api_ca_the_certificate_is_refused_not_trusted(
 
 
 # -- in-process ---------------------------------------------------------------------------
+@pytest.mark.parametrize("advertised", ["127.0.0.1", ADVERTISED])
 async def test_in_process_backend_over_https_with_its_self_signed_certificate(
-    tmp_path,
+    tmp_path, advertised: str
 ) -> None:
-    options = {"api_tls": True, "tls_self_signed": True, "advertise_host": ADVERTISED}
+    options = {"api_tls": True, "tls_self_signed": True, "advertise_host": advertised}
     async with running_app(tmp_path, **options) as (app, pilot):
         listening = app.service.listening
         assert listening.api_url.startswith("https://127.0.0.1:")
-        assert listening.api_server_name == ADVERTISED
+        assert listening.api_server_name == advertised
+        assert listening.api_certificate == tmp_path / "tls-cert.pem"
         created = await app.client.create_cache("in-process", "100mb", None)
-        assert created.dashboard_url.startswith(f"https://{ADVERTISED}:")
+        assert created.dashboard_url.startswith(f"https://{advertised}:")
         assert [c.name for c in await app.client.caches()] == ["in-process"]
 
 
@@ -169,7 +171,9 @@ def test_cachier_tui_refuses_a_certificate_from_another_ca(
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(other)
     url = create_cache(https_service, ca)["dashboard_url"]
-    assert_one_line(run_tui(url, "--api-ca", str(other)), "cannot verify the certificate")
+    result = run_tui(url, "--api-ca", str(other))
+    assert_one_line(result, "cannot verify the certificate")
+    assert "--api-ca FILE" not in result[1]  # it was given: the hint would be no news
 
 
 def test_cachier_tui_attaches_over_https_with_api_ca(
