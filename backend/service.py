@@ -311,8 +311,8 @@ class Service:
             public_url,
             advertised_endpoints,
             advertised_tls,
-            socks.certificate if api_tls else None,
-            advertised if api_tls else "",
+            api_certificate=socks.certificate if api_tls else None,
+            api_server_name=advertised if api_tls else "",
         )
 
     async def _start_api(
