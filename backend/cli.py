@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="URL",
         help="the API's base URL as clients reach it, e.g. behind a reverse proxy "
-        "(dashboard URLs, the status feed); default: http://ADVERTISE-HOST:API-PORT",
+        "(dashboard URLs, the status feed); default: http://ADVERTISE-HOST:API-PORT "
+        "(https:// with --api-tls)",
     )
     p.add_argument(
         "--endpoint-port",
