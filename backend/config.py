@@ -71,6 +71,15 @@ def check_public_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name, or a wildcard: reachable from elsewhere
+        return False
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("cachier", appauthor=False))
 
@@ -105,6 +114,11 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_self_signed: bool = False
+    # The HTTP API over TLS too (--api-tls), with the certificate above: every URL handed
+    # out is then https://. Without it, an API reachable from other machines is warned
+    # about at start-up unless --api-insecure-ok says a TLS-terminating proxy is in front.
+    api_tls: bool = False
+    api_insecure_ok: bool = False
     # What clients are told (servers, config vars, dashboard URLs): the host of every
     # memcache address, and the API's base URL. Empty: derived from `host` (see below).
     advertise_host: str = ""
@@ -128,6 +142,25 @@ class Config:
         if not self.admin_token:
             self.admin_token = secrets.token_urlsafe(24)
             self.admin_token_generated = True
+
+    @property
+    def api_scheme(self) -> str:
+        return "https" if self.api_tls else "http"
+
+    def plain_api_warning(self) -> str | None:
+        """The start-up warning for an API in clear text reachable from other machines.
+
+        The admin token and every dashboard URL (its secret) cross the network with each
+        request; loopback never leaves the machine, so it is not warned about. A host name
+        other than ``localhost`` counts as reachable: resolving it here would be guessing.
+        """
+        if self.api_tls or self.api_insecure_ok or _is_loopback(self.host):
+            return None
+        return (
+            f"the HTTP API listens on {self.host or 'every interface'} without TLS: admin "
+            "tokens and dashboard secrets cross the network in clear text; serve it with "
+            "--api-tls, or pass --api-insecure-ok behind a TLS-terminating proxy"
+        )
 
     def advertised_host(self) -> tuple[str, str | None]:
         """The host handed to clients, and a warning when it had to be guessed.

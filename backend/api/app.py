@@ -48,6 +48,34 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
+class StrictTransportSecurity:
+    """``Strict-Transport-Security`` on every answer given over HTTPS (RFC 6797).
+
+    A browser that opened a dashboard over HTTPS then refuses to go back to plain HTTP
+    for a year, so a link or a typed ``http://`` cannot leak the dashboard's secret in
+    clear. Only on HTTPS (the header means nothing over HTTP, RFC 6797 7.2): the scheme is
+    the connection's, or ``X-Forwarded-Proto`` from a reverse proxy uvicorn trusts
+    (loopback by default). No ``includeSubDomains``: the service does not own its domain.
+    """
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, with_header)
+
+
 class AnswerAfterDelivery:
     """Hold the answer to a change until its events have reached every subscriber.
 
@@ -110,6 +138,7 @@ def create_app(
     app.add_middleware(
         RequestGate, control=control, admin_token=admin_token, max_body=max_body_bytes
     )
+    app.add_middleware(StrictTransportSecurity)  # outermost: the gate's refusals get it too
 
     @app.get("/healthz", response_model=HealthOut, tags=["public"])
     async def healthz() -> HealthOut:

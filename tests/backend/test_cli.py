@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -105,6 +106,12 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (["--public-url", "http://[::]:8080"], "wildcard"),
         (["--database", "mysql://db/cachier"], "give sqlite:///path or postgresql://"),
         (["--database", "sqlite://"], "sqlite:///path/to/file"),
+        (["--api-tls"], "--api-tls needs --tls-cert and --tls-key, or --tls-self-signed"),
+        (["--tls-self-signed"], "needs --tls-port or --api-tls"),
+        (
+            ["--api-tls", "--tls-self-signed", "--public-url", "http://cachier.example.com"],
+            "--public-url must start with https://",
+        ),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
@@ -171,3 +178,56 @@ def test_a_service_that_failed_to_start_stops_cleanly(tmp_path) -> None:
             await service.stop()  # raised "Cannot operate on a closed database" before
 
     asyncio.run(main())
+
+
+PLAIN_API_WARNING = "without TLS: admin tokens and dashboard secrets cross the network"
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        (["--host", "0.0.0.0", "--advertise-host", "127.0.0.1"], True),
+        (["--host", "0.0.0.0", "--advertise-host", "127.0.0.1", "--api-insecure-ok"], False),
+        ([], False),  # loopback: the default, unchanged
+    ],
+)
+def test_a_plain_http_api_off_loopback_is_warned_about(tmp_path, extra, warned) -> None:
+    process, _ = start(tmp_path, *extra)
+    process.terminate()
+    out, err = process.communicate(timeout=15)
+    warning = [line for line in out.splitlines() if PLAIN_API_WARNING in line]
+    if warned:
+        assert len(warning) == 1 and "--api-tls" in warning[0] and "--api-insecure-ok" in warning[0]
+        assert warning[0].startswith("  warning: the HTTP API listens on 0.0.0.0")
+    else:
+        assert warning == []
+    assert "Traceback" not in err
+
+
+def test_api_tls_serves_https_only_and_says_where_its_certificate_is(tmp_path) -> None:
+    api_port = free_fixed_ports(1)[0]
+    args = ["--data-dir", str(tmp_path), "--api-port", str(api_port), "--endpoint-port", "0"]
+    process = subprocess.Popen(
+        [*COMMAND, *args, "--api-tls", "--tls-self-signed", "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cert = tmp_path / "tls-cert.pem"
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline and process.poll() is None, "not healthy"
+            try:
+                url = f"https://127.0.0.1:{api_port}/healthz"
+                if httpx.get(url, verify=ssl.create_default_context(cafile=cert)).is_success:
+                    break
+            except (httpx.TransportError, OSError):
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert re.search(rf"API\s+https://\S+:{api_port}\s", out)
+    assert f"API TLS    certificate {cert} (HTTPS only)" in out
+    assert PLAIN_API_WARNING not in out  # 0.0.0.0, but over TLS
