@@ -145,7 +145,7 @@ def test_tracking_stops_when_nobody_asks(tmp_path, monkeypatch) -> None:
             running.service.dataplane.caches[cache.info["id"]]
         )
         assert engine is not None and engine.key_activity is None  # the hot path is free
-        assert keys_view(cache)["tracking"] is False  # asking again restarts it
+        assert wait_tracking(cache)["keys"] == []  # asking again restarts it, afresh
     finally:
         running.stop()
 
