@@ -2,7 +2,8 @@
 
 A region endpoint and a proxy speak the same protocol; they differ only in how a session is
 bound: an endpoint picks a proxy of the cache's current cluster at authentication, a
-proxy's own port serves only caches of its cluster.
+proxy's own port serves only caches of its cluster. When another process runs that
+cluster, the endpoint hands the connection to ``backend.relay`` instead.
 """
 
 from __future__ import annotations
