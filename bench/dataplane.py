@@ -71,6 +71,8 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     results: list[RunResult] = field(default_factory=list)
     error: str | None = None
+    # --relay: round trips of one connection's sequential gets, microseconds (p50, p99)
+    latency_us: tuple[float, float] | None = None
 
     def median(self) -> float | None:
         """Median TPS, because one disturbed round should not move the headline number."""
@@ -382,6 +384,10 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
                 f"get_misses={last.get_misses}"
             )
     for t in targets:
+        if t.latency_us is not None:
+            p50, p99 = t.latency_us
+            print(f"{t.name}: one connection, sequential gets: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
+    for t in targets:
         if t.error:
             print(f"{t.name}: NOT MEASURED: {t.error}")
     print()
@@ -402,6 +408,7 @@ def print_json(targets: list[Target], args: argparse.Namespace) -> None:
                 "median_tps": t.median(),
                 "runs": [asdict(r) for r in t.results],
                 "error": t.error,
+                "latency_us_p50_p99": t.latency_us,
                 "command": shown_command(t, args.seconds, args.mode),
             }
             for t in targets
@@ -527,7 +534,30 @@ def bench_relay(args: argparse.Namespace, workdir: Path) -> list[Target]:
                     if refused:
                         targets[-1].error = f"{name} refused the {args.mode} login: {refused}"
                 run_rounds(targets, args, workdir)
+                for target in targets:
+                    if not target.error:
+                        target.latency_us = round_trips(target.port, user, password)
     return targets
+
+
+def round_trips(port: int, user: str, password: str, count: int = 3000) -> tuple[float, float]:
+    """p50 and p99 of ``count`` sequential one-key gets on one idle connection: what one
+    request pays for the hop, apart from throughput under load."""
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _probe_ascii(sock, user, password) is not None:
+            raise RunError("the latency probe could not log in")
+        sock.sendall(b"set lat 0 0 5\r\nhello\r\n")
+        _recv_exact(sock, len(b"STORED\r\n"))
+        reply = b"VALUE lat 0 5\r\nhello\r\nEND\r\n"
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(b"get lat\r\n")
+            _recv_exact(sock, len(reply))
+            times.append((time.perf_counter() - started) * 1e6)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99)]
 
 
 def remote_proxies(api: str, cluster: str) -> list[str]:
