@@ -11,6 +11,7 @@ file, as every process of one service must (credential passwords are encrypted w
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
@@ -41,7 +42,7 @@ from tests.conftest import (
 
 UNAVAILABLE = b"CLIENT_ERROR no proxy of this cache's cluster is available\r\n"
 FAILURE = b"CLIENT_ERROR authentication failure\r\n"
-REMOTE_CACHES = 15  # one per test that changes a cache or its connections
+REMOTE_CACHES = 18  # one per test that uses a cache of local-b (remote_cache)
 
 
 @dataclass
@@ -412,6 +413,31 @@ def test_remote_down_at_connect_gets_the_down_cluster_answer(
     assert reply.value == b"Auth failure: no proxy of this cache's cluster is available"
     assert binary.read_to_close() == b""
     assert relays_on_a(route, remote_cache) == 0
+
+
+def test_an_owner_that_never_answers_the_connect_times_out_like_a_down_cluster(
+    route: Pair, remote_cache: CacheHandle
+) -> None:
+    """A listener whose accept queue is full drops further SYNs: the connect hangs, as to
+    a host that vanished. The client gets the down-cluster answer after the timeout."""
+    with socket.socket() as black_hole, contextlib.ExitStack() as stack:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(0)
+        for _ in range(3):  # fill the accept queue; nothing ever accepts
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(black_hole.getsockname())
+        time.sleep(0.1)
+        route.set_route([f"127.0.0.1:{black_hole.getsockname()[1]}"])
+        wire = Wire(remote_cache.endpoint, timeout=relay.CONNECT_TIMEOUT + 5)
+        secret = remote_cache.password.encode()
+        started = time.monotonic()
+        auth = b"set %s 0 0 %d\r\n%s\r\n" % (remote_cache.username.encode(), len(secret), secret)
+        wire.send(auth)
+        assert wire.read_to_close(timeout=relay.CONNECT_TIMEOUT + 5) == UNAVAILABLE
+        waited = time.monotonic() - started
+    assert relay.CONNECT_TIMEOUT - 0.2 < waited < relay.CONNECT_TIMEOUT + 2
 
 
 def test_one_unreachable_owner_proxy_is_skipped(route: Pair, remote_cache: CacheHandle) -> None:
