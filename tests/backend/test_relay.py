@@ -173,6 +173,18 @@ def test_each_process_binds_only_its_clusters_proxies(pair: Pair) -> None:
     assert set(pair.b.service.dataplane.stores) == {"local-b"}
 
 
+def test_the_api_still_answers_for_the_whole_service(pair: Pair) -> None:
+    """Caches of clusters run elsewhere are listed (their usage is the owner's to report),
+    and the status and metrics routes work with proxies this process does not run."""
+    with pair.a.admin() as admin:
+        listed = admin.get("/api/v1/admin/caches")
+        assert listed.status_code == 200
+        clusters = {c["cluster"] for c in listed.json()}
+        assert clusters == {"local-a", "local-b"}
+        assert admin.get("/metrics").status_code == 200
+    assert httpx.get(f"{pair.a.api_url}/api/v1/status").status_code == 200
+
+
 def test_monitor_probes_only_the_processs_own_proxies(pair: Pair) -> None:
     monitor = pair.a.service.monitor
     assert monitor is not None
