@@ -11,6 +11,7 @@ file, as every process of one service must (credential passwords are encrypted w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -52,6 +53,7 @@ class Pair:
     remote: list[CacheHandle]  # caches on local-b, each handed to one test
     local: CacheHandle  # a cache on local-a
     ca: trustme.CA
+    loops: str  # "asyncio" or "uvloop": what both services' serving loops are
 
     def remote_proxies(self) -> list[str]:
         assert self.b.listening is not None
@@ -73,8 +75,27 @@ def _served_by(service: RunningService, cluster: str) -> list[str]:
     return [h for h in service.listening.proxies if f".{cluster}." in h]
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+@contextlib.contextmanager
+def event_loops(kind: str) -> Iterator[None]:
+    """Services started inside run on loops of this kind: asyncio's, or uvloop's,
+    which ``cachier-backend`` runs on (its transports implement the relay's calls anew)."""
+    if kind == "asyncio":
+        yield
+        return
+    import uvloop
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
     ca = trustme.CA()
     with postgres_database() as url:
         dir_a, dir_b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
@@ -82,16 +103,16 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         cert, key = dir_a / "server.pem", dir_a / "server.key"
         server_cert.cert_chain_pems[0].write_to_path(cert)
         server_cert.private_key_pem.write_to_path(key)
-        a = RunningService(
-            make_config(
-                dir_a,
-                database=url,
-                clusters=frozenset({"local-a"}),
-                tls_port=0,
-                tls_cert=cert,
-                tls_key=key,
-            )
-        ).start()
+        config_a = make_config(
+            dir_a,
+            database=url,
+            clusters=frozenset({"local-a"}),
+            tls_port=0,
+            tls_cert=cert,
+            tls_key=key,
+        )
+        with event_loops(request.param):
+            a = RunningService(config_a).start()
         b: RunningService | None = None
         try:
             remote: list[CacheHandle] = []
@@ -106,10 +127,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
                     break
             assert local is not None and len(remote) == REMOTE_CACHES
             shutil.copy(dir_a / "secret.key", dir_b / "secret.key")
-            b = RunningService(
-                make_config(dir_b, database=url, clusters=frozenset({"local-b"}))
-            ).start()
-            pair = Pair(a, b, remote, local, ca)
+            config_b = make_config(dir_b, database=url, clusters=frozenset({"local-b"}))
+            with event_loops(request.param):
+                b = RunningService(config_b).start()
+            pair = Pair(a, b, remote, local, ca, request.param)
             pair.set_route(pair.remote_proxies())
             yield pair
         finally:
@@ -161,6 +182,12 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 def on_b(pair: Pair, cache: CacheHandle) -> tuple[str, int]:
     """B's own region endpoint (the same ``servers`` host, B's port)."""
     return address(pair.b.listening.endpoints["local"])
+
+
+def test_both_services_run_on_the_loop_kind_under_test(pair: Pair) -> None:
+    for service in (pair.a, pair.b):
+        module = type(service._loop).__module__
+        assert module.startswith("uvloop" if pair.loops == "uvloop" else "asyncio"), module
 
 
 # -- --clusters ------------------------------------------------------------------------------
