@@ -30,7 +30,17 @@ from backend import relay
 from backend.dataplane import DataPlane
 from backend.store import MAX_ITEM_SIZE
 from tests.backend.test_auth import AuthenticatingClient
-from tests.backend.test_binary import AUTH_ERROR, GET, NOOP, OK, SASL_AUTH, SET, Binary, packet
+from tests.backend.test_binary import (
+    AUTH_ERROR,
+    GET,
+    NOOP,
+    OK,
+    SASL_AUTH,
+    SET,
+    Binary,
+    add_credential,
+    packet,
+)
 from tests.backend.wire import Wire, store_extras
 from tests.conftest import (
     CacheHandle,
@@ -43,7 +53,7 @@ from tests.conftest import (
 
 UNAVAILABLE = b"CLIENT_ERROR no proxy of this cache's cluster is available\r\n"
 FAILURE = b"CLIENT_ERROR authentication failure\r\n"
-REMOTE_CACHES = 18  # one per test that uses a cache of local-b (remote_cache)
+REMOTE_CACHES = 19  # one per test that uses a cache of local-b (remote_cache)
 
 
 @dataclass
@@ -126,6 +136,8 @@ def pair(
                 if len(remote) == REMOTE_CACHES and local is not None:
                     break
             assert local is not None and len(remote) == REMOTE_CACHES
+            for handle in remote:  # a second, deletable credential, which B loads too
+                handle.info["credentials"].append(add_credential(handle, write=True))
             shutil.copy(dir_a / "secret.key", dir_b / "secret.key")
             config_b = make_config(dir_b, database=url, clusters=frozenset({"local-b"}))
             with event_loops(request.param):
@@ -499,29 +511,48 @@ def test_a_cluster_no_process_runs_is_answered_like_a_down_one(
     assert wire.read_to_close() == UNAVAILABLE
 
 
+def test_a_revocation_heard_by_the_relaying_process_closes_its_relays(
+    pair: Pair, remote_cache: CacheHandle
+) -> None:
+    """A deletes a credential (B has not heard): A closes the relayed connection, both
+    sides, and refuses the credential itself from then on."""
+    second = remote_cache.info["credentials"][1]
+    user, password = second["username"], second["password"]
+    live = Wire.authenticated(remote_cache, user, password)
+    wait_for(lambda: pair.b.call(pair.b.service.dataplane.sessions_of, user) == 1)
+    with httpx.Client(base_url=remote_cache.dashboard_api, timeout=10) as api:
+        assert api.delete(f"/credentials/{user}").status_code == 200
+    assert live.read_to_close() == b""
+    wait_for(lambda: pair.b.call(pair.b.service.dataplane.sessions_of, user) == 0)
+    assert pair.a.call(lambda: user not in pair.a.service.dataplane.relays)
+    wire = Wire(remote_cache.endpoint)
+    wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (user.encode(), len(password), password.encode()))
+    assert wire.read_to_close() == FAILURE
+
+
 def test_a_credential_revoked_on_the_owner_is_refused_there(
     pair: Pair, remote_cache: CacheHandle
 ) -> None:
     """B deleted the credential (A has not heard yet): A lets the client through, B refuses
     it with its own answer, and the client sees exactly that. A live relayed connection of
     the credential is closed by B's revocation."""
-    live = Wire.authenticated(remote_cache)
-    wait_for(lambda: live_on_b(pair, remote_cache) == 1)
+    second = remote_cache.info["credentials"][1]
+    user, password = second["username"], second["password"]
+    live = Wire.authenticated(remote_cache, user, password)
+    wait_for(lambda: pair.b.call(pair.b.service.dataplane.sessions_of, user) == 1)
     b_dashboard = remote_cache.dashboard_api.replace(pair.a.api_url, pair.b.api_url)
     with httpx.Client(base_url=b_dashboard, timeout=10) as api:
-        created = api.post("/credentials")  # a second one, so the primary can go
-        assert created.status_code == 201, created.text
-        assert api.post(f"/credentials/{created.json()['username']}/promote").status_code == 200
-        deleted = api.delete(f"/credentials/{remote_cache.username}")
+        deleted = api.delete(f"/credentials/{user}")
         assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["closed_connections"] == 1
     assert live.read_to_close() == b""
-    assert relays_on_a(pair, remote_cache) == 0
+    wait_for(lambda: pair.a.call(lambda: user not in pair.a.service.dataplane.relays))
     # A still has the credential and relays; B answers.
+    assert pair.a.call(lambda: user in pair.a.service.dataplane.credentials)
     wire = Wire(remote_cache.endpoint)
-    secret = remote_cache.password.encode()
-    wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (remote_cache.username.encode(), len(secret), secret))
+    wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (user.encode(), len(password), password.encode()))
     assert wire.read_to_close() == FAILURE
     pymemcache = Client(remote_cache.endpoint, connect_timeout=5, timeout=5)
     with pytest.raises(Exception, match="authentication failure"):
-        pymemcache.set(remote_cache.username, remote_cache.password, noreply=False)
+        pymemcache.set(user, password, noreply=False)
     pymemcache.close()
