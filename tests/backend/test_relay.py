@@ -53,7 +53,7 @@ from tests.conftest import (
 
 UNAVAILABLE = b"CLIENT_ERROR no proxy of this cache's cluster is available\r\n"
 FAILURE = b"CLIENT_ERROR authentication failure\r\n"
-REMOTE_CACHES = 19  # one per test that uses a cache of local-b (remote_cache)
+REMOTE_CACHES = 20  # one per test that uses a cache of local-b (remote_cache)
 
 
 @dataclass
@@ -344,6 +344,15 @@ def test_pipelined_ascii_sent_with_the_auth_and_after(
         )
     multi = wire.read_until(b"END\r\n")
     assert multi.count(b"VALUE ") == 300
+    wire.close()
+
+
+def test_meta_commands_through_the_relay(pair: Pair, remote_cache: CacheHandle) -> None:
+    wire = Wire.authenticated(remote_cache)
+    assert wire.ask(b"ms k 5 F7 T0\r\nhello\r\n") == b"HD\r\n"
+    assert wire.ask(b"mg k s v f t k Oop\r\n") == b"VA 5 s5 f7 t-1 kk Oop\r\nhello\r\n"
+    assert wire.ask(b"mg nope k O9\r\n") == b"EN knope O9\r\n"
+    assert items_on(pair.b, remote_cache) == 1
     wire.close()
 
 
