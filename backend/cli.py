@@ -16,8 +16,10 @@ from backend.config import (
     ADMIN_TOKEN_ENV,
     DEMO_RESOLVED_WINDOW,
     AddressError,
+    ClusterSelectionError,
     Config,
     default_data_dir,
+    select_clusters,
 )
 from backend.control.database import DatabaseUrlError
 from backend.topology import TopologyError, demo_topology, load_topology
@@ -80,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="control plane database: sqlite:///path or postgresql://user@host/dbname "
         "(default: cachier.sqlite3 in the data directory, which keeps the key file either way)",
+    )
+    p.add_argument(
+        "--clusters",
+        default=None,
+        metavar="A,B",
+        help="run the proxies and stores of these clusters only (comma-separated; default: "
+        "all); region endpoints and the API serve every cluster, relaying a connection to "
+        "the process that runs its cache's cluster",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
@@ -212,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
         config = _config(args)
-    except (AddressError, DatabaseUrlError) as exc:
+    except (AddressError, DatabaseUrlError, ClusterSelectionError) as exc:
         raise ConfigError(str(exc)) from None
     return config
 
@@ -268,6 +278,8 @@ def _config(args: argparse.Namespace) -> Config:
             config.temporary_data_dir = True
         if args.resolved_window is None:
             config.resolved_window = DEMO_RESOLVED_WINDOW
+    if args.clusters is not None:  # checked against the topology chosen above
+        config.clusters = select_clusters(config.topology, args.clusters)
     return config
 
 
@@ -284,6 +296,8 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
         lines.append(f"  API TLS    certificate {listening.api_certificate} (HTTPS only)")
     if config.database:
         lines.insert(2, f"  database   {config.database_url.describe(config.data_dir)}")
+    if config.clusters is not None:
+        lines.append(f"  clusters   {', '.join(sorted(config.clusters))} (run here)")
     endpoints = listening.advertised_endpoints or listening.endpoints
     for region, address in endpoints.items():
         lines.append(f"  endpoint   {address}   region {region}")

@@ -27,6 +27,24 @@ class AddressError(ValueError):
     """An advertised host or public URL that clients could not use; one readable line."""
 
 
+class ClusterSelectionError(ValueError):
+    """--clusters names a cluster the topology does not have; one readable line."""
+
+
+def select_clusters(topology: Topology, names: str) -> frozenset[str]:
+    """The clusters of ``--clusters a,b`` (comma-separated, blanks ignored), checked
+    against the topology: an unknown name is refused with the list of valid ones."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    known = [c.name for c in topology.clusters()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown or not chosen:
+        what = f"unknown cluster {', '.join(map(repr, unknown))}" if unknown else "no cluster"
+        raise ClusterSelectionError(
+            f"--clusters: {what}; the topology's clusters are {', '.join(known)}"
+        )
+    return frozenset(chosen)
+
+
 def format_address(host: str, port: int) -> str:
     """``host:port`` as clients write it: an IPv6 literal goes in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -129,6 +147,9 @@ class Config:
     # always was; ``postgresql://…`` is shared by several processes. The key file that
     # encrypts its secrets stays in the data dir either way.
     database: str = ""
+    # The clusters whose proxies and stores this process runs (--clusters); None: all.
+    # Region endpoints and the API serve the whole service either way.
+    clusters: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.database = self.database.strip()
@@ -182,6 +203,10 @@ class Config:
     @property
     def database_url(self) -> DatabaseUrl:
         return parse_database_url(self.database)
+
+    def serves(self, cluster: str) -> bool:
+        """Whether this process runs ``cluster``'s proxies and store."""
+        return self.clusters is None or cluster in self.clusters
 
     def endpoint_port_for(self, region_index: int) -> int:
         return self.endpoint_port + region_index if self.endpoint_port else 0

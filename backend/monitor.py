@@ -286,11 +286,14 @@ class Monitor:
         """
         if credentials is None:
             credentials = probe_caches(self.dataplane)
+        # Only this process's proxies for now (--clusters): probing those another process
+        # runs, and leading the probing of the whole service, is issue 14's item 5.
         return [
             asyncio.create_task(
                 self._probe_forever(Prober(p, credentials[p.cluster.name], self.timeout_s))
             )
             for p in self.dataplane.topology.proxies()
+            if self.dataplane.serves(p.cluster.name)
         ]
 
     async def _probe_forever(self, prober: Prober) -> None:

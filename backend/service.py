@@ -27,7 +27,7 @@ from backend.api.app import create_app
 from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
-from backend.control.errors import NotFound
+from backend.control.errors import Conflict, NotFound
 from backend.control.models import Credential
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
@@ -152,7 +152,7 @@ class Service:
         throttle = AuthThrottle(
             config.auth_failure_limit, config.auth_failure_window, config.auth_user_failure_limit
         )
-        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
+        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys, config.clusters)
         # Subscribers first: loading announces every stored cache and credential. The
         # control plane publishes from its thread; the data plane hears it on this loop.
         self.dataplane.subscribe(self.bus, loop)
@@ -233,6 +233,8 @@ class Service:
                     sockets.append(tls_socks[-1][1])
             proxy_socks = []
             for proxy in config.topology.proxies():
+                if not config.serves(proxy.cluster.name):
+                    continue  # another process runs this cluster (--clusters)
                 proxy_socks.append((proxy, _bind(config.host, proxy.port)))
                 sockets.append(proxy_socks[-1][1])
             tls_context, certificate = (
@@ -413,6 +415,11 @@ class Service:
         proxy = self.dataplane.topology.proxy(hostname)
         if proxy is None:
             raise NotFound(f"no proxy named {hostname!r}")
+        if not self.dataplane.serves(proxy.cluster.name):
+            raise Conflict(
+                f"proxy {hostname} runs in another process (cluster {proxy.cluster.name} "
+                "is not in this process's --clusters); set its fault through that process"
+            )
         state = self.dataplane.proxy_state[proxy]
         state.delay_s = delay_ms / 1000 if mode == "slow" else 0.0
         if mode == "down" and not state.down:

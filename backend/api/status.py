@@ -216,7 +216,9 @@ async def prometheus(view: Status) -> Response:
 
 
 @admin_router.post(
-    "/proxies/{hostname}/fault", response_model=ProxyStatus, responses=errors(404, *BODY_ERRORS)
+    "/proxies/{hostname}/fault",
+    response_model=ProxyStatus,
+    responses=errors(404, 409, *BODY_ERRORS),
 )
 async def inject_fault(
     hostname: str, body: FaultIn, faults: Faults, view: Status, control: Control

@@ -393,10 +393,19 @@ class ControlPlane:
 
     def flush(self, cache: Cache, origin: str) -> str:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""
-        proxy = self.dataplane.choose_proxy(cache.cluster)
-        assert proxy is not None
-        self.record_flush(cache.id, proxy.hostname, origin)
-        return proxy.hostname
+        hostname = self._flushing_proxy(cache.cluster)
+        self.record_flush(cache.id, hostname, origin)
+        return hostname
+
+    def _flushing_proxy(self, cluster_name: str) -> str:
+        """The proxy named in a flush's log line: the one the data plane would choose, or,
+        for a cluster another process runs (``--clusters``) or whose proxies are all down,
+        the cluster's first proxy, as which proxy of it runs the flush is not known here."""
+        proxy = self.dataplane.choose_proxy(cluster_name)
+        if proxy is not None:
+            return proxy.hostname
+        cluster = self.topology.cluster(cluster_name)
+        return cluster.proxies[0].hostname if cluster is not None else cluster_name
 
     def record_flush(self, cache_id: str, proxy: str, origin: str) -> None:
         """Log a flush and publish it; with ``CLIENT_FLUSH_ORIGIN`` the data plane reports
@@ -441,15 +450,14 @@ class ControlPlane:
             raise (Forbidden if not cache.paid else Conflict)(reason)
         target = self.least_loaded(self._move_candidates(cache), ignore=cache)
         old_cluster = cache.cluster
-        proxy = self.dataplane.choose_proxy(old_cluster)
-        assert proxy is not None
+        proxy = self._flushing_proxy(old_cluster)
         with self.transaction():
             self.repository.set_cache_cluster(cache.id, target.name)
             self.log(
                 cache.id, f"Cache {cache.name} moving from cluster {old_cluster} to {target.name}"
             )
-            self._log_flush(cache.id, proxy.hostname, "admin operation")
-            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy.hostname))
+            self._log_flush(cache.id, proxy, "admin operation")
+            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy))
             self.on_commit(lambda: setattr(cache, "cluster", target.name))
         return target.name
 

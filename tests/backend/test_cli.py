@@ -93,6 +93,18 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
     assert "proxy-3.eu-a.eu.cachier.internal" in out and "edge.example" in out
 
 
+def test_clusters_flag_runs_only_those_clusters_proxies(tmp_path) -> None:
+    process, api_port = start(tmp_path, "--clusters", "local-b")
+    status = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/status").json()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert "clusters   local-b (run here)" in out
+    assert out.count("proxy-") == 2 and ".local-a." not in out
+    assert re.search(r"endpoint\s+127\.0\.0\.1:\d+\s+region local", out)  # every region
+    assert {c["name"] for r in status["regions"] for c in r["clusters"]} == {"local-a", "local-b"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -111,6 +123,15 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (
             ["--api-tls", "--tls-self-signed", "--public-url", "http://cachier.example.com"],
             "--public-url must start with https://",
+        ),
+        (
+            ["--clusters", "local-a,local-z"],
+            "--clusters: unknown cluster 'local-z'; the topology's clusters are local-a, local-b",
+        ),
+        (["--clusters", " , "], "--clusters: no cluster; the topology's clusters are"),
+        (
+            ["--demo", "--clusters", "local-a"],
+            "unknown cluster 'local-a'; the topology's clusters are use1-a, use1-b, use1-c",
         ),
     ],
 )
