@@ -20,7 +20,7 @@ from backend.config import (
     default_data_dir,
 )
 from backend.control.database import DatabaseUrlError
-from backend.topology import TopologyError, demo_topology, load_topology
+from backend.topology import Topology, TopologyError, demo_topology, load_topology
 
 if TYPE_CHECKING:  # the service pulls in FastAPI and uvicorn: only when it runs
     from backend.service import Listening
@@ -28,6 +28,21 @@ if TYPE_CHECKING:  # the service pulls in FastAPI and uvicorn: only when it runs
 
 class ConfigError(ValueError):
     """Flags that cannot work together."""
+
+
+def parse_clusters(text: str, topology: Topology) -> frozenset[str]:
+    """``--clusters a,b``: names of the topology's clusters, at least one."""
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    known = {cluster.name for cluster in topology.clusters()}
+    if not names:
+        raise ConfigError("--clusters: name at least one cluster")
+    unknown = sorted(names - known)
+    if unknown:
+        raise ConfigError(
+            f"--clusters: no cluster {', '.join(unknown)} in the topology "
+            f"(it has {', '.join(sorted(known))})"
+        )
+    return names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="control plane database: sqlite:///path or postgresql://user@host/dbname "
         "(default: cachier.sqlite3 in the data directory, which keeps the key file either way)",
+    )
+    p.add_argument(
+        "--clusters",
+        default=None,
+        metavar="A,B",
+        help="serve only these clusters (comma-separated; default: all). Several processes "
+        "on one PostgreSQL --database each serve their own",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
@@ -249,6 +271,8 @@ def _config(args: argparse.Namespace) -> Config:
             config.temporary_data_dir = True
         if args.resolved_window is None:
             config.resolved_window = DEMO_RESOLVED_WINDOW
+    if args.clusters is not None:
+        config.clusters = parse_clusters(args.clusters, config.topology)
     return config
 
 

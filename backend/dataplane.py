@@ -35,6 +35,7 @@ from backend.events import (
     CacheFlushed,
     CacheMoved,
     CapabilitiesChanged,
+    ClusterOwners,
     CredentialAdded,
     CredentialRevoked,
     EventBus,
@@ -92,6 +93,10 @@ class DataPlane:
         self.record_flush: FlushRecorder = lambda cache_id, proxy: None
         # Caches of the service itself (the monitor's probes): never listed, never placed.
         self.internal_caches: dict[str, Cache] = {}
+        # Clusters another process serves (several processes on PostgreSQL, issue 14):
+        # cluster -> "host:port" of its proxies there; a cluster absent is served here.
+        # Set from ``ClusterOwners`` events, on this loop.
+        self.remote_proxies: dict[str, list[str]] = {}
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -105,6 +110,11 @@ class DataPlane:
         bus.subscribe(CacheFlushed, self._cache_flushed, loop)
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
+        bus.subscribe(ClusterOwners, self._cluster_owners, loop)
+
+    def _cluster_owners(self, event: ClusterOwners) -> None:
+        """Replaced whole (one assignment): a reader never sees half of an update."""
+        self.remote_proxies = {cluster: list(addresses) for cluster, addresses in event.remote}
 
     def _cache_created(self, event: CacheCreated) -> None:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)

@@ -155,6 +155,24 @@ Event = (
 )
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
+
+@dataclass(frozen=True, slots=True)
+class ClusterOwners:
+    """Which clusters other processes serve, and at which proxy addresses (issue 14).
+
+    Not a control-plane change (so not in ``Event``): each process learns it from the
+    ``cluster_owners`` table (at start, on an owner's notification, at each heartbeat)
+    and publishes it only in-process, when it changed. ``remote`` pairs a cluster with
+    the advertised "host:port" of its proxies on the owning process; a cluster absent
+    from it is served here. The embedded (SQLite) mode never publishes it.
+    """
+
+    remote: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+# What the bus carries: the control plane's facts, and the process-local ones above.
+BusEvent = Event | ClusterOwners
+
 E = TypeVar("E")
 
 
@@ -167,7 +185,7 @@ class _OnLoop:
         self.loop = loop
         self.handler = handler
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: BusEvent) -> None:
         if asyncio._get_running_loop() is self.loop:  # the publisher runs on our loop
             self.handler(event)
             return
@@ -180,7 +198,7 @@ class _OnLoop:
         return f"{self.handler!r} on {self.loop!r}"
 
 
-def _deliver(handler: Callable[[Any], None], event: Event) -> None:
+def _deliver(handler: Callable[[Any], None], event: BusEvent) -> None:
     try:
         handler(event)
     except Exception:
@@ -226,7 +244,7 @@ class EventBus:
         if waits:  # bounded: a loop that stopped running must not hang the API
             await asyncio.wait(waits, timeout=DELIVERY_TIMEOUT_S)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: BusEvent) -> None:
         """Deliver to every subscriber of its type, in order.
 
         The change is already committed: a subscriber that raises is logged and the others

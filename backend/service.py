@@ -27,13 +27,27 @@ from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import NotFound
+from backend.control.follow import Follower
 from backend.control.models import Credential
+from backend.control.notify import Forwarder, Listener, Receiver
+from backend.control.ownership import (
+    HEARTBEAT_INTERVAL_S,
+    Ownership,
+    OwnershipRefused,
+    new_process_id,
+)
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.egress import EgressPolicy
-from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyFaultSet
+from backend.events import (
+    CLIENT_FLUSH_ORIGIN,
+    ClusterOwners,
+    EventBus,
+    LogLineWritten,
+    ProxyFaultSet,
+)
 from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
@@ -85,6 +99,12 @@ def _reachable(host: str) -> str:
     return "::1" if host == "::" else host
 
 
+def _public_api_url(config: Config, api_sock: socket.socket) -> str:
+    """The API's base URL as clients (and the other processes) are told it."""
+    port = api_sock.getsockname()[1]
+    return config.public_url or f"http://{_format_address(config.advertised_host()[0], port)}"
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -105,6 +125,14 @@ class _Sockets:
     tls: list[tuple[Region, socket.socket]]
     proxies: list[tuple[Proxy, socket.socket]]
     tls_context: ssl.SSLContext | None
+
+    def all(self) -> list[socket.socket]:
+        return [
+            self.api,
+            *(sock for _, sock in self.regions),
+            *(sock for _, sock in self.tls),
+            *(sock for _, sock in self.proxies),
+        ]
 
 
 class Service:
@@ -139,6 +167,12 @@ class Service:
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
+        # Several processes on one PostgreSQL database (issue 14); None in the embedded
+        # mode, where this process owns every cluster and hears only its own changes.
+        self.process_id = new_process_id()
+        self.ownership: Ownership | None = None
+        self.follower: Follower | None = None
+        self.listener: Listener | None = None
 
     async def start(self) -> Listening:
         config = self.config
@@ -158,7 +192,9 @@ class Service:
             except ServiceError:
                 await self.control_thread.call(self._close_db)
                 raise
+            await self.control_thread.call(self._claim_clusters, sockets)
             self.listening = await self._serve(sockets)
+            await self.control_thread.run(self._follow_processes())
         except BaseException:
             await self.stop()
             raise
@@ -204,6 +240,71 @@ class Service:
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
         self.warnings = control.load()
+        if config.database_url.kind == "postgresql":
+            control.forward = Forwarder(self.db.notify, self.process_id)
+            self.follower = Follower(control)
+            self.ownership = Ownership(self.db, self.process_id, config.owned_clusters())
+
+    # -- several processes on one PostgreSQL database (issue 14) ------------------------
+    def _claim_clusters(self, sockets: _Sockets) -> None:
+        """On the control thread, once the ports are known and before anything serves:
+        claim this process's clusters, or refuse to start naming their owner."""
+        if self.ownership is None:
+            return
+        advertised = self.config.advertised_host()[0]
+        proxies: dict[str, dict[str, str]] = {}
+        for proxy, sock in sockets.proxies:
+            address = _format_address(advertised, sock.getsockname()[1])
+            proxies.setdefault(proxy.cluster.name, {})[proxy.hostname] = address
+        try:
+            self.ownership.claim(_public_api_url(self.config, sockets.api), proxies)
+        except OwnershipRefused as exc:
+            for sock in sockets.all():
+                sock.close()
+            raise ServiceError(str(exc)) from None
+        self._publish_owners(self.ownership.refresh())
+
+    async def _follow_processes(self) -> None:
+        """On the control thread: the heartbeat, and the LISTEN connection that applies
+        the other processes' changes here (its first connection re-reads everything)."""
+        ownership, follower = self.ownership, self.follower
+        if ownership is None or follower is None:
+            return
+        receiver = Receiver(
+            self.process_id,
+            follower.reconcile,
+            follower.flush,
+            follower.resync,
+            lambda: self._publish_owners(ownership.refresh()),
+        )
+        self.listener = Listener(
+            self.config.database_url.url, self.process_id, receiver, follower.resync
+        )
+        self._background.append(asyncio.create_task(self.listener.run()))
+        self._background.append(asyncio.create_task(self._heartbeat(ownership)))
+        with contextlib.suppress(TimeoutError):  # it keeps trying; serving goes on
+            await asyncio.wait_for(self.listener.connected.wait(), timeout=5)
+
+    async def _heartbeat(self, ownership: Ownership) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            try:
+                owners = ownership.beat()
+            except Exception as exc:  # the database is away: the next beat retries
+                log.warning("cluster heartbeat failed: %s", " ".join(str(exc).split()))
+                continue
+            self._publish_owners(owners)
+
+    def _publish_owners(self, owners: ClusterOwners | None) -> None:
+        if owners is not None:
+            self.bus.publish(owners)
+
+    def _release_clusters(self) -> None:
+        if self.ownership is not None and self.db is not None:
+            try:
+                self.ownership.release()
+            except Exception as exc:  # stale in 3 heartbeats anyway
+                log.warning("could not release clusters: %s", " ".join(str(exc).split()))
 
     def _close_db(self) -> None:
         if self.db is not None:
@@ -279,7 +380,7 @@ class Service:
 
         api_port = socks.api.getsockname()[1]
         api_url = f"http://{_format_address(local, api_port)}"
-        public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
+        public_url = _public_api_url(config, socks.api)
         await self.control_thread.run(
             self._start_api(
                 socks.api, api_url, public_url, advertised_endpoints, advertised_tls, probes
@@ -464,5 +565,6 @@ class Service:
             return
         with contextlib.suppress(Exception):
             await self.control_thread.run(self._stop_api())
+        await self.control_thread.call(self._release_clusters)
         await self.control_thread.call(self._close_db)
         await asyncio.to_thread(self.control_thread.stop)
