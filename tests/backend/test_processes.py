@@ -1,0 +1,421 @@
+"""Several backend processes on one PostgreSQL control plane (issue 14, items 2 and 3).
+
+Real ``cachier-backend`` subprocesses on a real PostgreSQL database: A serves cluster
+``local-a``, B serves ``local-b``. Changes made through A's API reach the live memcache
+connections B serves within 1 s (LISTEN/NOTIFY), and ownership of a cluster is one
+process's at a time (claim, heartbeat, release, takeover of a dead owner).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from backend.control.ownership import STALE_AFTER_S
+from backend.control.secrets import KEY_FILE, Secrets
+from tests.backend.wire import Wire
+from tests.conftest import (
+    ADMIN_TOKEN,
+    RunningService,
+    free_fixed_ports,
+    make_config,
+    postgres_database,
+)
+
+COMMAND = [sys.executable, "-m", "backend.cli"]
+WITHIN_S = 1.0  # the issue's bound: a change applies on another process within 1 s
+SET = b"set k 0 0 1\r\nv\r\n"
+
+
+class Backend:
+    """One ``cachier-backend`` subprocess; its output goes to files (a pipe nobody reads
+    would fill and stall it)."""
+
+    def __init__(self, root: Path, name: str, database: str, clusters: str | None) -> None:
+        self.name = name
+        self.data_dir = root / name
+        self.api_port, self.endpoint_port = free_fixed_ports(2)
+        self.out = root / f"{name}.out"
+        self.err = root / f"{name}.err"
+        self.command = [
+            *COMMAND,
+            "--data-dir",
+            str(self.data_dir),
+            "--database",
+            database,
+            "--api-port",
+            str(self.api_port),
+            "--endpoint-port",
+            str(self.endpoint_port),
+            *(["--clusters", clusters] if clusters else []),
+        ]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def launch(self) -> Backend:
+        env = os.environ | {"CACHIER_ADMIN_TOKEN": ADMIN_TOKEN}
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=err, env=env)
+        return self
+
+    def start(self) -> Backend:
+        """Launch and wait until its API answers (it has claimed and is serving)."""
+        self.launch()
+        assert self.wait_healthy(), self.stderr()
+        return self
+
+    def wait_healthy(self) -> bool:
+        """True once it serves, False if it exited first."""
+        assert self.process is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError(f"{self.name} neither served nor exited: {self.stderr()}")
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def admin(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
+
+    def dashboard(self, dashboard_url: str) -> str:
+        """The same dashboard on this process's API (a URL names its secret, not a process)."""
+        return self.api_url + dashboard_url[dashboard_url.index("/dashboard/") :] + "/api"
+
+    def wire(self, username: str, password: str) -> Wire:
+        """A connection to this process's region endpoint, authenticated."""
+        wire = Wire(("127.0.0.1", self.endpoint_port))
+        secret = password.encode()
+        wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret))
+        assert wire.read_exactly(8) == b"STORED\r\n"
+        return wire
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def shared_key(root: Path, *names: str) -> None:
+    """Every process on one database uses the same key file (README)."""
+    first = root / names[0]
+    first.mkdir(mode=0o700)
+    Secrets.load_or_create(first)
+    for name in names[1:]:
+        (root / name).mkdir(mode=0o700)
+        shutil.copy(first / KEY_FILE, root / name / KEY_FILE)
+        os.chmod(root / name / KEY_FILE, 0o600)
+
+
+def until(condition: Callable[[], object], within_s: float, what: str) -> float:
+    """Seconds until ``condition()`` is true; fails after ``within_s``."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > within_s:
+            raise AssertionError(f"{what}: not within {within_s} s")
+        time.sleep(0.01)
+
+
+def owners(url: str) -> dict[str, tuple[str, float]]:
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT cluster, process_id, heartbeat_at FROM cluster_owners")
+        return {cluster: (process, beat) for cluster, process, beat in rows}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Backend, Backend, str]]:
+    """A serves local-a, B serves local-b, on one fresh database."""
+    root = tmp_path_factory.mktemp("processes")
+    with postgres_database() as url:
+        shared_key(root, "a", "b")
+        a = Backend(root, "a", url, "local-a").start()
+        b = Backend(root, "b", url, "local-b")
+        try:
+            b.start()
+            yield a, b, url
+        finally:
+            a.stop()
+            b.stop()
+
+
+_names = iter(range(1, 1000))
+
+
+def cache_on_b(a: Backend) -> dict:
+    """A cache created through A's API that lives on B's cluster."""
+    with a.admin() as client:
+        for _ in range(6):
+            response = client.post(
+                "/api/v1/admin/caches", json={"name": f"multi-{next(_names)}", "plan": "100mb"}
+            )
+            assert response.status_code == 201, response.text
+            if response.json()["cluster"] == "local-b":
+                return response.json()
+    raise AssertionError("no cache was placed on local-b")
+
+
+def new_credential(a: Backend, cache: dict) -> dict:
+    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/credentials", timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def b_knows(b: Backend, credential: dict) -> Callable[[], bool]:
+    """Whether B authenticates ``credential`` (it learnt it from A's notification)."""
+
+    def attempt() -> bool:
+        try:
+            b.wire(credential["username"], credential["password"]).sock.close()
+        except (AssertionError, ConnectionError, OSError):
+            return False
+        return True
+
+    return attempt
+
+
+def closed(wire: Wire) -> Callable[[], bool]:
+    wire.sock.settimeout(0.01)
+
+    def check() -> bool:
+        try:
+            return wire.sock.recv(1) == b""
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+
+    return check
+
+
+# -- ownership -------------------------------------------------------------------------------
+def test_a_second_process_claiming_an_owned_cluster_refuses_naming_the_owner(pair) -> None:
+    a, _, url = pair
+    claimant = Backend(a.data_dir.parent, "claimant", url, "local-a").launch()
+    assert claimant.wait_healthy() is False
+    assert claimant.process is not None and claimant.process.returncode == 1
+    lines = claimant.stderr().strip().splitlines()
+    assert len(lines) == 1, lines
+    (line,) = lines
+    assert "cluster local-a is served by process" in line
+    assert f":{a.process.pid}:" in line and f"API {a.api_url}" in line  # type: ignore[union-attr]
+    assert "Traceback" not in line
+    # Refused means no claim at all: A still owns local-a.
+    assert owners(url)["local-a"][0].split(":")[1] == str(a.process.pid)  # type: ignore[union-attr]
+
+
+def test_a_killed_owner_is_taken_over_once_stale_and_a_clean_stop_releases_at_once(
+    tmp_path: Path,
+) -> None:
+    with postgres_database() as url:
+        shared_key(tmp_path, "first", "second", "third", "fourth")
+        first = Backend(tmp_path, "first", url, "local-a").start()
+        second = Backend(tmp_path, "second", url, "local-b").start()
+        third = Backend(tmp_path, "third", url, "local-b")
+        fourth = Backend(tmp_path, "fourth", url, "local-a")
+        try:
+            assert first.process is not None and second.process is not None
+            second.stop(signal.SIGTERM)  # clean: released, taken at once
+            assert owners(url)["local-b"][1] == 0
+            third.start()
+            assert owners(url)["local-b"][0].split(":")[1] == str(third.process.pid)  # type: ignore[union-attr]
+
+            first.stop(signal.SIGKILL)  # no release: local-a is free once stale
+            killed = time.monotonic()
+            while not fourth.launch().wait_healthy():
+                assert "cluster local-a is served by process" in fourth.stderr()
+                time.sleep(0.2)
+            assert time.monotonic() - killed >= STALE_AFTER_S - 0.5
+            owner = owners(url)["local-a"][0]
+            assert owner.split(":")[1] == str(fourth.process.pid)  # type: ignore[union-attr]
+            assert "taking over cluster local-a from process" in fourth.stderr()
+            assert f":{first.process.pid}:" in fourth.stderr()
+        finally:
+            for backend in (first, second, third, fourth):
+                backend.stop()
+
+
+# -- changes through A's API reach B's live connections -------------------------------------
+def test_a_capability_switched_off_on_a_refuses_a_write_on_b_within_1_s(pair) -> None:
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    primary = cache["credentials"][0]
+    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
+    wire = b.wire(primary["username"], primary["password"])
+    assert wire.ask(SET) == b"STORED\r\n"
+    response = httpx.patch(
+        a.dashboard(cache["dashboard_url"]) + f"/credentials/{primary['username']}",
+        json={"write": False},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    took = until(lambda: wire.ask(SET) != b"STORED\r\n", WITHIN_S, "write refused on B")
+    assert b"ERROR" in wire.ask(SET)
+    print(f"capability off on A -> refused on B after {took * 1000:.0f} ms")
+
+
+def test_a_credential_deleted_on_a_closes_its_session_on_b(pair) -> None:
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    credential = new_credential(a, cache)
+    until(b_knows(b, credential), WITHIN_S, "B learns the added credential")
+    wire = b.wire(credential["username"], credential["password"])
+    assert wire.ask(SET) == b"STORED\r\n"
+    response = httpx.delete(
+        a.dashboard(cache["dashboard_url"]) + f"/credentials/{credential['username']}",
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    took = until(closed(wire), WITHIN_S, "B closes the deleted credential's session")
+    assert not b_knows(b, credential)()
+    print(f"credential deleted on A -> session on B closed after {took * 1000:.0f} ms")
+
+
+def test_sso_rotated_on_a_voids_the_old_url_on_b(pair) -> None:
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    old = b.dashboard(cache["dashboard_url"]) + "/cache"
+    until(lambda: httpx.get(old, timeout=10).status_code == 200, WITHIN_S, "B knows the cache")
+    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/sso/rotate", timeout=10)
+    assert response.status_code == 200, response.text
+    until(lambda: httpx.get(old, timeout=10).status_code == 404, WITHIN_S, "old URL void on B")
+    new = b.dashboard(response.json()["dashboard_url"]) + "/cache"
+    assert httpx.get(new, timeout=10).status_code == 200
+
+
+def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -> None:
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    primary = cache["credentials"][0]
+    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
+    wire = b.wire(primary["username"], primary["password"])
+    assert wire.ask(SET) == b"STORED\r\n"
+    assert wire.ask(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/flush", timeout=10)
+    assert response.status_code == 200, response.text
+    until(lambda: wire.ask(b"get k\r\n") == b"END\r\n", WITHIN_S, "items flushed on B")
+
+    wire.send(b"flush_all\r\n")
+    assert wire.read_until(b"\r\n") == b"OK\r\n"
+
+    def client_flushes(backend: Backend) -> list[dict]:
+        logs = httpx.get(backend.dashboard(cache["dashboard_url"]) + "/logs", timeout=10)
+        return [line for line in logs.json()["lines"] if line["origin"] == "memcache client"]
+
+    until(lambda: client_flushes(a), WITHIN_S, "the client's flush logged")
+    time.sleep(0.5)  # a second line, if any process logged it too, would be there now
+    assert len(client_flushes(a)) == len(client_flushes(b)) == 1
+    web = [
+        line
+        for line in httpx.get(a.dashboard(cache["dashboard_url"]) + "/logs", timeout=10).json()[
+            "lines"
+        ]
+        if line["origin"] == "web interface"
+    ]
+    assert len(web) == 1
+
+
+def test_after_losing_its_listen_connection_b_rereads_and_applies_a_revocation(pair) -> None:
+    """The revocation is committed while nothing could tell B (a row deleted directly,
+    as if its notification fell into the gap): only the re-read after reconnecting can
+    apply it, and it must, before B serves that credential again."""
+    a, b, url = pair
+    cache = cache_on_b(a)
+    credential = new_credential(a, cache)
+    until(b_knows(b, credential), WITHIN_S, "B learns the added credential")
+    wire = b.wire(credential["username"], credential["password"])
+    assert wire.ask(SET) == b"STORED\r\n"
+    assert b.process is not None
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DELETE FROM credentials WHERE username = %s", (credential["username"],))
+        time.sleep(0.3)
+        assert wire.ask(SET) == b"STORED\r\n"  # not notified: B could not know yet
+        (terminated,) = db.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name LIKE %s",
+            (f"cachier-listen %:{b.process.pid}:%",),
+        ).fetchone()
+        assert terminated == 1
+    took = until(closed(wire), 5, "B closes the revoked credential's session after reconnecting")
+    assert not b_knows(b, credential)()
+    with psycopg.connect(url) as db:  # and it listens again
+        (listening,) = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+            (f"cachier-listen %:{b.process.pid}:%",),
+        ).fetchone()
+    assert listening == 1
+    print(f"LISTEN connection killed -> revocation applied after {took * 1000:.0f} ms")
+
+
+# -- where the other clusters are ------------------------------------------------------------
+def test_each_process_learns_where_the_other_clusters_proxies_are(tmp_path: Path) -> None:
+    with postgres_database() as url:
+        shared_key(tmp_path, "a", "b")
+        a = RunningService(
+            make_config(tmp_path / "a", database=url, clusters=frozenset({"local-a"}))
+        )
+        b = RunningService(
+            make_config(tmp_path / "b", database=url, clusters=frozenset({"local-b"}))
+        )
+        a.start()
+        try:
+            b.start()
+            try:
+                b_proxies = [
+                    address
+                    for hostname, address in sorted(b.listening.proxies.items())  # type: ignore[union-attr]
+                    if ".local-b." in hostname
+                ]
+                a_proxies = [
+                    address
+                    for hostname, address in sorted(a.listening.proxies.items())  # type: ignore[union-attr]
+                    if ".local-a." in hostname
+                ]
+                assert b.call(lambda: b.service.dataplane.remote_proxies) == {"local-a": a_proxies}  # type: ignore[union-attr]
+                until(
+                    lambda: (
+                        a.call(lambda: a.service.dataplane.remote_proxies)  # type: ignore[union-attr]
+                        == {"local-b": b_proxies}
+                    ),
+                    WITHIN_S,
+                    "A hears of B's claim",
+                )
+            finally:
+                b.stop()
+        finally:
+            a.stop()
+
+
+def test_the_embedded_mode_claims_nothing(tmp_path: Path) -> None:
+    running = RunningService(make_config(tmp_path)).start()
+    try:
+        assert running.service is not None
+        assert running.service.ownership is None and running.service.listener is None
+        assert running.call(lambda: running.service.dataplane.remote_proxies) == {}  # type: ignore[union-attr]
+    finally:
+        running.stop()
