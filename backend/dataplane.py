@@ -36,6 +36,7 @@ from backend.events import (
     CacheMoved,
     CapabilitiesChanged,
     ClusterOwners,
+    ControlLink,
     CredentialAdded,
     CredentialRevoked,
     EventBus,
@@ -97,6 +98,9 @@ class DataPlane:
         # cluster -> "host:port" of its proxies there; a cluster absent is served here.
         # Set from ``ClusterOwners`` events, on this loop.
         self.remote_proxies: dict[str, list[str]] = {}
+        # False while this process may have missed another's change (``ControlLink``):
+        # new authentications wait for the re-read; live sessions go on.
+        self.control_link_up = True
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -111,6 +115,10 @@ class DataPlane:
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
         bus.subscribe(ClusterOwners, self._cluster_owners, loop)
+        bus.subscribe(ControlLink, self._control_link, loop)
+
+    def _control_link(self, event: ControlLink) -> None:
+        self.control_link_up = event.up
 
     def _cluster_owners(self, event: ClusterOwners) -> None:
         """Replaced whole (one assignment): a reader never sees half of an update."""

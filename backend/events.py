@@ -170,8 +170,19 @@ class ClusterOwners:
     remote: tuple[tuple[str, tuple[str, ...]], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ControlLink:
+    """Whether this process hears the other processes' changes (issue 14): ``up=False``
+    when its LISTEN connection is lost, ``up=True`` once it reconnected *and* re-read
+    every cache and credential. Between the two the data plane refuses new
+    authentications, so a credential revoked meanwhile can never log in here. Process-
+    local, like ``ClusterOwners``; never published in the embedded mode."""
+
+    up: bool
+
+
 # What the bus carries: the control plane's facts, and the process-local ones above.
-BusEvent = Event | ClusterOwners
+BusEvent = Event | ClusterOwners | ControlLink
 
 E = TypeVar("E")
 

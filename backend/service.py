@@ -44,6 +44,7 @@ from backend.egress import EgressPolicy
 from backend.events import (
     CLIENT_FLUSH_ORIGIN,
     ClusterOwners,
+    ControlLink,
     EventBus,
     LogLineWritten,
     ProxyFaultSet,
@@ -278,7 +279,11 @@ class Service:
             lambda: self._publish_owners(ownership.refresh()),
         )
         self.listener = Listener(
-            self.config.database_url.url, self.process_id, receiver, follower.resync
+            self.config.database_url.url,
+            self.process_id,
+            receiver,
+            follower.resync,
+            lambda up: self.bus.publish(ControlLink(up)),
         )
         self._background.append(asyncio.create_task(self.listener.run()))
         self._background.append(asyncio.create_task(self._heartbeat(ownership)))

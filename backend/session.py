@@ -21,6 +21,8 @@ class AuthResult(enum.Enum):
     THROTTLED = "too many failed authentications, try again later"
     UNAVAILABLE = "no proxy of this cache's cluster is available"
     WRONG_CLUSTER = "this cache is not on this proxy's cluster; connect to its servers endpoint"
+    # Several processes: this one lost the other processes' changes and is re-reading them.
+    RESYNCING = "the service is reloading credentials, try again shortly"
 
 
 class AuthenticatedSession:
@@ -82,6 +84,8 @@ class Session:
         name = username.decode("utf-8", "replace")
         if not throttle.allowed(self.peer_host, name):
             return AuthResult.THROTTLED
+        if not dataplane.control_link_up:  # a revocation may be unknown here yet
+            return AuthResult.RESYNCING
         credential = dataplane.credentials.get(name)
         # Compare even for unknown users so timing does not reveal which usernames exist.
         expected = credential.password if credential is not None else b"\0" * 32

@@ -8,16 +8,17 @@ What travels is *which caches changed*, never the change itself: a notification 
 cache ids (and, for a flush, which is an action rather than state, its origin and proxy),
 so no secret (a password, a drain URL) is ever in a payload, a payload stays far below
 PostgreSQL's 8000 bytes, and a receiver cannot be told a state the database does not
-hold. The receiver re-reads those caches' rows (``ControlPlane.reconcile``) and publishes
+hold. The receiver re-reads those caches' rows (``Follower.reconcile``) and publishes
 on its own bus the events that turn its records into the database's: the data plane,
 analytics and the monitor then follow exactly as they follow local changes.
 
 In: ``Listener`` holds one psycopg async connection on the control loop (never on the
 serving loop), LISTENs, and hands every notification from another process to the
 control plane. After every (re)connection it first LISTENs and then re-reads all state
-(``ControlPlane.resync``), so nothing committed while it was disconnected is missed (a
+(``Follower.resync``), so nothing committed while it was disconnected is missed (a
 credential revoked meanwhile is revoked here too), and nothing committed after the read
-goes unnotified.
+goes unnotified. From the loss until that re-read, the data plane refuses new
+authentications (``ControlLink``): no revoked credential logs in during the gap.
 """
 
 from __future__ import annotations
@@ -138,11 +139,13 @@ class Listener:
         process_id: str,
         on_message: Callable[[str], None],
         on_connected: Callable[[], None],
+        on_link: Callable[[bool], None] = lambda up: None,
     ) -> None:
         self.url = url
         self.process_id = process_id
         self.on_message = on_message
         self.on_connected = on_connected
+        self.on_link = on_link  # told False when lost, True once re-read after LISTEN
         self.connections = 0  # how many times it (re)connected: tests and logs
         self.connected = asyncio.Event()
         # The server-side pid of the current LISTEN connection (tests terminate it).
@@ -168,12 +171,15 @@ class Listener:
                         log.warning("control-plane notifications reconnected; state re-read")
                     self.connections += 1
                     self.connected.set()
+                    self.on_link(True)
                     delay = 0.0
                     async for notification in conn.notifies():
                         self.on_message(notification.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # psycopg.Error, OSError, a failed re-read
+                if self.connected.is_set():
+                    self.on_link(False)
                 self.connected.clear()
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 log.warning("control-plane notifications lost (%s); reconnecting", reason)

@@ -26,6 +26,7 @@ from backend.control.secrets import KEY_FILE, Secrets
 from tests.backend.wire import Wire
 from tests.conftest import (
     ADMIN_TOKEN,
+    POSTGRES_ADMIN_URL,
     RunningService,
     free_fixed_ports,
     make_config,
@@ -340,36 +341,61 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     assert len(web) == 1
 
 
-def test_after_losing_its_listen_connection_b_rereads_and_applies_a_revocation(pair) -> None:
-    """The revocation is committed while nothing could tell B (a row deleted directly,
-    as if its notification fell into the gap): only the re-read after reconnecting can
-    apply it, and it must, before B serves that credential again."""
+def test_after_losing_its_listen_connection_b_rereads_before_serving_new_auths(pair) -> None:
+    """B's LISTEN connection is killed while the database accepts no new connection, and a
+    credential is revoked meanwhile (its row deleted directly: no notification can carry
+    it). Until B has reconnected and re-read, it refuses new authentications; afterwards
+    the revoked credential's session is closed and it cannot log in again."""
     a, b, url = pair
     cache = cache_on_b(a)
+    primary = cache["credentials"][0]
     credential = new_credential(a, cache)
     until(b_knows(b, credential), WITHIN_S, "B learns the added credential")
     wire = b.wire(credential["username"], credential["password"])
     assert wire.ask(SET) == b"STORED\r\n"
     assert b.process is not None
-    with psycopg.connect(url, autocommit=True) as db:
-        db.execute("DELETE FROM credentials WHERE username = %s", (credential["username"],))
-        time.sleep(0.3)
-        assert wire.ask(SET) == b"STORED\r\n"  # not notified: B could not know yet
-        (terminated,) = db.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name LIKE %s",
-            (f"cachier-listen %:{b.process.pid}:%",),
-        ).fetchone()
-        assert terminated == 1
-    took = until(closed(wire), 5, "B closes the revoked credential's session after reconnecting")
-    assert not b_knows(b, credential)()
-    with psycopg.connect(url) as db:  # and it listens again
+    listen = (f"cachier-listen %:{b.process.pid}:%",)
+    database = url.rsplit("/", 1)[1]
+    with (
+        psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin,
+        psycopg.connect(url, autocommit=True) as db,
+    ):
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            db.execute("DELETE FROM credentials WHERE username = %s", (credential["username"],))
+            (killed,) = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name LIKE %s",
+                listen,
+            ).fetchone()
+            assert killed == 1
+
+            def refused() -> bool:
+                try:
+                    b.wire(primary["username"], primary["password"]).sock.close()
+                except AssertionError:
+                    return True
+                return False
+
+            until(refused, WITHIN_S, "B refuses new authentications while it cannot re-read")
+            probe = Wire(("127.0.0.1", b.endpoint_port))
+            secret = primary["password"].encode()
+            probe.send(
+                b"set %s 0 0 %d\r\n%s\r\n" % (primary["username"].encode(), len(secret), secret)
+            )
+            assert probe.read_until(b"\r\n") == (
+                b"CLIENT_ERROR the service is reloading credentials, try again shortly\r\n"
+            )
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        took = until(closed(wire), 5, "B closes the revoked credential's session")
+        assert not b_knows(b, credential)()
+        until(b_knows(b, primary), WITHIN_S, "B serves new authentications again")
         (listening,) = db.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
-            (f"cachier-listen %:{b.process.pid}:%",),
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s", listen
         ).fetchone()
     assert listening == 1
-    print(f"LISTEN connection killed -> revocation applied after {took * 1000:.0f} ms")
+    print(f"database back -> revocation applied after {took * 1000:.0f} ms")
 
 
 # -- where the other clusters are ------------------------------------------------------------
