@@ -49,6 +49,7 @@ from backend.events import (
     LogLineWritten,
     ProxyFaultSet,
 )
+from backend.faults import FaultRouter
 from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
@@ -174,6 +175,8 @@ class Service:
         self.ownership: Ownership | None = None
         self.follower: Follower | None = None
         self.listener: Listener | None = None
+        self.fault_router: FaultRouter | None = None
+        self._fault_tasks: set[asyncio.Task] = set()
 
     async def start(self) -> Listening:
         config = self.config
@@ -245,6 +248,9 @@ class Service:
             control.forward = Forwarder(self.db.notify, self.process_id)
             self.follower = Follower(control)
             self.ownership = Ownership(self.db, self.process_id, config.owned_clusters())
+            self.fault_router = FaultRouter(
+                self.process_id, config.owned_clusters(), self.db.notify
+            )
 
     # -- several processes on one PostgreSQL database (issue 14) ------------------------
     def _claim_clusters(self, sockets: _Sockets) -> None:
@@ -268,15 +274,25 @@ class Service:
     async def _follow_processes(self) -> None:
         """On the control thread: the heartbeat, and the LISTEN connection that applies
         the other processes' changes here (its first connection re-reads everything)."""
-        ownership, follower = self.ownership, self.follower
-        if ownership is None or follower is None:
+        ownership, follower, router = self.ownership, self.follower, self.fault_router
+        if ownership is None or follower is None or router is None:
             return
+        topology = self.config.topology
+        self.bus.subscribe(
+            ProxyFaultSet,
+            lambda event: router.announce(event, topology.proxy(event.hostname)),
+            asyncio.get_running_loop(),
+        )
         receiver = Receiver(
             self.process_id,
             follower.reconcile,
             follower.flush,
             follower.resync,
             lambda: self._publish_owners(ownership.refresh()),
+            self._fault_requested,
+            lambda hostname, mode, delay_ms: self.bus.publish(
+                router.confirmed(hostname, mode, delay_ms)
+            ),
         )
         self.listener = Listener(
             self.config.database_url.url,
@@ -299,6 +315,15 @@ class Service:
                 log.warning("cluster heartbeat failed: %s", " ".join(str(exc).split()))
                 continue
             self._publish_owners(owners)
+
+    def _fault_requested(self, hostname: str, mode: str, delay_ms: int) -> None:
+        """Another process's API asked for a fault: set it if the proxy is ours."""
+        proxy = self.config.topology.proxy(hostname)
+        if proxy is None or self.fault_router is None or not self.fault_router.owns(proxy):
+            return
+        task = asyncio.create_task(self.set_fault(hostname, mode, delay_ms))
+        self._fault_tasks.add(task)
+        task.add_done_callback(self._fault_tasks.discard)
 
     def _publish_owners(self, owners: ClusterOwners | None) -> None:
         if owners is not None:
@@ -480,6 +505,11 @@ class Service:
         The API calls it on the control loop; the fault is data-plane state (listeners,
         sessions, reply delays), so it is set on the serving loop, which publishes it.
         """
+        router = self.fault_router
+        proxy = self.config.topology.proxy(hostname)
+        if router is not None and proxy is not None and not router.owns(proxy):
+            await self.control_thread.run(router.request(proxy, mode, delay_ms))
+            return proxy  # another process serves it (issue 14)
         loop = self._serving_loop
         assert loop is not None
         work = self._set_fault(hostname, mode, delay_ms)

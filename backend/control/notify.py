@@ -37,6 +37,7 @@ CHANNEL = "cachier_events"
 # caches (none does today) tells the receivers to re-read everything instead.
 MAX_PAYLOAD = 7000
 RECONNECT_MAX_S = 2.0
+FAULT_MODES = ("none", "slow", "down")
 CONNECT_TIMEOUT_S = 5
 
 
@@ -103,12 +104,16 @@ class Receiver:
         flush: Callable[[str, str, str], None],
         resync: Callable[[], None],
         owners_changed: Callable[[], None],
+        fault: Callable[[str, str, int], None] = lambda hostname, mode, delay_ms: None,
+        fault_set: Callable[[str, str, int], None] = lambda hostname, mode, delay_ms: None,
     ) -> None:
         self.process_id = process_id
         self.reconcile = reconcile
         self.flush = flush
         self.resync = resync
         self.owners_changed = owners_changed
+        self.fault = fault  # an operator asked another process for a fault on a proxy
+        self.fault_set = fault_set  # the owner of a proxy set a fault on it
 
     def __call__(self, payload: str) -> None:
         try:
@@ -119,6 +124,12 @@ class Receiver:
                 self.owners_changed()
             if message.get("all"):
                 self.resync()
+            for kind, handler in (("fault", self.fault), ("fault_set", self.fault_set)):
+                if kind in message:
+                    hostname, mode, delay_ms = message[kind]
+                    if mode not in FAULT_MODES or not isinstance(delay_ms, int):
+                        raise ValueError(mode)
+                    handler(str(hostname), mode, delay_ms)
             for action in message.get("a", ()):
                 if action[0] == "f":
                     self.flush(str(action[1]), str(action[2]), str(action[3]))

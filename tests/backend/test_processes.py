@@ -341,6 +341,45 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     assert len(web) == 1
 
 
+def test_a_fault_injected_through_a_applies_on_the_proxy_b_serves(pair) -> None:
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    primary = cache["credentials"][0]
+    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
+    wire = b.wire(primary["username"], primary["password"])
+    local_b = [f"proxy-{i}.local-b.local.cachier.internal" for i in (1, 2)]
+
+    def fault(hostname: str, mode: str, delay_ms: int = 0) -> dict:
+        with a.admin() as client:
+            response = client.post(
+                f"/api/v1/admin/proxies/{hostname}/fault",
+                json={"mode": mode, "delay_ms": delay_ms},
+            )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def get_ms() -> float:
+        start = time.monotonic()
+        assert wire.ask(b"get k\r\n") == b"END\r\n"
+        return (time.monotonic() - start) * 1000
+
+    def faults_on(backend: Backend) -> int:
+        with backend.admin() as client:
+            return client.get("/api/v1/status").text.count('"fault":"slow"')
+
+    try:
+        for hostname in local_b:  # A answers once B confirmed: the answer shows it
+            answer = fault(hostname, "slow", 300)
+            assert (answer["fault"], answer["delay_ms"]) == ("slow", 300)
+        assert get_ms() >= 300
+        assert faults_on(a) == faults_on(b) == 2  # every process's status page shows them
+    finally:
+        for hostname in local_b:
+            assert fault(hostname, "none")["fault"] == "none"
+    assert get_ms() < 300
+    assert faults_on(a) == faults_on(b) == 0
+
+
 def test_after_losing_its_listen_connection_b_rereads_before_serving_new_auths(pair) -> None:
     """B's LISTEN connection is killed while the database accepts no new connection, and a
     credential is revoked meanwhile (its row deleted directly: no notification can carry
