@@ -380,6 +380,41 @@ def test_a_fault_injected_through_a_applies_on_the_proxy_b_serves(pair) -> None:
     assert faults_on(a) == faults_on(b) == 0
 
 
+def test_a_cache_migrated_through_b_from_a_cluster_to_b_cluster(pair) -> None:
+    """A cache on A's cluster moves, through B's API, to B's: A flushes its copy (logged
+    once, origin admin operation) and closes its sessions; B serves it from then on."""
+    a, b, _ = pair
+    with a.admin() as client:
+        for _ in range(6):
+            made = client.post(
+                "/api/v1/admin/caches", json={"name": f"multi-{next(_names)}", "plan": "100mb"}
+            ).json()
+            if made["cluster"] == "local-a":
+                break
+    assert made["cluster"] == "local-a"
+    primary = made["credentials"][0]
+    on_a = a.wire(primary["username"], primary["password"])
+    assert on_a.ask(SET) == b"STORED\r\n"
+    until(
+        lambda: (
+            httpx.get(b.dashboard(made["dashboard_url"]) + "/cache", timeout=10).status_code == 200
+        ),
+        WITHIN_S,
+        "B knows the cache",
+    )
+    moved = httpx.post(b.dashboard(made["dashboard_url"]) + "/migrate", timeout=10)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["cluster"] == "local-b"
+    until(closed(on_a), WITHIN_S, "A closes the moved cache's sessions")
+    on_b = b.wire(primary["username"], primary["password"])
+    assert on_b.ask(b"get k\r\n") == b"END\r\n"  # the old copy is gone, B serves it
+    assert on_b.ask(SET) == b"STORED\r\n"
+    with a.admin() as client:
+        assert client.get(f"/api/v1/admin/caches/{made['id']}").json()["cluster"] == "local-b"
+    logs = httpx.get(a.dashboard(made["dashboard_url"]) + "/logs", timeout=10).json()["lines"]
+    assert [line["origin"] for line in logs if line["origin"]] == ["admin operation"]
+
+
 def test_after_losing_its_listen_connection_b_rereads_before_serving_new_auths(pair) -> None:
     """B's LISTEN connection is killed while the database accepts no new connection, and a
     credential is revoked meanwhile (its row deleted directly: no notification can carry
