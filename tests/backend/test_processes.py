@@ -8,6 +8,7 @@ process's at a time (claim, heartbeat, release, takeover of a dead owner).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from backend.control.notify import CHANNEL, encode
 from backend.control.ownership import STALE_AFTER_S
 from backend.control.secrets import KEY_FILE, Secrets
 from tests.backend.wire import Wire
@@ -470,6 +472,42 @@ def test_after_losing_its_listen_connection_b_rereads_before_serving_new_auths(p
         ).fetchone()
     assert listening == 1
     print(f"database back -> revocation applied after {took * 1000:.0f} ms")
+
+
+def test_a_foreign_notification_on_the_channel_changes_nothing_and_breaks_nothing(pair) -> None:
+    a, b, url = pair
+    with psycopg.connect(url, autocommit=True) as db:
+        for garbage in ("not json", '{"p": 1}', '{"p": "x", "a": [["c"]]}', '{"fault": 3}'):
+            db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, garbage))
+    cache = cache_on_b(a)  # and changes still travel
+    until(b_knows(b, cache["credentials"][0]), WITHIN_S, "B learns the new cache")
+    assert "Traceback" not in b.stderr()
+    assert "ignored a malformed notification" in b.stderr()
+
+
+def test_a_transaction_touching_too_many_caches_for_one_payload_asks_for_a_full_reread() -> None:
+    few = encode("me", [], ["c1", "c2"])
+    assert few is not None and json.loads(few) == {
+        "p": "me",
+        "a": [["c", "c1", ""], ["c", "c2", ""]],
+    }
+    many = encode("me", [], [f"c{i:010}" for i in range(1000)])
+    assert many is not None and json.loads(many) == {"p": "me", "all": True}
+    assert encode("me", [], []) is None
+
+
+def test_unknown_clusters_are_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*COMMAND, "--data-dir", str(tmp_path), "--clusters", "local-a,nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "cachier-backend: error: --clusters: no cluster nope in the topology "
+        "(it has local-a, local-b)"
+    )
 
 
 # -- where the other clusters are ------------------------------------------------------------
