@@ -60,6 +60,7 @@ class Backend:
             str(self.api_port),
             "--endpoint-port",
             str(self.endpoint_port),
+            "--allow-internal-drains",  # the tests' drains are on loopback
             *(["--clusters", clusters] if clusters else []),
         ]
         self.process: subprocess.Popen | None = None
@@ -342,6 +343,49 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
         if line["origin"] == "web interface"
     ]
     assert len(web) == 1
+
+
+def test_promotion_drain_and_deletion_on_a_are_followed_by_b_and_no_secret_travels(
+    pair,
+) -> None:
+    a, b, url = pair
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        cache = cache_on_b(a)
+        on_a, on_b = a.dashboard(cache["dashboard_url"]), b.dashboard(cache["dashboard_url"])
+        credential = new_credential(a, cache)
+        promoted = httpx.post(f"{on_a}/credentials/{credential['username']}/promote", timeout=10)
+        assert promoted.status_code == 200, promoted.text
+
+        def b_primary() -> str:
+            listed = httpx.get(f"{on_b}/credentials", timeout=10).json()
+            return next(c["username"] for c in listed if c["primary"])
+
+        until(lambda: b_primary() == credential["username"], WITHIN_S, "B follows the promotion")
+        drain = "http://drain-user:Pw4drainOnly@127.0.0.1:9/logs?token=Tok4drainOnly"
+        response = httpx.put(f"{on_a}/app/log-drain", json={"url": drain}, timeout=10)
+        assert response.status_code == 200, response.text
+        until(
+            lambda: httpx.get(f"{on_b}/app", timeout=10).json()["log_drain"] == drain,
+            WITHIN_S,
+            "B follows the new drain",
+        )
+        assert httpx.get(f"{on_b}/app", timeout=10).json() == httpx.get(f"{on_a}/app").json()
+
+        wire = b.wire(credential["username"], credential["password"])
+        with a.admin() as client:
+            assert client.delete(f"/api/v1/admin/caches/{cache['id']}").status_code == 204
+        until(closed(wire), WITHIN_S, "B closes the deleted cache's sessions")
+        until(
+            lambda: httpx.get(f"{on_b}/cache", timeout=10).status_code == 404,
+            WITHIN_S,
+            "B forgets the deleted cache",
+        )
+        payloads = [n.payload for n in listener.notifies(timeout=0.5)]
+    assert len(payloads) >= 5  # created, added, promoted, drain, deleted
+    secrets_ = [cache["credentials"][0]["password"], credential["password"], "Pw4", "Tok4"]
+    assert not [p for p in payloads for secret in secrets_ if secret in p]
+    assert max(len(p) for p in payloads) < 1000
 
 
 def test_a_fault_injected_through_a_applies_on_the_proxy_b_serves(pair) -> None:
