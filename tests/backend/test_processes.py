@@ -265,6 +265,23 @@ def test_a_killed_owner_is_taken_over_once_stale_and_a_clean_stop_releases_at_on
                 backend.stop()
 
 
+def test_two_processes_starting_at_once_for_one_cluster_end_with_one_owner(
+    tmp_path: Path,
+) -> None:
+    with postgres_database() as url:
+        shared_key(tmp_path, "one", "two")
+        racers = [Backend(tmp_path, name, url, "local-a").launch() for name in ("one", "two")]
+        try:
+            served = [racer.wait_healthy() for racer in racers]
+            assert sorted(served) == [False, True]
+            winner, loser = racers if served[0] else racers[::-1]
+            assert "cluster local-a is served by process" in loser.stderr()
+            assert owners(url)["local-a"][0].split(":")[1] == str(winner.process.pid)  # type: ignore[union-attr]
+        finally:
+            for racer in racers:
+                racer.stop()
+
+
 # -- changes through A's API reach B's live connections -------------------------------------
 def test_a_capability_switched_off_on_a_refuses_a_write_on_b_within_1_s(pair) -> None:
     a, b, _ = pair
