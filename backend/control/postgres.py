@@ -6,10 +6,11 @@ differs: the connection, transactions, and the schema version, kept in a one-row
 starting at the same time never race.
 
 Blocking, on purpose: this is psycopg's synchronous API behind the synchronous
-``ControlRepository`` Protocol, on one connection used from one thread (the control
-plane's). The control plane and API are moving onto their own thread and event loop, so
-these calls will not hold up the loop that serves memcache traffic; async (and LISTEN/
-NOTIFY) comes with that move, not as a redesign here.
+``ControlRepository`` Protocol, on one connection used from one thread, the control
+thread (``backend.loops``), so no call holds up the loop that serves memcache traffic.
+NOTIFY is sent here, inside the change's transaction (``notify``); LISTEN is a separate
+async connection on the control loop (``backend.control.notify.Listener``). Cluster
+claims are serialized by a transaction-scoped advisory lock (``lock_owners``).
 """
 
 from __future__ import annotations
