@@ -27,32 +27,18 @@ from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import NotFound
-from backend.control.follow import Follower
 from backend.control.models import Credential
-from backend.control.notify import Forwarder, Listener, Receiver
-from backend.control.ownership import (
-    HEARTBEAT_INTERVAL_S,
-    Ownership,
-    OwnershipRefused,
-    new_process_id,
-)
+from backend.control.ownership import OwnershipRefused
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
 from backend.dataplane import DataPlane
 from backend.egress import EgressPolicy
-from backend.events import (
-    CLIENT_FLUSH_ORIGIN,
-    ClusterOwners,
-    ControlLink,
-    EventBus,
-    LogLineWritten,
-    ProxyFaultSet,
-)
-from backend.faults import FaultRouter
+from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyFaultSet
 from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
+from backend.peers import Peers
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
@@ -169,14 +155,9 @@ class Service:
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
-        # Several processes on one PostgreSQL database (issue 14); None in the embedded
+        # The other processes on one PostgreSQL database (issue 14); None in the embedded
         # mode, where this process owns every cluster and hears only its own changes.
-        self.process_id = new_process_id()
-        self.ownership: Ownership | None = None
-        self.follower: Follower | None = None
-        self.listener: Listener | None = None
-        self.fault_router: FaultRouter | None = None
-        self._fault_tasks: set[asyncio.Task] = set()
+        self.peers: Peers | None = None
 
     async def start(self) -> Listening:
         config = self.config
@@ -198,7 +179,7 @@ class Service:
                 raise
             await self.control_thread.call(self._claim_clusters, sockets)
             self.listening = await self._serve(sockets)
-            await self.control_thread.run(self._follow_processes())
+            await self.control_thread.run(self._follow_peers())
         except BaseException:
             await self.stop()
             raise
@@ -244,19 +225,13 @@ class Service:
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
         self.warnings = control.load()
-        if config.database_url.kind == "postgresql":
-            control.forward = Forwarder(self.db.notify, self.process_id)
-            self.follower = Follower(control)
-            self.ownership = Ownership(self.db, self.process_id, config.owned_clusters())
-            self.fault_router = FaultRouter(
-                self.process_id, config.owned_clusters(), self.db.notify
-            )
+        self.peers = Peers.open(config, bus, control, self.db)
 
-    # -- several processes on one PostgreSQL database (issue 14) ------------------------
+    # -- several processes on one PostgreSQL database (issue 14): ``backend.peers`` -----
     def _claim_clusters(self, sockets: _Sockets) -> None:
         """On the control thread, once the ports are known and before anything serves:
         claim this process's clusters, or refuse to start naming their owner."""
-        if self.ownership is None:
+        if self.peers is None:
             return
         advertised = self.config.advertised_host()[0]
         proxies: dict[str, dict[str, str]] = {}
@@ -264,77 +239,20 @@ class Service:
             address = _format_address(advertised, sock.getsockname()[1])
             proxies.setdefault(proxy.cluster.name, {})[proxy.hostname] = address
         try:
-            self.ownership.claim(_public_api_url(self.config, sockets.api), proxies)
+            self.peers.claim(_public_api_url(self.config, sockets.api), proxies)
         except OwnershipRefused as exc:
             for sock in sockets.all():
                 sock.close()
             raise ServiceError(str(exc)) from None
-        self._publish_owners(self.ownership.refresh())
 
-    async def _follow_processes(self) -> None:
-        """On the control thread: the heartbeat, and the LISTEN connection that applies
-        the other processes' changes here (its first connection re-reads everything)."""
-        ownership, follower, router = self.ownership, self.follower, self.fault_router
-        if ownership is None or follower is None or router is None:
-            return
-        topology = self.config.topology
-        self.bus.subscribe(
-            ProxyFaultSet,
-            lambda event: router.announce(event, topology.proxy(event.hostname)),
-            asyncio.get_running_loop(),
-        )
-        receiver = Receiver(
-            self.process_id,
-            follower.reconcile,
-            follower.flush,
-            follower.resync,
-            lambda: self._publish_owners(ownership.refresh()),
-            self._fault_requested,
-            lambda hostname, mode, delay_ms: self.bus.publish(
-                router.confirmed(hostname, mode, delay_ms)
-            ),
-        )
-        self.listener = Listener(
-            self.config.database_url.url,
-            self.process_id,
-            receiver,
-            follower.resync,
-            lambda up: self.bus.publish(ControlLink(up)),
-        )
-        self._background.append(asyncio.create_task(self.listener.run()))
-        self._background.append(asyncio.create_task(self._heartbeat(ownership)))
-        with contextlib.suppress(TimeoutError):  # it keeps trying; serving goes on
-            await asyncio.wait_for(self.listener.connected.wait(), timeout=5)
-
-    async def _heartbeat(self, ownership: Ownership) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            try:
-                owners = ownership.beat()
-            except Exception as exc:  # the database is away: the next beat retries
-                log.warning("cluster heartbeat failed: %s", " ".join(str(exc).split()))
-                continue
-            self._publish_owners(owners)
-
-    def _fault_requested(self, hostname: str, mode: str, delay_ms: int) -> None:
-        """Another process's API asked for a fault: set it if the proxy is ours."""
-        proxy = self.config.topology.proxy(hostname)
-        if proxy is None or self.fault_router is None or not self.fault_router.owns(proxy):
-            return
-        task = asyncio.create_task(self.set_fault(hostname, mode, delay_ms))
-        self._fault_tasks.add(task)
-        task.add_done_callback(self._fault_tasks.discard)
-
-    def _publish_owners(self, owners: ClusterOwners | None) -> None:
-        if owners is not None:
-            self.bus.publish(owners)
+    async def _follow_peers(self) -> None:
+        """On the control thread: the heartbeat and the other processes' changes."""
+        if self.peers is not None:
+            self._background += await self.peers.start(self.set_fault)
 
     def _release_clusters(self) -> None:
-        if self.ownership is not None and self.db is not None:
-            try:
-                self.ownership.release()
-            except Exception as exc:  # stale in 3 heartbeats anyway
-                log.warning("could not release clusters: %s", " ".join(str(exc).split()))
+        if self.peers is not None and self.db is not None:
+            self.peers.release()
 
     def _close_db(self) -> None:
         if self.db is not None:
@@ -505,10 +423,9 @@ class Service:
         The API calls it on the control loop; the fault is data-plane state (listeners,
         sessions, reply delays), so it is set on the serving loop, which publishes it.
         """
-        router = self.fault_router
-        proxy = self.config.topology.proxy(hostname)
-        if router is not None and proxy is not None and not router.owns(proxy):
-            await self.control_thread.run(router.request(proxy, mode, delay_ms))
+        peers, proxy = self.peers, self.config.topology.proxy(hostname)
+        if peers is not None and proxy is not None and not peers.owns(proxy):
+            await self.control_thread.run(peers.faults.request(proxy, mode, delay_ms))
             return proxy  # another process serves it (issue 14)
         loop = self._serving_loop
         assert loop is not None

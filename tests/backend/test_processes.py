@@ -615,7 +615,7 @@ def test_the_embedded_mode_claims_nothing(tmp_path: Path) -> None:
     running = RunningService(make_config(tmp_path)).start()
     try:
         assert running.service is not None
-        assert running.service.ownership is None and running.service.listener is None
+        assert running.service.peers is None
         assert running.call(lambda: running.service.dataplane.remote_proxies) == {}  # type: ignore[union-attr]
     finally:
         running.stop()
