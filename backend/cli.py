@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="run the proxies and stores of these clusters only (comma-separated; default: "
         "all); region endpoints and the API serve every cluster, relaying a connection to "
-        "the process that runs its cache's cluster",
+        "the process that runs its cache's cluster. Several processes on one PostgreSQL "
+        "--database each claim their own",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(

@@ -148,7 +148,8 @@ class Config:
     # encrypts its secrets stays in the data dir either way.
     database: str = ""
     # The clusters whose proxies and stores this process runs (--clusters); None: all.
-    # Region endpoints and the API serve the whole service either way.
+    # Region endpoints and the API serve the whole service either way. With PostgreSQL,
+    # each is claimed in the database: two processes never serve one.
     clusters: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
@@ -199,6 +200,11 @@ class Config:
             f"listening on {self.host or 'every interface'}: clients are told to "
             f"connect to {name}; set --advertise-host to choose the name"
         )
+
+    def owned_clusters(self) -> list[str]:
+        """The clusters this process serves, in topology order."""
+        names = [cluster.name for cluster in self.topology.clusters()]
+        return [n for n in names if self.clusters is None or n in self.clusters]
 
     @property
     def database_url(self) -> DatabaseUrl:

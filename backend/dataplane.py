@@ -36,6 +36,8 @@ from backend.events import (
     CacheFlushed,
     CacheMoved,
     CapabilitiesChanged,
+    ClusterOwners,
+    ControlLink,
     CredentialAdded,
     CredentialRevoked,
     EventBus,
@@ -119,6 +121,9 @@ class DataPlane:
         self.internal_caches: dict[str, Cache] = {}
         # Relayed connections by username, so a revocation or a move here closes them too.
         self.relays: defaultdict[str, set[Closable]] = defaultdict(set)
+        # False while this process may have missed another's change (``ControlLink``):
+        # new authentications wait for the re-read; live sessions go on.
+        self.control_link_up = True
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -133,6 +138,16 @@ class DataPlane:
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
         bus.subscribe(KeyTrackingRequested, self._key_tracking_requested, loop)
+        bus.subscribe(ClusterOwners, self._cluster_owners, loop)
+        bus.subscribe(ControlLink, self._control_link, loop)
+
+    def _control_link(self, event: ControlLink) -> None:
+        self.control_link_up = event.up
+
+    def _cluster_owners(self, event: ClusterOwners) -> None:
+        """Replaced whole (one assignment): a reader never sees half of an update. Set from
+        ``ClusterOwners`` events (several processes on PostgreSQL, issue 14)."""
+        self.remote_proxies = {cluster: list(addresses) for cluster, addresses in event.remote}
 
     def _cache_created(self, event: CacheCreated) -> None:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)

@@ -29,6 +29,7 @@ from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import Conflict, NotFound
 from backend.control.models import Credential
+from backend.control.ownership import OwnershipRefused
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
@@ -38,6 +39,7 @@ from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyF
 from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
+from backend.peers import Peers
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
@@ -90,6 +92,13 @@ def _reachable(host: str) -> str:
     return "::1" if host == "::" else host
 
 
+def _public_api_url(config: Config, api_sock: socket.socket) -> str:
+    """The API's base URL as clients (and the other processes) are told it."""
+    port = api_sock.getsockname()[1]
+    advertised = _format_address(config.advertised_host()[0], port)
+    return config.public_url or f"{config.api_scheme}://{advertised}"
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -111,6 +120,14 @@ class _Sockets:
     proxies: list[tuple[Proxy, socket.socket]]
     tls_context: ssl.SSLContext | None
     certificate: Path | None  # the file of tls_context's certificate chain
+
+    def all(self) -> list[socket.socket]:
+        return [
+            self.api,
+            *(sock for _, sock in self.regions),
+            *(sock for _, sock in self.tls),
+            *(sock for _, sock in self.proxies),
+        ]
 
 
 class Service:
@@ -145,6 +162,9 @@ class Service:
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
+        # The other processes on one PostgreSQL database (issue 14); None in the embedded
+        # mode, where this process owns every cluster and hears only its own changes.
+        self.peers: Peers | None = None
 
     async def start(self) -> Listening:
         config = self.config
@@ -164,7 +184,9 @@ class Service:
             except ServiceError:
                 await self.control_thread.call(self._close_db)
                 raise
+            await self.control_thread.call(self._claim_clusters, sockets)
             self.listening = await self._serve(sockets)
+            await self.control_thread.run(self._follow_peers())
         except BaseException:
             await self.stop()
             raise
@@ -210,6 +232,34 @@ class Service:
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
         self.warnings = control.load()
+        self.peers = Peers.open(config, bus, control, self.db)
+
+    # -- several processes on one PostgreSQL database (issue 14): ``backend.peers`` -----
+    def _claim_clusters(self, sockets: _Sockets) -> None:
+        """On the control thread, once the ports are known and before anything serves:
+        claim this process's clusters, or refuse to start naming their owner."""
+        if self.peers is None:
+            return
+        advertised = self.config.advertised_host()[0]
+        proxies: dict[str, dict[str, str]] = {}
+        for proxy, sock in sockets.proxies:
+            address = _format_address(advertised, sock.getsockname()[1])
+            proxies.setdefault(proxy.cluster.name, {})[proxy.hostname] = address
+        try:
+            self.peers.claim(_public_api_url(self.config, sockets.api), proxies)
+        except OwnershipRefused as exc:
+            for sock in sockets.all():
+                sock.close()
+            raise ServiceError(str(exc)) from None
+
+    async def _follow_peers(self) -> None:
+        """On the control thread: the heartbeat and the other processes' changes."""
+        if self.peers is not None:
+            self._background += await self.peers.start(self.set_fault)
+
+    def _release_clusters(self) -> None:
+        if self.peers is not None and self.db is not None:
+            self.peers.release()
 
     def _close_db(self) -> None:
         if self.db is not None:
@@ -290,9 +340,8 @@ class Service:
         probes = probe_caches(dataplane)  # data-plane records: made on this loop
 
         api_port = socks.api.getsockname()[1]
-        scheme = config.api_scheme
-        api_url = f"{scheme}://{_format_address(local, api_port)}"
-        public_url = config.public_url or f"{scheme}://{_format_address(advertised, api_port)}"
+        api_url = f"{config.api_scheme}://{_format_address(local, api_port)}"
+        public_url = _public_api_url(config, socks.api)
         api_tls = socks.tls_context if config.api_tls else None
         await self.control_thread.run(
             self._start_api(
@@ -403,6 +452,10 @@ class Service:
         The API calls it on the control loop; the fault is data-plane state (listeners,
         sessions, reply delays), so it is set on the serving loop, which publishes it.
         """
+        peers, proxy = self.peers, self.config.topology.proxy(hostname)
+        if peers is not None and proxy is not None and not peers.owns(proxy):
+            await self.control_thread.run(peers.faults.request(proxy, mode, delay_ms))
+            return proxy  # another process serves it (issue 14)
         loop = self._serving_loop
         assert loop is not None
         work = self._set_fault(hostname, mode, delay_ms)
@@ -500,5 +553,6 @@ class Service:
             return
         with contextlib.suppress(Exception):
             await self.control_thread.run(self._stop_api())
+        await self.control_thread.call(self._release_clusters)
         await self.control_thread.call(self._close_db)
         await asyncio.to_thread(self.control_thread.stop)

@@ -24,6 +24,8 @@ class AuthResult(enum.Enum):
     # Another process runs the cache's cluster: the codec hands the connection to a relay
     # (``backend.relay``), which replays the authentication there. Never sent to a client.
     RELAY = "relayed to the process that runs this cache's cluster"
+    # Several processes: this one lost the other processes' changes and is re-reading them.
+    RESYNCING = "the service is reloading credentials, try again shortly"
 
 
 class AuthenticatedSession:
@@ -96,6 +98,8 @@ class Session:
         name = username.decode("utf-8", "replace")
         if not throttle.allowed(self.peer_host, name):
             return AuthResult.THROTTLED
+        if not dataplane.control_link_up:  # a revocation may be unknown here yet
+            return AuthResult.RESYNCING
         credential = dataplane.credentials.get(name)
         # Compare even for unknown users so timing does not reveal which usernames exist.
         expected = credential.password if credential is not None else b"\0" * 32

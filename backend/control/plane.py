@@ -120,6 +120,11 @@ class ControlPlane:
         # Of the open transaction: record changes and events, applied in order on commit.
         self._on_commit: list[Callable[[], None]] = []
         self._events: list[Event] = []
+        self._touched: list[str] = []  # caches whose log had a line written
+        # Several processes (PostgreSQL): told each transaction's events and touched
+        # caches *inside* it, so the other processes hear of it on commit only
+        # (``backend.control.notify.Forwarder``). None in the embedded mode.
+        self.forward: Callable[[list[Event], list[str]], None] | None = None
 
     # -- transactions, events and logs --------------------------------------------------
     @contextmanager
@@ -127,12 +132,14 @@ class ControlPlane:
         """A repository transaction; once it commits, the record changes registered with
         ``on_commit`` are applied and then the events are published, both in order. On a
         rollback both are discarded."""
-        self._on_commit, self._events = [], []
+        self._on_commit, self._events, self._touched = [], [], []
         try:
             with self.repository.transaction():
                 yield
+                if self.forward is not None:
+                    self.forward(self._events, self._touched)
         except BaseException:
-            self._on_commit, self._events = [], []
+            self._on_commit, self._events, self._touched = [], [], []
             raise
         changes, self._on_commit = self._on_commit, []
         events, self._events = self._events, []
@@ -191,6 +198,7 @@ class ControlPlane:
         drains (``LogLineWritten``) once committed."""
         t = timestamp()
         line_id = self.repository.insert_log(cache_id, t, LOG_SOURCE, message, origin, proxy)
+        self._touched.append(cache_id)
         cache = self.caches.get(cache_id)
         app = cache.app if cache is not None else None
         if app is not None:

@@ -233,15 +233,31 @@ def test_monitor_probes_only_the_processs_own_proxies(pair: Pair) -> None:
     assert not any(monitor.health[h].observed for h in other)
 
 
-def test_fault_on_a_proxy_of_another_process_is_refused_clearly(pair: Pair) -> None:
+def test_a_fault_on_a_proxy_of_another_process_is_applied_by_its_owner(pair: Pair) -> None:
+    """A's API takes a fault for B's proxy and B applies it (issue 14: sent through
+    PostgreSQL to the owner); cleared the same way, so the pair serves the next tests."""
     hostname = next(iter(pair.b.listening.proxies))
-    response = httpx.post(
-        f"{pair.a.api_url}/api/v1/admin/proxies/{hostname}/fault",
-        json={"mode": "down"},
-        headers={"Authorization": "Bearer test-admin-token"},
-    )
-    assert response.status_code == 409, response.text
-    assert "another process" in response.json()["error"]
+    assert pair.b.service.dataplane is not None
+    b_proxy = pair.b.service.dataplane.topology.proxy(hostname)
+    assert b_proxy is not None
+    state = pair.b.service.dataplane.proxy_state[b_proxy]
+    try:
+        for mode, down in (("down", True), ("none", False)):
+            response = httpx.post(
+                f"{pair.a.api_url}/api/v1/admin/proxies/{hostname}/fault",
+                json={"mode": mode},
+                headers={"Authorization": "Bearer test-admin-token"},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["fault"] == mode
+            wait_for(lambda down=down: state.down is down)
+    finally:
+        if state.down:  # cleared on its owner directly
+            httpx.post(
+                f"{pair.b.api_url}/api/v1/admin/proxies/{hostname}/fault",
+                json={"mode": "none"},
+                headers={"Authorization": "Bearer test-admin-token"},
+            )
 
 
 # -- the relay -------------------------------------------------------------------------------
@@ -542,9 +558,8 @@ def test_a_revocation_heard_by_the_relaying_process_closes_its_relays(
 def test_a_credential_revoked_on_the_owner_is_refused_there(
     pair: Pair, remote_cache: CacheHandle
 ) -> None:
-    """B deleted the credential (A has not heard yet): A lets the client through, B refuses
-    it with its own answer, and the client sees exactly that. A live relayed connection of
-    the credential is closed by B's revocation."""
+    """B deleted the credential: B closes the live relayed connection, A hears of it
+    through PostgreSQL within a second, and a new login through A is refused."""
     second = remote_cache.info["credentials"][1]
     user, password = second["username"], second["password"]
     live = Wire.authenticated(remote_cache, user, password)
@@ -556,8 +571,7 @@ def test_a_credential_revoked_on_the_owner_is_refused_there(
         assert deleted.json()["closed_connections"] == 1
     assert live.read_to_close() == b""
     wait_for(lambda: pair.a.call(lambda: user not in pair.a.service.dataplane.relays))
-    # A still has the credential and relays; B answers.
-    assert pair.a.call(lambda: user in pair.a.service.dataplane.credentials)
+    wait_for(lambda: pair.a.call(lambda: user not in pair.a.service.dataplane.credentials), 1.0)
     wire = Wire(remote_cache.endpoint)
     wire.send(b"set %s 0 0 %d\r\n%s\r\n" % (user.encode(), len(password), password.encode()))
     assert wire.read_to_close() == FAILURE
