@@ -115,6 +115,8 @@ class Config:
     # always was; ``postgresql://…`` is shared by several processes. The key file that
     # encrypts its secrets stays in the data dir either way.
     database: str = ""
+    # The clusters whose proxies and stores this process serves (--clusters); None: all.
+    clusters: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.database = self.database.strip()

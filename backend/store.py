@@ -12,11 +12,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, Usage
+from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, SavedItem, Usage
 
 if TYPE_CHECKING:
     from backend.engine import Engine
@@ -37,6 +37,20 @@ RELATIVE_EXPIRY_LIMIT = 60 * 60 * 24 * 30
 
 _cas_counter = itertools.count(1)
 next_cas = _cas_counter.__next__
+
+
+def cas_watermark() -> int:
+    """A CAS value above every one handed out so far (it uses one up): what a warm restart
+    saves, so the next process never hands out an old CAS again."""
+    return next_cas() + 1
+
+
+def advance_cas(at_least: int) -> None:
+    """Make every future CAS at least ``at_least`` (a loaded snapshot's watermark)."""
+    global _cas_counter, next_cas
+    start = max(next_cas(), at_least)
+    _cas_counter = itertools.count(start)
+    next_cas = _cas_counter.__next__
 
 
 UINT64 = (1 << 64) - 1
@@ -445,6 +459,59 @@ class LruEngine:
             if item.exptime and item.exptime <= now:
                 continue  # expired but not yet reclaimed: not an item any more
             yield DumpEntry(key, len(item.value), item.exptime)
+
+    # -- warm restart -----------------------------------------------------------------
+    def export(self) -> Iterator[SavedItem]:
+        now = time.time()
+        for key, item in self._items.items():
+            exptime = item.exptime
+            if exptime and exptime <= now:
+                continue
+            yield SavedItem(
+                key,
+                item.value,
+                item.flags,
+                exptime,
+                item.cas,
+                item.atime,
+                item.mtime,
+                item.fetched,
+                item.stale,
+            )
+
+    def pending_flush(self) -> float:
+        return self._flush_at
+
+    def restore(self, items: Iterable[SavedItem], pending_flush: float = 0.0) -> int:
+        now = time.time()
+        if pending_flush > now:
+            self._flush_at = max(self._flush_at, pending_flush)
+            pending_flush = 0.0  # not due yet: the engine applies it when it is
+        table = self._items
+        added = 0
+        key = b""
+        for saved in items:
+            key, exptime = saved.key, saved.exptime
+            if (exptime and exptime <= now) or saved.mtime <= pending_flush:
+                continue
+            item = Item.__new__(Item)  # not __init__: that would hand out a new CAS
+            item.value, item.flags, item.exptime, item.cas = (
+                saved.value,
+                saved.flags,
+                exptime,
+                saved.cas,
+            )
+            item.mtime, item.atime, item.fetched = saved.mtime, saved.atime, saved.fetched
+            item.stale, item.token = saved.stale, False
+            old = table.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size(key)
+            table[key] = item
+            self._bytes += item.size(key)
+            added += 1
+        if self._bytes > self.limit:  # a smaller plan now, or a bigger overhead: oldest go
+            self._evict(now=now, keep=key)
+        return added
 
     # -- internals ------------------------------------------------------------------
     def _lookup(self, key: bytes, now: float, bump: bool = True) -> Item | None:
