@@ -65,6 +65,8 @@ _INDEX = struct.Struct("<IB")  # chunk index, last flag: with the header, the ch
 _CACHE = struct.Struct("<Hd")
 _ITEM = struct.Struct("<HIIdQddB")
 _CACHE_TAG, _ITEM_TAG = ord("C"), ord("I")
+_ITEM_PACK = struct.Struct("<B" + _ITEM.format[1:]).pack  # the tag and the item's header
+_ITEM_RECORD = 1 + _ITEM.size
 _FETCHED, _STALE = 1, 2
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
@@ -128,27 +130,26 @@ class SnapshotWriter:
         self._record(b"C" + _CACHE.pack(len(encoded), pending_flush) + encoded)
 
     def item(self, item: SavedItem) -> None:
-        key, value = item.key, item.value
-        head = _ITEM.pack(
-            len(key),
-            len(value),
-            item.flags,
-            item.exptime,
-            item.cas,
-            item.atime,
-            item.mtime,
-            (_FETCHED if item.fetched else 0) | (_STALE if item.stale else 0),
-        )
-        size = 1 + len(head) + len(key) + len(value)
+        key, value, flags, exptime, cas, atime, mtime, fetched, stale = item
+        key_length, value_length = len(key), len(value)
         buffer = self._buffer
-        if buffer and len(buffer) + size > CHUNK:
+        if buffer and len(buffer) + _ITEM_RECORD + key_length + value_length > CHUNK:
             self._frame(last=False)
-        buffer += b"I"
-        buffer += head
+        buffer += _ITEM_PACK(
+            _ITEM_TAG,
+            key_length,
+            value_length,
+            flags,
+            exptime,
+            cas,
+            atime,
+            mtime,
+            (_FETCHED if fetched else 0) | (_STALE if stale else 0),
+        )
         buffer += key
         buffer += value
         self.items += 1
-        self.bytes += len(key) + len(value)
+        self.bytes += key_length + value_length
 
     def finish(self) -> None:
         self._frame(last=True)
