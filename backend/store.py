@@ -488,7 +488,7 @@ class LruEngine:
             self._flush_at = max(self._flush_at, pending_flush)
             pending_flush = 0.0  # not due yet: the engine applies it when it is
         table = self._items
-        added = 0
+        added = size = 0
         key = b""
         for saved in items:
             key, exptime = saved.key, saved.exptime
@@ -507,8 +507,9 @@ class LruEngine:
             if old is not None:
                 self._bytes -= old.size(key)
             table[key] = item
-            self._bytes += item.size(key)
+            size += len(key) + len(item.value) + ITEM_MEMORY_OVERHEAD  # item.size(key)
             added += 1
+        self._bytes += size
         if self._bytes > self.limit:  # a smaller plan now, or a bigger overhead: oldest go
             self._evict(now=now, keep=key)
         return added

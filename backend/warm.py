@@ -58,6 +58,7 @@ class Report:
     items: int = 0
     bytes: int = 0  # keys and values
     seconds: float = 0.0
+    sync_seconds: float = 0.0  # of ``seconds``, a save's wait for the disk (fsync)
     skipped: list[str] = field(default_factory=list)  # cache ids no longer on the cluster
 
 
@@ -97,13 +98,16 @@ def save(
             continue
         report.items, report.bytes = writer.items, writer.bytes
         report.seconds = time.perf_counter() - started
+        report.sync_seconds = writer.sync_seconds
         log.info(
-            "warm restart: saved %d items (%.1f MB) of %d caches of cluster %s in %.2f s",
+            "warm restart: saved %d items (%.1f MB) of %d caches of cluster %s in %.2f s "
+            "(%.2f s of it waiting for the disk)",
             report.items,
             report.bytes / 1e6,
             report.caches,
             cluster,
             report.seconds,
+            report.sync_seconds,
         )
         reports.append(report)
     return reports, warnings

@@ -49,7 +49,9 @@ from processes import (
 TOKEN = "bench-warm-token"
 PIPELINE = 256  # sets per write
 ROOT = Path(__file__).resolve().parent.parent
-SAVED = re.compile(rb"warm restart: saved (\d+) items \(([\d.]+) MB\).* in ([\d.]+) s")
+SAVED = re.compile(
+    rb"warm restart: saved (\d+) items \(([\d.]+) MB\).* in ([\d.]+) s \(([\d.]+) s of it"
+)
 LOADED = re.compile(rb"warm restart: loaded (\d+) items \(([\d.]+) MB\).* in ([\d.]+) s")
 
 
@@ -176,6 +178,7 @@ def measure(value_size: int, megabytes: int, workdir: Path) -> dict[str, float]:
     if saved is None or loaded is None:
         raise BenchError("no warm restart log line: is this tree's backend the one running?")
     save_s, load_s = float(saved.group(3)), float(loaded.group(3))
+    fsync_s = float(saved.group(4))
     scale = 1024 / megabytes
     return {
         "value_size": value_size,
@@ -183,11 +186,13 @@ def measure(value_size: int, megabytes: int, workdir: Path) -> dict[str, float]:
         "megabytes": megabytes,
         "fill_s": round(fill_s, 2),
         "save_s": save_s,
+        "save_fsync_s": fsync_s,
         "stop_s": round(stop_s, 2),
         "load_s": load_s,
         "empty_start_s": round(empty_start, 2),
         "warm_start_s": round(warm_start, 2),
         "save_s_per_gb": round(save_s * scale, 2),
+        "save_cpu_s_per_gb": round((save_s - fsync_s) * scale, 2),
         "load_s_per_gb": round(load_s * scale, 2),
         "snapshot_mb": round(snapshot_bytes / 2**20, 1),
         "rss_before_save_mb": round(rss_before / 2**20),
@@ -219,13 +224,15 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(
-        f"{'value':>7} {'items':>9} {'MB':>6} {'save s':>7} {'load s':>7} "
-        f"{'save s/GB':>9} {'load s/GB':>9} {'start empty/warm s':>18} {'save +RSS MB':>12}"
+        f"{'value':>7} {'items':>9} {'MB':>6} {'fill s':>7} {'save s':>7} {'(fsync)':>7} "
+        f"{'load s':>7} {'save s/GB':>9} {'load s/GB':>9} {'start empty/warm s':>18} "
+        f"{'save +RSS MB':>12}"
     )
     for r in rows:
         print(
-            f"{r['value_size']:>7} {r['items']:>9} {r['megabytes']:>6} {r['save_s']:>7.2f} "
-            f"{r['load_s']:>7.2f} {r['save_s_per_gb']:>9.2f} {r['load_s_per_gb']:>9.2f} "
+            f"{r['value_size']:>7} {r['items']:>9} {r['megabytes']:>6} {r['fill_s']:>7.2f} "
+            f"{r['save_s']:>7.2f} {r['save_fsync_s']:>7.2f} {r['load_s']:>7.2f} "
+            f"{r['save_s_per_gb']:>9.2f} {r['load_s_per_gb']:>9.2f} "
             f"{r['empty_start_s']:>8.2f}/{r['warm_start_s']:<9.2f} "
             f"{r['rss_growth_during_save_mb']:>12.1f}"
         )
