@@ -490,24 +490,25 @@ class LruEngine:
         table = self._items
         added = size = 0
         key = b""
+        new_item = Item.__new__  # not Item(): its __init__ would hand out a new CAS
         for saved in items:
-            key, exptime = saved.key, saved.exptime
-            if (exptime and exptime <= now) or saved.mtime <= pending_flush:
+            key, value, flags, exptime, cas, atime, mtime, fetched, stale = saved
+            if (exptime and exptime <= now) or mtime <= pending_flush:
                 continue
-            item = Item.__new__(Item)  # not __init__: that would hand out a new CAS
-            item.value, item.flags, item.exptime, item.cas = (
-                saved.value,
-                saved.flags,
-                exptime,
-                saved.cas,
+            item = new_item(Item)
+            item.value, item.flags, item.exptime, item.cas = value, flags, exptime, cas
+            item.mtime, item.atime, item.fetched, item.stale, item.token = (
+                mtime,
+                atime,
+                fetched,
+                stale,
+                False,
             )
-            item.mtime, item.atime, item.fetched = saved.mtime, saved.atime, saved.fetched
-            item.stale, item.token = saved.stale, False
             old = table.pop(key, None)
             if old is not None:
                 self._bytes -= old.size(key)
             table[key] = item
-            size += len(key) + len(item.value) + ITEM_MEMORY_OVERHEAD  # item.size(key)
+            size += len(key) + len(value) + ITEM_MEMORY_OVERHEAD  # item.size(key)
             added += 1
         self._bytes += size
         if self._bytes > self.limit:  # a smaller plan now, or a bigger overhead: oldest go
