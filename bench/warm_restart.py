@@ -192,7 +192,6 @@ def measure(value_size: int, megabytes: int, workdir: Path) -> dict[str, float]:
         "empty_start_s": round(empty_start, 2),
         "warm_start_s": round(warm_start, 2),
         "save_s_per_gb": round(save_s * scale, 2),
-        "save_cpu_s_per_gb": round((save_s - fsync_s) * scale, 2),
         "load_s_per_gb": round(load_s * scale, 2),
         "snapshot_mb": round(snapshot_bytes / 2**20, 1),
         "rss_before_save_mb": round(rss_before / 2**20),
