@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from backend.keyactivity import KeyActivity
     from backend.store import CacheStats
 
 
@@ -124,6 +125,10 @@ class SavedItem(NamedTuple):
 
 class Engine(Protocol):
     """One tenant's cache. Every operation counts itself in ``stats`` as memcached would."""
+
+    # Set while the owner's Keys view asks for it (``backend.keyactivity``); the hot path
+    # pays one attribute test when it is None.
+    key_activity: KeyActivity | None
 
     @property
     def stats(self) -> CacheStats:

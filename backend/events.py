@@ -140,6 +140,15 @@ class LogLineWritten:
     drain: str | None = field(repr=False)  # may carry user:password or a token
 
 
+@dataclass(frozen=True, slots=True)
+class KeyTrackingRequested:
+    """The cache's owner is looking at its hot keys: sample them (``backend.keyactivity``)
+    for a while longer. Not a change of state: nothing is stored or audited."""
+
+    cache_id: str
+    separator: bytes = b":"
+
+
 Event = (
     CacheCreated
     | CacheMoved
@@ -152,6 +161,7 @@ Event = (
     | SsoRotated
     | ProxyFaultSet
     | LogLineWritten
+    | KeyTrackingRequested
 )
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
 

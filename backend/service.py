@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import uvicorn
 
@@ -26,7 +27,7 @@ from backend.api.app import create_app
 from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
-from backend.control.errors import NotFound
+from backend.control.errors import Conflict, NotFound
 from backend.control.models import Credential
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
@@ -72,6 +73,10 @@ class Listening:
     public_api_url: str = ""
     advertised_endpoints: dict[str, str] = field(default_factory=dict)
     advertised_tls_endpoints: dict[str, str] = field(default_factory=dict)
+    # With --api-tls: the certificate the API serves and the name it is issued for (the
+    # advertised host), so an in-process client can verify it while connecting locally.
+    api_certificate: Path | None = None
+    api_server_name: str = ""
 
 
 def _format_address(host: str, port: int) -> str:
@@ -105,6 +110,7 @@ class _Sockets:
     tls: list[tuple[Region, socket.socket]]
     proxies: list[tuple[Proxy, socket.socket]]
     tls_context: ssl.SSLContext | None
+    certificate: Path | None  # the file of tls_context's certificate chain
 
 
 class Service:
@@ -148,7 +154,7 @@ class Service:
         throttle = AuthThrottle(
             config.auth_failure_limit, config.auth_failure_window, config.auth_user_failure_limit
         )
-        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
+        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys, config.clusters)
         # Subscribers first: loading announces every stored cache and credential. The
         # control plane publishes from its thread; the data plane hears it on this loop.
         self.dataplane.subscribe(self.bus, loop)
@@ -258,14 +264,18 @@ class Service:
                     sockets.append(tls_socks[-1][1])
             proxy_socks = []
             for proxy in config.topology.proxies():
+                if not config.serves(proxy.cluster.name):
+                    continue  # another process runs this cluster (--clusters)
                 proxy_socks.append((proxy, _bind(config.host, proxy.port)))
                 sockets.append(proxy_socks[-1][1])
-            tls_context = self._tls_context() if tls_socks else None
+            tls_context, certificate = (
+                self._tls_context() if tls_socks or config.api_tls else (None, None)
+            )
         except ServiceError:
             for sock in sockets:
                 sock.close()
             raise
-        return _Sockets(api_sock, region_socks, tls_socks, proxy_socks, tls_context)
+        return _Sockets(api_sock, region_socks, tls_socks, proxy_socks, tls_context, certificate)
 
     async def _serve(self, socks: _Sockets) -> Listening:
         """Listeners on the serving loop, then the API and the monitor on the control one."""
@@ -277,6 +287,8 @@ class Service:
         advertised, warning = config.advertised_host()
         if warning:
             self.warnings.append(warning)
+        if insecure := config.plain_api_warning():
+            self.warnings.append(insecure)
         endpoints: dict[str, str] = {}
         advertised_endpoints: dict[str, str] = {}
         for region, sock in socks.regions:
@@ -309,11 +321,19 @@ class Service:
         probes = probe_caches(dataplane)  # data-plane records: made on this loop
 
         api_port = socks.api.getsockname()[1]
-        api_url = f"http://{_format_address(local, api_port)}"
-        public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
+        scheme = config.api_scheme
+        api_url = f"{scheme}://{_format_address(local, api_port)}"
+        public_url = config.public_url or f"{scheme}://{_format_address(advertised, api_port)}"
+        api_tls = socks.tls_context if config.api_tls else None
         await self.control_thread.run(
             self._start_api(
-                socks.api, api_url, public_url, advertised_endpoints, advertised_tls, probes
+                socks.api,
+                api_url,
+                public_url,
+                advertised_endpoints,
+                advertised_tls,
+                probes,
+                api_tls,
             )
         )
         return Listening(
@@ -324,6 +344,8 @@ class Service:
             public_url,
             advertised_endpoints,
             advertised_tls,
+            api_certificate=socks.certificate if api_tls else None,
+            api_server_name=advertised if api_tls else "",
         )
 
     async def _start_api(
@@ -334,9 +356,10 @@ class Service:
         advertised_endpoints: dict[str, str],
         advertised_tls: dict[str, str],
         probes: dict[str, Credential],
+        api_tls: ssl.SSLContext | None,
     ) -> None:
         """On the control thread: what clients are told, the monitor, analytics, drains,
-        and uvicorn serving the API."""
+        and uvicorn serving the API (over TLS with ``api_tls``: HTTPS only)."""
         config = self.config
         control, dataplane, db = self.control, self.dataplane, self.db
         assert control is not None and dataplane is not None and db is not None
@@ -369,7 +392,13 @@ class Service:
         self._background.append(asyncio.create_task(self.analytics.run()))
         self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ssl_context_factory=None if api_tls is None else lambda *_: api_tls,
+            )
         )
         self._api_task = asyncio.create_task(self._api.serve(sockets=[api_sock]))
         while not self._api.started:
@@ -417,6 +446,11 @@ class Service:
         proxy = self.dataplane.topology.proxy(hostname)
         if proxy is None:
             raise NotFound(f"no proxy named {hostname!r}")
+        if not self.dataplane.serves(proxy.cluster.name):
+            raise Conflict(
+                f"proxy {hostname} runs in another process (cluster {proxy.cluster.name} "
+                "is not in this process's --clusters); set its fault through that process"
+            )
         state = self.dataplane.proxy_state[proxy]
         state.delay_s = delay_ms / 1000 if mode == "slow" else 0.0
         if mode == "down" and not state.down:
@@ -439,7 +473,9 @@ class Service:
                 line.drain, DrainLine(line.t, line.source, line.message, line.app_name)
             )
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls_context(self) -> tuple[ssl.SSLContext, Path]:
+        """The server context of --tls-cert/--tls-key or --tls-self-signed, and the file
+        of its certificate (chain), shared by the TLS endpoints and the HTTPS API."""
         config = self.config
         try:
             if config.tls_self_signed:
@@ -448,7 +484,7 @@ class Service:
             else:
                 assert config.tls_cert is not None and config.tls_key is not None
                 cert, key = config.tls_cert, config.tls_key
-            return tls.server_context(cert, key)
+            return tls.server_context(cert, key), cert
         except (tls.TlsError, OSError) as exc:
             raise ServiceError(f"TLS: {exc}") from None
 

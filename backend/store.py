@@ -20,6 +20,7 @@ from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, SavedI
 
 if TYPE_CHECKING:
     from backend.engine import Engine
+    from backend.keyactivity import KeyActivity
 
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
 # default -I 1m does and as MemCachier documents ("1 MB for key + value").
@@ -166,6 +167,7 @@ class LruEngine:
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._bytes = 0
         self.stats = CacheStats()
+        self.key_activity: KeyActivity | None = None  # the owner's Keys view samples
         # Pending delayed flush: items modified at or before this time die when it passes.
         self._flush_at = 0.0
 

@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from backend.control import apps
+from backend.control import apps, audit
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
     AppRow,
+    AuditRow,
     CacheRow,
     ControlRepository,
     CredentialRow,
@@ -53,6 +54,7 @@ from backend.events import (
     CredentialRevoked,
     Event,
     EventBus,
+    KeyTrackingRequested,
     LogLineWritten,
     PrimaryPromoted,
     SsoRotated,
@@ -61,6 +63,7 @@ from backend.topology import Cluster, Proxy, Topology
 
 if TYPE_CHECKING:
     from backend.dataplane import Usage
+    from backend.keyactivity import KeyReport
 
 NAME_PATTERN = re.compile(CACHE_NAME_PATTERN)
 LOG_SOURCE = "cachier"
@@ -80,6 +83,14 @@ class DataPlaneView(Protocol):
 
     def usage(self, cache_id: str) -> Usage:
         """Memory, items, connections and hits of a cache now."""
+        ...
+
+    def key_report(self, cache_id: str) -> KeyReport | None:
+        """The cache's sampled hot keys and prefixes, while they are tracked."""
+        ...
+
+    def command_counts(self, cache_id: str) -> dict[str, tuple[int, int]]:
+        """Hits and misses per command (get, delete, incr, decr, cas, touch)."""
         ...
 
 
@@ -134,8 +145,44 @@ class ControlPlane:
         self._on_commit.append(change)
 
     def publish(self, event: Event) -> None:
-        """Publish ``event`` when the open transaction commits."""
+        """Publish ``event`` when the open transaction commits; an auditable one is
+        recorded in the audit trail in that same transaction."""
         self._events.append(event)
+        described = audit.describe(event)
+        if described is not None:
+            cache_id, action, detail = described
+            self.record_audit(cache_id, action, detail, audit.actor_of(event))
+
+    def _cache_name(self, cache_id: str) -> str | None:
+        """A cache's name, also while the transaction creating it is still open."""
+        cache = self.caches.get(cache_id)
+        if cache is not None:
+            return cache.name
+        created = (e for e in self._events if isinstance(e, CacheCreated))
+        return next((e.name for e in created if e.cache_id == cache_id), None)
+
+    def record_audit(
+        self, cache_id: str | None, action: str, detail: str, actor: str | None = None
+    ) -> None:
+        """Append to the audit trail; inside a transaction it commits with the change.
+        ``actor`` defaults to whoever the current request runs as (``audit``)."""
+        self.repository.insert_audit(
+            AuditRow(
+                None,
+                timestamp(),
+                cache_id,
+                self._cache_name(cache_id) if cache_id is not None else None,
+                actor or audit.current_actor(),
+                action,
+                detail,
+            )
+        )
+
+    def audit_trail(
+        self, cache: Cache | None, before_id: int | None = None, limit: int = 100
+    ) -> list[AuditRow]:
+        """Newest first; one cache's (its owner's view) or every change (the operator's)."""
+        return self.repository.audit(cache.id if cache else None, before_id, limit)
 
     def log(
         self, cache_id: str, message: str, origin: str | None = None, proxy: str | None = None
@@ -271,6 +318,14 @@ class ControlPlane:
         """Asked of the data plane, which holds the items."""
         return self.dataplane.usage(cache.id)
 
+    def key_activity(
+        self, cache: Cache, separator: bytes = b":"
+    ) -> tuple[KeyReport | None, dict[str, tuple[int, int]]]:
+        """The owner's Keys view: asking (re)starts sampling on the data plane, which
+        answers from the next commands on; hits and misses per command are always kept."""
+        self.bus.publish(KeyTrackingRequested(cache.id, separator))
+        return self.dataplane.key_report(cache.id), self.dataplane.command_counts(cache.id)
+
     def releases(self, cache: Cache) -> list[ReleaseRow]:
         """The app's releases, newest first."""
         return self.repository.releases(cache.id)
@@ -338,10 +393,19 @@ class ControlPlane:
 
     def flush(self, cache: Cache, origin: str) -> str:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""
-        proxy = self.dataplane.choose_proxy(cache.cluster)
-        assert proxy is not None
-        self.record_flush(cache.id, proxy.hostname, origin)
-        return proxy.hostname
+        hostname = self._flushing_proxy(cache.cluster)
+        self.record_flush(cache.id, hostname, origin)
+        return hostname
+
+    def _flushing_proxy(self, cluster_name: str) -> str:
+        """The proxy named in a flush's log line: the one the data plane would choose, or,
+        for a cluster another process runs (``--clusters``) or whose proxies are all down,
+        the cluster's first proxy, as which proxy of it runs the flush is not known here."""
+        proxy = self.dataplane.choose_proxy(cluster_name)
+        if proxy is not None:
+            return proxy.hostname
+        cluster = self.topology.cluster(cluster_name)
+        return cluster.proxies[0].hostname if cluster is not None else cluster_name
 
     def record_flush(self, cache_id: str, proxy: str, origin: str) -> None:
         """Log a flush and publish it; with ``CLIENT_FLUSH_ORIGIN`` the data plane reports
@@ -386,15 +450,14 @@ class ControlPlane:
             raise (Forbidden if not cache.paid else Conflict)(reason)
         target = self.least_loaded(self._move_candidates(cache), ignore=cache)
         old_cluster = cache.cluster
-        proxy = self.dataplane.choose_proxy(old_cluster)
-        assert proxy is not None
+        proxy = self._flushing_proxy(old_cluster)
         with self.transaction():
             self.repository.set_cache_cluster(cache.id, target.name)
             self.log(
                 cache.id, f"Cache {cache.name} moving from cluster {old_cluster} to {target.name}"
             )
-            self._log_flush(cache.id, proxy.hostname, "admin operation")
-            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy.hostname))
+            self._log_flush(cache.id, proxy, "admin operation")
+            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy))
             self.on_commit(lambda: setattr(cache, "cluster", target.name))
         return target.name
 
@@ -580,6 +643,7 @@ class ControlPlane:
             self.repository.set_log_drain(cache.id, self.encrypt_optional(url))
             where = f"to {urlsplit(url).hostname}" if url else "removed"
             self.log(cache.id, f"Log drain of app {app.name} {where}")  # never the URL's secrets
+            self.record_audit(cache.id, "log drain changed", f"{app.name}: {where}")
             self.on_commit(lambda: setattr(app, "log_drain", url))
         return app
 

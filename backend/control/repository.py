@@ -11,6 +11,7 @@ Writes happen inside ``transaction()``; a change and its log line share one tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -68,6 +69,19 @@ class IncidentRow:
     ended_at: float | None
     cause: str
     proxies: str  # space-separated hostnames
+
+
+@dataclass
+class AuditRow:
+    """One control-plane change: when, by whom, what (never a secret)."""
+
+    id: int | None  # assigned by the database
+    t: str
+    cache_id: str | None  # None: a change of the whole service (a fault injected)
+    cache_name: str | None  # kept: the trail outlives a deleted cache
+    actor: str
+    action: str
+    detail: str
 
 
 @dataclass
@@ -149,6 +163,14 @@ class ControlRepository(Protocol):
         """Close the cluster's open period and open the next one, atomically."""
         ...
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]: ...
+    def insert_audit(self, row: AuditRow) -> int:
+        """Call inside the transaction of the change it records."""
+        ...
+
+    def audit(self, cache_id: str | None, before_id: int | None, limit: int) -> list[AuditRow]: ...
+
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]: ...
     def last_incidents(self) -> dict[str, IncidentRow]: ...
     def last_trouble_ended(self, cluster: str) -> float | None: ...

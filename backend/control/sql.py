@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from backend.control.repository import (
     AppRow,
+    AuditRow,
     CacheRow,
     CredentialRow,
     IncidentRow,
@@ -117,6 +118,20 @@ CREATE INDEX incidents_by_cluster ON incidents(cluster, id);
     # vars. A plaintext ``log_drain`` left by an older version is encrypted at load and cleared.
     """
 ALTER TABLE apps ADD COLUMN log_drain_enc {blob};
+""",
+    # The audit trail outlives what it describes (a deleted cache's trail stays for the
+    # operator), so it has no foreign key; cache_id is NULL for service-wide changes.
+    """
+CREATE TABLE audit (
+    id {id_pk},
+    t TEXT NOT NULL,
+    cache_id TEXT,
+    cache_name TEXT,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_by_cache ON audit(cache_id, id);
 """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -316,6 +331,34 @@ class SqlRepository:
             ).fetchall()
         return [LogRow(*r) for r in rows]
 
+    # -- audit trail --------------------------------------------------------------------
+    def insert_audit(self, row: AuditRow) -> int:
+        (audit_id,) = self._execute(
+            "INSERT INTO audit (t, cache_id, cache_name, actor, action, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (row.t, row.cache_id, row.cache_name, row.actor, row.action, row.detail),
+        ).fetchone()
+        return int(audit_id)
+
+    def audit(self, cache_id: str | None, before_id: int | None, limit: int) -> list[AuditRow]:
+        """Newest first: the ``limit`` entries before ``before_id`` (all when None), of
+        one cache or, with ``cache_id`` None, of the whole service."""
+        conditions: list[str] = []
+        params: list[object] = []
+        if cache_id is not None:
+            conditions.append("cache_id = ?")
+            params.append(cache_id)
+        if before_id is not None:
+            conditions.append("id < ?")
+            params.append(before_id)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._execute(
+            "SELECT id, t, cache_id, cache_name, actor, action, detail"
+            f" FROM audit{where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [AuditRow(*r) for r in rows]
+
     # -- status history -----------------------------------------------------------------
     def start_incident(
         self, cluster: str, light: str, previous: str, at: float, cause: str, proxies: str
@@ -333,11 +376,22 @@ class SqlRepository:
             ).fetchone()
         return int(incident_id)
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]:
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]:
+        """The newest ``limit`` periods, of ``clusters`` only when given (a feed per
+        cluster or region must not lose a quiet cluster's history to a noisy one's)."""
+        params: list[object]
+        where, params = "", [limit]
+        if clusters is not None:
+            if not clusters:
+                return []
+            where = f" WHERE cluster IN ({', '.join('?' * len(clusters))})"
+            params = [*clusters, limit]  # the query's placeholders, in order
         rows = self._execute(
             "SELECT id, cluster, light, previous, started_at, ended_at, cause, proxies"
-            " FROM incidents ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f" FROM incidents{where} ORDER BY id DESC LIMIT ?",
+            params,
         )
         return [IncidentRow(*r) for r in rows]
 
