@@ -19,7 +19,7 @@ import pytest
 from pymemcache.client.base import Client
 
 from backend.snapshot import snapshot_path
-from tests.conftest import ADMIN_TOKEN, RunningService, address, free_fixed_ports, make_config
+from tests.conftest import ADMIN_TOKEN, address, free_fixed_ports
 
 COMMAND = [sys.executable, "-m", "backend.cli"]
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -311,38 +311,34 @@ def test_a_cache_deleted_or_moved_while_down_does_not_come_back(
     second.stop()
 
 
-def test_a_process_loads_only_the_clusters_it_serves(tmp_path: Path) -> None:
-    """Snapshots are per cluster: a process serving some clusters (``--clusters``) loads
-    theirs and leaves the others' files for the process that serves those."""
-    first = RunningService(make_config(tmp_path)).start()
-    try:
-        caches = [first.create_cache(name) for name in ("one", "two")]
-        assert {c["cluster"] for c in caches} == {"local-a", "local-b"}
-        for info in caches:
-            mc = ascii_client(info)
-            assert mc.set("k", info["cluster"].encode(), noreply=False)
-            mc.close()
-    finally:
-        first.stop()
+def test_a_process_loads_only_the_clusters_it_serves(
+    tmp_path: Path, backends: list[Backend]
+) -> None:
+    """Snapshots are per cluster: a process started with ``--clusters`` loads theirs and
+    leaves the others' files for the process that runs those."""
+    first = Backend(tmp_path)
+    backends.append(first)
+    caches = [first.create_cache(name) for name in ("one", "two")]
+    assert {c["cluster"] for c in caches} == {"local-a", "local-b"}
+    for info in caches:
+        mc = ascii_client(info)
+        assert mc.set("k", info["cluster"].encode(), noreply=False)
+        mc.close()
+    first.stop()
     on_a, on_b = sorted(caches, key=lambda c: c["cluster"])
     assert snapshot_path(tmp_path, "local-a").exists()
     assert snapshot_path(tmp_path, "local-b").exists()
 
-    only_a = RunningService(make_config(tmp_path, clusters=frozenset({"local-a"}))).start()
-    try:
-        assert not snapshot_path(tmp_path, "local-a").exists()  # loaded
-        assert snapshot_path(tmp_path, "local-b").exists()  # not this process's
-        with only_a.admin() as client:
-            info = client.get(f"/api/v1/admin/caches/{on_a['id']}").json()
-        assert ascii_client(info).get("k") == b"local-a"
-    finally:
-        only_a.stop()
+    only_a = Backend(tmp_path, "--clusters", "local-a")
+    backends.append(only_a)
+    assert not snapshot_path(tmp_path, "local-a").exists()  # loaded
+    assert snapshot_path(tmp_path, "local-b").exists()  # not this process's
+    assert ascii_client(only_a.cache(on_a["id"])).get("k") == b"local-a"
+    only_a.stop()
+    assert snapshot_path(tmp_path, "local-a").exists()  # saved again, alone
 
-    every = RunningService(make_config(tmp_path)).start()
-    try:
-        for cache in (on_a, on_b):
-            with every.admin() as client:
-                info = client.get(f"/api/v1/admin/caches/{cache['id']}").json()
-            assert ascii_client(info).get("k") == cache["cluster"].encode()
-    finally:
-        every.stop()
+    every = Backend(tmp_path)
+    backends.append(every)
+    for cache in (on_a, on_b):
+        assert ascii_client(every.cache(cache["id"])).get("k") == cache["cluster"].encode()
+    every.stop()
