@@ -19,7 +19,7 @@ import pytest
 from pymemcache.client.base import Client
 
 from backend.snapshot import snapshot_path
-from tests.conftest import ADMIN_TOKEN, address, free_fixed_ports
+from tests.conftest import ADMIN_TOKEN, address, free_fixed_ports, postgres_database
 
 COMMAND = [sys.executable, "-m", "backend.cli"]
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -342,3 +342,37 @@ def test_a_process_loads_only_the_clusters_it_serves(
     for cache in (on_a, on_b):
         assert ascii_client(every.cache(cache["id"])).get("k") == cache["cluster"].encode()
     every.stop()
+
+
+def test_one_of_two_processes_on_postgresql_restarts_warm(
+    tmp_path: Path, backends: list[Backend]
+) -> None:
+    """Two processes share a PostgreSQL control plane, one cluster each: the one restarted
+    with SIGTERM gets its cluster's items back; the other, killed, starts its own empty."""
+    with postgres_database() as url:
+        dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+        a = Backend(dir_a, "--database", url, "--clusters", "local-a")
+        backends.append(a)
+        caches = [a.create_cache(name) for name in ("one", "two")]
+        on_a, on_b = sorted(caches, key=lambda c: c["cluster"])
+        assert (on_a["cluster"], on_b["cluster"]) == ("local-a", "local-b")
+        dir_b.mkdir(mode=0o700)
+        shutil.copy(dir_a / "secret.key", dir_b / "secret.key")  # one key per service
+        b = Backend(dir_b, "--database", url, "--clusters", "local-b")
+        backends.append(b)
+        for process, cache in ((a, on_a), (b, on_b)):
+            mc = ascii_client(process.cache(cache["id"]))
+            assert mc.set("k", cache["cluster"].encode(), noreply=False)
+            mc.close()
+
+        b.stop()
+        a.stop(signal.SIGKILL)
+        assert snapshot_path(dir_b, "local-b").exists()
+        assert not snapshot_path(dir_a, "local-a").exists()
+        b = Backend(dir_b, "--database", url, "--clusters", "local-b")
+        a = Backend(dir_a, "--database", url, "--clusters", "local-a")
+        backends += [a, b]
+        assert ascii_client(b.cache(on_b["id"])).get("k") == b"local-b"
+        assert ascii_client(a.cache(on_a["id"])).get("k") is None
+        b.stop()
+        a.stop()
