@@ -21,7 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
-from backend import datadir, demo, metrics, tls
+from backend import datadir, demo, metrics, tls, warm
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -165,6 +165,8 @@ class Service:
         # The other processes on one PostgreSQL database (issue 14); None in the embedded
         # mode, where this process owns every cluster and hears only its own changes.
         self.peers: Peers | None = None
+        self._snapshot_key = b""  # from the key file: encrypts warm-restart snapshots
+        self._save_contents_on_stop = False  # set once the last snapshot has been loaded
 
     async def start(self) -> Listening:
         config = self.config
@@ -185,6 +187,7 @@ class Service:
                 await self.control_thread.call(self._close_db)
                 raise
             await self.control_thread.call(self._claim_clusters, sockets)
+            await self._restore_contents()
             self.listening = await self._serve(sockets)
             await self.control_thread.run(self._follow_peers())
         except BaseException:
@@ -202,6 +205,7 @@ class Service:
         try:
             datadir.make_private(config.data_dir)
             secrets = Secrets.load_or_create(config.data_dir)
+            self._snapshot_key = secrets.snapshot_key()
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
         try:
@@ -260,6 +264,33 @@ class Service:
     def _release_clusters(self) -> None:
         if self.peers is not None and self.db is not None:
             self.peers.release()
+
+    async def _restore_contents(self) -> None:
+        """Warm restart (``backend/warm.py``): the items the last clean stop saved, loaded
+        before any listener opens. From then on a stop saves them again, and only then: a
+        start that failed before this point must not replace a snapshot with nothing."""
+        if self.config.temporary_data_dir or self.dataplane is None:
+            return  # --demo's data dir is new and is removed at the end: nothing to keep
+        _, warnings = await warm.restore(
+            self.dataplane, self._snapshot_key, self.config.data_dir, self.config.clusters
+        )
+        self.warnings += warnings
+        self._save_contents_on_stop = True
+
+    async def _save_contents(self) -> None:
+        """Warm restart: once nothing can change an engine any more (listeners, sessions
+        and the control thread stopped), every served cluster's items to the data dir."""
+        if not self._save_contents_on_stop or self.dataplane is None:
+            return
+        self._save_contents_on_stop = False
+        _, warnings = await asyncio.to_thread(
+            warm.save,
+            self.dataplane,
+            self._snapshot_key,
+            self.config.data_dir,
+            self.config.clusters,
+        )
+        self.warnings += warnings
 
     def _close_db(self) -> None:
         if self.db is not None:
@@ -512,7 +543,8 @@ class Service:
 
     async def stop(self) -> None:
         """Stop the API, the monitor, analytics and drains (control thread), then the
-        listeners and sessions (here), then close the database and the control thread."""
+        listeners and sessions (here), then close the database and the control thread,
+        then save the caches' contents for a warm restart."""
         if self.traffic is not None:
             await asyncio.to_thread(self.traffic.stop)
             self.traffic = None
@@ -528,6 +560,7 @@ class Service:
         self._servers.clear()
         self._proxy_servers.clear()
         await self._stop_control()
+        await self._save_contents()
         if self.config.temporary_data_dir:
             shutil.rmtree(self.config.data_dir, ignore_errors=True)
 
