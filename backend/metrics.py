@@ -29,13 +29,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import compress
+from operator import add, attrgetter, sub
 from typing import TYPE_CHECKING
+
+from backend.engine import Usage
 
 if TYPE_CHECKING:
     from backend.control.models import Cache
     from backend.dataplane import DataPlane
-    from backend.engine import Usage
     from backend.monitor import Monitor
     from backend.store import CacheStats
 
@@ -54,18 +56,20 @@ CACHE_COUNTERS = {
 }
 # Gauges, in the order of a cache's figures after its counters: (name suffix, help).
 CACHE_GAUGES = (
-    ("items", "items stored"),
+    ("connections", "open connections"),
     ("bytes", "memory used by items"),
     ("limit_bytes", "the plan's memory limit"),
-    ("connections", "open connections"),
+    ("items", "items stored"),
 )
 STATES = ("up", "slow", "down")
 LIGHTS = ("green", "blue", "yellow", "red")
 
-# A cache's figures, one tuple: its counters (CACHE_COUNTERS order), then its gauges.
+# A cache's figures, one tuple in the families' order: what one C call reads of its
+# counters (CACHE_COUNTERS, then the open connections), then its ``Usage`` (bytes, limit,
+# items): ``_read_stats(stats) + engine.usage()``.
 _COUNTS = len(CACHE_COUNTERS)
-# One C call reads them, the open-connections gauge last.
 _read_stats = attrgetter(*CACHE_COUNTERS, "curr_connections")
+_FIGURES = range(_COUNTS + 1 + len(Usage._fields))
 
 
 def escape_help(text: str) -> str:
@@ -120,6 +124,7 @@ def _families(prefix: str) -> tuple[Family, ...]:
 
 
 CACHE_FAMILIES = _families("cachier_cache")
+_CACHE_NAMES = tuple(family.name for family in CACHE_FAMILIES)
 CLUSTER_FAMILIES = _families("cachier_cluster")
 CLUSTER_CACHES = Family("cachier_cluster_caches", "gauge", "caches placed on the cluster")
 
@@ -127,24 +132,19 @@ CLUSTER_CACHES = Family("cachier_cluster_caches", "gauge", "caches placed on the
 class _Seen:
     """What the last scrape saw of one cache."""
 
-    __slots__ = ("stats", "cluster", "counts", "usage", "figures", "label", "generation")
+    __slots__ = ("stats", "cluster", "counts", "usage", "label", "generation")
 
-    def __init__(
-        self,
-        stats: CacheStats,
-        cluster: str,
-        counts: tuple[int, ...],
-        usage: Usage,
-        figures: tuple[int, ...],
-        label: str,
-        generation: int,
-    ) -> None:
+    def __init__(self, stats: CacheStats, cluster: str, label: str, generation: int) -> None:
         self.stats = stats  # identity: a new engine (a move) starts new counters
         self.cluster = cluster
-        self.counts, self.usage = counts, usage  # as read: what the next scrape compares
-        self.figures = figures  # in family order: what the lines show
+        self.counts: tuple[int, ...] = ()  # as read: what the next scrape compares
+        self.usage: tuple[int, ...] = ()
         self.label = label
         self.generation = generation  # the last scrape that found the cache
+
+    @property
+    def figures(self) -> tuple[int, ...]:
+        return self.counts + self.usage
 
 
 class _Cluster:
@@ -153,24 +153,17 @@ class _Cluster:
     __slots__ = ("figures", "caches")
 
     def __init__(self) -> None:
-        self.figures = [0] * len(CLUSTER_FAMILIES)
+        self.figures = [0] * len(_FIGURES)
         self.caches = 0
 
-    def add(self, old: Sequence[int] | None, new: Sequence[int]) -> None:
-        """A cache of this cluster went from ``old`` (None: newly counted here) to ``new``."""
-        sums = self.figures
-        for i in range(_COUNTS):
-            before = old[i] if old is not None else 0
-            after = new[i]
-            sums[i] += after - before if after >= before else after  # a reset counts anew
-        for i in range(_COUNTS, len(sums)):
-            sums[i] += new[i] - (old[i] if old is not None else 0)
+    def add(self, deltas: Iterable[int]) -> None:
+        self.figures = list(map(add, self.figures, deltas))
 
-    def remove(self, old: Sequence[int]) -> None:
+    def remove(self, figures: Sequence[int]) -> None:
         """A cache left the cluster: its gauges go, what it counted stays counted."""
         sums = self.figures
-        for i in range(_COUNTS, len(sums)):
-            sums[i] -= old[i]
+        sums[_COUNTS:] = map(sub, sums[_COUNTS:], figures[_COUNTS:])
+        self.caches -= 1
 
 
 class Exposition:
@@ -239,40 +232,43 @@ class Exposition:
         cache: Cache,
         stats: CacheStats,
         counts: tuple[int, ...],
-        usage: Usage,
+        usage: tuple[int, ...],
         before: _Seen | None,
     ) -> None:
-        cache_id, cluster, clusters = cache.id, cache.cluster, self._clusters
-        figures = (*counts[:_COUNTS], usage.items, usage.bytes, usage.limit, counts[_COUNTS])
+        """Count the change into the cluster's sums and re-render the lines that show it."""
+        figures = counts + usage
+        cluster = cache.cluster
         if before is None or before.cluster != cluster or before.stats is not stats:
-            # New here: a new cache, or a new engine (moved, or on a new cluster).
+            # New here: a new cache, or a new engine (a move; the old one's counts stay
+            # counted on its cluster, its gauges leave it).
             if before is not None:
-                clusters[before.cluster].remove(before.figures)
-                clusters[before.cluster].caches -= 1
-            target = clusters.setdefault(cluster, _Cluster())
-            target.add(None, figures)
+                self._clusters[before.cluster].remove(before.figures)
+            target = self._clusters.setdefault(cluster, _Cluster())
+            target.add(figures)
             target.caches += 1
-            old: tuple[int, ...] | None = None
             label = before.label if before is not None else labels([("cache", cache.name)])
+            seen = self._seen[cache.id] = _Seen(stats, cluster, label, self._generation)
+            changed: Iterable[int] = _FIGURES
         else:
-            clusters[cluster].add(before.figures, figures)
-            old, label = before.figures, before.label
-        self._seen[cache_id] = _Seen(
-            stats, cluster, counts, usage, figures, label, self._generation
-        )
-        if not self.per_cache:
-            return
-        lines, blocks = self._lines, self._blocks
-        for i, value in enumerate(figures):
-            if old is None or old[i] != value:
-                lines[i][cache_id] = f"{CACHE_FAMILIES[i].name}{label} {value}\n"
+            deltas = list(map(sub, figures, before.figures))
+            changed = compress(_FIGURES, deltas)  # the families whose line is stale
+            if min(deltas[:_COUNTS]) < 0:  # a counter went back: ``stats reset``
+                increase = [d if d >= 0 else f for d, f in zip(deltas, figures, strict=True)]
+                self._clusters[cluster].add(increase[:_COUNTS] + deltas[_COUNTS:])
+            else:
+                self._clusters[cluster].add(deltas)
+            seen = before
+            seen.generation = self._generation
+        seen.counts, seen.usage = counts, usage
+        if self.per_cache:
+            lines, blocks, label, names = self._lines, self._blocks, seen.label, _CACHE_NAMES
+            for i in changed:
+                lines[i][cache.id] = f"{names[i]}{label} {figures[i]}\n"
                 blocks[i] = None
 
     def _gone(self, cache_id: str) -> None:
         before = self._seen.pop(cache_id)
-        cluster = self._clusters[before.cluster]
-        cluster.remove(before.figures)
-        cluster.caches -= 1
+        self._clusters[before.cluster].remove(before.figures)
         for i, lines in enumerate(self._lines):
             if lines.pop(cache_id, None) is not None:
                 self._blocks[i] = None
