@@ -4,13 +4,14 @@ A scrape runs on the control thread (``backend.loops``): it reads the data plane
 changing it (``DataPlane.caches_now``, ``peek_engine``; counters are plain ints).
 
 With 10 000 caches the per-cache series are 150 000 lines (8 MB), and building them
-through ``prometheus_client`` objects took over half a second a scrape, most of it for
-caches that had not changed. So ``Exposition`` keeps what it rendered: each cache's line
-of each per-cache family, and each family's joined block. A scrape reads every cache's
-few figures (one tuple compare per cache, nothing rendered), re-renders the lines of the
-caches whose figures changed, re-joins only the families those lines belong to, and
-joins the blocks. Most caches of a large deployment are idle, so a scrape costs the scan
-plus O(caches changed since the last scrape).
+through ``prometheus_client`` objects took 1.3 s of CPU a scrape, most of it for caches
+that had not changed. So ``Exposition`` keeps what it rendered: each cache's line of each
+per-cache family, and each family's joined block. A scrape reads every cache's few
+figures (two tuples made in C, compared with the last ones; nothing rendered), re-renders
+only the lines whose figure changed, re-joins only the families those lines belong to,
+and joins the blocks. Most caches of a large deployment are idle, so a scrape costs that
+scan (~2 µs a cache) plus O(caches changed since the last scrape): ~28 ms of CPU at
+10 000 caches when few changed, ~80 ms when all did (``bench/metrics_scrape.py``).
 
 Per-cluster series (``cachier_cluster_*``) add the caches of each cluster up, and stay
 cheap with any number of caches; ``per_cache=False`` (``--metrics-per-cache off``)
