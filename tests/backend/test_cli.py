@@ -105,6 +105,7 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (["--public-url", "http://[::]:8080"], "wildcard"),
         (["--database", "mysql://db/cachier"], "give sqlite:///path or postgresql://"),
         (["--database", "sqlite://"], "sqlite:///path/to/file"),
+        (["--metrics-per-cache", "maybe"], "give on or off"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
