@@ -67,6 +67,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give on or off")
+    return value == "on"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cachier-backend", description="Run the cachier memcache service.")
     p.add_argument("--version", action="version", version=f"cachier-backend {__version__}")
@@ -174,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between status probes of every proxy (default: 1)",
     )
     p.add_argument(
+        "--metrics-per-cache",
+        type=_on_off,
+        default=True,
+        metavar="on|off",
+        help="per-cache series in /metrics (default: on); off leaves the per-cluster "
+        "series and totals, for deployments with very many caches",
+    )
+    p.add_argument(
         "--resolved-window",
         type=_seconds,
         default=None,
@@ -245,6 +260,7 @@ def _config(args: argparse.Namespace) -> Config:
         sample_interval=args.sample_interval,
         probe_interval=args.probe_interval,
         resolved_window=args.resolved_window or 3600.0,
+        metrics_per_cache=args.metrics_per_cache,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -124,6 +124,9 @@ class Config:
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
     probe_interval: float = 1.0  # seconds between status probes of every proxy
     resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble
+    # /metrics has per-cache series (--metrics-per-cache on); off: per-cluster ones only,
+    # for deployments whose caches are too many to graph one by one.
+    metrics_per_cache: bool = True
     demo: bool = False  # seeded caches, real traffic and a scripted incident timeline
     demo_rate: float = 60.0  # demo traffic, memcache operations per second in all
     temporary_data_dir: bool = False  # made for this run (demo): removed when it stops

@@ -425,7 +425,9 @@ class Service:
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
         status = self.status_view = StatusView(
-            config.topology, monitor, lambda: metrics.exposition(dataplane, monitor)
+            config.topology,
+            monitor,
+            metrics.Exposition(dataplane, monitor, config.metrics_per_cache),
         )
         app = create_app(
             control,

@@ -111,6 +111,10 @@ class ControlPlane:
         # The control plane's own records; the data plane keeps its own view, fed by events.
         self.caches: dict[str, Cache] = {}
         self.credentials: dict[str, Credential] = {}
+        # SHA-256 of a cache's dashboard secret -> the cache: a dashboard request (the gate
+        # and the route each ask) finds its cache in one lookup, not a scan of every cache.
+        # Kept with ``caches`` on commit: a rotated or deleted secret leaves it at once.
+        self._by_sso: dict[str, Cache] = {}
         # Filled in by the service once listeners are bound.
         self.api_base_url = ""
         self.endpoints: dict[str, str] = {}
@@ -244,6 +248,7 @@ class ControlPlane:
                     )
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
+            self._by_sso[cache.sso_hash] = cache
         for credential_row in repository.credentials():
             credential = Credential(
                 credential_row.username,
@@ -286,12 +291,20 @@ class ControlPlane:
         return cache
 
     def cache_by_sso(self, secret: str) -> Cache:
-        """The cache whose dashboard secret this is; its hash is what the database keeps."""
+        """The cache whose dashboard secret this is; its hash is what the database keeps.
+
+        Found by the hash (a dict lookup reveals nothing of a secret whose SHA-256 it
+        hashes), then confirmed by a constant-time compare with the cache's current hash
+        and that the cache is still one of ours."""
         wanted = sso_hash(secret)
-        for cache in self.caches.values():
-            if hmac.compare_digest(cache.sso_hash, wanted):
-                return cache
-        raise NotFound("unknown or expired dashboard URL")
+        cache = self._by_sso.get(wanted)
+        if (
+            cache is None
+            or not hmac.compare_digest(cache.sso_hash, wanted)
+            or self.caches.get(cache.id) is not cache
+        ):
+            raise NotFound("unknown or expired dashboard URL")
+        return cache
 
     def servers(self, cache: Cache) -> str:
         return self.endpoints.get(cache.region, "")
@@ -376,6 +389,7 @@ class ControlPlane:
             def register() -> None:
                 cache.app = app
                 self.caches[cache.id] = cache
+                self._by_sso[cache.sso_hash] = cache
                 self.credentials[credential.username] = credential
 
             self.on_commit(register)
@@ -394,6 +408,7 @@ class ControlPlane:
 
             def forget() -> None:
                 del self.caches[cache.id]
+                self._by_sso.pop(cache.sso_hash, None)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 
@@ -587,7 +602,9 @@ class ControlPlane:
             self.publish(SsoRotated(cache.id))
 
             def apply() -> None:
+                self._by_sso.pop(cache.sso_hash, None)
                 cache.sso_nonce, cache.sso_hash = nonce, digest
+                self._by_sso[digest] = cache
 
             self.on_commit(apply)
         return self.dashboard_url(cache)

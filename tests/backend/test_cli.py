@@ -133,6 +133,7 @@ def test_clusters_flag_runs_only_those_clusters_proxies(tmp_path) -> None:
             ["--demo", "--clusters", "local-a"],
             "unknown cluster 'local-a'; the topology's clusters are use1-a, use1-b, use1-c",
         ),
+        (["--metrics-per-cache", "maybe"], "give on or off"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
