@@ -343,7 +343,9 @@ class Service:
         advertised_endpoints: dict[str, str] = {}
         for region, sock in socks.regions:
             endpoints[region.name] = _format_address(local, sock.getsockname()[1])
-            advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
+            index = config.topology.regions.index(region)
+            advertised_port = config.advertised_endpoint_port(index, sock.getsockname()[1])
+            advertised_endpoints[region.name] = _format_address(advertised, advertised_port)
             self._servers.append(
                 await loop.create_server(
                     partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
@@ -418,7 +420,16 @@ class Service:
         control.api_base_url = public_url
         control.endpoints = advertised_endpoints
         control.tls_endpoints = advertised_tls
-        control.refresh_servers()
+        if self.peers is None or not self.peers.others_alive():
+            control.refresh_servers()
+        else:  # the apps' servers are the service's, not this process's to rewrite
+            stale = control.servers_differ()
+            if stale:
+                self.warnings.append(
+                    f"this process advertises {stale[1]} but the caches' servers are "
+                    f"{stale[0]}, as another process running now told them: give every "
+                    "process the same --advertise-host and --advertise-endpoint-port"
+                )
         monitor = self.monitor = Monitor(
             dataplane, db, config.probe_interval, config.resolved_window
         )

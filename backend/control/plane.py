@@ -307,6 +307,14 @@ class ControlPlane:
         return cache
 
     def servers(self, cache: Cache) -> str:
+        """What clients of the cache are told: what its app was told (the service's value,
+        the same from every process), or, before it has an app, this process's endpoint."""
+        app = cache.app
+        told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+        return told or self.advertised_servers(cache)
+
+    def advertised_servers(self, cache: Cache) -> str:
+        """The region endpoint this process advertises (--advertise-host and -port)."""
         return self.endpoints.get(cache.region, "")
 
     def tls_servers(self, cache: Cache) -> str | None:
@@ -612,7 +620,9 @@ class ControlPlane:
     # -- provider apps (see ``apps``) ---------------------------------------------------
     def _create_app(self, cache: Cache) -> App:
         """The app of a new cache, at release 1; call inside a transaction."""
-        wanted = apps.desired_config(self.servers(cache), self.tls_servers(cache), cache.primary())
+        wanted = apps.desired_config(
+            self.advertised_servers(cache), self.tls_servers(cache), cache.primary()
+        )
         app = App(f"app-{cache.name}", 1, wanted)
         config = self.secrets.encrypt(json.dumps(app.config_vars).encode())
         self.repository.insert_app(AppRow(cache.id, app.name, app.release, config, None))
@@ -621,7 +631,11 @@ class ControlPlane:
         return app
 
     def _push_config(
-        self, cache: Cache, reason: str, primary: Credential | None = None
+        self,
+        cache: Cache,
+        reason: str,
+        primary: Credential | None = None,
+        servers: str | None = None,
     ) -> list[str]:
         """Push changed config vars: a new release and a restart. Returns the names changed.
 
@@ -631,8 +645,8 @@ class ControlPlane:
         app = cache.app
         assert app is not None
         wanted = apps.desired_config(
-            self.servers(cache), self.tls_servers(cache), primary or cache.primary()
-        )
+            servers or self.servers(cache), self.tls_servers(cache), primary or cache.primary()
+        )  # the servers the app has, unless the change is to them
         changed = apps.changed_names(app.config_vars, wanted)
         if not changed:
             return []
@@ -651,13 +665,25 @@ class ControlPlane:
         self.on_commit(apply)
         return changed
 
+    def servers_differ(self) -> tuple[str, str] | None:
+        """(what an app's config says, what this process advertises) for the first cache
+        whose MEMCACHIER_SERVERS is not what this process would hand out; None if none."""
+        for cache in self.list_caches():
+            app = cache.app
+            told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+            mine = self.advertised_servers(cache)
+            if told and mine and told != mine:
+                return told, mine
+        return None
+
     def refresh_servers(self) -> None:
         """After start-up: endpoints may listen elsewhere, be advertised under another name,
         or gain or lose TLS since last time; tell the apps (existing ones included)."""
         for cache in self.list_caches():
-            if cache.app is not None and self.servers(cache):
+            if cache.app is not None and self.advertised_servers(cache):
                 with self.transaction():
-                    self._push_config(cache, "endpoint address changed")
+                    servers = self.advertised_servers(cache)
+                    self._push_config(cache, "endpoint address changed", servers=servers)
 
     def set_log_drain(self, cache: Cache, url: str | None) -> App:
         app = cache.app
