@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from backend.activity import CredentialActivity, LastAuth, Protocol_
 from backend.control.models import Cache, Credential
 from backend.events import (
     CLIENT_FLUSH_ORIGIN,
@@ -119,6 +120,8 @@ class DataPlane:
         self.internal_caches: dict[str, Cache] = {}
         # Relayed connections by username, so a revocation or a move here closes them too.
         self.relays: defaultdict[str, set[Closable]] = defaultdict(set)
+        # Username -> its usage here (``backend.activity``), from its first authentication.
+        self.activity: dict[str, CredentialActivity] = {}
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -133,6 +136,7 @@ class DataPlane:
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
         bus.subscribe(KeyTrackingRequested, self._key_tracking_requested, loop)
+        self._follow_activity(bus, loop)
 
     def _cache_created(self, event: CacheCreated) -> None:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)
@@ -224,6 +228,39 @@ class DataPlane:
             engine.key_activity = None
         else:
             asyncio.get_running_loop().call_later(left, self._expire_keys, engine)
+
+    # -- credential activity (``backend.activity``) ---------------------------------------
+    def _follow_activity(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None) -> None:
+        """A deleted credential's record goes with it (usernames are never reused)."""
+        bus.subscribe(CredentialRevoked, lambda e: self.activity.pop(e.username, None), loop)
+        bus.subscribe(CacheDeleted, self._forget_cache_activity, loop)
+
+    def _forget_cache_activity(self, event: CacheDeleted) -> None:
+        for username in event.usernames:
+            self.activity.pop(username, None)
+
+    def record_auth(
+        self, username: str, protocol: Protocol_, proxy: str, peer: str
+    ) -> CredentialActivity:
+        """A successful authentication: the record every session of the credential shares
+        (created at its first), its ``last_auth`` replaced in one store."""
+        activity = self.activity.get(username)
+        if activity is None:
+            activity = self.activity[username] = CredentialActivity(time.monotonic())
+        activity.last_auth = LastAuth(time.time(), protocol, proxy, peer)
+        return activity
+
+    def activity_now(self) -> dict[str, CredentialActivity]:
+        """Every record, copied in one C call (for the sampler on the control thread)."""
+        return self.activity.copy()
+
+    def activity_of(self, username: str) -> CredentialActivity | None:
+        return self.activity.get(username)
+
+    def live_peers(self, username: str) -> list[str]:
+        """The peer address of each live session of a credential (a set copied in one C
+        call, then immutable attributes read)."""
+        return sorted(s.peer_host for s in list(self.sessions.get(username, ())))
 
     # -- queries (also what the control plane may ask: ``DataPlaneView``) -----------------
     def key_report(self, cache_id: str) -> KeyReport | None:
