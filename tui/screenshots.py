@@ -37,7 +37,7 @@ SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 
 def frozen_app() -> CachierApp:
     """The app without a backend: pages show injected data only."""
-    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False))
+    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False, clock=lambda: data.T0))
     app.cache_name = "shop"
     return app
 
