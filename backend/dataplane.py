@@ -232,8 +232,11 @@ class DataPlane:
     # -- credential activity (``backend.activity``) ---------------------------------------
     def _follow_activity(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None) -> None:
         """A deleted credential's record goes with it (usernames are never reused)."""
-        bus.subscribe(CredentialRevoked, lambda e: self.activity.pop(e.username, None), loop)
+        bus.subscribe(CredentialRevoked, self._forget_activity, loop)
         bus.subscribe(CacheDeleted, self._forget_cache_activity, loop)
+
+    def _forget_activity(self, event: CredentialRevoked) -> None:
+        self.activity.pop(event.username, None)
 
     def _forget_cache_activity(self, event: CacheDeleted) -> None:
         for username in event.usernames:
