@@ -12,7 +12,10 @@ Two halves on the two threads (``backend.loops``):
   counters (plain int reads) into two small rings per credential — the last minute at
   ``interval_s`` resolution, the last hour at one sample a minute — so "commands in the
   last minute / hour" cost the data plane nothing and each credential a bounded few
-  hundred bytes, however long it lives.
+  hundred bytes, however long it lives. It also saves each credential's last
+  authentication in the database (``UseStore``), at most once every ``SAVE_EVERY_S`` per
+  credential and once more when the service stops, so "last used" survives a restart
+  (the counters and connections are this run's: they start again from zero).
 
 Figures are this process's: a credential used through another process (``--clusters``)
 is counted where its sessions are served.
@@ -21,17 +24,23 @@ is counted where its sessions are served.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
+
+from backend.control.repository import ControlRepository, CredentialUseRow
+
+log = logging.getLogger(__name__)
 
 Protocol_ = Literal["ascii", "binary", "meta"]
 MINUTE_S = 60.0
 HOUR_S = 3600.0
 SAMPLE_INTERVAL_S = 10.0
+SAVE_EVERY_S = 60.0  # a credential's last authentication is written at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +151,35 @@ class ActivityView(Protocol):
     def live_peers(self, username: str) -> list[str]: ...
 
 
+class UseStore(Protocol):
+    """Where last authentications are kept across restarts."""
+
+    def load(self) -> dict[str, LastAuth]: ...
+
+    def save(self, uses: list[tuple[str, LastAuth]]) -> None: ...
+
+
+class RepositoryUses:
+    """``UseStore`` in the control repository (its ``credential_use`` table)."""
+
+    def __init__(self, repository: ControlRepository) -> None:
+        self.repository = repository
+
+    def load(self) -> dict[str, LastAuth]:
+        return {
+            row.username: LastAuth(row.at, cast(Protocol_, row.protocol), row.proxy, row.peer)
+            for row in self.repository.credential_uses()
+        }
+
+    def save(self, uses: list[tuple[str, LastAuth]]) -> None:
+        rows = [CredentialUseRow(u, a.at, a.protocol, a.proxy, a.peer) for u, a in uses]
+        with self.repository.transaction():
+            self.repository.save_credential_uses(rows)
+
+
 class ActivitySampler:
-    """Turns the data plane's cumulative counters into per-minute and per-hour figures.
+    """Turns the data plane's cumulative counters into per-minute and per-hour figures,
+    and saves last authentications (``store``) so they outlive the process.
 
     Runs on the control thread; reads the records only (``activity_now``: a dict copy)."""
 
@@ -152,11 +188,16 @@ class ActivitySampler:
         view: ActivityView,
         interval_s: float = SAMPLE_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        store: UseStore | None = None,
     ) -> None:
         self.view = view
         self.interval_s = interval_s
         self.clock = clock
         self.rates: dict[str, Rates] = {}
+        self.store = store
+        # The last authentication saved (or loaded) per credential, and when it was saved.
+        self.saved: dict[str, LastAuth] = store.load() if store is not None else {}
+        self.saved_at: dict[str, float] = {}
 
     def sample(self) -> None:
         now = self.clock()
@@ -168,23 +209,54 @@ class ActivitySampler:
             rates.sample(now, record.commands)
         for gone in self.rates.keys() - records.keys():  # deleted credentials
             del self.rates[gone]
+            self.saved.pop(gone, None)
+            self.saved_at.pop(gone, None)
+        self.save(records, now)
+
+    def save(self, records: dict[str, CredentialActivity], now: float, force: bool = False) -> None:
+        """Write the last authentications that changed since saved, each at most once
+        every ``SAVE_EVERY_S`` (all of them with ``force``). A failed write is logged and
+        tried again at the next sample."""
+        if self.store is None:
+            return
+        due = [
+            (username, last)
+            for username, record in records.items()
+            if (last := record.last_auth) is not None
+            and self.saved.get(username) is not last
+            and (force or now - self.saved_at.get(username, -math.inf) >= SAVE_EVERY_S)
+        ]
+        if not due:
+            return
+        try:
+            self.store.save(due)
+        except Exception as exc:  # the database is away: the figures stay in memory
+            log.warning("could not save %d credentials' last use: %s", len(due), exc)
+            return
+        for username, last in due:
+            self.saved[username] = last
+            self.saved_at[username] = now
 
     async def run(self) -> None:
-        """Sample every ``interval_s`` until cancelled."""
-        while True:
-            self.sample()
-            await asyncio.sleep(self.interval_s)
+        """Sample every ``interval_s`` until cancelled; then save what is left."""
+        try:
+            while True:
+                self.sample()
+                await asyncio.sleep(self.interval_s)
+        finally:
+            self.save(self.view.activity_now(), self.clock(), force=True)
 
     def report(self, username: str) -> ActivityReport:
         record = self.view.activity_of(username)
         peers = self.view.live_peers(username)
         if record is None:
-            return ActivityReport(None, len(peers), peers, 0, 0, 0, 0)
+            last = self.saved.get(username)  # used before a restart, not since (or never)
+            return ActivityReport(last, len(peers), peers, 0, 0, 0, 0)
         now = self.clock()
         commands = record.commands
         rates = self.rates.get(username) or Rates(self.interval_s)
         return ActivityReport(
-            last_auth=record.last_auth,
+            last_auth=record.last_auth or self.saved.get(username),
             connections=len(peers),
             peers=peers,
             commands_last_minute=commands - rates.since(rates.minute, now, MINUTE_S, record),

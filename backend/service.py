@@ -22,7 +22,7 @@ from pathlib import Path
 import uvicorn
 
 from backend import datadir, demo, metrics, tls
-from backend.activity import ActivitySampler
+from backend.activity import ActivitySampler, RepositoryUses
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -211,7 +211,7 @@ class Service:
         bus.subscribe(LogLineWritten, self._forward_to_drain)  # submit() is thread-safe
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
-        self.activity = ActivitySampler(self.dataplane)
+        self.activity = ActivitySampler(self.dataplane, store=RepositoryUses(self.db))
         self.warnings = control.load()
 
     def _close_db(self) -> None:

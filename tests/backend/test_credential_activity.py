@@ -10,14 +10,14 @@ import bmemcached
 import httpx
 import pytest
 
-from backend.activity import ActivitySampler, CredentialActivity
+from backend.activity import ActivitySampler, CredentialActivity, LastAuth
 from backend.dataplane import DataPlane
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
 from tests.backend.test_auth import pymemcache_client
 from tests.backend.test_capabilities import add_credential
 from tests.backend.wire import Wire
-from tests.conftest import CacheHandle
+from tests.conftest import CacheHandle, RunningService, make_config
 
 
 def listed(cache: CacheHandle) -> dict[str, dict]:
@@ -170,3 +170,66 @@ def test_a_young_record_counts_everything_and_memory_stays_bounded(
     del dataplane.activity["u"]  # the credential was deleted
     sampler.sample()
     assert "u" not in sampler.rates
+
+
+# -- last use across a restart ------------------------------------------------------------
+def test_last_use_survives_a_restart_but_counts_start_again(tmp_path, database: str) -> None:
+    first = RunningService(make_config(tmp_path, database=database)).start()
+    cache = CacheHandle(first.create_cache("remembers"))
+    unused = add_credential(cache)
+    client = pymemcache_client(cache)
+    client.set("k", "v", noreply=False)
+    before = activity(cache, cache.username)["last_auth"]
+    client.close()
+    first.stop()  # a graceful stop saves what the throttle held back
+
+    second = RunningService(make_config(tmp_path, database=database)).start()
+    try:
+        again = CacheHandle(
+            {
+                **cache.info,
+                "dashboard_url": cache.info["dashboard_url"].replace(first.api_url, second.api_url),
+            }
+        )
+        after = activity(again, cache.username)
+        assert after["last_auth"] == before
+        assert after["connections"] == 0 and after["commands_last_hour"] == 0
+        assert activity(again, unused["username"])["last_auth"] is None
+    finally:
+        second.stop()
+
+
+class SavedUses:
+    """A ``UseStore`` that keeps what it is given, to watch the sampler's throttle."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+
+    def load(self) -> dict[str, LastAuth]:
+        return {"old": LastAuth(1.0, "binary", "proxy-1.use1-a", "10.0.0.9")}
+
+    def save(self, uses: list[tuple[str, LastAuth]]) -> None:
+        self.writes.append([username for username, _ in uses])
+
+
+def test_last_use_is_saved_at_most_once_a_minute_per_credential(dataplane: DataPlane) -> None:
+    clock, store = Clock(), SavedUses()
+    sampler = ActivitySampler(dataplane, interval_s=10, clock=clock, store=store)
+    assert sampler.report("old").last_auth == LastAuth(1.0, "binary", "proxy-1.use1-a", "10.0.0.9")
+    dataplane.record_auth("u", "ascii", "proxy-1.use1-a", "127.0.0.1")
+    sampler.sample()
+    assert store.writes == [["u"]]
+    for _ in range(5):  # a client reconnecting every 10 s: no write for 50 s
+        clock.now += 10
+        dataplane.record_auth("u", "ascii", "proxy-1.use1-a", "127.0.0.1")
+        sampler.sample()
+    assert store.writes == [["u"]]
+    clock.now += 10
+    sampler.sample()  # a minute after the first write
+    assert store.writes == [["u"], ["u"]]
+    clock.now += 10
+    sampler.sample()  # nothing new: nothing written
+    assert store.writes == [["u"], ["u"]]
+    dataplane.record_auth("u", "meta", "proxy-1.use1-a", "127.0.0.1")
+    sampler.save(dataplane.activity_now(), clock.now, force=True)  # the service stops
+    assert store.writes == [["u"], ["u"], ["u"]]
