@@ -12,7 +12,8 @@ one attribute read, as before.
 Threads (``backend.loops``): everything here runs on the serving loop, events included
 (``subscribe(bus, loop)`` has them delivered there). The control thread only *reads*, and
 only through the queries below (``choose_proxy``, ``sessions_of``, ``usage``,
-``peek_engine``, ``caches_now``): plain reads of ints, attributes and dict lookups, each
+``peek_engine``, ``caches_now``, and for ``backend.activity`` ``activity_now``,
+``activity_of``, ``live_peers``): plain reads of ints, attributes and dict lookups, each
 atomic under the GIL (a figure may be a few microseconds old, never torn), and copies made
 by one C call (``dict.copy``) of what it iterates. None of them creates or changes
 anything, and none wakes the serving loop: a 10 000-cache ``/metrics`` scrape costs that

@@ -183,11 +183,13 @@ def _used(
 
 
 def credentials() -> list[CredentialOut]:
-    """The primary in use, an old credential nobody uses any more, one never used."""
+    """Mid-rotation: the new primary in use, the old credential unused for 2 h, one still
+    used by a straggler, one never used."""
     return [
         _credential(1, primary=True, activity=_used(3, ["10.0.4.17"] * 3 + ["10.0.4.18"], 2400)),
         _credential(2, write=False, activity=_used(7200, [], 0, refused=2)),
-        _credential(3, flush=False),
+        _credential(3, flush=False, activity=_used(40, ["10.0.4.31"], 12)),
+        _credential(4),
     ]
 
 

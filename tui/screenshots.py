@@ -61,6 +61,14 @@ async def capture(target: Path) -> list[Path]:
                 path.write_text(app.export_screenshot(title=f"cachier-tui · {page}"))
                 written.append(path)
     app = frozen_app()
+    async with app.run_test(size=SIZES["80x24"]) as pilot:  # a credential still in use
+        await show(pilot, "credentials", PAGES["credentials"]())
+        await pilot.press("down", "down", "d", "y")
+        await pilot.pause()
+        path = target / "credentials-delete-in-use-80x24.svg"
+        path.write_text(app.export_screenshot(title="cachier-tui · credentials"))
+        written.append(path)
+    app = frozen_app()
     async with app.run_test(size=SIZES["80x24"]) as pilot:
         await show(pilot, "status", PAGES["status"]())
         await pilot.press("question_mark")

@@ -1,9 +1,12 @@
-"""Credentials: the cache's usernames/passwords, their capabilities, the SSO secret, the app.
+"""Credentials: the cache's usernames/passwords, their capabilities and use, the SSO
+secret, the app.
 
-One keyed DataTable (rows updated in place, never rebuilt), the provider app's config vars
-and release below it. Passwords are masked until revealed (``v``); every mutation runs
-through ``Page.mutate`` (not exclusive, so a second key press cannot cancel it) and its
-key is disabled while it runs.
+One keyed DataTable (rows updated in place, never rebuilt) whose "Last used" column tells
+when a rotation is finished (``tui.activity``), the selected credential's activity under
+it, the provider app's config vars and release below. Deleting a credential that still has
+live connections asks a second time, naming them. Passwords are masked until revealed
+(``v``); every mutation runs through ``Page.mutate`` (not exclusive, so a second key press
+cannot cancel it) and its key is disabled while it runs.
 """
 
 from __future__ import annotations
