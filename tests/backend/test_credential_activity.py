@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import bmemcached
+import bmemcached.exceptions
 import httpx
 import pytest
 
@@ -99,6 +100,12 @@ def test_refused_commands_are_counted_per_capability(cache: CacheHandle) -> None
     assert seen["commands_last_minute"] == 4  # refused ones are commands too
     assert activity(cache, cache.username)["refused_write"] == 0  # per credential
     wire.close()
+    host, port = cache.endpoint  # the binary protocol's refusals are counted alike
+    binary = bmemcached.Client([f"{host}:{port}"], limited["username"], limited["password"])
+    with pytest.raises(bmemcached.exceptions.MemcachedException):
+        binary.set("b", "1")
+    binary.disconnect_all()
+    assert activity(cache, limited["username"])["refused_write"] == 3
 
 
 def test_live_connections_are_listed_with_their_addresses_until_deleted(
