@@ -41,6 +41,7 @@ MINUTE_S = 60.0
 HOUR_S = 3600.0
 SAMPLE_INTERVAL_S = 10.0
 SAVE_EVERY_S = 60.0  # a credential's last authentication is written at most this often
+MAX_PEERS = 100  # client addresses listed per credential (``connections`` counts them all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class ActivityReport:
 
     last_auth: LastAuth | None
     connections: int
-    peers: list[str]  # one per live connection
+    peers: list[str]  # one per live connection, sorted, at most ``MAX_PEERS``
     commands_last_minute: int
     commands_last_hour: int
     refused_write: int
@@ -248,16 +249,17 @@ class ActivitySampler:
 
     def report(self, username: str) -> ActivityReport:
         record = self.view.activity_of(username)
-        peers = self.view.live_peers(username)
+        every = self.view.live_peers(username)
+        count, peers = len(every), every[:MAX_PEERS]
         if record is None:
             last = self.saved.get(username)  # used before a restart, not since (or never)
-            return ActivityReport(last, len(peers), peers, 0, 0, 0, 0)
+            return ActivityReport(last, count, peers, 0, 0, 0, 0)
         now = self.clock()
         commands = record.commands
         rates = self.rates.get(username) or Rates(self.interval_s)
         return ActivityReport(
             last_auth=record.last_auth or self.saved.get(username),
-            connections=len(peers),
+            connections=count,
             peers=peers,
             commands_last_minute=commands - rates.since(rates.minute, now, MINUTE_S, record),
             commands_last_hour=commands - rates.since(rates.hour, now, HOUR_S, record),

@@ -87,7 +87,8 @@ class CredentialActivityOut(Schema):
     )
     connections: int = Field(default=0, description="live connections authenticated with it")
     peers: list[str] = Field(
-        default_factory=list, description="the client address of each live connection"
+        default_factory=list,
+        description="the client address of each live connection, sorted (the first 100)",
     )
     commands_last_minute: int = 0
     commands_last_hour: int = 0
