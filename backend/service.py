@@ -22,6 +22,7 @@ from pathlib import Path
 import uvicorn
 
 from backend import datadir, demo, metrics, tls, warm
+from backend.activity import ActivitySampler, RepositoryUses
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -153,6 +154,7 @@ class Service:
         self.warnings: list[str] = []
         self.drains: LogDrains | None = None
         self.analytics: Analytics | None = None
+        self.activity: ActivitySampler | None = None
         self._background: list[asyncio.Task] = []  # on the control loop
         self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
         self.traffic: demo.Traffic | None = None
@@ -235,6 +237,7 @@ class Service:
         bus.subscribe(LogLineWritten, self._forward_to_drain)  # submit() is thread-safe
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
+        self.activity = ActivitySampler(self.dataplane, store=RepositoryUses(self.db))
         self.warnings = control.load()
         self.peers = Peers.open(config, bus, control, self.db)
 
@@ -449,9 +452,12 @@ class Service:
             config.admin_token,
             config.max_body_bytes,
             events_delivered=self.bus.delivered,
+            activity=self.activity,
         )
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
+        if self.activity is not None:
+            self._background.append(asyncio.create_task(self.activity.run()))
         self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(

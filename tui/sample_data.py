@@ -11,8 +11,10 @@ from backend.api.schemas import (
     CacheOut,
     CacheUsage,
     ClusterStatusOut,
+    CredentialActivityOut,
     CredentialOut,
     IncidentOut,
+    LastAuthOut,
     LogLineOut,
     LogsOut,
     PlanName,
@@ -146,15 +148,49 @@ def status() -> StatusOut:
 
 
 def _credential(
-    i: int, primary: bool = False, write: bool = True, flush: bool = True
+    i: int,
+    primary: bool = False,
+    write: bool = True,
+    flush: bool = True,
+    activity: CredentialActivityOut | None = None,
 ) -> CredentialOut:
     return CredentialOut(
-        username=f"USER{i:06d}", password=f"{i:032x}", primary=primary, write=write, flush=flush
+        username=f"USER{i:06d}",
+        password=f"{i:032x}",
+        primary=primary,
+        write=write,
+        flush=flush,
+        activity=activity or CredentialActivityOut(),
+    )
+
+
+def _used(
+    ago_s: float, peers: list[str], per_minute: int, refused: int = 0
+) -> CredentialActivityOut:
+    return CredentialActivityOut(
+        last_auth=LastAuthOut(
+            at=T0 - ago_s,
+            protocol="ascii",
+            proxy="proxy-1.use1-a",
+            peer=peers[0] if peers else "10.0.4.17",
+        ),
+        connections=len(peers),
+        peers=peers,
+        commands_last_minute=per_minute,
+        commands_last_hour=per_minute * 60,
+        refused_write=refused,
     )
 
 
 def credentials() -> list[CredentialOut]:
-    return [_credential(1, primary=True), _credential(2, write=False), _credential(3, flush=False)]
+    """Mid-rotation: the new primary in use, the old credential unused for 2 h, one still
+    used by a straggler, one never used."""
+    return [
+        _credential(1, primary=True, activity=_used(3, ["10.0.4.17"] * 3 + ["10.0.4.18"], 2400)),
+        _credential(2, write=False, activity=_used(7200, [], 0, refused=2)),
+        _credential(3, flush=False, activity=_used(40, ["10.0.4.31"], 12)),
+        _credential(4),
+    ]
 
 
 def caches() -> list[CacheOut]:

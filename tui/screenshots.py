@@ -37,7 +37,7 @@ SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 
 def frozen_app() -> CachierApp:
     """The app without a backend: pages show injected data only."""
-    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False))
+    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False, clock=lambda: data.T0))
     app.cache_name = "shop"
     return app
 
@@ -60,6 +60,14 @@ async def capture(target: Path) -> list[Path]:
                 path = target / f"{page}-{size_name}.svg"
                 path.write_text(app.export_screenshot(title=f"cachier-tui · {page}"))
                 written.append(path)
+    app = frozen_app()
+    async with app.run_test(size=SIZES["80x24"]) as pilot:  # a credential still in use
+        await show(pilot, "credentials", PAGES["credentials"]())
+        await pilot.press("down", "down", "d", "y")
+        await pilot.pause()
+        path = target / "credentials-delete-in-use-80x24.svg"
+        path.write_text(app.export_screenshot(title="cachier-tui · credentials"))
+        written.append(path)
     app = frozen_app()
     async with app.run_test(size=SIZES["80x24"]) as pilot:
         await show(pilot, "status", PAGES["status"]())

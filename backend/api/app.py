@@ -15,6 +15,7 @@ from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
+    from backend.activity import ActivitySampler
     from backend.analytics import Analytics
     from backend.control.plane import ControlPlane
     from backend.egress import EgressPolicy
@@ -114,12 +115,14 @@ def create_app(
     admin_token: str,
     max_body_bytes: int,
     events_delivered: Callable[[], Awaitable[None]] | None = None,
+    activity: ActivitySampler | None = None,
 ) -> FastAPI:
     """The API over exactly the parts it uses (each route reads one of them from
     ``app.state`` through ``deps``), so it can be built and tested without a ``Service``.
 
     ``events_delivered`` (``EventBus.delivered``) is awaited before a change is answered
-    when subscribers live on another loop than the API's."""
+    when subscribers live on another loop than the API's. ``activity`` answers the
+    credentials' usage (none: every credential reads as never used)."""
     app = FastAPI(
         title="cachier",
         version=__version__,
@@ -131,6 +134,7 @@ def create_app(
     app.state.faults = faults
     app.state.egress = egress
     app.state.admin_token = admin_token
+    app.state.activity = activity
     errors.install(app)
     app.add_middleware(HeadAsGet)
     if events_delivered is not None:

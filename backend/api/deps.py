@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Body, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.activity import ActivitySampler
 from backend.analytics import Analytics
 from backend.api.schemas import NoBody
 from backend.control import audit
@@ -48,6 +49,13 @@ async def analytics(request: Request) -> Analytics:
 
 
 AnalyticsDep = Annotated[Analytics, Depends(analytics)]
+
+
+async def activity_sampler(request: Request) -> ActivitySampler | None:
+    return request.app.state.activity
+
+
+Activity = Annotated[ActivitySampler | None, Depends(activity_sampler)]
 
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:

@@ -69,12 +69,45 @@ class CacheCreate(RequestBody):
     )
 
 
+class LastAuthOut(Schema):
+    at: float = Field(description="unix time of the credential's last successful authentication")
+    protocol: Literal["ascii", "binary", "meta"] = Field(
+        description="how that connection spoke: ASCII, binary, or ASCII that sent meta commands"
+    )
+    proxy: str = Field(description="hostname of the proxy that served it")
+    peer: str = Field(description="the client's address")
+
+
+class CredentialActivityOut(Schema):
+    """Whether a credential is still in use: what tells an owner a rotation is finished.
+    Counted by this backend process since it started (``last_auth`` excepted)."""
+
+    last_auth: LastAuthOut | None = Field(
+        default=None, description="the last successful authentication; null: never used"
+    )
+    connections: int = Field(default=0, description="live connections authenticated with it")
+    peers: list[str] = Field(
+        default_factory=list,
+        description="the client address of each live connection, sorted (the first 100)",
+    )
+    commands_last_minute: int = 0
+    commands_last_hour: int = 0
+    refused_write: int = Field(
+        default=0, description="commands refused for lacking the write capability"
+    )
+    refused_flush: int = Field(default=0, description="flush_all refused for lacking flush")
+
+
 class CredentialOut(Schema):
     username: str
     password: str
     primary: bool
     write: bool
     flush: bool
+    activity: CredentialActivityOut | None = Field(
+        default=None,
+        description="its usage (the cache dashboard's answers); null in the operator's listing",
+    )
 
 
 class CapabilitiesPatch(RequestBody):

@@ -41,6 +41,17 @@ class CredentialRow:
 
 
 @dataclass
+class CredentialUseRow:
+    """A credential's last successful authentication, as last saved (``backend.activity``)."""
+
+    username: str
+    at: float
+    protocol: str
+    proxy: str
+    peer: str
+
+
+@dataclass
 class AppRow:
     cache_id: str
     name: str
@@ -140,6 +151,15 @@ class ControlRepository(Protocol):
     def username_taken(self, username: str) -> bool: ...
     def set_capabilities(self, username: str, write: bool, flush: bool) -> None: ...
     def delete_credential(self, username: str) -> None: ...
+
+    def credential_uses(self) -> list[CredentialUseRow]:
+        """Every credential's last authentication saved so far."""
+        ...
+
+    def save_credential_uses(self, rows: Sequence[CredentialUseRow]) -> None:
+        """Insert or replace; a row whose credential is gone meanwhile is skipped (and a
+        deleted credential's row goes with it: ``ON DELETE CASCADE``)."""
+        ...
 
     def set_primary(self, cache_id: str, username: str) -> None:
         """``username`` becomes the cache's only primary."""

@@ -22,6 +22,7 @@ from backend.control.repository import (
     AuditRow,
     CacheRow,
     CredentialRow,
+    CredentialUseRow,
     IncidentRow,
     LogRow,
     OwnerRow,
@@ -156,6 +157,17 @@ CREATE TABLE cluster_owners (
     api_url TEXT NOT NULL,
     proxies TEXT NOT NULL,
     heartbeat_at {real} NOT NULL
+);
+""",
+    # When each credential last authenticated (issue 16 item 1), so "last used" survives a
+    # restart; written at most once a minute per credential, by the control thread.
+    """
+CREATE TABLE credential_use (
+    username {sort_text} PRIMARY KEY REFERENCES credentials(username) ON DELETE CASCADE,
+    at {real} NOT NULL,
+    protocol TEXT NOT NULL,
+    proxy TEXT NOT NULL,
+    peer TEXT NOT NULL
 );
 """,
 ]
@@ -335,6 +347,21 @@ class SqlRepository:
 
     def delete_credential(self, username: str) -> None:
         self._execute("DELETE FROM credentials WHERE username = ?", (username,))
+
+    def credential_uses(self) -> list[CredentialUseRow]:
+        rows = self._execute("SELECT username, at, protocol, proxy, peer FROM credential_use")
+        return [CredentialUseRow(u, float(a), p, x, r) for u, a, p, x, r in rows]
+
+    def save_credential_uses(self, rows: Sequence[CredentialUseRow]) -> None:
+        for row in rows:
+            self._execute(
+                "INSERT INTO credential_use (username, at, protocol, proxy, peer)"
+                " SELECT ?, ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM credentials WHERE username = ?)"
+                " ON CONFLICT (username) DO UPDATE SET at = excluded.at,"
+                " protocol = excluded.protocol, proxy = excluded.proxy, peer = excluded.peer",
+                (row.username, row.at, row.protocol, row.proxy, row.peer, row.username),
+            )
 
     def set_primary(self, cache_id: str, username: str) -> None:
         # CASE, not a bare comparison: PostgreSQL does not store a boolean in an INTEGER.

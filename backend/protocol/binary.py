@@ -487,7 +487,7 @@ class BinaryCodec(StreamCodec):
             else:
                 self._error(opaque, AUTH_ERROR, b"Auth failure: already authenticated")
             return
-        result = session.authenticate(username, password)
+        result = session.authenticate(username, password, "binary")
         if result is AuthResult.RELAY:  # the remote proxy answers this request, and the rest
             self._relay(opcode, key, extras, value, opaque, cas)
         elif result is AuthResult.OK:
