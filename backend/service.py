@@ -22,6 +22,7 @@ from pathlib import Path
 import uvicorn
 
 from backend import datadir, demo, metrics, tls
+from backend.alerts import Alerts
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -41,6 +42,7 @@ from backend.monitor import Monitor, probe_caches
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
+from backend.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ class Service:
         self.warnings: list[str] = []
         self.drains: LogDrains | None = None
         self.analytics: Analytics | None = None
+        self.alerts: Alerts | None = None
+        self.webhooks: Webhooks | None = None
         self._background: list[asyncio.Task] = []  # on the control loop
         self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
         self.traffic: demo.Traffic | None = None
@@ -209,6 +213,8 @@ class Service:
         bus.subscribe(LogLineWritten, self._forward_to_drain)  # submit() is thread-safe
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
+        self.webhooks = Webhooks(egress=self.egress)
+        self.alerts = Alerts(control, self.analytics, self.dataplane, self.webhooks)
         self.warnings = control.load()
 
     def _close_db(self) -> None:
@@ -344,8 +350,14 @@ class Service:
         )
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
+        alerts = self.alerts
+        assert alerts is not None and self.webhooks is not None
+        # The alerts' one series is appended to the service's (a text exposition may
+        # list families one after another), leaving metrics.py as it is.
         status = self.status_view = StatusView(
-            config.topology, monitor, lambda: metrics.exposition(dataplane, monitor)
+            config.topology,
+            monitor,
+            lambda: metrics.exposition(dataplane, monitor) + alerts.exposition(),
         )
         app = create_app(
             control,
@@ -356,9 +368,12 @@ class Service:
             config.admin_token,
             config.max_body_bytes,
             events_delivered=self.bus.delivered,
+            alerts_evaluator=alerts,
         )
         await self.drains.start()
+        await self.webhooks.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
+        self._background.append(asyncio.create_task(alerts.run()))
         self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(
@@ -492,6 +507,8 @@ class Service:
         self._background.clear()
         if self.drains is not None:
             await self.drains.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     async def _stop_control(self) -> None:
         """Close the database on its thread, then end the thread (whatever still runs

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Body, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.alerts import Alerts
 from backend.analytics import Analytics
 from backend.api.schemas import NoBody
 from backend.control import audit
@@ -48,6 +49,13 @@ async def analytics(request: Request) -> Analytics:
 
 
 AnalyticsDep = Annotated[Analytics, Depends(analytics)]
+
+
+async def alerts(request: Request) -> Alerts:
+    return request.app.state.alerts
+
+
+AlertsDep = Annotated[Alerts, Depends(alerts)]
 
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:
