@@ -114,7 +114,7 @@ class CacheOut(Schema):
     created_at: str
     credentials: list[CredentialOut]
     usage: CacheUsage
-    alerts_firing: int = Field(0, description="how many of the cache's alerts fire now")
+    alerts_firing: int = Field(default=0, description="how many of the cache's alerts fire now")
 
 
 class FlushOut(Schema):
@@ -142,7 +142,7 @@ class CacheInfo(Schema):
     app: str = Field(description="the provider app the cache belongs to")
     can_migrate: bool
     migrate_refusal: str | None = Field(description="why the cache cannot move now, if so")
-    alerts_firing: int = Field(0, description="how many of the cache's alerts fire now")
+    alerts_firing: int = Field(default=0, description="how many of the cache's alerts fire now")
 
 
 class LogLineOut(Schema):
@@ -242,7 +242,9 @@ class LogDrainIn(RequestBody):
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 Rate = Annotated[float, Field(ge=0, le=MAX_RATE)]
-Samples = Annotated[JsonInt, Field(ge=1, le=MAX_SAMPLES)]
+# Constraints inside the validator's Annotated: outside it, the document showed them as
+# unknown "ge"/"le" keywords instead of "minimum"/"maximum".
+Count = Annotated[Annotated[int, Field(ge=0, le=int(MAX_RATE))], BeforeValidator(_integral_float)]
 
 
 class AlertSettingsBase(Schema):
@@ -259,17 +261,21 @@ class AlertSettingsBase(Schema):
         None, description="fire when memory used is above this % of the plan's limit"
     )
     evictions_above: Rate | None = Field(None, description="evictions per second")
-    connections_above: Annotated[JsonInt, Field(ge=0, le=MAX_RATE)] | None = Field(
-        None, description="open connections"
-    )
+    connections_above: Count | None = Field(None, description="open connections")
     refused_above: Rate | None = Field(
         None, description="commands refused for a missing capability, per minute"
     )
-    fire_after: Samples = Field(
-        3, description="samples in a row the condition must hold before the alert fires"
+    fire_after: JsonInt = Field(
+        3,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="samples in a row the condition must hold before the alert fires",
     )
-    resolve_after: Samples = Field(
-        5, description="samples in a row the condition must be clear before it resolves"
+    resolve_after: JsonInt = Field(
+        5,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="samples in a row the condition must be clear before it resolves",
     )
     webhook_url: Annotated[str, Field(json_schema_extra={"pattern": DRAIN_URL_PATTERN})] | None = (
         Field(None, description="http(s) URL that firing and resolved alerts are POSTed to")

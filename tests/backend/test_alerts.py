@@ -156,7 +156,9 @@ def test_settings_round_trip_and_defaults(cache: CacheHandle) -> None:
     assert [a["alert"] for a in answer["alerts"]] == [] or {
         a["alert"] for a in answer["alerts"]
     } <= {"memory", "connections"}
-    wait_until(lambda: {a["alert"] for a in alerts_of(cache)["alerts"]} == {"memory", "connections"})
+    wait_until(
+        lambda: {a["alert"] for a in alerts_of(cache)["alerts"]} == {"memory", "connections"}
+    )
     assert not any(a["firing"] for a in alerts_of(cache)["alerts"])
     assert any("Alert thresholds set: memory > 80% of the plan" in m for m in log_messages(cache))
     # A PUT replaces everything: the memory threshold is gone.
@@ -283,7 +285,9 @@ def test_connections_alert_follows_real_connections(
     try:
         for c in clients:
             c.get("x")
-        fired = wait_until(lambda: alert(cache, "connections")["firing"] and alert(cache, "connections"))
+        fired = wait_until(
+            lambda: alert(cache, "connections")["firing"] and alert(cache, "connections")
+        )
         assert fired["value"] == 3
     finally:
         for c in clients:
@@ -326,7 +330,9 @@ def test_refused_commands_fire_from_capability_refusals(
     wait_until(lambda: not alert(cache, "refused")["firing"])
 
 
-def test_removing_a_firing_threshold_resolves_it(service: RunningService, cache: CacheHandle) -> None:
+def test_removing_a_firing_threshold_resolves_it(
+    service: RunningService, cache: CacheHandle
+) -> None:
     clients = [memcache(cache) for _ in range(2)]
     try:
         for c in clients:

@@ -140,6 +140,7 @@ def test_concurrent_starters_on_a_fresh_postgresql_end_with_one_schema(tmp_path:
             "releases",
             "incidents",
             "audit",
+            "alert_settings",
         }
 
 
