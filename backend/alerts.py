@@ -203,6 +203,22 @@ class Alerts:
                 log.exception("alert evaluation failed")
             tick = max(tick + 1, math.floor(self.clock() / interval) + 1)
 
+    def settings_changed(self, cache_id: str) -> list[Change]:
+        """Take a cache's new settings now (the API calls it after a PUT), so its answer
+        lists the alerts at once; removed thresholds that fired resolve (and are reported)."""
+        settings = self.control.alert_settings.get(cache_id)
+        cache = self.control.caches.get(cache_id)
+        if settings is None or cache is None:
+            return []
+        changes: list[Change] = []
+        watch = self._watches.get(cache_id)
+        if watch is None:
+            watch = self._watches[cache_id] = _Watch(settings)
+        self._apply(watch, settings, cache_id, cache.name, changes)
+        for change in changes:
+            self._report(change)
+        return changes
+
     def evaluate(self) -> list[Change]:
         """One round over every cache with thresholds; returns (and reports) the changes."""
         changes: list[Change] = []

@@ -81,4 +81,5 @@ async def put_alerts(
         except (EgressRefused, ValueError) as exc:
             raise Invalid(f"this webhook cannot be used: {exc}") from None
     control.set_alerts(cache, settings)
+    alerts.settings_changed(cache.id)
     return alerts_out(control, alerts, cache)
