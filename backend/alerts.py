@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RING_POINTS = 120
+RING_POINTS = 60
 FIRING = "firing"
 RESOLVED = "resolved"
 LABELS: dict[AlertKind, str] = {
