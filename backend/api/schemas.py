@@ -252,33 +252,33 @@ class AlertSettingsBase(Schema):
     out is off, or its default)."""
 
     hit_rate_below: Percent | None = Field(
-        None, description="fire when the hit rate (%) over the window is below this"
+        default=None, description="fire when the hit rate (%) over the window is below this"
     )
     hit_rate_window_min: Annotated[float, Field(ge=MIN_WINDOW_MIN, le=MAX_WINDOW_MIN)] = Field(
-        5.0, description="the hit rate's window, in minutes"
+        default=5.0, description="the hit rate's window, in minutes"
     )
     memory_above: Percent | None = Field(
-        None, description="fire when memory used is above this % of the plan's limit"
+        default=None, description="fire when memory used is above this % of the plan's limit"
     )
-    evictions_above: Rate | None = Field(None, description="evictions per second")
-    connections_above: Count | None = Field(None, description="open connections")
+    evictions_above: Rate | None = Field(default=None, description="evictions per second")
+    connections_above: Count | None = Field(default=None, description="open connections")
     refused_above: Rate | None = Field(
-        None, description="commands refused for a missing capability, per minute"
+        default=None, description="commands refused for a missing capability, per minute"
     )
     fire_after: JsonInt = Field(
-        3,
+        default=3,
         ge=1,
         le=MAX_SAMPLES,
         description="samples in a row the condition must hold before the alert fires",
     )
     resolve_after: JsonInt = Field(
-        5,
+        default=5,
         ge=1,
         le=MAX_SAMPLES,
         description="samples in a row the condition must be clear before it resolves",
     )
     webhook_url: Annotated[str, Field(json_schema_extra={"pattern": DRAIN_URL_PATTERN})] | None = (
-        Field(None, description="http(s) URL that firing and resolved alerts are POSTed to")
+        Field(default=None, description="http(s) URL that firing and resolved alerts are POSTed to")
     )
 
 

@@ -34,8 +34,8 @@ FIELDS: list[tuple[str, str, str, type]] = [
     ("evictions_above", "Evictions above", "per second", float),
     ("connections_above", "Connections above", "", int),
     ("refused_above", "Refused commands above", "per minute", float),
-    ("fire_after", "Fire after", "samples in a row", int),
-    ("resolve_after", "Resolve after", "samples in a row", int),
+    ("fire_after", "Fire after (in a row)", "samples", int),
+    ("resolve_after", "Resolve after (in a row)", "samples", int),
     ("webhook_url", "Webhook (POST, JSON)", "", str),
 ]
 NAMES = {
@@ -107,10 +107,17 @@ class AlertsScreen(ModalScreen[None]):
         Binding("ctrl+s", "save", "Save", id="alerts.save"),
     ]
 
-    def __init__(self, client: CachierClient, sso: str, cache_name: str | None) -> None:
+    def __init__(
+        self,
+        client: CachierClient | None,
+        sso: str,
+        cache_name: str | None,
+        view: AlertsOut | None = None,
+    ) -> None:
+        """``client`` None (screenshots, snapshots): shows ``view`` and asks nothing."""
         super().__init__()
         self.client, self.sso, self.cache_name = client, sso, cache_name
-        self.view: AlertsOut | None = None
+        self.view: AlertsOut | None = view
         self.saved_at: float | None = None
         self._filled = False
 
@@ -131,8 +138,12 @@ class AlertsScreen(ModalScreen[None]):
             )
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(REFRESH_S, self.reload)
+        if self.view is not None:
+            self._show(self.view, fill=True)
+            self._filled = True
+        if self.client is not None:
+            self.reload()
+            self.set_interval(REFRESH_S, self.reload)
 
     def _inputs(self) -> dict[str, Input]:
         return {field: self.query_one(f"#alert-{field}", Input) for field, *_ in FIELDS}
@@ -149,6 +160,8 @@ class AlertsScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="alerts")
     async def reload(self) -> None:
+        if self.client is None:
+            return
         try:
             view = await self.client.alerts(self.sso)
         except ApiError as exc:
@@ -173,6 +186,8 @@ class AlertsScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="alerts-save")
     async def _save(self, body: dict[str, Any]) -> None:
+        if self.client is None:
+            return
         try:
             view = await self.client.set_alerts(self.sso, body)
         except ApiError as exc:
