@@ -174,8 +174,12 @@ class Alerts:
 
     # -- reading ------------------------------------------------------------------------
     def states(self, cache_id: str) -> list[AlertState]:
-        """The cache's alerts (one per threshold set), in ``ALERT_KINDS`` order."""
+        """The cache's alerts (one per threshold set), in ``ALERT_KINDS`` order; asked
+        before the first evaluation (just after start-up), they are listed, resolved."""
         watch = self._watches.get(cache_id)
+        if watch is None and cache_id in self.control.alert_settings:
+            self.settings_changed(cache_id)
+            watch = self._watches.get(cache_id)
         if watch is None:
             return []
         return [watch.states[k] for k in ALERT_KINDS if k in watch.states]

@@ -9,11 +9,13 @@ fractions of a second.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -409,3 +411,43 @@ def test_hysteresis_sample_by_sample(service: RunningService, cache: CacheHandle
 def _conns(dataplane: Any, cache_id: str) -> int:
     engine = dataplane.peek_engine(dataplane.caches[cache_id])
     return 0 if engine is None else engine.stats.curr_connections
+
+
+# -- storage --------------------------------------------------------------------------------
+HOOK = "http://hook-user:Pw4hookOnly@127.0.0.1:9/alerts?token=Tok4hookOnly"
+
+
+def test_settings_survive_a_restart_and_the_webhook_is_encrypted_at_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    caplog.set_level(logging.DEBUG)
+    first = RunningService(make_config(data, sample_interval=INTERVAL)).start()
+    try:
+        cache = CacheHandle(first.create_cache("hooked"))
+        answer = put_alerts(cache, memory_above=75, fire_after=4, webhook_url=HOOK)
+        assert answer.status_code == 200, answer.text
+        running = raw_bytes(data)
+    finally:
+        first.stop()
+    for blob in (running, raw_bytes(data)):
+        assert b"Pw4hookOnly" not in blob and b"Tok4hookOnly" not in blob
+    assert "Pw4hookOnly" not in caplog.text and "Tok4hookOnly" not in caplog.text
+    second = RunningService(make_config(data, sample_interval=INTERVAL)).start()
+    try:
+        moved = CacheHandle(
+            {
+                **cache.info,
+                "dashboard_url": cache.info["dashboard_url"].replace(first.api_url, second.api_url),
+            }
+        )
+        settings = alerts_of(moved)["settings"]
+        assert settings["memory_above"] == 75 and settings["fire_after"] == 4
+        assert settings["webhook_url"] == HOOK
+        assert [a["alert"] for a in alerts_of(moved)["alerts"]] == ["memory"]
+    finally:
+        second.stop()
+
+
+def raw_bytes(data_dir: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file())
