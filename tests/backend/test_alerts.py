@@ -451,3 +451,45 @@ def test_settings_survive_a_restart_and_the_webhook_is_encrypted_at_rest(
 
 def raw_bytes(data_dir: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file())
+
+
+# -- the refusal counter (the data plane's one addition) ------------------------------------
+def test_every_codec_counts_its_capability_refusals_per_cache(
+    service: RunningService, cache: CacheHandle
+) -> None:
+    from tests.backend.test_binary import AUTH_ERROR, FLUSH, SET, Binary
+    from tests.backend.wire import store_extras
+
+    running = service.service
+    assert running is not None and running.dataplane is not None
+    dataplane, cache_id = running.dataplane, cache.info["id"]
+
+    def refused() -> int:
+        return service.call(lambda: _engine(dataplane, cache_id).stats.cmd_refused)
+
+    ascii_wire = Wire.authenticated(cache)  # the engine exists once a client logged in
+    assert refused() == 0
+    username = cache.username
+    patch = httpx.patch(
+        f"{cache.dashboard_api}/credentials/{username}", json={"write": False, "flush": False}
+    )
+    assert patch.status_code == 200
+    assert b"not allowed" in ascii_wire.ask(b"set k 0 0 1\r\nv\r\n")
+    assert refused() == 1
+    assert b"not allowed" in ascii_wire.ask(b"ms k 1\r\nv\r\n")  # meta
+    assert b"not allowed" in ascii_wire.ask(b"flush_all\r\n")
+    assert refused() == 3
+    assert ascii_wire.ask(b"get k\r\n") == b"END\r\n"  # reads are not refusals
+    assert refused() == 3
+    ascii_wire.close()
+    binary = Binary(cache.endpoint)
+    binary.sasl(cache.username, cache.password)
+    assert binary.call(SET, b"k", store_extras(), b"v").status == AUTH_ERROR
+    assert binary.call(FLUSH, b"").status == AUTH_ERROR
+    assert refused() == 5
+
+
+def _engine(dataplane: Any, cache_id: str) -> Any:
+    engine = dataplane.peek_engine(dataplane.caches[cache_id])
+    assert engine is not None
+    return engine
