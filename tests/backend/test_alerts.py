@@ -24,6 +24,7 @@ from pymemcache.client.base import Client
 
 from backend.alerts import Alerts
 from backend.analytics import Analytics
+from tests.backend.test_control_database import psycopg_connect
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService, make_config
 
@@ -418,22 +419,25 @@ HOOK = "http://hook-user:Pw4hookOnly@127.0.0.1:9/alerts?token=Tok4hookOnly"
 
 
 def test_settings_survive_a_restart_and_the_webhook_is_encrypted_at_rest(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, database: str
 ) -> None:
+    """On SQLite (the data dir's files) and on PostgreSQL (the table's rows)."""
     data = tmp_path / "data"
     caplog.set_level(logging.DEBUG)
-    first = RunningService(make_config(data, sample_interval=INTERVAL)).start()
+    config = make_config(data, sample_interval=INTERVAL, database=database)
+    first = RunningService(config).start()
     try:
         cache = CacheHandle(first.create_cache("hooked"))
         answer = put_alerts(cache, memory_above=75, fire_after=4, webhook_url=HOOK)
         assert answer.status_code == 200, answer.text
-        running = raw_bytes(data)
+        running = stored_bytes(data, database)
     finally:
         first.stop()
-    for blob in (running, raw_bytes(data)):
+    for blob in (running, stored_bytes(data, database)):
+        assert b"hooked" in blob or database  # (the SQLite files hold the cache's name)
         assert b"Pw4hookOnly" not in blob and b"Tok4hookOnly" not in blob
     assert "Pw4hookOnly" not in caplog.text and "Tok4hookOnly" not in caplog.text
-    second = RunningService(make_config(data, sample_interval=INTERVAL)).start()
+    second = RunningService(config).start()
     try:
         moved = CacheHandle(
             {
@@ -449,8 +453,15 @@ def test_settings_survive_a_restart_and_the_webhook_is_encrypted_at_rest(
         second.stop()
 
 
-def raw_bytes(data_dir: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file())
+def stored_bytes(data_dir: Path, database: str) -> bytes:
+    """Everything SQLite keeps in the data dir, or every alert row PostgreSQL keeps."""
+    if not database:
+        return b"".join(p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file())
+    with psycopg_connect(database) as db:
+        rows = db.execute("SELECT cache_id, rules, webhook_enc FROM alert_settings").fetchall()
+        logs = db.execute("SELECT message FROM app_logs").fetchall()
+    assert rows and any(r[2] for r in rows)
+    return repr((rows, logs)).encode()
 
 
 # -- the refusal counter (the data plane's one addition) ------------------------------------
