@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from backend.api.schemas import (
+    AlertOut,
+    AlertSettingsBase,
+    AlertsOut,
     AppOut,
     CacheInfo,
     CacheOut,
@@ -247,6 +250,44 @@ def cache_info(plan: PlanName = "1gb") -> CacheInfo:
         migrate_refusal=None
         if paid
         else "moving a cache is available on paid plans only; this cache is on the free plan",
+    )
+
+
+def alerts_out() -> AlertsOut:
+    """Three thresholds, one of them firing, and a webhook."""
+    return AlertsOut(
+        settings=AlertSettingsBase(
+            hit_rate_below=80,
+            hit_rate_window_min=10,
+            memory_above=90,
+            connections_above=500,
+            webhook_url="https://hooks.example.com/cachier",
+        ),
+        alerts=[
+            AlertOut(
+                alert="hit_rate",
+                firing=True,
+                threshold=80,
+                value=61.5,
+                since="2026-11-26T13:10:02.000Z",
+            ),
+            AlertOut(
+                alert="memory",
+                firing=False,
+                threshold=90,
+                value=42.25,
+                since=None,
+            ),
+            AlertOut(
+                alert="connections",
+                firing=False,
+                threshold=500,
+                value=37,
+                since="2026-11-26T12:58:44.000Z",
+            ),
+        ],
+        firing=1,
+        interval_s=1.0,
     )
 
 

@@ -76,7 +76,24 @@ async def capture(target: Path) -> list[Path]:
         path = target / "help-80x24.svg"
         path.write_text(app.export_screenshot(title="cachier-tui · help"))
         written.append(path)
+    app = frozen_app()
+    async with app.run_test(size=SIZES["80x24"]) as pilot:
+        await show_alerts(pilot)
+        path = target / "alerts-80x24.svg"
+        path.write_text(app.export_screenshot(title="cachier-tui · alerts"))
+        written.append(path)
     return written
+
+
+async def show_alerts(pilot) -> None:
+    """Analytics with the Alerts view open over it (``a``), one alert firing."""
+    from tui.pages.alerts import AlertsScreen
+
+    await show(pilot, "analytics", PAGES["analytics"]())
+    pilot.app.show_alerts(1)
+    await pilot.app.push_screen(AlertsScreen(None, data.SSO, "shop", data.alerts_out()))
+    await pilot.pause()
+    await pilot.pause()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
         created_at=cache.created_at,
         credentials=[credential_out(c, with_activity=False) for c in cache.credentials],
         usage=usage_of(control, cache),
+        alerts_firing=control.alerts_firing(cache.id),
     )
 
 

@@ -92,6 +92,7 @@ def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
         app=cache.app.name if cache.app else "",
         can_migrate=refusal is None,
         migrate_refusal=refusal,
+        alerts_firing=control.alerts_firing(cache.id),
     )
 
 

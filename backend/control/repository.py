@@ -96,6 +96,13 @@ class AuditRow:
 
 
 @dataclass
+class AlertSettingsRow:
+    cache_id: str
+    rules: str  # JSON of the thresholds (``alert_rules.AlertSettings.rules_json``)
+    webhook_enc: bytes | None
+
+
+@dataclass
 class LogRow:
     id: int
     cache_id: str
@@ -190,6 +197,10 @@ class ControlRepository(Protocol):
     def logs(self, cache_id: str, after_id: int | None, limit: int) -> list[LogRow]:
         """Lines after ``after_id`` (oldest first), or the newest ``limit`` lines if None."""
         ...
+
+    # -- alert settings -----------------------------------------------------------------
+    def alert_settings(self) -> list[AlertSettingsRow]: ...
+    def set_alert_settings(self, row: AlertSettingsRow) -> None: ...
 
     # -- status history -----------------------------------------------------------------
     def start_incident(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backend.control.repository import (
+    AlertSettingsRow,
     AppRow,
     AuditRow,
     CacheRow,
@@ -168,6 +169,15 @@ CREATE TABLE credential_use (
     protocol TEXT NOT NULL,
     proxy TEXT NOT NULL,
     peer TEXT NOT NULL
+);
+""",
+    # Alert thresholds per cache (JSON: see ``alert_rules.AlertSettings``) and the webhook
+    # URL, encrypted like the log drain (it can carry tokens).
+    """
+CREATE TABLE alert_settings (
+    cache_id TEXT PRIMARY KEY REFERENCES caches(id) ON DELETE CASCADE,
+    rules TEXT NOT NULL,
+    webhook_enc {blob}
 );
 """,
 ]
@@ -484,6 +494,21 @@ class SqlRepository:
             (*params, limit),
         )
         return [AuditRow(*r) for r in rows]
+
+    # -- alert settings -----------------------------------------------------------------
+    def alert_settings(self) -> list[AlertSettingsRow]:
+        rows = self._execute(
+            "SELECT cache_id, rules, webhook_enc FROM alert_settings ORDER BY cache_id"
+        )
+        return [AlertSettingsRow(c, r, None if w is None else bytes(w)) for c, r, w in rows]
+
+    def set_alert_settings(self, row: AlertSettingsRow) -> None:
+        """Replace the cache's settings (delete, then insert: the same in both dialects)."""
+        self._execute("DELETE FROM alert_settings WHERE cache_id = ?", (row.cache_id,))
+        self._execute(
+            "INSERT INTO alert_settings (cache_id, rules, webhook_enc) VALUES (?, ?, ?)",
+            (row.cache_id, row.rules, row.webhook_enc),
+        )
 
     # -- status history -----------------------------------------------------------------
     def start_incident(

@@ -200,6 +200,7 @@ class AsciiCodec(StreamCodec):
         except CredentialRevoked:
             self.closing = True
         except CapabilityDenied as denied:
+            self.auth.engine.stats.cmd_refused += 1  # only an authenticated session is denied
             self.out.append(denied_reply(denied))
             if self.noreply:
                 # The client reads no reply to this command: close rather than leave an

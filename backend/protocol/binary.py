@@ -306,6 +306,7 @@ class BinaryCodec(StreamCodec):
 
     def _refused(self, opaque: int, refused: Refused) -> None:
         if isinstance(refused, CapabilityDenied):
+            self.auth.engine.stats.cmd_refused += 1
             self._error(opaque, AUTH_ERROR, refused.text().encode())
         else:  # CredentialRevoked
             self.closing = True
