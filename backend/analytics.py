@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
-from backend.tsdb import Row, Series, Timeline
+from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
     from backend.dataplane import DataPlane
@@ -123,11 +123,12 @@ T = 0
 # Where each exposed key (in the documented order) sits in a point.
 _EXPOSED = tuple((name, _STORED.index(name)) for name in ("t", *SAMPLE_FIELDS))
 
-# Chunk sizes (rows of one aligned block of slots): a fine chunk is 64 ticks (shared with
-# the Timeline), a minute chunk an hour, an hour chunk a day.
-FINE_CHUNK = 64
-MINUTE_CHUNK = 60
-HOUR_CHUNK = 24
+# Chunk sizes (rows of one aligned block of slots): a fine chunk is 128 ticks (shared with
+# the Timeline), a minute chunk two hours, an hour chunk five days. Bigger chunks compress
+# better and cost fewer objects; an open chunk keeps at most ``tsdb.PART`` rows raw.
+FINE_CHUNK = 128
+MINUTE_CHUNK = 120
+HOUR_CHUNK = 120
 
 Point = tuple[Any, ...]
 
@@ -364,7 +365,7 @@ class Analytics:
             self._prune(now)
 
     @staticmethod
-    def _record(track: _Track, tick: int, times: object, minute: int, row: Row) -> None:
+    def _record(track: _Track, tick: int, times: Block, minute: int, row: Row) -> None:
         """Store ``row`` as the cache's sample at ``tick`` and fold it into the rollups."""
         if row == track.prev:
             row = track.prev  # the same tuple: a constant chunk keeps one
