@@ -282,6 +282,7 @@ class _Track:
     def nbytes(self) -> int:
         """Bytes of this track's history (tracemalloc agrees within a few %)."""
         size = sys.getsizeof(self) + self.fine.nbytes()
+        size += sum(map(sys.getsizeof, (self.raw, self.offsets, self.counters, self.prev)))
         for rollup in (self.minute, self.hour):
             size += sys.getsizeof(rollup) + rollup.buckets.nbytes()
         return size

@@ -260,8 +260,9 @@ class Series:
         self._held += n
         const = self._const
         if const is None:
-            flat = latest = self._flat
+            latest = self._flat
             assert latest is not None
+            flat = latest
             if self._parts:  # one chunk encodes better than its parts
                 flat = array("q", chain.from_iterable(chain.from_iterable(self._parked())))
                 flat.extend(latest)
