@@ -22,7 +22,8 @@ Counters stay monotonic even when the numbers underneath restart from zero:
   the old object is still referenced here, so its final values (including what happened
   after our last sample) are carried into the offset and nothing is lost.
 
-Storage per cache, three tiers of tuples in ``deque(maxlen=...)`` (bounded by design):
+Storage per cache, three tiers, each a compressed ``backend.tsdb.Series`` (bounded by
+design):
 
 =========  ==========  ===========  ========================================
 tier       resolution  points       retention
@@ -32,13 +33,17 @@ minute     60 s        1 440        24 hours
 hour       3 600 s     720          30 days
 =========  ==========  ===========  ========================================
 
-That is 3 060 points x 15 values (``t`` + 14 fields) = 45 900 stored values per cache. A
-point is a 15-slot tuple (160 bytes) plus the value objects it references: ints are shared
-with the previous point when unchanged, fresh (28-32 bytes) when changed. Upper bound per
-point: 160 + 24 (``t``) + 24 (``hit_rate``) + 13 x 32 = 624 bytes, so at most ~1.9 MB per
-cache. Measured with tracemalloc, full history: ~1.8 MB (~590 B/point) for a cache whose
-every field changes at every sample, ~0.6 MB (~195 B/point) for an idle cache. (Columns of
-``array('q')`` would be a flat 8 B/value = 367 KB per cache if that ever matters.) A deleted
+A stored row is 13 integers (4 gauges, 9 counters); ``t`` and ``hit_rate`` are not stored.
+A fine row sits at a sampling tick, whose time the shared ``Timeline`` holds once for every
+cache; a bucket sits at its number (start = number x resolution). ``hit_rate`` is
+recomputed on reading from the row and the one before it, with the same arithmetic as
+when it was computed at sampling time, so answers are identical to the float. The series
+keep rows in chunks (128 ticks, 2 hours, 5 days) encoded as zigzag delta-of-delta columns,
+deflated; a run of unchanged rows is one shared tuple. Measured with tracemalloc after a
+full history (``tests/backend/test_analytics_history.py``, ``bench/analytics_history.py``):
+~60 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes;
+was ~2 MB with tuples in deques), ~3 KB for an idle one (was ~576 KB);
+``Analytics.history_bytes`` estimates it for one cache. A deleted
 cache's track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
 from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
 
@@ -49,12 +54,14 @@ max of maxes rolls minutes into hours exactly, where a mean of means would need 
 ``hit_rate`` recomputed from the counters over the bucket (from the last point before it).
 ``series`` also returns the bucket still filling as the last (partial) point.
 
-Sampling cost: O(1) per cache with no dict built (points are tuples, counters read with
-one ``attrgetter`` call, rollups updated with a few comparisons). Measured (CPython 3.11,
-shared 2-core VM, 1 000 caches with changing counters): ~2.5 µs per cache per sample on a
-quiet machine, up to ~6 µs with other jobs running, i.e. 2.5-6 ms per tick for 1 000
-caches, under 1 % of a 1 s interval;
-``tests/backend/test_analytics.py::test_sampling_cost`` measures it and prints the figure.
+Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
+one ``attrgetter`` call). An idle cache (counters, gauges and minute unchanged) costs a
+counter read, a usage read, one tuple comparison and a run extended by one; a changing one
+also folds into the minute rollup and, every 16 rows, encodes them (``tsdb.PART``).
+``tests/backend/test_analytics.py::test_sampling_cost`` (1 000 active caches) and
+``tests/backend/test_analytics_history.py::test_idle_sampling_is_cheap`` (10 000 idle)
+measure it and print the figure; ``bench/analytics_history.py`` compares it with the
+implementation before compression in one run.
 """
 
 from __future__ import annotations
@@ -178,7 +185,7 @@ class _Rollup:
 
     def __init__(self, resolution: float, points: int, chunk: int) -> None:
         self.resolution = resolution
-        self.buckets = Series(len(ROW), points, chunk, resolution)
+        self.buckets = Series(len(ROW), points, chunk, resolution, dod=True)
         self.index: int | None = None
         # Hits/misses just before the very first point, for the first bucket's hit rate.
         self.origin: tuple[int, int] | None = None

@@ -134,6 +134,20 @@ def bytes_per_cache(module: Any, idle: bool, caches: int = 10) -> float:
     return held / caches
 
 
+def series_time(module: Any) -> dict[str, float]:
+    """Median seconds of ``series()`` for an active cache's full history, per window."""
+    analytics, _plane = fill(module, 0, 1)
+    out = {}
+    for window in (None, 3600.0, 86400.0, 30 * 86400.0):
+        timings = []
+        for _ in range(15):
+            start = time.perf_counter()
+            analytics.series("c0", window)
+            timings.append(time.perf_counter() - start)
+        out[f"{window or 900:.0f} s"] = statistics.median(timings)
+    return out
+
+
 def sampling_cpu(module: Any, caches: int, ticks: int, active: bool) -> float:
     """Median CPU seconds of one ``sample()`` of ``caches`` caches."""
     plane = dataplane(caches)
@@ -170,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         b = bytes_per_cache(old, idle)
         a = bytes_per_cache(new_analytics, idle)
         print(f"{'idle' if idle else 'active':8} {b:12,.0f} {a:12,.0f} {b / a:8.1f}x")
+    print("\nseries() of an active cache's full history (the dashboard API's work):")
+    b_series, a_series = series_time(old), series_time(new_analytics)
+    for window, b in b_series.items():
+        a = a_series[window]
+        print(f"window {window:>9} {b * 1e3:8.2f} ms {a * 1e3:8.2f} ms {b / a:6.2f}x")
     print("\nsampling CPU per 1 s tick (share of one core), interleaved old/new:")
     print(f"{'caches':>7} {'traffic':8} {'before':>16} {'after':>16} {'ratio':>7}")
     for n in args.caches:
