@@ -81,8 +81,7 @@ def encode(flat: Sequence[int], width: int, dod: bool = False) -> bytes:
     return zlib.compress(planes, _LEVEL, _RAW)
 
 
-def decode(data: bytes, rows: int, width: int, dod: bool = False) -> list[Row]:
-    """The rows ``encode`` was given (``rows`` of them, the same ``dod``), as tuples."""
+def _columns(data: bytes, rows: int, width: int, dod: bool) -> list[Iterable[int]]:
     planes = zlib.decompress(data, _RAW)
     size = rows * width
     plain = bytearray(size * 8)
@@ -103,7 +102,20 @@ def decode(data: bytes, rows: int, width: int, dod: bool = False) -> list[Row]:
         )
         first = next(dods)
         columns.append(accumulate(accumulate(dods), initial=first))
-    return list(zip(*columns, strict=True))
+    return columns
+
+
+def decode(data: bytes, rows: int, width: int, dod: bool = False) -> list[Row]:
+    """The rows ``encode`` was given (``rows`` of them, the same ``dod``), as tuples."""
+    return list(zip(*_columns(data, rows, width, dod), strict=True))
+
+
+def decode_flat(data: bytes, rows: int, width: int, dod: bool = False) -> array[int]:
+    """What ``encode`` was given, row-major in an ``array('q')`` (no tuple built)."""
+    flat = array("q", bytes(rows * width * 8))
+    for c, column in enumerate(_columns(data, rows, width, dod)):
+        flat[c::width] = array("q", column)
+    return flat
 
 
 _ONES = repeat(1)
@@ -280,7 +292,9 @@ class Series:
             assert latest is not None
             flat = latest
             if self._parts:  # one chunk encodes better than its parts
-                flat = array("q", chain.from_iterable(chain.from_iterable(self._parked())))
+                flat = array("q")
+                for rows, data in self._parts:
+                    flat.extend(decode_flat(data, rows, self.width, self.dod))
                 flat.extend(latest)
                 self._parts = []
             self._chunks.append(_Chunk(block, mask, n, times, encode(flat, self.width, self.dod)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.tsdb import Series, Timeline, decode, encode
+from backend.tsdb import Series, Timeline, decode, decode_flat, encode
 
 WIDTH = 3
 values = st.integers(min_value=0, max_value=2**60)
@@ -67,7 +67,9 @@ def test_series_reads_back_the_last_rows_of_a_list(history, data) -> None:
 )
 def test_encode_decode_round_trip(rows: list[tuple[int, int]], dod: bool) -> None:
     flat = [v for row in rows for v in row]
-    assert decode(encode(flat, 2, dod), len(rows), 2, dod) == rows
+    data = encode(flat, 2, dod)
+    assert decode(data, len(rows), 2, dod) == rows
+    assert decode_flat(data, len(rows), 2, dod).tolist() == flat
 
 
 def test_an_unchanging_series_is_one_run() -> None:
