@@ -41,13 +41,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(tree: Path, caches: int, seconds: float, settle: float, workdir: Path) -> dict:
+def measure(
+    tree: Path, caches: int, seconds: float, settle: float, workdir: Path, interval: float
+) -> dict:
     api_port, endpoint_port = free_ports(2)
     token = secrets.token_urlsafe(16)
     cmd = [
         *(sys.executable, "-m", "backend.cli", "--data-dir", str(workdir / f"data-{api_port}")),
         *("--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(endpoint_port)),
-        *("--admin-token", token),
+        *("--admin-token", token, "--sample-interval", str(interval)),
     ]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     api = f"http://{HOST}:{api_port}"
@@ -62,6 +64,7 @@ def measure(tree: Path, caches: int, seconds: float, settle: float, workdir: Pat
         return {
             "tree": str(tree),
             "caches": caches,
+            "sample_interval": interval,
             "create_s": round(create_s, 1),
             "idle_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
             "rss_mb": round(rss_bytes(proc.pid) / 2**20, 1),
@@ -75,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="idle CPU measured over")
     parser.add_argument("--settle", type=float, default=5.0, help="wait after creating")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the last tree with --sample-interval 60: everything but sampling",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="analytics-idle-") as tmp:
         workdir = Path(tmp)
@@ -91,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for caches in args.caches:
                 for _ in range(args.rounds):
-                    for tree in trees:
-                        result = measure(tree, caches, args.seconds, args.settle, workdir)
+                    runs = [(tree, 1.0) for tree in trees]
+                    if args.baseline:
+                        runs.append((trees[-1], 60.0))
+                    for tree, interval in runs:
+                        result = measure(tree, caches, args.seconds, args.settle, workdir, interval)
                         print(result, flush=True)
                         results.append(result)
         except BenchError as exc:
