@@ -80,6 +80,7 @@ from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
     from backend.dataplane import DataPlane
+    from backend.engine import Usage
     from backend.store import CacheStats
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,18 @@ class _Rollup:
 class _Track:
     """Everything kept for one cache."""
 
-    __slots__ = ("fine", "minute", "hour", "stats", "raw", "offsets", "counters", "prev", "seen")
+    __slots__ = (
+        "fine",
+        "minute",
+        "hour",
+        "stats",
+        "raw",
+        "offsets",
+        "counters",
+        "usage",
+        "prev",
+        "seen",
+    )
 
     def __init__(self, fine_points: int) -> None:
         self.fine = Series(len(ROW), fine_points, FINE_CHUNK)
@@ -278,6 +290,7 @@ class _Track:
         # Added to raw counters so exposed ones never go down; None until first needed.
         self.offsets: tuple[int, ...] | None = None
         self.counters: tuple[int, ...] = ()  # the exposed counters last sampled
+        self.usage: Usage | None = None  # the engine's usage at the last sample
         self.prev: Row | None = None  # the last row sampled
         self.seen = -math.inf  # when
 
@@ -351,23 +364,26 @@ class Analytics:
             elif stats is not track.stats:
                 self._switch(track, stats)
             elif raw == track.raw:
-                row = (*engine.usage(), stats.curr_connections) + track.counters
+                usage, conns = engine.usage(), stats.curr_connections
                 prev = track.prev
-                if row == prev and track.minute.index == minute:  # idle: nothing to fold
-                    track.fine.append(tick, prev, times)
+                assert prev is not None
+                if usage == track.usage and conns == prev[CONNS] and track.minute.index == minute:
+                    track.fine.append(tick, prev, times)  # idle: the same row again
                     track.seen = now
                     continue
-                self._record(track, tick, times, minute, row)
-                track.seen = now
+                self._record(track, tick, times, minute, (*usage, conns) + track.counters)
+                track.usage, track.seen = usage, now
                 continue
             elif any(map(lt, raw, track.raw)):
                 track.carry(track.raw)  # stats reset: everything restarted from zero
             track.raw = raw
             offsets = track.offsets
             track.counters = raw if offsets is None else tuple(map(add, raw, offsets))
-            row = (*engine.usage(), stats.curr_connections) + track.counters
-            self._record(track, tick, times, minute, row)
-            track.seen = now
+            usage = engine.usage()
+            self._record(
+                track, tick, times, minute, (*usage, stats.curr_connections) + track.counters
+            )
+            track.usage, track.seen = usage, now
         if minute != self._minute:
             self._minute = minute
             self._prune(now)
