@@ -172,6 +172,25 @@ class _Chunk:
         return size
 
 
+# The rows of the chunks decoded last, by chunk (held, so an id is not reused): a dashboard
+# polls the same cache's series every second, and closed chunks never change. A few
+# caches' worth of fine, minute and hour chunks; readers are on one thread (analytics').
+_DECODED: dict[int, tuple[_Chunk, list[Row]]] = {}
+DECODED_CHUNKS = 32
+
+
+def _decoded(chunk: _Chunk, width: int, dod: bool) -> list[Row]:
+    hit = _DECODED.get(id(chunk))
+    if hit is not None and hit[0] is chunk:
+        return hit[1]
+    assert isinstance(chunk.data, bytes)
+    rows = decode(chunk.data, chunk.rows, width, dod)
+    _DECODED[id(chunk)] = (chunk, rows)
+    if len(_DECODED) > DECODED_CHUNKS:
+        del _DECODED[next(iter(_DECODED))]
+    return rows
+
+
 _FULL: dict[int, int] = {}
 # Rows an open chunk keeps raw (8 bytes a value) before encoding them as a part; parts are
 # re-encoded as one when the chunk closes (~10 % smaller than the parts).
@@ -405,7 +424,7 @@ class Series:
             times = self._times_of(slots, chunk.block, chunk.times)
         data = chunk.data
         if isinstance(data, bytes):
-            rows = decode(data, chunk.rows, self.width, self.dod)
+            rows = _decoded(chunk, self.width, self.dod)
         else:
             rows = [data] * chunk.rows
         return slots, times, rows
