@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import operator
 import sys
+import weakref
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
@@ -151,7 +152,7 @@ class _Chunk:
     """A closed chunk (or a run of ``blocks`` full constant chunks): immutable but for
     ``Series`` merging a run or trimming one from its start."""
 
-    __slots__ = ("block", "blocks", "mask", "rows", "times", "data")
+    __slots__ = ("block", "blocks", "mask", "rows", "times", "data", "__weakref__")
 
     def __init__(self, block: int, mask: int, rows: int, times: Times, data: bytes | Row) -> None:
         self.block = block  # first block (slot // size)
@@ -172,20 +173,21 @@ class _Chunk:
         return size
 
 
-# The rows of the chunks decoded last, by chunk (held, so an id is not reused): a dashboard
-# polls the same cache's series every second, and closed chunks never change. A few
-# caches' worth of fine, minute and hour chunks; readers are on one thread (analytics').
-_DECODED: dict[int, tuple[_Chunk, list[Row]]] = {}
+# The rows of the chunks decoded last, by chunk: a dashboard polls the same cache's series
+# every second, and closed chunks never change. Weak: a dropped chunk (trimmed, forgotten
+# cache) is not kept alive by it. A few caches' worth of fine, minute and hour chunks;
+# readers are on one thread (analytics').
+_DECODED: dict[int, tuple[weakref.ref[_Chunk], list[Row]]] = {}
 DECODED_CHUNKS = 32
 
 
 def _decoded(chunk: _Chunk, width: int, dod: bool) -> list[Row]:
     hit = _DECODED.get(id(chunk))
-    if hit is not None and hit[0] is chunk:
+    if hit is not None and hit[0]() is chunk:
         return hit[1]
     assert isinstance(chunk.data, bytes)
     rows = decode(chunk.data, chunk.rows, width, dod)
-    _DECODED[id(chunk)] = (chunk, rows)
+    _DECODED[id(chunk)] = (weakref.ref(chunk), rows)
     if len(_DECODED) > DECODED_CHUNKS:
         del _DECODED[next(iter(_DECODED))]
     return rows
