@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""``cachier-backend`` plus a probe that says how many bytes analytics holds (bench only).
+
+    python bench/analytics_probe.py FIFO [cachier-backend flags ...]
+
+Runs ``backend.cli.main`` (from ``PYTHONPATH``, the tree under test) unchanged, after two
+small hooks on ``backend.analytics.Analytics``: its instances are recorded and its
+``sample()`` calls counted. A daemon thread, blocked reading the named pipe ``FIFO`` (no
+CPU while idle), answers one command per line by writing JSON to the path given, first
+to ``PATH.tmp`` and then renamed, so a reader never sees half a file:
+
+* ``samples PATH``: ``{"samples": N}``, sample() calls so far;
+* ``walk PATH``: the bytes of every object analytics holds (below), the sample count,
+  the caches known to its data plane and its tiers (``(resolution_s, points)``).
+
+The walk starts at each Analytics instance and follows ``gc.get_referents``, counting
+``sys.getsizeof`` of each object once (by id). It counts and follows builtin data
+(containers, numbers, strings, bytes, arrays) and instances of classes defined in
+``backend.*`` modules other than those that own shared state (the data plane, the engines
+and their stats, the event bus, the control plane, the API...), so storage added in a new
+module (a compressed series, say) is counted, while a track's reference to its cache's
+``CacheStats`` or the Analytics' reference to the data plane is not. Functions, classes,
+modules, locks and foreign library objects are neither counted nor followed. It runs on
+the probe thread while the backend keeps going, so the figure may be a sample or so off;
+that is why ``scale.py`` walks only when nothing else is measured.
+
+Python's allocator rounds small blocks up to 8 bytes and keeps arenas, so RSS grows by a
+little more than these bytes; ``getsizeof`` is what the objects themselves take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import sys
+import threading
+import time
+import types
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+# backend.* modules whose objects are shared with (owned by) the rest of the service.
+NOT_ANALYTICS = (
+    "backend.dataplane",
+    "backend.store",
+    "backend.engine",
+    "backend.events",
+    "backend.service",
+    "backend.loops",
+    "backend.control",
+    "backend.api",
+    "backend.monitor",
+    "backend.listeners",
+    "backend.session",
+    "backend.protocol",
+    "backend.clients",
+    "backend.config",
+    "backend.throttle",
+    "backend.egress",
+    "backend.topology",
+    "backend.metrics",
+    "backend.logs",
+    "backend.demo",
+    "backend.tls",
+)
+DATA_MODULES = ("builtins", "collections", "array")
+NOT_DATA = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.CellType,
+)
+
+instances: list[Any] = []
+samples = 0
+
+
+def counted(obj: object) -> bool:
+    """Whether ``obj`` is analytics' own data (see the module docstring)."""
+    module = type(obj).__module__
+    if module in DATA_MODULES:
+        return not isinstance(obj, NOT_DATA)
+    return module.startswith("backend.") and not module.startswith(NOT_ANALYTICS)
+
+
+def walk() -> dict[str, Any]:
+    """Bytes held by every Analytics instance, by type name too."""
+    started = time.perf_counter()
+    seen: set[int] = set()
+    by_type: Counter[str] = Counter()
+    total = objects = 0
+    stack: list[object] = list(instances)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or not counted(obj):
+            continue
+        seen.add(id(obj))
+        size = sys.getsizeof(obj)
+        total += size
+        objects += 1
+        by_type[type(obj).__name__] += size
+        stack.extend(gc.get_referents(obj))
+    caches = None
+    with contextlib.suppress(AttributeError, TypeError):
+        caches = sum(len(a.dataplane.caches) for a in instances)
+    tiers = None
+    with contextlib.suppress(AttributeError, TypeError):
+        tiers = [[float(r), int(n)] for r, n in instances[0].tiers]
+    return {
+        "bytes": total,
+        "objects": objects,
+        "by_type": dict(by_type.most_common(8)),
+        "samples": samples,
+        "instances": len(instances),
+        "caches": caches,
+        "tiers": tiers,
+        "walk_s": round(time.perf_counter() - started, 3),
+    }
+
+
+def answer(path: str, payload: dict[str, Any]) -> None:
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
+def serve(fifo: str) -> None:
+    """Commands from the pipe, forever (a writer closing it ends one open, not the loop)."""
+    while True:
+        with open(fifo) as commands:
+            for line in commands:
+                command, _, path = line.strip().partition(" ")
+                try:
+                    if command == "samples":
+                        answer(path, {"samples": samples})
+                    elif command == "walk":
+                        answer(path, walk())
+                    else:
+                        answer(path, {"error": f"unknown command {command!r}"})
+                except Exception as exc:  # a probe bug must say so, not hang the bench
+                    answer(path, {"error": repr(exc)})
+
+
+def hook() -> None:
+    """Record Analytics instances and count samples, leaving their behaviour unchanged."""
+    from backend.analytics import Analytics
+
+    init, sample = Analytics.__init__, Analytics.sample
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        instances.append(self)
+
+    def counting_sample(self: Any, *args: Any, **kwargs: Any) -> Any:
+        global samples
+        try:
+            return sample(self, *args, **kwargs)
+        finally:
+            samples += 1
+
+    Analytics.__init__ = recording_init  # type: ignore[method-assign]
+    Analytics.sample = counting_sample  # type: ignore[method-assign]
+
+
+def main() -> int:
+    fifo, argv = sys.argv[1], sys.argv[2:]
+    # The script's directory (bench/) comes first on sys.path; its modules must not shadow
+    # any the backend or its libraries import by name.
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    hook()
+    threading.Thread(target=serve, args=(fifo,), name="analytics-probe", daemon=True).start()
+    from backend.cli import main as backend_main
+
+    return backend_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
