@@ -31,8 +31,9 @@ API (``--create-workers`` at a time, timed), then measure, in this order:
     python bench/scale.py --tree /tmp/cachier-main --json
 
 Exit status: 0 if every size met issue 15's targets (get p99 <= 2 ms and max <= 50 ms under
-load, /metrics p50 <= 100 ms (quiet and loaded), full analytics history <= 64 KiB per cache, idle CPU <= 3 %),
-1 if one was missed (listed under the table), 2 on setup errors, 130 when interrupted.
+load, /metrics p50 <= 100 ms quiet and loaded, full analytics history <= 64 KiB per cache,
+idle CPU <= 3 %), 1 if one was missed (listed under the table), 2 on setup errors, 130
+when interrupted.
 Everything listens on 127.0.0.1; every backend and temp dir is removed on exit.
 """
 
