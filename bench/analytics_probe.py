@@ -11,7 +11,8 @@ to ``PATH.tmp`` and then renamed, so a reader never sees half a file:
 
 * ``samples PATH``: ``{"samples": N}``, sample() calls so far;
 * ``walk PATH``: the bytes of every object analytics holds (below), the sample count,
-  the caches known to its data plane and its tiers (``(resolution_s, points)``).
+  the caches known to its data plane and its tiers (``(resolution_s, points)``); no
+  sample is taken while it runs.
 
 The walk starts at each Analytics instance and follows ``gc.get_referents``, counting
 ``sys.getsizeof`` of each object once (by id). It counts and follows builtin data
@@ -21,8 +22,8 @@ and their stats, the event bus, the control plane, the API...), so storage added
 module (a compressed series, say) is counted, while a track's reference to its cache's
 ``CacheStats`` or the Analytics' reference to the data plane is not. Functions, classes,
 modules, locks and foreign library objects are neither counted nor followed. It runs on
-the probe thread while the backend keeps going, so the figure may be a sample or so off;
-that is why ``scale.py`` walks only when nothing else is measured.
+the probe thread while the backend keeps serving (only sampling waits), so ``scale.py``
+walks only when nothing else is measured.
 
 Python's allocator rounds small blocks up to 8 bytes and keeps arenas, so RSS grows by a
 little more than these bytes; ``getsizeof`` is what the objects themselves take.
@@ -82,10 +83,14 @@ NOT_DATA = (
 
 instances: list[Any] = []
 samples = 0
+quiet = threading.Lock()  # held by a walk; sample() skips its tick while it is
 
 
 def counted(obj: object) -> bool:
-    """Whether ``obj`` is analytics' own data (see the module docstring)."""
+    """Whether objects of ``obj``'s type are analytics' own data (see the module docstring).
+
+    Decided by type alone, so the walk asks once per type.
+    """
     module = type(obj).__module__
     if module in DATA_MODULES:
         return not isinstance(obj, NOT_DATA)
@@ -93,22 +98,34 @@ def counted(obj: object) -> bool:
 
 
 def walk() -> dict[str, Any]:
-    """Bytes held by every Analytics instance, by type name too."""
-    started = time.perf_counter()
-    seen: set[int] = set()
-    by_type: Counter[str] = Counter()
-    total = objects = 0
-    stack: list[object] = list(instances)
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or not counted(obj):
-            continue
-        seen.add(id(obj))
-        size = sys.getsizeof(obj)
-        total += size
-        objects += 1
-        by_type[type(obj).__name__] += size
-        stack.extend(gc.get_referents(obj))
+    """Bytes held by every Analytics instance, by type name too.
+
+    Sampling is held off meanwhile (``quiet``), so the figure is one consistent state and
+    the sample count is that state's: at 10 000 caches a walk takes tens of seconds, during
+    which the backend would otherwise take as many samples. A tick that finds the walk
+    running is skipped, as analytics skips any tick it misses.
+    """
+    with quiet:
+        started = time.perf_counter()
+        taken = samples
+        seen: set[int] = set()
+        sizes: Counter[type] = Counter()
+        verdicts: dict[type, bool] = {}
+        objects = 0
+        stack: list[object] = list(instances)
+        getsizeof, referents = sys.getsizeof, gc.get_referents
+        while stack:
+            obj = stack.pop()
+            kind = type(obj)
+            verdict = verdicts.get(kind)
+            if verdict is None:
+                verdict = verdicts[kind] = counted(obj)
+            if not verdict or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            sizes[kind] += getsizeof(obj)
+            objects += 1
+            stack.extend(referents(obj))
     caches = None
     with contextlib.suppress(AttributeError, TypeError):
         caches = sum(len(a.dataplane.caches) for a in instances)
@@ -116,10 +133,10 @@ def walk() -> dict[str, Any]:
     with contextlib.suppress(AttributeError, TypeError):
         tiers = [[float(r), int(n)] for r, n in instances[0].tiers]
     return {
-        "bytes": total,
+        "bytes": sum(sizes.values()),
         "objects": objects,
-        "by_type": dict(by_type.most_common(8)),
-        "samples": samples,
+        "by_type": {kind.__name__: size for kind, size in sizes.most_common(8)},
+        "samples": taken,
         "instances": len(instances),
         "caches": caches,
         "tiers": tiers,
@@ -162,10 +179,13 @@ def hook() -> None:
 
     def counting_sample(self: Any, *args: Any, **kwargs: Any) -> Any:
         global samples
+        if not quiet.acquire(blocking=False):
+            return None
         try:
             return sample(self, *args, **kwargs)
         finally:
             samples += 1
+            quiet.release()
 
     Analytics.__init__ = recording_init  # type: ignore[method-assign]
     Analytics.sample = counting_sample  # type: ignore[method-assign]

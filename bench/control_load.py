@@ -203,12 +203,13 @@ def under_load(
 
 # -- caches --------------------------------------------------------------------------------
 def create_caches(
-    api: str, token: str, count: int, workers: int = CREATE_WORKERS
+    api: str, token: str, count: int, workers: int = CREATE_WORKERS, start: int = 0
 ) -> tuple[dict, float]:
     """``count`` caches on the free plan, ``workers`` at a time; returns the first, seconds.
 
     Through the admin API, the only way in that builds everything a cache has (control
-    plane row, credentials, data-plane engine, dashboard URL).
+    plane row, credentials, data-plane engine, dashboard URL). Names are ``bench-NNNNN``
+    from ``start`` on, so batches can follow one another.
     """
     headers = {"Authorization": f"Bearer {token}"}
     started = time.perf_counter()
@@ -220,10 +221,10 @@ def create_caches(
         )
         if response.status_code != 201:
             raise BenchError(f"creating cache {i}: HTTP {response.status_code} {response.text}")
-        return response.json() if i == 0 else {}
+        return response.json() if i == start else {}
 
     with ThreadPoolExecutor(workers) as pool:
-        first = list(pool.map(create, range(count)))[0]
+        first = list(pool.map(create, range(start, start + count)))[0]
     return first, time.perf_counter() - started
 
 

@@ -24,7 +24,9 @@ API (``--create-workers`` at a time, timed), then measure, in this order:
    1 440 + 720 at 1 s). Filling that history takes 15 minutes (fine tier), 24 hours
    (minute) and 30 days (hour) of wall time whatever ``--sample-interval`` is (a shorter
    interval keeps more points for the same 15 minutes), so it is extrapolated, and
-   rollup buckets are taken to cost what a fine sample costs.
+   rollup buckets are taken to cost what a fine sample costs. Storage grows in lumps (a
+   deque adds a block per 64 points; a compressed chunk grows its buffer), so the window
+   must span many samples: 60 s at 1 s puts the per-sample figure within ~10 B.
 
     python bench/scale.py                                  # 100, 1 000, 10 000: ~10 min
     python bench/scale.py --sizes 1000 --duration 10       # one size, quicker
@@ -49,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,7 @@ from processes import (
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+CREATE_BATCH = 1000  # caches per timed batch
 SETTLE_S = 5.0  # after creating the caches, before the idle window
 METRICS_TRIES = 3
 LIST_TRIES = 5
@@ -109,6 +113,8 @@ class Analytics:
 class SizeResult:
     caches: int
     create_s: float
+    create_rates: list[float]  # caches per second, per batch of CREATE_BATCH
+    load_avg: tuple[float, float]  # 1-minute load average before and after the size ran
     rss_created_mib: float
     rss_loaded_mib: float
     idle_cpu_pct: float
@@ -206,6 +212,26 @@ def analytics_bytes(
     )
 
 
+def create_in_batches(
+    api: str, token: str, size: int, workers: int, say: Callable[[str], None]
+) -> tuple[dict, float, list[float]]:
+    """``size`` caches in batches of ``CREATE_BATCH``: the first, seconds, rate per batch.
+
+    The rates show whether a creation costs more as caches accumulate.
+    """
+    first: dict = {}
+    total, rates = 0.0, []
+    for start in range(0, size, CREATE_BATCH):
+        count = min(CREATE_BATCH, size - start)
+        made, seconds = create_caches(api, token, count, workers, start)
+        first = first or made
+        total += seconds
+        rates.append(round(count / seconds, 1))
+        if size > CREATE_BATCH:
+            say(f"{start + count} created, {rates[-1]:.0f}/s in the last batch")
+    return first, total, rates
+
+
 def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
     api_port, endpoint_port = free_ports(2)
     token = secrets.token_urlsafe(16)
@@ -234,9 +260,10 @@ def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
         httpx.Client(base_url=api, headers=headers, timeout=120) as client,
     ):
         wait_for_health(proc, log, client)
+        load_before = os.getloadavg()[0]
         probe = Probe(fifo, run_dir, proc, log)
         before = probe.ask("samples")["samples"]
-        first, create_s = create_caches(api, token, size, args.create_workers)
+        first, create_s, rates = create_in_batches(api, token, size, args.create_workers, say)
         after = probe.ask("samples")["samples"]
         say(f"created in {create_s:.1f} s ({size / create_s:.0f}/s)")
         time.sleep(SETTLE_S)
@@ -269,6 +296,8 @@ def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
     return SizeResult(
         caches=size,
         create_s=round(create_s, 1),
+        create_rates=rates,
+        load_avg=(round(load_before, 2), round(os.getloadavg()[0], 2)),
         rss_created_mib=round(rss_created / MIB, 1),
         rss_loaded_mib=round(rss_loaded / MIB, 1),
         idle_cpu_pct=round(idle_cpu, 2),
@@ -300,6 +329,14 @@ def two(s: dict[str, float]) -> str:
     return f"{s.get('p50', 0):.0f} / {s.get('max', 0):.0f}"
 
 
+def created(r: SizeResult) -> str:
+    """Creation time and rate; with several batches, the first and last batch's rates."""
+    text = f"{r.create_s:.1f} s ({r.caches / r.create_s:,.0f}/s"
+    if len(r.create_rates) > 1:
+        text += f"; first {r.create_rates[0]:,.0f}/s, last {r.create_rates[-1]:,.0f}/s"
+    return text + ")"
+
+
 def table(results: list[SizeResult]) -> str:
     header = (
         "caches",
@@ -312,6 +349,7 @@ def table(results: list[SizeResult]) -> str:
         "get quiet p50 / p99 / max ms",
         "get loaded p50 / p99 / max ms",
         "under load: `/metrics` / list / stats p50 / max ms",
+        "load avg",
     )
     rows = [header, tuple("---" for _ in header)]
     for r in results:
@@ -319,7 +357,7 @@ def table(results: list[SizeResult]) -> str:
         rows.append(
             (
                 f"{r.caches:,}",
-                f"{r.create_s:.1f} s ({r.caches / r.create_s:,.0f}/s)",
+                created(r),
                 f"{r.rss_created_mib:,.0f} / {r.rss_loaded_mib:,.0f} MiB",
                 f"{kib(a.held_bytes_per_cache)} ({a.samples_held:.0f}) / "
                 f"{a.per_sample_bytes:,.1f} B / **{kib(a.full_history_bytes)}**",
@@ -329,6 +367,7 @@ def table(results: list[SizeResult]) -> str:
                 three(r.get_quiet),
                 f"**{three(r.get_loaded)}**",
                 f"{two(r.metrics_loaded)} · {two(r.list_loaded)} · {two(r.stats_loaded)}",
+                f"{r.load_avg[0]:.1f} → {r.load_avg[1]:.1f}",
             )
         )
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
@@ -371,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet-seconds", type=float, default=10.0, help="gets without load (10)")
     p.add_argument("--idle-seconds", type=float, default=20.0, help="idle CPU window (20)")
     p.add_argument(
-        "--analytics-seconds", type=float, default=30.0, help="between the two walks (30)"
+        "--analytics-seconds", type=float, default=60.0, help="between the two walks (60)"
     )
     p.add_argument("--sample-interval", type=float, default=1.0, help="backend flag (1)")
     p.add_argument("--create-workers", type=int, default=8, help="creations in flight (8)")
