@@ -9,8 +9,10 @@ API (``--create-workers`` at a time, timed), then measure, in this order:
 2. **idle CPU**: utime + stime of the backend (all threads) over ``--idle-seconds`` with no
    client at all, as % of one core: analytics sampling, status probes, timers;
 3. ``GET /metrics`` and ``GET /api/v1/admin/caches?limit=50`` answer times, one request at a
-   time, nothing else running (and how many rows the list answered: before paging it is
-   every cache, after it a page);
+   time, nothing else running, and the backend's CPU time per request (less its idle
+   rate): wall times stretch when neighbours share the machine, CPU time much less. Also
+   the scrape's size and how many rows the list answered (before paging every cache,
+   after it a page);
 4. memcache ``get`` p50/p99/max from one authenticated connection with a get due every
    2 ms, ``--quiet-seconds`` alone, then ``--duration`` under issue 15 item 1's load: a
    ``/metrics`` scrape every 5 s, the Caches page's list poll every second, one dashboard
@@ -28,7 +30,7 @@ API (``--create-workers`` at a time, timed), then measure, in this order:
    deque adds a block per 64 points; a compressed chunk grows its buffer), so the window
    must span many samples: 60 s at 1 s puts the per-sample figure within ~10 B.
 
-    python bench/scale.py                                  # 100, 1 000, 10 000: ~10 min
+    python bench/scale.py                                  # 100, 1 000, 10 000: ~16 min
     python bench/scale.py --sizes 1000 --duration 10       # one size, quicker
     python bench/scale.py --tree /tmp/cachier-main --json
 
@@ -82,8 +84,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CREATE_BATCH = 1000  # caches per timed batch
 SETTLE_S = 5.0  # after creating the caches, before the idle window
-METRICS_TRIES = 3
-LIST_TRIES = 5
+METRICS_TRIES = 5
+LIST_TRIES = 10
 PROBE_TIMEOUT = 600.0  # seconds a walk may take (10 000 caches: tens of seconds)
 MIB = 1024 * 1024
 
@@ -120,7 +122,9 @@ class SizeResult:
     idle_cpu_pct: float
     metrics_quiet: dict[str, float]
     metrics_bytes: int
+    metrics_cpu_ms: float
     list_quiet: dict[str, float]
+    list_cpu_ms: float
     list_rows: int
     list_total: int | None
     get_quiet: dict[str, float]
@@ -170,9 +174,17 @@ class Probe:
             raise BenchError(f"the analytics probe did not answer {command!r}")
 
 
-def timed_gets(client: httpx.Client, path: str, tries: int) -> tuple[list[float], httpx.Response]:
-    """``tries`` GETs one after the other, 0.2 s apart; their times and the last answer."""
+def timed_gets(
+    client: httpx.Client, path: str, tries: int, pid: int, idle_cpu_pct: float
+) -> tuple[list[float], float, httpx.Response]:
+    """``tries`` GETs one after the other, 0.2 s apart.
+
+    Returns their times, the backend's CPU milliseconds per request (its CPU time over
+    the GETs less what it spends idle in that time: neighbours on a shared machine
+    stretch the wall time, much less the CPU time) and the last answer.
+    """
     times = []
+    cpu, wall = cpu_seconds(pid), time.perf_counter()
     for _ in range(tries):
         started = time.perf_counter()
         response = client.get(path)
@@ -180,7 +192,9 @@ def timed_gets(client: httpx.Client, path: str, tries: int) -> tuple[list[float]
         if response.status_code != 200:
             raise BenchError(f"GET {path}: HTTP {response.status_code} {response.text[:200]}")
         time.sleep(0.2)
-    return times, response
+    idle = idle_cpu_pct / 100 * (time.perf_counter() - wall)
+    cpu_ms = max(0.0, cpu_seconds(pid) - cpu - idle) / tries * 1000
+    return times, cpu_ms, response
 
 
 def analytics_bytes(
@@ -274,8 +288,10 @@ def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
         idle_cpu = (cpu_seconds(proc.pid) - cpu) / (time.perf_counter() - wall) * 100
         say(f"idle CPU {idle_cpu:.1f} %")
 
-        metrics_times, metrics = timed_gets(client, "/metrics", METRICS_TRIES)
-        list_times, listed = timed_gets(client, LIST_PATH, LIST_TRIES)
+        metrics_times, metrics_cpu, metrics = timed_gets(
+            client, "/metrics", METRICS_TRIES, proc.pid, idle_cpu
+        )
+        list_times, list_cpu, listed = timed_gets(client, LIST_PATH, LIST_TRIES, proc.pid, idle_cpu)
         rows, total = list_rows(listed.json())
 
         credential = first["credentials"][0]
@@ -303,6 +319,8 @@ def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
         idle_cpu_pct=round(idle_cpu, 2),
         metrics_quiet=summary(metrics_times),
         metrics_bytes=len(metrics.content),
+        metrics_cpu_ms=round(metrics_cpu, 1),
+        list_cpu_ms=round(list_cpu, 1),
         list_quiet=summary(list_times),
         list_rows=rows,
         list_total=total,
@@ -344,8 +362,8 @@ def table(results: list[SizeResult]) -> str:
         "RSS after create / load",
         "analytics per cache: held now (samples) / per sample / full history (est.)",
         "idle CPU",
-        "`/metrics` p50 / max ms (size)",
-        "admin list p50 / max ms (rows)",
+        "`/metrics` p50 / max ms, CPU ms (size)",
+        "admin list p50 / max ms, CPU ms (rows)",
         "get quiet p50 / p99 / max ms",
         "get loaded p50 / p99 / max ms",
         "under load: `/metrics` / list / stats p50 / max ms",
@@ -362,8 +380,8 @@ def table(results: list[SizeResult]) -> str:
                 f"{kib(a.held_bytes_per_cache)} ({a.samples_held:.0f}) / "
                 f"{a.per_sample_bytes:,.1f} B / **{kib(a.full_history_bytes)}**",
                 f"{r.idle_cpu_pct:.1f} %",
-                f"{two(r.metrics_quiet)} ({r.metrics_bytes / 1024:,.0f} KiB)",
-                f"{two(r.list_quiet)} ({r.list_rows:,})",
+                f"{two(r.metrics_quiet)}, {r.metrics_cpu_ms:,.0f} ({r.metrics_bytes >> 10:,} KiB)",
+                f"{two(r.list_quiet)}, {r.list_cpu_ms:,.0f} ({r.list_rows:,})",
                 three(r.get_quiet),
                 f"**{three(r.get_loaded)}**",
                 f"{two(r.metrics_loaded)} · {two(r.list_loaded)} · {two(r.stats_loaded)}",
