@@ -33,6 +33,7 @@ API (``--create-workers`` at a time, timed), then measure, in this order:
     python bench/scale.py                                  # 100, 1 000, 10 000: ~16 min
     python bench/scale.py --sizes 1000 --duration 10       # one size, quicker
     python bench/scale.py --tree /tmp/cachier-main --json
+    python bench/scale.py --sizes 10000 --backend-arg=--metrics-per-cache=off
 
 Exit status: 0 if every size met issue 15's targets (get p99 <= 2 ms and max <= 50 ms under
 load, /metrics p50 <= 100 ms quiet and loaded, full analytics history <= 64 KiB per cache,
@@ -259,7 +260,7 @@ def run_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
         api_port,
         endpoint_port,
         token,
-        ["--sample-interval", str(args.sample_interval)],
+        ["--sample-interval", str(args.sample_interval), *args.backend_arg],
         launcher=[sys.executable, str(BENCH_DIR / "analytics_probe.py"), str(fifo)],
     )
     env = {**os.environ, "PYTHONPATH": str(args.tree)}
@@ -431,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         "--analytics-seconds", type=float, default=60.0, help="between the two walks (60)"
     )
     p.add_argument("--sample-interval", type=float, default=1.0, help="backend flag (1)")
+    p.add_argument(
+        "--backend-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more cachier-backend argument, e.g. --backend-arg=--metrics-per-cache=off",
+    )
     p.add_argument("--create-workers", type=int, default=8, help="creations in flight (8)")
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = p.parse_args(argv)
@@ -448,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
     load = os.getloadavg()
     print(table(results))
+    backend = " ".join([str(args.tree), *args.backend_arg])
     print(
-        f"\n{args.tree}, sample interval {args.sample_interval} s, {args.duration:.0f} s under "
+        f"\n{backend}, sample interval {args.sample_interval} s, {args.duration:.0f} s under "
         f"load, {time.monotonic() - started:.0f} s in all; load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
