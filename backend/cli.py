@@ -16,8 +16,10 @@ from backend.config import (
     ADMIN_TOKEN_ENV,
     DEMO_RESOLVED_WINDOW,
     AddressError,
+    ClusterSelectionError,
     Config,
     default_data_dir,
+    select_clusters,
 )
 from backend.control.database import DatabaseUrlError
 from backend.topology import TopologyError, demo_topology, load_topology
@@ -65,6 +67,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give on or off")
+    return value == "on"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cachier-backend", description="Run the cachier memcache service.")
     p.add_argument("--version", action="version", version=f"cachier-backend {__version__}")
@@ -81,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="control plane database: sqlite:///path or postgresql://user@host/dbname "
         "(default: cachier.sqlite3 in the data directory, which keeps the key file either way)",
     )
+    p.add_argument(
+        "--clusters",
+        default=None,
+        metavar="A,B",
+        help="run the proxies and stores of these clusters only (comma-separated; default: "
+        "all); region endpoints and the API serve every cluster, relaying a connection to "
+        "the process that runs its cache's cluster. Several processes on one PostgreSQL "
+        "--database each claim their own",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
         "--advertise-host",
@@ -90,13 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
         "MEMCACHIER_SERVERS); default: --host, or this machine's name when --host is "
         "0.0.0.0 or ::",
     )
+    p.add_argument(
+        "--advertise-endpoint-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="memcache port clients are told for region 0 (region i: +i), e.g. a load "
+        "balancer's in front of several processes; default: the endpoint's own port",
+    )
     p.add_argument("--api-port", type=_port, default=8080, help="HTTP API port (default: 8080)")
     p.add_argument(
         "--public-url",
         default="",
         metavar="URL",
         help="the API's base URL as clients reach it, e.g. behind a reverse proxy "
-        "(dashboard URLs, the status feed); default: http://ADVERTISE-HOST:API-PORT",
+        "(dashboard URLs, the status feed); default: http://ADVERTISE-HOST:API-PORT "
+        "(https:// with --api-tls)",
     )
     p.add_argument(
         "--endpoint-port",
@@ -162,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between status probes of every proxy (default: 1)",
     )
     p.add_argument(
+        "--metrics-per-cache",
+        type=_on_off,
+        default=True,
+        metavar="on|off",
+        help="per-cache series in /metrics (default: on); off leaves the per-cluster "
+        "series and totals, for deployments with very many caches",
+    )
+    p.add_argument(
         "--resolved-window",
         type=_seconds,
         default=None,
@@ -193,13 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make (or reuse) a self-signed certificate in the data directory",
     )
+    p.add_argument(
+        "--api-tls",
+        action="store_true",
+        help="serve the HTTP API over TLS (HTTPS only) with --tls-cert/--tls-key or "
+        "--tls-self-signed; dashboard and feed URLs then start with https://",
+    )
+    p.add_argument(
+        "--api-insecure-ok",
+        action="store_true",
+        help="no warning for a plain-HTTP API on a non-loopback address (behind a "
+        "TLS-terminating reverse proxy)",
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
         config = _config(args)
-    except (AddressError, DatabaseUrlError) as exc:
+    except (AddressError, DatabaseUrlError, ClusterSelectionError) as exc:
         raise ConfigError(str(exc)) from None
     return config
 
@@ -208,6 +255,7 @@ def _config(args: argparse.Namespace) -> Config:
     config = Config(
         host=args.host,
         advertise_host=args.advertise_host,
+        advertise_endpoint_port=args.advertise_endpoint_port,
         public_url=args.public_url,
         api_port=args.api_port,
         endpoint_port=args.endpoint_port,
@@ -221,10 +269,13 @@ def _config(args: argparse.Namespace) -> Config:
         sample_interval=args.sample_interval,
         probe_interval=args.probe_interval,
         resolved_window=args.resolved_window or 3600.0,
+        metrics_per_cache=args.metrics_per_cache,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_self_signed=args.tls_self_signed,
+        api_tls=args.api_tls,
+        api_insecure_ok=args.api_insecure_ok,
         database=args.database,
     )
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -232,10 +283,14 @@ def _config(args: argparse.Namespace) -> Config:
     if args.tls_self_signed and args.tls_cert is not None:
         raise ConfigError("choose --tls-self-signed or --tls-cert/--tls-key, not both")
     has_certificate = args.tls_self_signed or args.tls_cert is not None
-    if has_certificate and args.tls_port is None:
-        raise ConfigError("a TLS certificate needs --tls-port to listen on")
+    if has_certificate and args.tls_port is None and not args.api_tls:
+        raise ConfigError("a TLS certificate needs --tls-port or --api-tls to use it")
     if args.tls_port is not None and not has_certificate:
         raise ConfigError("--tls-port needs --tls-cert and --tls-key, or --tls-self-signed")
+    if args.api_tls and not has_certificate:
+        raise ConfigError("--api-tls needs --tls-cert and --tls-key, or --tls-self-signed")
+    if args.api_tls and config.public_url.startswith("http://"):
+        raise ConfigError("--api-tls serves HTTPS only: --public-url must start with https://")
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     if args.topology is not None:
@@ -249,6 +304,8 @@ def _config(args: argparse.Namespace) -> Config:
             config.temporary_data_dir = True
         if args.resolved_window is None:
             config.resolved_window = DEMO_RESOLVED_WINDOW
+    if args.clusters is not None:  # checked against the topology chosen above
+        config.clusters = select_clusters(config.topology, args.clusters)
     return config
 
 
@@ -261,8 +318,12 @@ def describe(config: Config, listening: Listening, warnings: list[str]) -> str:
         f"  data dir   {config.data_dir}",
         f"  API        {api}   (OpenAPI: {api}/docs)",
     ]
+    if listening.api_certificate is not None:  # what `cachier-tui --api-ca` may trust
+        lines.append(f"  API TLS    certificate {listening.api_certificate} (HTTPS only)")
     if config.database:
         lines.insert(2, f"  database   {config.database_url.describe(config.data_dir)}")
+    if config.clusters is not None:
+        lines.append(f"  clusters   {', '.join(sorted(config.clusters))} (run here)")
     endpoints = listening.advertised_endpoints or listening.endpoints
     for region, address in endpoints.items():
         lines.append(f"  endpoint   {address}   region {region}")

@@ -27,6 +27,24 @@ class AddressError(ValueError):
     """An advertised host or public URL that clients could not use; one readable line."""
 
 
+class ClusterSelectionError(ValueError):
+    """--clusters names a cluster the topology does not have; one readable line."""
+
+
+def select_clusters(topology: Topology, names: str) -> frozenset[str]:
+    """The clusters of ``--clusters a,b`` (comma-separated, blanks ignored), checked
+    against the topology: an unknown name is refused with the list of valid ones."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    known = [c.name for c in topology.clusters()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown or not chosen:
+        what = f"unknown cluster {', '.join(map(repr, unknown))}" if unknown else "no cluster"
+        raise ClusterSelectionError(
+            f"--clusters: {what}; the topology's clusters are {', '.join(known)}"
+        )
+    return frozenset(chosen)
+
+
 def format_address(host: str, port: int) -> str:
     """``host:port`` as clients write it: an IPv6 literal goes in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -71,6 +89,15 @@ def check_public_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name, or a wildcard: reachable from elsewhere
+        return False
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("cachier", appauthor=False))
 
@@ -97,6 +124,9 @@ class Config:
     sample_interval: float = 1.0  # seconds between analytics samples of every cache
     probe_interval: float = 1.0  # seconds between status probes of every proxy
     resolved_window: float = 3600.0  # seconds a cluster stays blue after trouble
+    # /metrics has per-cache series (--metrics-per-cache on); off: per-cluster ones only,
+    # for deployments whose caches are too many to graph one by one.
+    metrics_per_cache: bool = True
     demo: bool = False  # seeded caches, real traffic and a scripted incident timeline
     demo_rate: float = 60.0  # demo traffic, memcache operations per second in all
     temporary_data_dir: bool = False  # made for this run (demo): removed when it stops
@@ -105,9 +135,18 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_self_signed: bool = False
+    # The HTTP API over TLS too (--api-tls), with the certificate above: every URL handed
+    # out is then https://. Without it, an API reachable from other machines is warned
+    # about at start-up unless --api-insecure-ok says a TLS-terminating proxy is in front.
+    api_tls: bool = False
+    api_insecure_ok: bool = False
     # What clients are told (servers, config vars, dashboard URLs): the host of every
     # memcache address, and the API's base URL. Empty: derived from `host` (see below).
     advertise_host: str = ""
+    # The memcache port clients are told for region 0 (region i: + i), when it is not the
+    # endpoint's own: a load balancer in front of several processes' endpoints, so every
+    # process hands out the same ``servers`` (issue 14). None: the bound port.
+    advertise_endpoint_port: int | None = None
     public_url: str = ""
     # True when the admin token was generated here and must be shown to the operator.
     admin_token_generated: bool = False
@@ -115,6 +154,10 @@ class Config:
     # always was; ``postgresql://…`` is shared by several processes. The key file that
     # encrypts its secrets stays in the data dir either way.
     database: str = ""
+    # The clusters whose proxies and stores this process runs (--clusters); None: all.
+    # Region endpoints and the API serve the whole service either way. With PostgreSQL,
+    # each is claimed in the database: two processes never serve one.
+    clusters: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.database = self.database.strip()
@@ -128,6 +171,25 @@ class Config:
         if not self.admin_token:
             self.admin_token = secrets.token_urlsafe(24)
             self.admin_token_generated = True
+
+    @property
+    def api_scheme(self) -> str:
+        return "https" if self.api_tls else "http"
+
+    def plain_api_warning(self) -> str | None:
+        """The start-up warning for an API in clear text reachable from other machines.
+
+        The admin token and every dashboard URL (its secret) cross the network with each
+        request; loopback never leaves the machine, so it is not warned about. A host name
+        other than ``localhost`` counts as reachable: resolving it here would be guessing.
+        """
+        if self.api_tls or self.api_insecure_ok or _is_loopback(self.host):
+            return None
+        return (
+            f"the HTTP API listens on {self.host or 'every interface'} without TLS: admin "
+            "tokens and dashboard secrets cross the network in clear text; serve it with "
+            "--api-tls, or pass --api-insecure-ok behind a TLS-terminating proxy"
+        )
 
     def advertised_host(self) -> tuple[str, str | None]:
         """The host handed to clients, and a warning when it had to be guessed.
@@ -146,9 +208,24 @@ class Config:
             f"connect to {name}; set --advertise-host to choose the name"
         )
 
+    def owned_clusters(self) -> list[str]:
+        """The clusters this process serves, in topology order."""
+        names = [cluster.name for cluster in self.topology.clusters()]
+        return [n for n in names if self.clusters is None or n in self.clusters]
+
     @property
     def database_url(self) -> DatabaseUrl:
         return parse_database_url(self.database)
+
+    def serves(self, cluster: str) -> bool:
+        """Whether this process runs ``cluster``'s proxies and store."""
+        return self.clusters is None or cluster in self.clusters
+
+    def advertised_endpoint_port(self, region_index: int, bound_port: int) -> int:
+        """The port clients are told for region ``region_index``'s endpoint."""
+        if self.advertise_endpoint_port:
+            return self.advertise_endpoint_port + region_index
+        return bound_port
 
     def endpoint_port_for(self, region_index: int) -> int:
         return self.endpoint_port + region_index if self.endpoint_port else 0

@@ -22,10 +22,11 @@ loop nothing but the GIL it shares.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from backend.control.models import Cache, Credential
 from backend.events import (
@@ -35,11 +36,15 @@ from backend.events import (
     CacheFlushed,
     CacheMoved,
     CapabilitiesChanged,
+    ClusterOwners,
+    ControlLink,
     CredentialAdded,
     CredentialRevoked,
     EventBus,
+    KeyTrackingRequested,
     PrimaryPromoted,
 )
+from backend.keyactivity import TRACK_FOR_S, KeyActivity, KeyReport
 from backend.store import ClusterStore
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
@@ -49,6 +54,12 @@ if TYPE_CHECKING:
     from backend.session import Session
 
 FlushRecorder = Callable[[str, str], None]
+
+
+class Closable(Protocol):
+    """A connection the data plane can close (a relayed one: ``backend.relay``)."""
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +86,29 @@ class ProxyState:
 
 
 class DataPlane:
+    """``clusters`` are the clusters this process runs (``--clusters``; None: all): only
+    they get a store and serve sessions here. A cache on another cluster is known (its
+    records, for authentication on the region endpoints) but has no engine here;
+    ``remote_proxies`` says where its cluster runs, for the relay (``backend.relay``)."""
+
     def __init__(
-        self, topology: Topology, throttle: AuthThrottle, lenient_keys: bool = False
+        self,
+        topology: Topology,
+        throttle: AuthThrottle,
+        lenient_keys: bool = False,
+        clusters: frozenset[str] | None = None,
     ) -> None:
         self.topology = topology
         self.throttle = throttle
         self.lenient_keys = lenient_keys
-        self.stores = {c.name: ClusterStore(c.name) for c in topology.clusters()}
+        self.stores = {
+            c.name: ClusterStore(c.name)
+            for c in topology.clusters()
+            if clusters is None or c.name in clusters
+        }
+        # Cluster name -> "host:port" of its proxies on the process that runs it, for the
+        # clusters run elsewhere; a cluster absent here is served here, or by nobody.
+        self.remote_proxies: dict[str, list[str]] = {}
         self.proxy_state: dict[Proxy, ProxyState] = {p: ProxyState() for p in topology.proxies()}
         # The data plane's own view, maintained from the control plane's events.
         self.caches: dict[str, Cache] = {}
@@ -92,6 +119,11 @@ class DataPlane:
         self.record_flush: FlushRecorder = lambda cache_id, proxy: None
         # Caches of the service itself (the monitor's probes): never listed, never placed.
         self.internal_caches: dict[str, Cache] = {}
+        # Relayed connections by username, so a revocation or a move here closes them too.
+        self.relays: defaultdict[str, set[Closable]] = defaultdict(set)
+        # False while this process may have missed another's change (``ControlLink``):
+        # new authentications wait for the re-read; live sessions go on.
+        self.control_link_up = True
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -105,12 +137,24 @@ class DataPlane:
         bus.subscribe(CacheFlushed, self._cache_flushed, loop)
         bus.subscribe(CacheMoved, self._cache_moved, loop)
         bus.subscribe(CacheDeleted, self._cache_deleted, loop)
+        bus.subscribe(KeyTrackingRequested, self._key_tracking_requested, loop)
+        bus.subscribe(ClusterOwners, self._cluster_owners, loop)
+        bus.subscribe(ControlLink, self._control_link, loop)
+
+    def _control_link(self, event: ControlLink) -> None:
+        self.control_link_up = event.up
+
+    def _cluster_owners(self, event: ClusterOwners) -> None:
+        """Replaced whole (one assignment): a reader never sees half of an update. Set from
+        ``ClusterOwners`` events (several processes on PostgreSQL, issue 14)."""
+        self.remote_proxies = {cluster: list(addresses) for cluster, addresses in event.remote}
 
     def _cache_created(self, event: CacheCreated) -> None:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)
         # Its engine first, then the record: a reader on the control thread that finds the
         # cache finds its engine (``peek_engine``) and never has to create one.
-        self.engine_for(cache)
+        if self.serves(cache.cluster):
+            self.engine_for(cache)
         self.caches[event.cache_id] = cache
 
     def _credential_added(self, event: CredentialAdded) -> None:
@@ -142,17 +186,24 @@ class DataPlane:
         return self.disconnect(username)
 
     def _cache_flushed(self, event: CacheFlushed) -> None:
-        if event.origin != CLIENT_FLUSH_ORIGIN:  # a client's flush has run already
-            self.engine_for(self.caches[event.cache_id]).flush()
+        cache = self.caches[event.cache_id]
+        # A client's flush has run already; a cache run elsewhere is flushed there.
+        if event.origin != CLIENT_FLUSH_ORIGIN and self.serves(cache.cluster):
+            self.engine_for(cache).flush()
 
     def _cache_moved(self, event: CacheMoved) -> None:
         """The old cluster's copy is emptied and dropped; sessions are closed, so clients
         reconnect through the region endpoint and land on the new cluster."""
         cache = self.caches[event.cache_id]
-        self.engine_for(cache).flush()
-        self.stores[event.to_cluster].engine(cache.id, cache.limit_bytes)  # before the move
+        old_store = self.stores.get(event.from_cluster)
+        if old_store is not None:
+            self.engine_for(cache).flush()
+        new_store = self.stores.get(event.to_cluster)
+        if new_store is not None:
+            new_store.engine(cache.id, cache.limit_bytes)  # before the move
         cache.cluster = event.to_cluster
-        self.stores[event.from_cluster].drop(cache.id)
+        if old_store is not None:
+            old_store.drop(cache.id)
         for credential in cache.credentials:
             self.disconnect(credential.username)
 
@@ -160,10 +211,59 @@ class DataPlane:
         for username in event.usernames:
             self._revoke(username)
         cache = self.caches.pop(event.cache_id, None)
-        if cache is not None:
+        if cache is not None and self.serves(cache.cluster):
             self.stores[cache.cluster].drop(cache.id)
 
+    def _key_tracking_requested(self, event: KeyTrackingRequested) -> None:
+        """Start (or prolong) sampling the cache's keys; it stops by itself once nobody
+        has asked for ``TRACK_FOR_S``, so the hot path stops paying for it."""
+        cache = self.caches.get(event.cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        if engine is None:
+            return
+        now = time.monotonic()
+        activity = engine.key_activity
+        if activity is not None and activity.separator == event.separator:
+            activity.asked = now
+            return
+        engine.key_activity = KeyActivity(now, event.separator)
+        if activity is None:
+            asyncio.get_running_loop().call_later(TRACK_FOR_S, self._expire_keys, engine)
+
+    def _expire_keys(self, engine: Engine) -> None:
+        activity = engine.key_activity
+        if activity is None:
+            return
+        left = TRACK_FOR_S - (time.monotonic() - activity.asked)
+        if left <= 0:
+            engine.key_activity = None
+        else:
+            asyncio.get_running_loop().call_later(left, self._expire_keys, engine)
+
     # -- queries (also what the control plane may ask: ``DataPlaneView``) -----------------
+    def key_report(self, cache_id: str) -> KeyReport | None:
+        """The cache's sampled key activity, or None while it is not tracked."""
+        cache = self.caches.get(cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        activity = engine.key_activity if engine is not None else None
+        return activity.report(time.monotonic()) if activity is not None else None
+
+    def command_counts(self, cache_id: str) -> dict[str, tuple[int, int]]:
+        """memcached's hits and misses per command (``cas`` misses include bad values)."""
+        cache = self.caches.get(cache_id)
+        engine = self.peek_engine(cache) if cache is not None else None
+        if engine is None:
+            return {}
+        s = engine.stats
+        return {
+            "get": (s.get_hits, s.get_misses),
+            "delete": (s.delete_hits, s.delete_misses),
+            "incr": (s.incr_hits, s.incr_misses),
+            "decr": (s.decr_hits, s.decr_misses),
+            "cas": (s.cas_hits, s.cas_misses + s.cas_badval),
+            "touch": (s.touch_hits, s.touch_misses),
+        }
+
     def sessions_of(self, username: str) -> int:
         return len(self.sessions.get(username, ()))
 
@@ -195,11 +295,16 @@ class DataPlane:
         """The storage engine of a cache on its cluster (the data plane's one way in)."""
         return self.stores[cache.cluster].engine(cache.id, cache.limit_bytes)
 
+    def serves(self, cluster_name: str) -> bool:
+        """Whether this process runs the cluster (its store, its proxies)."""
+        return cluster_name in self.stores
+
     def choose_proxy(self, cluster_name: str) -> Proxy | None:
         """The proxy of the cluster with the fewest sessions, skipping proxies that are down:
-        spreads load like DNS would, and routes around an outage."""
+        spreads load like DNS would, and routes around an outage. None for a cluster not
+        run here (``remote_proxies`` may know where it runs)."""
         cluster = self.topology.cluster(cluster_name)
-        if cluster is None:
+        if cluster is None or cluster_name not in self.stores:
             return None
         up = [p for p in cluster.proxies if not self.proxy_state[p].down]
         return min(up, key=lambda p: self.proxy_state[p].connections) if up else None
@@ -241,8 +346,11 @@ class DataPlane:
         return len(live)
 
     def disconnect(self, username: str) -> int:
-        """Close every live session of a credential (it was deleted)."""
+        """Close every live session of a credential (it was deleted, its cache moved),
+        and every connection relayed for it to another process."""
         live = list(self.sessions.get(username, ()))
         for session in live:
             session.close_connection()
+        for relay in list(self.relays.pop(username, ())):
+            relay.close()
         return len(live)

@@ -18,10 +18,11 @@ unix time, negative (or a past absolute time) already expired.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from backend.keyactivity import KeyActivity
     from backend.store import CacheStats
 
 
@@ -107,8 +108,27 @@ class DumpEntry(NamedTuple):
     exptime: float
 
 
+class SavedItem(NamedTuple):
+    """One item as a warm restart keeps it (``export`` / ``restore``): everything a client
+    can observe of it, times as absolute unix times (``exptime`` 0.0 for never)."""
+
+    key: bytes
+    value: bytes
+    flags: int
+    exptime: float
+    cas: int
+    atime: float
+    mtime: float
+    fetched: bool
+    stale: bool
+
+
 class Engine(Protocol):
     """One tenant's cache. Every operation counts itself in ``stats`` as memcached would."""
+
+    # Set while the owner's Keys view asks for it (``backend.keyactivity``); the hot path
+    # pays one attribute test when it is None.
+    key_activity: KeyActivity | None
 
     @property
     def stats(self) -> CacheStats:
@@ -217,4 +237,20 @@ class Engine(Protocol):
 
     def dump(self) -> Iterator[DumpEntry]:
         """Live items, most recently used first (``stats cachedump``); consume at once."""
+        ...
+
+    # -- warm restart (``backend/warm.py``) ------------------------------------------------
+    def export(self) -> Iterator[SavedItem]:
+        """Live items, least recently used first, so ``restore`` rebuilds the LRU order.
+        Consume it while nothing else changes the engine (the service has stopped)."""
+        ...
+
+    def pending_flush(self) -> float:
+        """The deadline of a delayed ``flush_all`` not yet applied, 0.0 for none."""
+        ...
+
+    def restore(self, items: Iterable[SavedItem], pending_flush: float = 0.0) -> int:
+        """Add saved items as the most recently used, keeping their CAS, flags and times;
+        expired ones (and, once ``pending_flush`` has passed, those it kills) are dropped,
+        and the plan's limit is enforced. Returns how many were kept."""
         ...

@@ -140,6 +140,15 @@ class LogLineWritten:
     drain: str | None = field(repr=False)  # may carry user:password or a token
 
 
+@dataclass(frozen=True, slots=True)
+class KeyTrackingRequested:
+    """The cache's owner is looking at its hot keys: sample them (``backend.keyactivity``)
+    for a while longer. Not a change of state: nothing is stored or audited."""
+
+    cache_id: str
+    separator: bytes = b":"
+
+
 Event = (
     CacheCreated
     | CacheMoved
@@ -152,8 +161,38 @@ Event = (
     | SsoRotated
     | ProxyFaultSet
     | LogLineWritten
+    | KeyTrackingRequested
 )
 EVENT_TYPES: tuple[type, ...] = get_args(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterOwners:
+    """Which clusters other processes serve, and at which proxy addresses (issue 14).
+
+    Not a control-plane change (so not in ``Event``): each process learns it from the
+    ``cluster_owners`` table (at start, on an owner's notification, at each heartbeat)
+    and publishes it only in-process, when it changed. ``remote`` pairs a cluster with
+    the advertised "host:port" of its proxies on the owning process; a cluster absent
+    from it is served here. The embedded (SQLite) mode never publishes it.
+    """
+
+    remote: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlLink:
+    """Whether this process hears the other processes' changes (issue 14): ``up=False``
+    when its LISTEN connection is lost, ``up=True`` once it reconnected *and* re-read
+    every cache and credential. Between the two the data plane refuses new
+    authentications, so a credential revoked meanwhile can never log in here. Process-
+    local, like ``ClusterOwners``; never published in the embedded mode."""
+
+    up: bool
+
+
+# What the bus carries: the control plane's facts, and the process-local ones above.
+BusEvent = Event | ClusterOwners | ControlLink
 
 E = TypeVar("E")
 
@@ -167,7 +206,7 @@ class _OnLoop:
         self.loop = loop
         self.handler = handler
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: BusEvent) -> None:
         if asyncio._get_running_loop() is self.loop:  # the publisher runs on our loop
             self.handler(event)
             return
@@ -180,7 +219,7 @@ class _OnLoop:
         return f"{self.handler!r} on {self.loop!r}"
 
 
-def _deliver(handler: Callable[[Any], None], event: Event) -> None:
+def _deliver(handler: Callable[[Any], None], event: BusEvent) -> None:
     try:
         handler(event)
     except Exception:
@@ -226,7 +265,7 @@ class EventBus:
         if waits:  # bounded: a loop that stopped running must not hang the API
             await asyncio.wait(waits, timeout=DELIVERY_TIMEOUT_S)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: BusEvent) -> None:
         """Deliver to every subscriber of its type, in order.
 
         The change is already committed: a subscriber that raises is logged and the others

@@ -2,7 +2,8 @@
 
 A region endpoint and a proxy speak the same protocol; they differ only in how a session is
 bound: an endpoint picks a proxy of the cache's current cluster at authentication, a
-proxy's own port serves only caches of its cluster.
+proxy's own port serves only caches of its cluster. When another process runs that
+cluster, the endpoint hands the connection to ``backend.relay`` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import traceback
 from backend.dataplane import DataPlane, ProxyState
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
+from backend.relay import Relay
 from backend.session import Session
 from backend.store import CacheStats
 from backend.topology import Proxy
@@ -121,6 +123,9 @@ class MemcacheProtocol(asyncio.Protocol):
             if reply:
                 self.transport.write(reply)
             if codec.closing:
+                if codec.handoff is not None:
+                    self._hand_off(codec)
+                    return
                 self.transport.close()
         counters = self.counters
         if counters is not None:  # counted here, once per read, whatever the codec buffered
@@ -135,6 +140,25 @@ class MemcacheProtocol(asyncio.Protocol):
             self.counters = auth.engine.stats
             self.counters.bytes_read += len(data)
             self.counters.bytes_written += len(reply)
+
+    def _hand_off(self, codec: AsciiCodec | BinaryCodec) -> None:
+        """The cache's cluster runs on another process: the relay takes this connection
+        (its transport, from now on) there. Nothing was attached here: the owner's proxy
+        holds the session."""
+        handoff, relay_to = codec.handoff, self.session.relay_to
+        assert handoff is not None and relay_to is not None
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
+        credential, addresses = relay_to
+        cache = self.dataplane.cache_of(credential)
+        cluster = cache.cluster if cache is not None else "?"
+        codec.handoff = None
+        codec.release()
+        self.session.close_connection = _closed
+        Relay(self.dataplane, self.transport, credential.username, cluster).start(
+            addresses, handoff
+        )
 
     def _send_later(self, reply: bytes, close: bool, delay_s: float) -> None:
         """Fault "slow": hold this reply back; replies keep their order even if the delay

@@ -2,20 +2,45 @@
 
 A scrape runs on the control thread (``backend.loops``): it reads the data plane without
 changing it (``DataPlane.caches_now``, ``peek_engine``; counters are plain ints).
+
+With 10 000 caches the per-cache series are 150 000 lines (8 MB), and building them
+through ``prometheus_client`` objects took 1.3 s of CPU a scrape, most of it for caches
+that had not changed. So ``Exposition`` keeps what it rendered: each cache's line of each
+per-cache family, and each family's joined block. A scrape reads every cache's few
+figures (two tuples made in C, compared with the last ones; nothing rendered), re-renders
+only the lines whose figure changed, re-joins only the families those lines belong to,
+and joins the blocks. Most caches of a large deployment are idle, so a scrape costs that
+scan (~2 µs a cache) plus O(caches changed since the last scrape): ~28 ms of CPU at
+10 000 caches when few changed, ~80 ms when all did (``bench/metrics_scrape.py``).
+
+Per-cluster series (``cachier_cluster_*``) add the caches of each cluster up, and stay
+cheap with any number of caches; ``per_cache=False`` (``--metrics-per-cache off``)
+serves them without the per-cache ones. Their counters are counted from the changes
+this exposition sees, so they only go up: a cache deleted or moved away, or its
+``stats reset``, does not make its cluster's counter go back (Prometheus would read a
+drop as a counter reset and ``rate()`` would jump).
+
+The text is the Prometheus text format 0.0.4, written here; names, labels and help
+texts are what they were when ``prometheus_client`` wrote them (integers are now
+written as integers, ``3`` rather than ``3.0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import compress
+from operator import add, attrgetter, sub
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from backend.engine import Usage
 
 if TYPE_CHECKING:
+    from backend.control.models import Cache
     from backend.dataplane import DataPlane
     from backend.monitor import Monitor
+    from backend.store import CacheStats
 
 CACHE_COUNTERS = {
     "cmd_get": "get commands (keys requested)",
@@ -30,106 +55,297 @@ CACHE_COUNTERS = {
     "bytes_written": "bytes sent",
     "total_connections": "connections ever opened",
 }
+# Gauges, in the order of a cache's figures after its counters: (name suffix, help).
+CACHE_GAUGES = (
+    ("connections", "open connections"),
+    ("bytes", "memory used by items"),
+    ("limit_bytes", "the plan's memory limit"),
+    ("items", "items stored"),
+)
 STATES = ("up", "slow", "down")
 LIGHTS = ("green", "blue", "yellow", "red")
 
+# A cache's figures, one tuple in the families' order: what one C call reads of its
+# counters (CACHE_COUNTERS, then the open connections), then its ``Usage`` (bytes, limit,
+# items): ``_read_stats(stats) + engine.usage()``.
+_COUNTS = len(CACHE_COUNTERS)
+_read_stats = attrgetter(*CACHE_COUNTERS, "curr_connections")
+_FIGURES = range(_COUNTS + 1 + len(Usage._fields))
 
-class ServiceCollector(Collector):
-    def __init__(self, dataplane: DataPlane, monitor: Monitor) -> None:
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def labels(pairs: Iterable[tuple[str, str]]) -> str:
+    """``{a="x",b="y"}``, or nothing for no labels."""
+    body = ",".join(f'{name}="{escape_label(value)}"' for name, value in pairs)
+    return f"{{{body}}}" if body else ""
+
+
+def number(value: float) -> str:
+    """A sample value as Go's ParseFloat reads it: integers as integers."""
+    if isinstance(value, int):
+        return str(value)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def header(name: str, kind: str, help_: str) -> str:
+    return f"# HELP {name} {escape_help(help_)}\n# TYPE {name} {kind}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric family's name as exposed (``_total`` included for counters)."""
+
+    name: str
+    kind: str
+    help: str
+
+    def text(self, samples: Iterable[tuple[str, float]]) -> str:
+        """The family with these (label text, value) samples."""
+        lines = [header(self.name, self.kind, self.help)]
+        lines += [f"{self.name}{label} {number(value)}\n" for label, value in samples]
+        return "".join(lines)
+
+
+def _families(prefix: str) -> tuple[Family, ...]:
+    """The per-cache or per-cluster families, in the order of a cache's figures."""
+    counters = [Family(f"{prefix}_{n}_total", "counter", h) for n, h in CACHE_COUNTERS.items()]
+    gauges = [Family(f"{prefix}_{n}", "gauge", h) for n, h in CACHE_GAUGES]
+    return (*counters, *gauges)
+
+
+CACHE_FAMILIES = _families("cachier_cache")
+_CACHE_NAMES = tuple(family.name for family in CACHE_FAMILIES)
+CLUSTER_FAMILIES = _families("cachier_cluster")
+CLUSTER_CACHES = Family("cachier_cluster_caches", "gauge", "caches placed on the cluster")
+
+
+class _Seen:
+    """What the last scrape saw of one cache."""
+
+    __slots__ = ("stats", "cluster", "counts", "usage", "label", "generation")
+
+    def __init__(self, stats: CacheStats, cluster: str, label: str, generation: int) -> None:
+        self.stats = stats  # identity: a new engine (a move) starts new counters
+        self.cluster = cluster
+        self.counts: tuple[int, ...] = ()  # as read: what the next scrape compares
+        self.usage: tuple[int, ...] = ()
+        self.label = label
+        self.generation = generation  # the last scrape that found the cache
+
+    @property
+    def figures(self) -> tuple[int, ...]:
+        return self.counts + self.usage
+
+
+class _Cluster:
+    """A cluster's sums: counters only go up; gauges follow its caches."""
+
+    __slots__ = ("figures", "caches")
+
+    def __init__(self) -> None:
+        self.figures = [0] * len(_FIGURES)
+        self.caches = 0
+
+    def add(self, deltas: Iterable[int]) -> None:
+        self.figures = list(map(add, self.figures, deltas))
+
+    def remove(self, figures: Sequence[int]) -> None:
+        """A cache left the cluster: its gauges go, what it counted stays counted."""
+        sums = self.figures
+        sums[_COUNTS:] = map(sub, sums[_COUNTS:], figures[_COUNTS:])
+        self.caches -= 1
+
+
+class Exposition:
+    """The ``/metrics`` body, kept between scrapes; call it for the current text.
+
+    Called on the control thread only; the lock keeps two scrapes from interleaving
+    should one ever run elsewhere (a worker thread).
+    """
+
+    def __init__(self, dataplane: DataPlane, monitor: Monitor, per_cache: bool = True) -> None:
         self.dataplane = dataplane
         self.monitor = monitor
+        self.per_cache = per_cache
+        self._lock = threading.Lock()
+        self._seen: dict[str, _Seen] = {}
+        self._generation = 0
+        self._clusters = {c.name: _Cluster() for c in dataplane.topology.clusters()}
+        # Per-cache family i: cache id -> its line; and the family's joined text (None:
+        # to be joined again).
+        self._lines: list[dict[str, str]] = [{} for _ in CACHE_FAMILIES]
+        self._blocks: list[bytes | None] = [None] * len(CACHE_FAMILIES)
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self._caches()
-        yield from self._auth()
-        yield from self._status()
+    def __call__(self) -> bytes:
+        with self._lock:
+            self._scan()
+            parts = self._cache_blocks() if self.per_cache else []
+            rest = [self._cluster_text(), self._auth_text(), self._status_text()]
+            parts.append("".join(rest).encode())
+            return b"".join(parts)
 
-    def _caches(self) -> Iterator[Metric]:
-        dataplane = self.dataplane
-        counters = {
-            name: CounterMetricFamily(f"cachier_cache_{name}", help_, labels=["cache"])
-            for name, help_ in CACHE_COUNTERS.items()
-        }
-        gauges = {
-            "items": GaugeMetricFamily("cachier_cache_items", "items stored", labels=["cache"]),
-            "bytes": GaugeMetricFamily(
-                "cachier_cache_bytes", "memory used by items", labels=["cache"]
-            ),
-            "limit": GaugeMetricFamily(
-                "cachier_cache_limit_bytes", "the plan's memory limit", labels=["cache"]
-            ),
-            "connections": GaugeMetricFamily(
-                "cachier_cache_connections", "open connections", labels=["cache"]
-            ),
-        }
+    # -- caches ---------------------------------------------------------------------------
+    def _scan(self) -> None:
+        """Read every cache's figures; account for and re-render the ones that changed.
+
+        Per cache: two tuples built in C (its counters, its usage) compared with the last
+        scrape's; an idle cache costs that and nothing more.
+        """
+        dataplane, seen = self.dataplane, self._seen
+        peek, seen_get = dataplane.peek_engine, seen.get
+        self._generation = generation = self._generation + 1
+        visited = 0
         for cache in dataplane.caches_now():  # a copy: the serving loop changes the dict
-            engine = dataplane.peek_engine(cache)
+            engine = peek(cache)
             if engine is None:  # a move in flight, or not heard of yet: next scrape
                 continue
+            visited += 1
             stats = engine.stats
+            counts = _read_stats(stats)
             usage = engine.usage()
-            for name, family in counters.items():
-                family.add_metric([cache.name], getattr(stats, name))
-            gauges["items"].add_metric([cache.name], usage.items)
-            gauges["bytes"].add_metric([cache.name], usage.bytes)
-            gauges["limit"].add_metric([cache.name], usage.limit)
-            gauges["connections"].add_metric([cache.name], stats.curr_connections)
-        yield from counters.values()
-        yield from gauges.values()
+            before = seen_get(cache.id)
+            if (
+                before is not None
+                and before.stats is stats
+                and before.counts == counts
+                and before.usage == usage
+            ):
+                before.generation = generation
+                continue
+            self._changed(cache, stats, counts, usage, before)
+        if len(seen) > visited:  # a cache seen before is gone (deleted, or mid-move)
+            for cache_id in [i for i, s in seen.items() if s.generation != generation]:
+                self._gone(cache_id)
 
-    def _auth(self) -> Iterator[Metric]:
-        throttle = self.dataplane.throttle
-        failures = CounterMetricFamily("cachier_auth_failures", "failed memcache logins")
-        failures.add_metric([], throttle.total_failures)
-        refused = CounterMetricFamily(
-            "cachier_auth_throttled",
-            "logins refused unchecked by brute-force protection, by the limit that refused them",
-            labels=["scope"],
+    def _changed(
+        self,
+        cache: Cache,
+        stats: CacheStats,
+        counts: tuple[int, ...],
+        usage: tuple[int, ...],
+        before: _Seen | None,
+    ) -> None:
+        """Count the change into the cluster's sums and re-render the lines that show it."""
+        figures = counts + usage
+        cluster = cache.cluster
+        if before is None or before.cluster != cluster or before.stats is not stats:
+            # New here: a new cache, or a new engine (a move; the old one's counts stay
+            # counted on its cluster, its gauges leave it).
+            if before is not None:
+                self._clusters[before.cluster].remove(before.figures)
+            target = self._clusters.setdefault(cluster, _Cluster())
+            target.add(figures)
+            target.caches += 1
+            label = before.label if before is not None else labels([("cache", cache.name)])
+            seen = self._seen[cache.id] = _Seen(stats, cluster, label, self._generation)
+            changed: Iterable[int] = _FIGURES
+        else:
+            deltas = list(map(sub, figures, before.figures))
+            changed = compress(_FIGURES, deltas)  # the families whose line is stale
+            if min(deltas[:_COUNTS]) < 0:  # a counter went back: ``stats reset``
+                increase = [d if d >= 0 else f for d, f in zip(deltas, figures, strict=True)]
+                self._clusters[cluster].add(increase[:_COUNTS] + deltas[_COUNTS:])
+            else:
+                self._clusters[cluster].add(deltas)
+            seen = before
+            seen.generation = self._generation
+        seen.counts, seen.usage = counts, usage
+        if self.per_cache:
+            lines, blocks, label, names = self._lines, self._blocks, seen.label, _CACHE_NAMES
+            for i in changed:
+                lines[i][cache.id] = f"{names[i]}{label} {figures[i]}\n"
+                blocks[i] = None
+
+    def _gone(self, cache_id: str) -> None:
+        before = self._seen.pop(cache_id)
+        self._clusters[before.cluster].remove(before.figures)
+        for i, lines in enumerate(self._lines):
+            if lines.pop(cache_id, None) is not None:
+                self._blocks[i] = None
+
+    def _cache_blocks(self) -> list[bytes]:
+        blocks = self._blocks
+        for i, family in enumerate(CACHE_FAMILIES):
+            if blocks[i] is None:
+                head = header(family.name, family.kind, family.help)
+                blocks[i] = (head + "".join(self._lines[i].values())).encode()
+        return [block for block in blocks if block is not None]
+
+    def _cluster_text(self) -> str:
+        clusters = self._clusters
+        texts = [
+            family.text((labels([("cluster", name)]), c.figures[i]) for name, c in clusters.items())
+            for i, family in enumerate(CLUSTER_FAMILIES)
+        ]
+        texts.append(
+            CLUSTER_CACHES.text((labels([("cluster", n)]), c.caches) for n, c in clusters.items())
         )
-        refused.add_metric(["address"], throttle.refused_by_address)
-        refused.add_metric(["username"], throttle.refused_by_username)
-        trusted = CounterMetricFamily(
-            "cachier_auth_trusted_logins",
+        return "".join(texts)
+
+    # -- the rest: a handful of series ------------------------------------------------------
+    def _auth_text(self) -> str:
+        throttle = self.dataplane.throttle
+        failures = Family("cachier_auth_failures_total", "counter", "failed memcache logins")
+        refused = Family(
+            "cachier_auth_throttled_total",
+            "counter",
+            "logins refused unchecked by brute-force protection, by the limit that refused them",
+        )
+        trusted = Family(
+            "cachier_auth_trusted_logins_total",
+            "counter",
             "logins let through a full limit because their address "
             "had logged in with that username",
         )
-        trusted.add_metric([], throttle.trusted_logins)
-        yield failures
-        yield refused
-        yield trusted
+        return "".join(
+            (
+                failures.text([("", throttle.total_failures)]),
+                refused.text(
+                    [
+                        (labels([("scope", "address")]), throttle.refused_by_address),
+                        (labels([("scope", "username")]), throttle.refused_by_username),
+                    ]
+                ),
+                trusted.text([("", throttle.trusted_logins)]),
+            )
+        )
 
-    def _status(self) -> Iterator[Metric]:
+    def _status_text(self) -> str:
         monitor = self.monitor
-        latency = GaugeMetricFamily(
-            "cachier_proxy_probe_latency_seconds",
-            "latest probe round trip",
-            labels=["proxy", "cluster"],
-        )
-        state = GaugeMetricFamily(
-            "cachier_proxy_state",
-            "1 for the proxy's current state",
-            labels=["proxy", "cluster", "state"],
-        )
-        light = GaugeMetricFamily(
-            "cachier_cluster_light",
-            "1 for the cluster's current light",
-            labels=["cluster", "light"],
-        )
-        for health in monitor.health.values():
-            labels = [health.proxy.hostname, health.proxy.cluster.name]
+        latency: list[tuple[str, float]] = []
+        state: list[tuple[str, float]] = []
+        light: list[tuple[str, float]] = []
+        for health in list(monitor.health.values()):
+            pairs = [("proxy", health.proxy.hostname), ("cluster", health.proxy.cluster.name)]
             if health.latency_ms is not None:
-                latency.add_metric(labels, health.latency_ms / 1000)
+                latency.append((labels(pairs), health.latency_ms / 1000))
             for name in STATES:
-                state.add_metric([*labels, name], 1.0 if health.state == name else 0.0)
-        for name, status in monitor.clusters.items():
+                state.append((labels([*pairs, ("state", name)]), int(health.state == name)))
+        for name, status in list(monitor.clusters.items()):
             for colour in LIGHTS:
-                light.add_metric([name, colour], 1.0 if status.light == colour else 0.0)
-        yield latency
-        yield state
-        yield light
-
-
-def exposition(dataplane: DataPlane, monitor: Monitor) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(dataplane, monitor))
-    return generate_latest(registry)
+                pairs = [("cluster", name), ("light", colour)]
+                light.append((labels(pairs), int(status.light == colour)))
+        return "".join(
+            (
+                Family(
+                    "cachier_proxy_probe_latency_seconds", "gauge", "latest probe round trip"
+                ).text(latency),
+                Family("cachier_proxy_state", "gauge", "1 for the proxy's current state").text(
+                    state
+                ),
+                Family("cachier_cluster_light", "gauge", "1 for the cluster's current light").text(
+                    light
+                ),
+            )
+        )

@@ -30,7 +30,7 @@ import secrets
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from backend.control.models import Cache, Credential
@@ -286,11 +286,14 @@ class Monitor:
         """
         if credentials is None:
             credentials = probe_caches(self.dataplane)
+        # Only this process's proxies for now (--clusters): probing those another process
+        # runs, and leading the probing of the whole service, is issue 14's item 5.
         return [
             asyncio.create_task(
                 self._probe_forever(Prober(p, credentials[p.cluster.name], self.timeout_s))
             )
             for p in self.dataplane.topology.proxies()
+            if self.dataplane.serves(p.cluster.name)
         ]
 
     async def _probe_forever(self, prober: Prober) -> None:
@@ -351,5 +354,7 @@ class Monitor:
         self.db.start_incident(cluster_name, light, status.light, now, cause, " ".join(involved))
         status.light, status.since = light, now
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]:
-        return self.db.incidents(limit)
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]:
+        return self.db.incidents(limit, clusters)

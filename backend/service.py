@@ -17,17 +17,19 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import uvicorn
 
-from backend import datadir, demo, metrics, tls
+from backend import datadir, demo, metrics, tls, warm
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
-from backend.control.errors import NotFound
+from backend.control.errors import Conflict, NotFound
 from backend.control.models import Credential
+from backend.control.ownership import OwnershipRefused
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
@@ -37,6 +39,7 @@ from backend.events import CLIENT_FLUSH_ORIGIN, EventBus, LogLineWritten, ProxyF
 from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
+from backend.peers import Peers
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
@@ -72,6 +75,10 @@ class Listening:
     public_api_url: str = ""
     advertised_endpoints: dict[str, str] = field(default_factory=dict)
     advertised_tls_endpoints: dict[str, str] = field(default_factory=dict)
+    # With --api-tls: the certificate the API serves and the name it is issued for (the
+    # advertised host), so an in-process client can verify it while connecting locally.
+    api_certificate: Path | None = None
+    api_server_name: str = ""
 
 
 def _format_address(host: str, port: int) -> str:
@@ -83,6 +90,13 @@ def _reachable(host: str) -> str:
     if host in ("", "0.0.0.0"):
         return "127.0.0.1"
     return "::1" if host == "::" else host
+
+
+def _public_api_url(config: Config, api_sock: socket.socket) -> str:
+    """The API's base URL as clients (and the other processes) are told it."""
+    port = api_sock.getsockname()[1]
+    advertised = _format_address(config.advertised_host()[0], port)
+    return config.public_url or f"{config.api_scheme}://{advertised}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -105,6 +119,15 @@ class _Sockets:
     tls: list[tuple[Region, socket.socket]]
     proxies: list[tuple[Proxy, socket.socket]]
     tls_context: ssl.SSLContext | None
+    certificate: Path | None  # the file of tls_context's certificate chain
+
+    def all(self) -> list[socket.socket]:
+        return [
+            self.api,
+            *(sock for _, sock in self.regions),
+            *(sock for _, sock in self.tls),
+            *(sock for _, sock in self.proxies),
+        ]
 
 
 class Service:
@@ -139,6 +162,11 @@ class Service:
         self._api: _EmbeddedUvicorn | None = None
         self._api_task: asyncio.Task | None = None
         self._serving_loop: asyncio.AbstractEventLoop | None = None
+        # The other processes on one PostgreSQL database (issue 14); None in the embedded
+        # mode, where this process owns every cluster and hears only its own changes.
+        self.peers: Peers | None = None
+        self._snapshot_key = b""  # from the key file: encrypts warm-restart snapshots
+        self._save_contents_on_stop = False  # set once the last snapshot has been loaded
 
     async def start(self) -> Listening:
         config = self.config
@@ -146,7 +174,7 @@ class Service:
         throttle = AuthThrottle(
             config.auth_failure_limit, config.auth_failure_window, config.auth_user_failure_limit
         )
-        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys)
+        self.dataplane = DataPlane(config.topology, throttle, config.lenient_keys, config.clusters)
         # Subscribers first: loading announces every stored cache and credential. The
         # control plane publishes from its thread; the data plane hears it on this loop.
         self.dataplane.subscribe(self.bus, loop)
@@ -158,7 +186,10 @@ class Service:
             except ServiceError:
                 await self.control_thread.call(self._close_db)
                 raise
+            await self.control_thread.call(self._claim_clusters, sockets)
+            await self._restore_contents()
             self.listening = await self._serve(sockets)
+            await self.control_thread.run(self._follow_peers())
         except BaseException:
             await self.stop()
             raise
@@ -174,6 +205,7 @@ class Service:
         try:
             datadir.make_private(config.data_dir)
             secrets = Secrets.load_or_create(config.data_dir)
+            self._snapshot_key = secrets.snapshot_key()
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
         try:
@@ -204,6 +236,61 @@ class Service:
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
         self.warnings = control.load()
+        self.peers = Peers.open(config, bus, control, self.db)
+
+    # -- several processes on one PostgreSQL database (issue 14): ``backend.peers`` -----
+    def _claim_clusters(self, sockets: _Sockets) -> None:
+        """On the control thread, once the ports are known and before anything serves:
+        claim this process's clusters, or refuse to start naming their owner."""
+        if self.peers is None:
+            return
+        advertised = self.config.advertised_host()[0]
+        proxies: dict[str, dict[str, str]] = {}
+        for proxy, sock in sockets.proxies:
+            address = _format_address(advertised, sock.getsockname()[1])
+            proxies.setdefault(proxy.cluster.name, {})[proxy.hostname] = address
+        try:
+            self.peers.claim(_public_api_url(self.config, sockets.api), proxies)
+        except OwnershipRefused as exc:
+            for sock in sockets.all():
+                sock.close()
+            raise ServiceError(str(exc)) from None
+
+    async def _follow_peers(self) -> None:
+        """On the control thread: the heartbeat and the other processes' changes."""
+        if self.peers is not None:
+            self._background += await self.peers.start(self.set_fault)
+
+    def _release_clusters(self) -> None:
+        if self.peers is not None and self.db is not None:
+            self.peers.release()
+
+    async def _restore_contents(self) -> None:
+        """Warm restart (``backend/warm.py``): the items the last clean stop saved, loaded
+        before any listener opens. From then on a stop saves them again, and only then: a
+        start that failed before this point must not replace a snapshot with nothing."""
+        if self.config.temporary_data_dir or self.dataplane is None:
+            return  # --demo's data dir is new and is removed at the end: nothing to keep
+        _, warnings = await warm.restore(
+            self.dataplane, self._snapshot_key, self.config.data_dir, self.config.clusters
+        )
+        self.warnings += warnings
+        self._save_contents_on_stop = True
+
+    async def _save_contents(self) -> None:
+        """Warm restart: once nothing can change an engine any more (listeners, sessions
+        and the control thread stopped), every served cluster's items to the data dir."""
+        if not self._save_contents_on_stop or self.dataplane is None:
+            return
+        self._save_contents_on_stop = False
+        _, warnings = await asyncio.to_thread(
+            warm.save,
+            self.dataplane,
+            self._snapshot_key,
+            self.config.data_dir,
+            self.config.clusters,
+        )
+        self.warnings += warnings
 
     def _close_db(self) -> None:
         if self.db is not None:
@@ -227,14 +314,18 @@ class Service:
                     sockets.append(tls_socks[-1][1])
             proxy_socks = []
             for proxy in config.topology.proxies():
+                if not config.serves(proxy.cluster.name):
+                    continue  # another process runs this cluster (--clusters)
                 proxy_socks.append((proxy, _bind(config.host, proxy.port)))
                 sockets.append(proxy_socks[-1][1])
-            tls_context = self._tls_context() if tls_socks else None
+            tls_context, certificate = (
+                self._tls_context() if tls_socks or config.api_tls else (None, None)
+            )
         except ServiceError:
             for sock in sockets:
                 sock.close()
             raise
-        return _Sockets(api_sock, region_socks, tls_socks, proxy_socks, tls_context)
+        return _Sockets(api_sock, region_socks, tls_socks, proxy_socks, tls_context, certificate)
 
     async def _serve(self, socks: _Sockets) -> Listening:
         """Listeners on the serving loop, then the API and the monitor on the control one."""
@@ -246,11 +337,15 @@ class Service:
         advertised, warning = config.advertised_host()
         if warning:
             self.warnings.append(warning)
+        if insecure := config.plain_api_warning():
+            self.warnings.append(insecure)
         endpoints: dict[str, str] = {}
         advertised_endpoints: dict[str, str] = {}
         for region, sock in socks.regions:
             endpoints[region.name] = _format_address(local, sock.getsockname()[1])
-            advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
+            index = config.topology.regions.index(region)
+            advertised_port = config.advertised_endpoint_port(index, sock.getsockname()[1])
+            advertised_endpoints[region.name] = _format_address(advertised, advertised_port)
             self._servers.append(
                 await loop.create_server(
                     partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
@@ -278,11 +373,18 @@ class Service:
         probes = probe_caches(dataplane)  # data-plane records: made on this loop
 
         api_port = socks.api.getsockname()[1]
-        api_url = f"http://{_format_address(local, api_port)}"
-        public_url = config.public_url or f"http://{_format_address(advertised, api_port)}"
+        api_url = f"{config.api_scheme}://{_format_address(local, api_port)}"
+        public_url = _public_api_url(config, socks.api)
+        api_tls = socks.tls_context if config.api_tls else None
         await self.control_thread.run(
             self._start_api(
-                socks.api, api_url, public_url, advertised_endpoints, advertised_tls, probes
+                socks.api,
+                api_url,
+                public_url,
+                advertised_endpoints,
+                advertised_tls,
+                probes,
+                api_tls,
             )
         )
         return Listening(
@@ -293,6 +395,8 @@ class Service:
             public_url,
             advertised_endpoints,
             advertised_tls,
+            api_certificate=socks.certificate if api_tls else None,
+            api_server_name=advertised if api_tls else "",
         )
 
     async def _start_api(
@@ -303,9 +407,10 @@ class Service:
         advertised_endpoints: dict[str, str],
         advertised_tls: dict[str, str],
         probes: dict[str, Credential],
+        api_tls: ssl.SSLContext | None,
     ) -> None:
         """On the control thread: what clients are told, the monitor, analytics, drains,
-        and uvicorn serving the API."""
+        and uvicorn serving the API (over TLS with ``api_tls``: HTTPS only)."""
         config = self.config
         control, dataplane, db = self.control, self.dataplane, self.db
         assert control is not None and dataplane is not None and db is not None
@@ -315,14 +420,25 @@ class Service:
         control.api_base_url = public_url
         control.endpoints = advertised_endpoints
         control.tls_endpoints = advertised_tls
-        control.refresh_servers()
+        if self.peers is None or not self.peers.others_alive():
+            control.refresh_servers()
+        else:  # the apps' servers are the service's, not this process's to rewrite
+            stale = control.servers_differ()
+            if stale:
+                self.warnings.append(
+                    f"this process advertises {stale[1]} but the caches' servers are "
+                    f"{stale[0]}, as another process running now told them: give every "
+                    "process the same --advertise-host and --advertise-endpoint-port"
+                )
         monitor = self.monitor = Monitor(
             dataplane, db, config.probe_interval, config.resolved_window
         )
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
         status = self.status_view = StatusView(
-            config.topology, monitor, lambda: metrics.exposition(dataplane, monitor)
+            config.topology,
+            monitor,
+            metrics.Exposition(dataplane, monitor, config.metrics_per_cache),
         )
         app = create_app(
             control,
@@ -338,7 +454,13 @@ class Service:
         self._background.append(asyncio.create_task(self.analytics.run()))
         self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ssl_context_factory=None if api_tls is None else lambda *_: api_tls,
+            )
         )
         self._api_task = asyncio.create_task(self._api.serve(sockets=[api_sock]))
         while not self._api.started:
@@ -374,6 +496,10 @@ class Service:
         The API calls it on the control loop; the fault is data-plane state (listeners,
         sessions, reply delays), so it is set on the serving loop, which publishes it.
         """
+        peers, proxy = self.peers, self.config.topology.proxy(hostname)
+        if peers is not None and proxy is not None and not peers.owns(proxy):
+            await self.control_thread.run(peers.faults.request(proxy, mode, delay_ms))
+            return proxy  # another process serves it (issue 14)
         loop = self._serving_loop
         assert loop is not None
         work = self._set_fault(hostname, mode, delay_ms)
@@ -386,6 +512,11 @@ class Service:
         proxy = self.dataplane.topology.proxy(hostname)
         if proxy is None:
             raise NotFound(f"no proxy named {hostname!r}")
+        if not self.dataplane.serves(proxy.cluster.name):
+            raise Conflict(
+                f"proxy {hostname} runs in another process (cluster {proxy.cluster.name} "
+                "is not in this process's --clusters); set its fault through that process"
+            )
         state = self.dataplane.proxy_state[proxy]
         state.delay_s = delay_ms / 1000 if mode == "slow" else 0.0
         if mode == "down" and not state.down:
@@ -408,7 +539,9 @@ class Service:
                 line.drain, DrainLine(line.t, line.source, line.message, line.app_name)
             )
 
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls_context(self) -> tuple[ssl.SSLContext, Path]:
+        """The server context of --tls-cert/--tls-key or --tls-self-signed, and the file
+        of its certificate (chain), shared by the TLS endpoints and the HTTPS API."""
         config = self.config
         try:
             if config.tls_self_signed:
@@ -417,13 +550,14 @@ class Service:
             else:
                 assert config.tls_cert is not None and config.tls_key is not None
                 cert, key = config.tls_cert, config.tls_key
-            return tls.server_context(cert, key)
+            return tls.server_context(cert, key), cert
         except (tls.TlsError, OSError) as exc:
             raise ServiceError(f"TLS: {exc}") from None
 
     async def stop(self) -> None:
         """Stop the API, the monitor, analytics and drains (control thread), then the
-        listeners and sessions (here), then close the database and the control thread."""
+        listeners and sessions (here), then close the database and the control thread,
+        then save the caches' contents for a warm restart."""
         if self.traffic is not None:
             await asyncio.to_thread(self.traffic.stop)
             self.traffic = None
@@ -439,6 +573,7 @@ class Service:
         self._servers.clear()
         self._proxy_servers.clear()
         await self._stop_control()
+        await self._save_contents()
         if self.config.temporary_data_dir:
             shutil.rmtree(self.config.data_dir, ignore_errors=True)
 
@@ -464,5 +599,6 @@ class Service:
             return
         with contextlib.suppress(Exception):
             await self.control_thread.run(self._stop_api())
+        await self.control_thread.call(self._release_clusters)
         await self.control_thread.call(self._close_db)
         await asyncio.to_thread(self.control_thread.stop)

@@ -21,6 +21,11 @@ class AuthResult(enum.Enum):
     THROTTLED = "too many failed authentications, try again later"
     UNAVAILABLE = "no proxy of this cache's cluster is available"
     WRONG_CLUSTER = "this cache is not on this proxy's cluster; connect to its servers endpoint"
+    # Another process runs the cache's cluster: the codec hands the connection to a relay
+    # (``backend.relay``), which replays the authentication there. Never sent to a client.
+    RELAY = "relayed to the process that runs this cache's cluster"
+    # Several processes: this one lost the other processes' changes and is re-reading them.
+    RESYNCING = "the service is reloading credentials, try again shortly"
 
 
 class AuthenticatedSession:
@@ -55,7 +60,15 @@ class Session:
     does); region endpoint sessions get their proxy chosen at authentication.
     """
 
-    __slots__ = ("dataplane", "peer_host", "region", "listener_proxy", "auth", "close_connection")
+    __slots__ = (
+        "dataplane",
+        "peer_host",
+        "region",
+        "listener_proxy",
+        "auth",
+        "close_connection",
+        "relay_to",
+    )
 
     def __init__(
         self,
@@ -71,6 +84,9 @@ class Session:
         self.listener_proxy = listener_proxy
         self.close_connection = close_connection
         self.auth: AuthenticatedSession | None = None
+        # Set with ``AuthResult.RELAY``: the credential, and the addresses of the proxies
+        # of its cache's cluster on the process that runs it.
+        self.relay_to: tuple[Credential, list[str]] | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -82,6 +98,8 @@ class Session:
         name = username.decode("utf-8", "replace")
         if not throttle.allowed(self.peer_host, name):
             return AuthResult.THROTTLED
+        if not dataplane.control_link_up:  # a revocation may be unknown here yet
+            return AuthResult.RESYNCING
         credential = dataplane.credentials.get(name)
         # Compare even for unknown users so timing does not reveal which usernames exist.
         expected = credential.password if credential is not None else b"\0" * 32
@@ -96,7 +114,11 @@ class Session:
         if self.listener_proxy is None:
             proxy = dataplane.choose_proxy(cache.cluster)
             if proxy is None:
-                return AuthResult.UNAVAILABLE
+                remote = dataplane.remote_proxies.get(cache.cluster)
+                if not remote:  # run nowhere alive: like a cluster that is down
+                    return AuthResult.UNAVAILABLE
+                self.relay_to = (credential, remote)
+                return AuthResult.RELAY
         elif self.listener_proxy.cluster.name == cache.cluster:
             proxy = self.listener_proxy
             if dataplane.proxy_state[proxy].down:

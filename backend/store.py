@@ -12,14 +12,15 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, Usage
+from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, SavedItem, Usage
 
 if TYPE_CHECKING:
     from backend.engine import Engine
+    from backend.keyactivity import KeyActivity
 
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
 # default -I 1m does and as MemCachier documents ("1 MB for key + value").
@@ -37,6 +38,20 @@ RELATIVE_EXPIRY_LIMIT = 60 * 60 * 24 * 30
 
 _cas_counter = itertools.count(1)
 next_cas = _cas_counter.__next__
+
+
+def cas_watermark() -> int:
+    """A CAS value above every one handed out so far (it uses one up): what a warm restart
+    saves, so the next process never hands out an old CAS again."""
+    return next_cas() + 1
+
+
+def advance_cas(at_least: int) -> None:
+    """Make every future CAS at least ``at_least`` (a loaded snapshot's watermark)."""
+    global _cas_counter, next_cas
+    start = max(next_cas(), at_least)
+    _cas_counter = itertools.count(start)
+    next_cas = _cas_counter.__next__
 
 
 UINT64 = (1 << 64) - 1
@@ -152,6 +167,7 @@ class LruEngine:
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._bytes = 0
         self.stats = CacheStats()
+        self.key_activity: KeyActivity | None = None  # the owner's Keys view samples
         # Pending delayed flush: items modified at or before this time die when it passes.
         self._flush_at = 0.0
 
@@ -445,6 +461,61 @@ class LruEngine:
             if item.exptime and item.exptime <= now:
                 continue  # expired but not yet reclaimed: not an item any more
             yield DumpEntry(key, len(item.value), item.exptime)
+
+    # -- warm restart -----------------------------------------------------------------
+    def export(self) -> Iterator[SavedItem]:
+        now = time.time()
+        for key, item in self._items.items():
+            exptime = item.exptime
+            if exptime and exptime <= now:
+                continue
+            yield SavedItem(
+                key,
+                item.value,
+                item.flags,
+                exptime,
+                item.cas,
+                item.atime,
+                item.mtime,
+                item.fetched,
+                item.stale,
+            )
+
+    def pending_flush(self) -> float:
+        return self._flush_at
+
+    def restore(self, items: Iterable[SavedItem], pending_flush: float = 0.0) -> int:
+        now = time.time()
+        if pending_flush > now:
+            self._flush_at = max(self._flush_at, pending_flush)
+            pending_flush = 0.0  # not due yet: the engine applies it when it is
+        table = self._items
+        added = size = 0
+        key = b""
+        new_item = Item.__new__  # not Item(): its __init__ would hand out a new CAS
+        for saved in items:
+            key, value, flags, exptime, cas, atime, mtime, fetched, stale = saved
+            if (exptime and exptime <= now) or mtime <= pending_flush:
+                continue
+            item = new_item(Item)
+            item.value, item.flags, item.exptime, item.cas = value, flags, exptime, cas
+            item.mtime, item.atime, item.fetched, item.stale, item.token = (
+                mtime,
+                atime,
+                fetched,
+                stale,
+                False,
+            )
+            old = table.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size(key)
+            table[key] = item
+            size += len(key) + len(value) + ITEM_MEMORY_OVERHEAD  # item.size(key)
+            added += 1
+        self._bytes += size
+        if self._bytes > self.limit:  # a smaller plan now, or a bigger overhead: oldest go
+            self._evict(now=now, keep=key)
+        return added
 
     # -- internals ------------------------------------------------------------------
     def _lookup(self, key: bytes, now: float, bump: bool = True) -> Item | None:

@@ -19,6 +19,19 @@ VALIDITY = datetime.timedelta(days=365)
 RENEW_BEFORE = datetime.timedelta(days=30)
 
 
+_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,  # the TLS handshake (ECDSA)
+    key_cert_sign=True,  # it is its own CA
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 class TlsError(RuntimeError):
     """Certificate or key unusable; the message names the file and the reason."""
 
@@ -73,6 +86,12 @@ def self_signed(data_dir: Path, host: str, *more_hosts: str) -> tuple[Path, Path
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        # Key usage and identifiers: strict verifiers (Python 3.13's default context sets
+        # VERIFY_X509_STRICT; newer OpenSSL checks more under it) want them on a CA
+        # certificate, and clients trust this one as their CA.
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
     )
     key_bytes = key.private_bytes(

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ HOST = "127.0.0.1"
 HEALTH_TIMEOUT = 20.0  # seconds for cachier's API to answer /healthz
 PORT_TIMEOUT = 10.0  # seconds for memcached to accept connections
 RUN_GRACE = 30.0  # seconds memcaslap may overrun --seconds before we give up on it
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEBIAN_PACKAGES = {"memcached": "memcached", "memcaslap": "libmemcached-tools", "gcc": "gcc"}
 
 
@@ -69,6 +71,8 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     results: list[RunResult] = field(default_factory=list)
     error: str | None = None
+    # --relay: round trips of one connection's sequential gets, microseconds (p50, p99)
+    latency_us: tuple[float, float] | None = None
 
     def median(self) -> float | None:
         """Median TPS, because one disturbed round should not move the headline number."""
@@ -96,6 +100,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"path of authshim.c (default: {DEFAULT_AUTHSHIM})",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
+    p.add_argument(
+        "--relay",
+        action="store_true",
+        help="instead of memcached: two cachier processes on one PostgreSQL database, the "
+        "cache's own process's endpoint (direct) against the other's, which relays",
+    )
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("CACHIER_TEST_POSTGRES", DEFAULT_POSTGRES),
+        metavar="URL",
+        help=f"with --relay: a PostgreSQL database to create a scratch one from "
+        f"(default: $CACHIER_TEST_POSTGRES or {DEFAULT_POSTGRES})",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.seconds <= 3600:
         p.error("--seconds must be between 1 and 3600")
@@ -163,17 +180,21 @@ def wait_for_health(proc: subprocess.Popen[bytes], log: Path, api: str) -> None:
     raise BenchError(f"cachier-backend did not answer {api}/healthz in {HEALTH_TIMEOUT}s")
 
 
-def create_cache(api: str, token: str) -> tuple[int, str, str]:
+def create_cache(
+    api: str, token: str, name: str = "bench", cluster: str | None = None
+) -> tuple[int, str, str]:
     """Make the tenant memcaslap will load; returns (endpoint port, username, password)."""
     resp = httpx.post(
         f"{api}/api/v1/admin/caches",
-        json={"name": "bench", "plan": "1gb"},
+        json={"name": name, "plan": "1gb"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=10.0,
     )
     if resp.status_code != 201:
         raise BenchError(f"creating the cache failed: HTTP {resp.status_code} {resp.text[:200]}")
     body = resp.json()
+    if cluster is not None and body["cluster"] != cluster:
+        raise BenchError(f"cache {name} was placed on {body['cluster']}, not {cluster}")
     host, _, port = body["servers"].rpartition(":")
     if host not in (HOST, "localhost"):
         raise BenchError(f"cachier endpoint {body['servers']} is not on {HOST}")
@@ -332,10 +353,14 @@ def run_rounds(targets: list[Target], args: argparse.Namespace, workdir: Path) -
 
 
 def ratio(targets: list[Target]) -> float | None:
-    """cachier/memcached of the medians; None when either side has no numbers."""
-    by_name = {t.name: t.median() for t in targets}
-    mc, ca = by_name.get("memcached"), by_name.get("cachier")
-    return ca / mc if mc and ca else None
+    """second/first of the medians (cachier/memcached, relayed/direct); None when either
+    side has no numbers."""
+    first, second = (t.median() for t in targets)
+    return second / first if first and second else None
+
+
+def ratio_name(targets: list[Target]) -> str:
+    return f"{targets[1].name}/{targets[0].name}"
 
 
 def print_table(targets: list[Target], args: argparse.Namespace) -> None:
@@ -349,7 +374,7 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
         shown = f"{med:.0f}" if med is not None else "-"
         print(f"{t.name:<10} " + " ".join(cells) + f" {shown:>8}")
     r = ratio(targets)
-    print(f"ratio cachier/memcached: {f'{r:.2f}' if r is not None else 'n/a'}")
+    print(f"ratio {ratio_name(targets)}: {f'{r:.3f}' if r is not None else 'n/a'}")
     print()
     for t in targets:
         if t.results:
@@ -358,6 +383,10 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
                 f"{t.name}: last run cmd_get={last.cmd_get} cmd_set={last.cmd_set} "
                 f"get_misses={last.get_misses}"
             )
+    for t in targets:
+        if t.latency_us is not None:
+            p50, p99 = t.latency_us
+            print(f"{t.name}: one connection, sequential gets: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
     for t in targets:
         if t.error:
             print(f"{t.name}: NOT MEASURED: {t.error}")
@@ -379,11 +408,12 @@ def print_json(targets: list[Target], args: argparse.Namespace) -> None:
                 "median_tps": t.median(),
                 "runs": [asdict(r) for r in t.results],
                 "error": t.error,
+                "latency_us_p50_p99": t.latency_us,
                 "command": shown_command(t, args.seconds, args.mode),
             }
             for t in targets
         },
-        "ratio_cachier_memcached": ratio(targets),
+        f"ratio_{ratio_name(targets).replace('/', '_')}": ratio(targets),
     }
     print(json.dumps(summary, indent=2))
 
@@ -438,6 +468,114 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
     return targets
 
 
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for the two processes; dropped afterwards."""
+    try:
+        import psycopg
+        from psycopg import sql
+
+        name = f"cachier_bench_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except Exception as exc:  # psycopg missing or PostgreSQL unreachable: one line
+        raise BenchError(f"--relay needs PostgreSQL at {admin_url}: {exc}") from None
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def bench_relay(args: argparse.Namespace, workdir: Path) -> list[Target]:
+    """Process B runs cluster local-b and serves the cache directly on its endpoint;
+    process A runs local-a and relays the same cache's connections to B's proxies. The
+    same memcaslap load alternates between B's endpoint (direct) and A's (relayed)."""
+    shim = build_authshim(args.authshim, workdir)
+    api_b, ep_b, api_a, ep_a = free_ports(4)
+    token = secrets.token_urlsafe(24)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # this tree's code, not an install
+    common = ["--host", HOST, "--admin-token", token, "--lenient-keys"]
+    dir_a, dir_b = workdir / "a", workdir / "b"
+    dir_b.mkdir()
+    with scratch_database(args.postgres) as database:
+        b_cmd = [sys.executable, "-m", "backend.cli", *common, "--database", database]
+        b_cmd += ["--data-dir", str(dir_b), "--api-port", str(api_b), "--endpoint-port", str(ep_b)]
+        b_cmd += ["--clusters", "local-b"]
+        b_log, a_log = workdir / "b.log", workdir / "a.log"
+        with run_process(b_cmd, b_log, cwd=REPO_ROOT, env=env) as b:
+            api = f"http://{HOST}:{api_b}"
+            wait_for_health(b, b_log, api)
+            # Placement alternates between the clusters: the second cache is on local-b.
+            create_cache(api, token)
+            port, user, password = create_cache(api, token, "bench-relayed", "local-b")
+            proxies = remote_proxies(api, "local-b")
+            dir_a.mkdir()
+            shutil.copy(dir_b / "secret.key", dir_a / "secret.key")  # one service, one key
+            a_cmd = [sys.executable, str(REPO_ROOT / "bench" / "routed_backend.py")]
+            a_cmd += ["--route", f"local-b={','.join(proxies)}", "--", *common]
+            a_cmd += ["--database", database, "--data-dir", str(dir_a), "--clusters", "local-a"]
+            a_cmd += ["--api-port", str(api_a), "--endpoint-port", str(ep_a)]
+            with run_process(a_cmd, a_log, cwd=REPO_ROOT, env=env) as a:
+                wait_for_health(a, a_log, f"http://{HOST}:{api_a}")
+                targets = []
+                for name, target_port in (("direct", port), ("relayed", ep_a)):
+                    shim_env = {
+                        "LD_PRELOAD": str(shim),
+                        "AUTH_PORT": str(target_port),
+                        "AUTH_USER": user,
+                        "AUTH_PASS": password,
+                        "AUTH_MODE": args.mode,
+                    }
+                    targets.append(Target(name, target_port, shim_env))
+                    refused = probe_auth(target_port, user, password, args.mode)
+                    if refused:
+                        targets[-1].error = f"{name} refused the {args.mode} login: {refused}"
+                run_rounds(targets, args, workdir)
+                for target in targets:
+                    if not target.error:
+                        target.latency_us = round_trips(target.port, user, password)
+    return targets
+
+
+def round_trips(port: int, user: str, password: str, count: int = 3000) -> tuple[float, float]:
+    """p50 and p99 of ``count`` sequential one-key gets on one idle connection: what one
+    request pays for the hop, apart from throughput under load."""
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _probe_ascii(sock, user, password) is not None:
+            raise RunError("the latency probe could not log in")
+        sock.sendall(b"set lat 0 0 5\r\nhello\r\n")
+        _recv_exact(sock, len(b"STORED\r\n"))
+        reply = b"VALUE lat 0 5\r\nhello\r\nEND\r\n"
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(b"get lat\r\n")
+            _recv_exact(sock, len(reply))
+            times.append((time.perf_counter() - started) * 1e6)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99)]
+
+
+def remote_proxies(api: str, cluster: str) -> list[str]:
+    """Where the owning process's proxies of ``cluster`` listen, from its status API."""
+    status = httpx.get(f"{api}/api/v1/status", timeout=10.0).json()
+    found = [
+        proxy["address"]
+        for region in status["regions"]
+        for c in region["clusters"]
+        if c["name"] == cluster
+        for proxy in c["proxies"]
+        if proxy["address"]
+    ]
+    if not found:
+        raise BenchError(f"the owning process lists no address for cluster {cluster}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 if every server was measured, 1 if one was not, 2 on setup errors."""
     args = parse_args(argv)
@@ -445,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         require_tools()
         with tempfile.TemporaryDirectory(prefix="cachier-bench-") as tmp:
-            targets = bench(args, Path(tmp))
+            targets = (bench_relay if args.relay else bench)(args, Path(tmp))
     except BenchError as exc:
         print(f"dataplane bench: error: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the page's frame paints before these load (see CachierApp.o
     from backend.service import Service  # FastAPI, uvicorn: only for the in-process backend
     from tui.client import CachierClient  # httpx, pydantic
 
+log = logging.getLogger(__name__)
 REFRESH_CHOICES = (1.0, 2.0, 5.0, 10.0, 30.0)
 # The footer shows the five page keys as one item, "12345 pages" (help lists each page).
 PAGES = Binding.Group("pages", compact=True)
@@ -57,6 +58,7 @@ class Remote:
 
     base_url: str
     admin_token: str | None = None
+    cafile: Path | None = None  # --api-ca: the only CA trusted for an https:// backend
 
 
 def page(module: str, name: str) -> Callable[[], Screen]:
@@ -174,7 +176,14 @@ class CachierApp(App[None]):
         except ServiceError as error:
             self._fail(f"cannot start the backend: {error}")
             return
-        self.client = CachierClient(listening.api_url, service.config.admin_token)
+        for warning in service.warnings:  # what cachier-backend prints under its banner
+            log.warning("%s", warning)  # a notice, and a line of the Backend log
+        self.client = CachierClient(
+            listening.api_url,
+            service.config.admin_token,
+            cafile=listening.api_certificate,  # --api-tls: its own certificate, pinned
+            server_name=listening.api_server_name or None,
+        )
         self._refresh_current()
 
     async def _attach_remote(self, remote: Remote) -> None:
@@ -183,7 +192,13 @@ class CachierApp(App[None]):
         readable line (unreachable, token refused, dashboard URL no longer valid)."""
         self.sub_title = f"reaching {remote.base_url}…"  # a slow backend shows why it waits
         client_module = await asyncio.to_thread(import_module, "tui.client")  # keeps painting
-        client = client_module.CachierClient(remote.base_url, remote.admin_token)
+        try:
+            client = client_module.CachierClient(
+                remote.base_url, remote.admin_token, cafile=remote.cafile
+            )
+        except ApiError as error:  # an --api-ca file that holds no certificate
+            self._fail(str(error))
+            return
         try:
             self._prefetched = await self._first_page(client)
         except ApiError as error:

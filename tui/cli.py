@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from backend.cli import ConfigError, build_parser, config_from_args
 from backend.config import ADMIN_TOKEN_ENV
@@ -20,6 +21,14 @@ def build_tui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dashboard_url", nargs="?", help="a cache's …/dashboard/<secret> URL")
     parser.add_argument("--api", help="attach to the backend at this URL (operator view)")
+    parser.add_argument(
+        "--api-ca",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="for an https:// backend: trust only this CA certificate (PEM), e.g. a private "
+        "CA or the backend's --tls-self-signed tls-cert.pem (default: the system's trust)",
+    )
     parser.add_argument(
         "--refresh",
         type=float,
@@ -49,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings(refresh_s=args.refresh)
     service = remote = None
+    if args.api_ca is not None:
+        if not (args.api or args.dashboard_url):
+            print(
+                "cachier-tui: error: --api-ca goes with --api or a dashboard URL", file=sys.stderr
+            )
+            return 2
+        if not args.api_ca.is_file():
+            print(f"cachier-tui: error: --api-ca {args.api_ca}: no such file", file=sys.stderr)
+            return 2
     if args.dashboard_url:
         if "/dashboard/" not in args.dashboard_url:
             print(
@@ -57,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         settings.operator, settings.sso = False, sso_of(args.dashboard_url)
-        remote = Remote(api_of(args.dashboard_url))
+        remote = Remote(api_of(args.dashboard_url), cafile=args.api_ca)
     elif args.api:
         args.admin_token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV, "")
         if not args.admin_token:
@@ -66,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        remote = Remote(args.api, args.admin_token)
+        remote = Remote(args.api, args.admin_token, args.api_ca)
     else:
         from backend.service import Service
 

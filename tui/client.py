@@ -7,7 +7,9 @@ Errors become ``ApiError`` with a message fit for a notification ("backend unrea
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -16,11 +18,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from backend.api.schemas import (
     AppOut,
+    AuditOut,
     CacheInfo,
     CacheOut,
     CredentialOut,
     DeleteOut,
     FlushOut,
+    KeysOut,
     LogsOut,
     MigrateOut,
     PlanOut,
@@ -39,13 +43,58 @@ def _verified_tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def tls_for(base_url: str) -> ssl.SSLContext:
-    """TLS settings for a backend URL. A plain-http backend never starts TLS, so it gets a
-    context that still verifies but trusts no one, and start-up skips loading the CA bundle
-    (the largest single cost of launching the dashboard on a local backend)."""
-    if urlsplit(base_url).scheme == "https":
+def tls_for(base_url: str, cafile: Path | None = None) -> ssl.SSLContext:
+    """TLS settings for a backend URL: always verifying, never a fallback.
+
+    An https backend is checked against the system's trust (httpx's CA bundle), or only
+    against ``cafile`` when given (``--api-ca``: a private CA, or a self-signed
+    certificate itself; a certificate of the chain is trusted as an anchor, as Python
+    3.13 does by default, so the server's own certificate file works too). A plain-http
+    backend never starts TLS, so it gets a context that still verifies but trusts no one,
+    and start-up skips loading the CA bundle (the largest single cost of launching the
+    dashboard on a local backend)."""
+    if urlsplit(base_url).scheme != "https":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
+    if cafile is None:
         return _verified_tls()
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
+    try:
+        context = ssl.create_default_context(cafile=str(cafile))
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise ApiError(f"--api-ca {cafile}: no PEM certificate in it ({exc.reason})") from None
+    except OSError as exc:
+        raise ApiError(f"--api-ca {cafile}: {exc.strerror or exc}") from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """An exception and what it was raised from (httpx wraps httpcore wraps ssl)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _transport_failure(base_url: str, exc: httpx.TransportError, pinned: bool) -> str:
+    """One line for a request that never got an answer; TLS failures say what to do
+    (``pinned``: a CA file was given already, so --api-ca is no news)."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            hint = (
+                ""
+                if pinned
+                else "; for a private CA or a self-signed certificate, give it with --api-ca FILE"
+            )
+            return (
+                f"cannot verify the certificate of the backend at {base_url}: "
+                f"{cause.verify_message or cause.reason}{hint}"
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
+            return f"the backend at {base_url} does not speak TLS: try its http:// URL"
+    hint = ""
+    if isinstance(exc, httpx.RemoteProtocolError) and base_url.startswith("http://"):
+        hint = " (if it serves HTTPS only, use its https:// URL)"
+    return f"cannot reach the backend at {base_url}: {exc}{hint}"
 
 
 @cache
@@ -61,14 +110,22 @@ class CachierClient:
         admin_token: str | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        cafile: Path | None = None,
+        server_name: str | None = None,
     ) -> None:
+        """``cafile``: trust only this CA (or certificate) for an https backend.
+        ``server_name``: verify the certificate for this name instead of the URL's host
+        (the in-process backend is reached on loopback, its certificate names the host
+        clients are told)."""
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self.base_url = base_url.rstrip("/")
+        self._extensions = {"sni_hostname": server_name} if server_name else {}
+        self._pinned = cafile is not None
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
             timeout=timeout,
-            verify=tls_for(self.base_url),
+            verify=tls_for(self.base_url, cafile),
             transport=transport,
         )
 
@@ -78,11 +135,11 @@ class CachierClient:
     # -- plumbing -----------------------------------------------------------------------
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self.http.request(method, path, **kwargs)
+            response = await self.http.request(method, path, extensions=self._extensions, **kwargs)
         except httpx.TimeoutException:
             raise ApiError(f"the backend at {self.base_url} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise ApiError(f"cannot reach the backend at {self.base_url}: {exc}") from None
+            raise ApiError(_transport_failure(self.base_url, exc, self._pinned)) from None
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]
@@ -171,6 +228,13 @@ class CachierClient:
     async def logs(self, sso: str, after: int | None = None, limit: int = 200) -> LogsOut:
         params: dict[str, int] = {"limit": limit} | ({"after": after} if after is not None else {})
         return await self._request(LogsOut, "GET", f"/dashboard/{sso}/api/logs", params=params)
+
+    async def keys(self, sso: str) -> KeysOut:
+        return await self._request(KeysOut, "GET", f"/dashboard/{sso}/api/keys")
+
+    async def audit(self, sso: str, limit: int = 100) -> AuditOut:
+        params = {"limit": limit}
+        return await self._request(AuditOut, "GET", f"/dashboard/{sso}/api/audit", params=params)
 
     async def app(self, sso: str) -> AppOut:
         return await self._request(AppOut, "GET", f"/dashboard/{sso}/api/app")

@@ -59,6 +59,7 @@ def status() -> StatusOut:
         clusters=[
             ClusterStatusOut(
                 name="use1-a",
+                rss_url=f"{API}/status.rss?cluster=use1-a",
                 light="green",
                 label="UP",
                 since="2026-11-18T08:00:00Z",
@@ -66,6 +67,7 @@ def status() -> StatusOut:
             ),
             ClusterStatusOut(
                 name="use1-b",
+                rss_url=f"{API}/status.rss?cluster=use1-b",
                 light="yellow",
                 label="SLOW",
                 since="2026-11-18T08:05:00Z",
@@ -77,6 +79,7 @@ def status() -> StatusOut:
             ),
             ClusterStatusOut(
                 name="use1-c",
+                rss_url=f"{API}/status.rss?cluster=use1-c",
                 light="red",
                 label="DOWN",
                 since="2026-11-18T08:06:00Z",
@@ -93,6 +96,7 @@ def status() -> StatusOut:
         clusters=[
             ClusterStatusOut(
                 name="euw1-a",
+                rss_url=f"{API}/status.rss?cluster=euw1-a",
                 light="blue",
                 label="RESOLVED",
                 since="2026-11-18T07:59:00Z",
@@ -133,7 +137,12 @@ def status() -> StatusOut:
             proxies=[],
         ),
     ]
-    return StatusOut(regions=[use1, euw1], incidents=incidents, rss_url=f"{API}/status.rss")
+    return StatusOut(
+        regions=[use1, euw1],
+        incidents=incidents,
+        rss_url=f"{API}/status.rss",
+        json_feed_url=f"{API}/status.json",
+    )
 
 
 def _credential(

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import __version__
-from backend.api import admin, dashboard, errors, status
+from backend.api import admin, audit, dashboard, errors, keys, status
 from backend.api.gate import RequestGate
 from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
@@ -46,6 +46,34 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+class StrictTransportSecurity:
+    """``Strict-Transport-Security`` on every answer given over HTTPS (RFC 6797).
+
+    A browser that opened a dashboard over HTTPS then refuses to go back to plain HTTP
+    for a year, so a link or a typed ``http://`` cannot leak the dashboard's secret in
+    clear. Only on HTTPS (the header means nothing over HTTP, RFC 6797 7.2): the scheme is
+    the connection's, or ``X-Forwarded-Proto`` from a reverse proxy uvicorn trusts
+    (loopback by default). No ``includeSubDomains``: the service does not own its domain.
+    """
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, with_header)
 
 
 class AnswerAfterDelivery:
@@ -110,6 +138,7 @@ def create_app(
     app.add_middleware(
         RequestGate, control=control, admin_token=admin_token, max_body=max_body_bytes
     )
+    app.add_middleware(StrictTransportSecurity)  # outermost: the gate's refusals get it too
 
     @app.get("/healthz", response_model=HealthOut, tags=["public"])
     async def healthz() -> HealthOut:
@@ -119,6 +148,9 @@ def create_app(
     app.include_router(status.admin_router)
     app.include_router(admin.router)
     app.include_router(dashboard.router)
+    app.include_router(audit.owner_router)
+    app.include_router(keys.router)
+    app.include_router(audit.admin_router)
     app.include_router(plans_router)
     document_regions(app, [region.name for region in status_view.topology.regions])
     return app

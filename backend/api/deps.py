@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.analytics import Analytics
 from backend.api.schemas import NoBody
+from backend.control import audit
 from backend.control.models import Cache
 from backend.control.plane import ControlPlane
 from backend.egress import EgressPolicy
@@ -36,6 +37,7 @@ async def require_admin(
             "a valid admin token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    audit.act_as(audit.OPERATOR)
 
 
 Control = Annotated[ControlPlane, Depends(control_plane)]
@@ -50,7 +52,9 @@ AnalyticsDep = Annotated[Analytics, Depends(analytics)]
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:
     """The cache a dashboard URL belongs to; an unknown or rotated secret is a 404."""
-    return control.cache_by_sso(sso_secret)
+    cache = control.cache_by_sso(sso_secret)
+    audit.act_as(audit.DASHBOARD)
+    return cache
 
 
 SsoCache = Annotated[Cache, Depends(sso_cache)]

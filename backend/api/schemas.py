@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -152,6 +152,63 @@ class LogsOut(Schema):
     next_after: int = Field(description="pass as ?after= to get the lines that follow")
 
 
+class AuditEntryOut(Schema):
+    id: int
+    t: str = Field(description="RFC 3339 timestamp")
+    cache_id: str | None = Field(description="null for a change of the whole service")
+    cache_name: str | None
+    actor: str = Field(
+        description="operator (admin token), cache owner (dashboard), memcache client, system"
+    )
+    action: str = Field(examples=["capabilities changed"])
+    detail: str = Field(examples=["cachier_u2: write off, flush on"])
+
+
+class AuditOut(Schema):
+    entries: list[AuditEntryOut] = Field(description="newest first")
+    next_before: int | None = Field(
+        description="pass as ?before= for the older entries; null when there are none"
+    )
+
+
+class KeyCountOut(Schema):
+    key: str = Field(description="the key (or prefix); bytes that are not UTF-8 as \\xNN")
+    gets: int
+    hits: int
+    sets: int
+    deletes: int
+    bytes: int = Field(description="value bytes written by its sets")
+    error: int = Field(description="the counts may be over by at most this much")
+
+
+class LargestOut(Schema):
+    key: str
+    size: int = Field(description="value bytes")
+
+
+CommandName = Literal["get", "delete", "incr", "decr", "cas", "touch"]
+
+
+class CommandCountOut(Schema):
+    command: CommandName
+    hits: int
+    misses: int = Field(description="for cas: not found or a changed CAS")
+
+
+class KeysOut(Schema):
+    tracking: bool = Field(
+        description="false until sampling has started (the first ask starts it; it stops "
+        "5 minutes after the last)"
+    )
+    tracking_for_s: float
+    window_s: float = Field(description="the span the key counts cover (one to two minutes)")
+    sample_every: int = Field(description="one command in this many is counted; scaled up")
+    keys: list[KeyCountOut] = Field(description="most active first (gets + sets + deletes)")
+    prefixes: list[KeyCountOut] = Field(description="the part before the first separator")
+    largest: list[LargestOut] = Field(description="largest values written while tracked")
+    commands: list[CommandCountOut] = Field(description="since the cache started, as stats")
+
+
 class ReleaseOut(Schema):
     number: int
     description: str
@@ -237,6 +294,7 @@ class ClusterStatusOut(Schema):
     label: str = Field(description="UP, SLOW, DOWN or RESOLVED")
     since: str = Field(description="RFC 3339 time of the last change of light")
     proxies: list[ProxyStatus]
+    rss_url: str = Field(description="the RSS feed of this cluster's changes only")
 
 
 class RegionStatus(Schema):
@@ -258,7 +316,8 @@ class IncidentOut(Schema):
 class StatusOut(Schema):
     regions: list[RegionStatus]
     incidents: list[IncidentOut] = Field(description="changes of light, newest first")
-    rss_url: str
+    rss_url: str = Field(description="RSS feed of every cluster (?cluster= or ?region= for one)")
+    json_feed_url: str = Field(description="the same feed as a JSON Feed 1.1")
 
 
 class PlanOut(Schema):

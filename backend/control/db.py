@@ -52,6 +52,8 @@ BUSY_TIMEOUT_S = 30.0  # how long a starter waits for a concurrent one's migrati
 class Database(SqlRepository):
     """SQLite implementation of ``ControlRepository``."""
 
+    dialect = SQLITE
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._closed = False
@@ -111,6 +113,12 @@ class Database(SqlRepository):
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def lock_owners(self) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already holds the file's write lock."""
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Nothing: the embedded mode is one process, its in-process bus is everything."""
 
     def close(self) -> None:
         """Idempotent: a service that failed to start closes it, and then its stop does."""

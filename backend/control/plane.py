@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from backend.control import apps
+from backend.control import apps, audit
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
     AppRow,
+    AuditRow,
     CacheRow,
     ControlRepository,
     CredentialRow,
@@ -53,6 +54,7 @@ from backend.events import (
     CredentialRevoked,
     Event,
     EventBus,
+    KeyTrackingRequested,
     LogLineWritten,
     PrimaryPromoted,
     SsoRotated,
@@ -61,6 +63,7 @@ from backend.topology import Cluster, Proxy, Topology
 
 if TYPE_CHECKING:
     from backend.dataplane import Usage
+    from backend.keyactivity import KeyReport
 
 NAME_PATTERN = re.compile(CACHE_NAME_PATTERN)
 LOG_SOURCE = "cachier"
@@ -82,6 +85,14 @@ class DataPlaneView(Protocol):
         """Memory, items, connections and hits of a cache now."""
         ...
 
+    def key_report(self, cache_id: str) -> KeyReport | None:
+        """The cache's sampled hot keys and prefixes, while they are tracked."""
+        ...
+
+    def command_counts(self, cache_id: str) -> dict[str, tuple[int, int]]:
+        """Hits and misses per command (get, delete, incr, decr, cas, touch)."""
+        ...
+
 
 class ControlPlane:
     def __init__(
@@ -100,6 +111,10 @@ class ControlPlane:
         # The control plane's own records; the data plane keeps its own view, fed by events.
         self.caches: dict[str, Cache] = {}
         self.credentials: dict[str, Credential] = {}
+        # SHA-256 of a cache's dashboard secret -> the cache: a dashboard request (the gate
+        # and the route each ask) finds its cache in one lookup, not a scan of every cache.
+        # Kept with ``caches`` on commit: a rotated or deleted secret leaves it at once.
+        self._by_sso: dict[str, Cache] = {}
         # Filled in by the service once listeners are bound.
         self.api_base_url = ""
         self.endpoints: dict[str, str] = {}
@@ -109,6 +124,11 @@ class ControlPlane:
         # Of the open transaction: record changes and events, applied in order on commit.
         self._on_commit: list[Callable[[], None]] = []
         self._events: list[Event] = []
+        self._touched: list[str] = []  # caches whose log had a line written
+        # Several processes (PostgreSQL): told each transaction's events and touched
+        # caches *inside* it, so the other processes hear of it on commit only
+        # (``backend.control.notify.Forwarder``). None in the embedded mode.
+        self.forward: Callable[[list[Event], list[str]], None] | None = None
 
     # -- transactions, events and logs --------------------------------------------------
     @contextmanager
@@ -116,12 +136,14 @@ class ControlPlane:
         """A repository transaction; once it commits, the record changes registered with
         ``on_commit`` are applied and then the events are published, both in order. On a
         rollback both are discarded."""
-        self._on_commit, self._events = [], []
+        self._on_commit, self._events, self._touched = [], [], []
         try:
             with self.repository.transaction():
                 yield
+                if self.forward is not None:
+                    self.forward(self._events, self._touched)
         except BaseException:
-            self._on_commit, self._events = [], []
+            self._on_commit, self._events, self._touched = [], [], []
             raise
         changes, self._on_commit = self._on_commit, []
         events, self._events = self._events, []
@@ -134,8 +156,44 @@ class ControlPlane:
         self._on_commit.append(change)
 
     def publish(self, event: Event) -> None:
-        """Publish ``event`` when the open transaction commits."""
+        """Publish ``event`` when the open transaction commits; an auditable one is
+        recorded in the audit trail in that same transaction."""
         self._events.append(event)
+        described = audit.describe(event)
+        if described is not None:
+            cache_id, action, detail = described
+            self.record_audit(cache_id, action, detail, audit.actor_of(event))
+
+    def _cache_name(self, cache_id: str) -> str | None:
+        """A cache's name, also while the transaction creating it is still open."""
+        cache = self.caches.get(cache_id)
+        if cache is not None:
+            return cache.name
+        created = (e for e in self._events if isinstance(e, CacheCreated))
+        return next((e.name for e in created if e.cache_id == cache_id), None)
+
+    def record_audit(
+        self, cache_id: str | None, action: str, detail: str, actor: str | None = None
+    ) -> None:
+        """Append to the audit trail; inside a transaction it commits with the change.
+        ``actor`` defaults to whoever the current request runs as (``audit``)."""
+        self.repository.insert_audit(
+            AuditRow(
+                None,
+                timestamp(),
+                cache_id,
+                self._cache_name(cache_id) if cache_id is not None else None,
+                actor or audit.current_actor(),
+                action,
+                detail,
+            )
+        )
+
+    def audit_trail(
+        self, cache: Cache | None, before_id: int | None = None, limit: int = 100
+    ) -> list[AuditRow]:
+        """Newest first; one cache's (its owner's view) or every change (the operator's)."""
+        return self.repository.audit(cache.id if cache else None, before_id, limit)
 
     def log(
         self, cache_id: str, message: str, origin: str | None = None, proxy: str | None = None
@@ -144,6 +202,7 @@ class ControlPlane:
         drains (``LogLineWritten``) once committed."""
         t = timestamp()
         line_id = self.repository.insert_log(cache_id, t, LOG_SOURCE, message, origin, proxy)
+        self._touched.append(cache_id)
         cache = self.caches.get(cache_id)
         app = cache.app if cache is not None else None
         if app is not None:
@@ -189,6 +248,7 @@ class ControlPlane:
                     )
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
+            self._by_sso[cache.sso_hash] = cache
         for credential_row in repository.credentials():
             credential = Credential(
                 credential_row.username,
@@ -231,14 +291,30 @@ class ControlPlane:
         return cache
 
     def cache_by_sso(self, secret: str) -> Cache:
-        """The cache whose dashboard secret this is; its hash is what the database keeps."""
+        """The cache whose dashboard secret this is; its hash is what the database keeps.
+
+        Found by the hash (a dict lookup reveals nothing of a secret whose SHA-256 it
+        hashes), then confirmed by a constant-time compare with the cache's current hash
+        and that the cache is still one of ours."""
         wanted = sso_hash(secret)
-        for cache in self.caches.values():
-            if hmac.compare_digest(cache.sso_hash, wanted):
-                return cache
-        raise NotFound("unknown or expired dashboard URL")
+        cache = self._by_sso.get(wanted)
+        if (
+            cache is None
+            or not hmac.compare_digest(cache.sso_hash, wanted)
+            or self.caches.get(cache.id) is not cache
+        ):
+            raise NotFound("unknown or expired dashboard URL")
+        return cache
 
     def servers(self, cache: Cache) -> str:
+        """What clients of the cache are told: what its app was told (the service's value,
+        the same from every process), or, before it has an app, this process's endpoint."""
+        app = cache.app
+        told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+        return told or self.advertised_servers(cache)
+
+    def advertised_servers(self, cache: Cache) -> str:
+        """The region endpoint this process advertises (--advertise-host and -port)."""
         return self.endpoints.get(cache.region, "")
 
     def tls_servers(self, cache: Cache) -> str | None:
@@ -270,6 +346,14 @@ class ControlPlane:
     def usage(self, cache: Cache) -> Usage:
         """Asked of the data plane, which holds the items."""
         return self.dataplane.usage(cache.id)
+
+    def key_activity(
+        self, cache: Cache, separator: bytes = b":"
+    ) -> tuple[KeyReport | None, dict[str, tuple[int, int]]]:
+        """The owner's Keys view: asking (re)starts sampling on the data plane, which
+        answers from the next commands on; hits and misses per command are always kept."""
+        self.bus.publish(KeyTrackingRequested(cache.id, separator))
+        return self.dataplane.key_report(cache.id), self.dataplane.command_counts(cache.id)
 
     def releases(self, cache: Cache) -> list[ReleaseRow]:
         """The app's releases, newest first."""
@@ -313,6 +397,7 @@ class ControlPlane:
             def register() -> None:
                 cache.app = app
                 self.caches[cache.id] = cache
+                self._by_sso[cache.sso_hash] = cache
                 self.credentials[credential.username] = credential
 
             self.on_commit(register)
@@ -331,6 +416,7 @@ class ControlPlane:
 
             def forget() -> None:
                 del self.caches[cache.id]
+                self._by_sso.pop(cache.sso_hash, None)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 
@@ -338,10 +424,19 @@ class ControlPlane:
 
     def flush(self, cache: Cache, origin: str) -> str:
         """Flush a cache's items on its cluster; returns the hostname of the proxy that ran it."""
-        proxy = self.dataplane.choose_proxy(cache.cluster)
-        assert proxy is not None
-        self.record_flush(cache.id, proxy.hostname, origin)
-        return proxy.hostname
+        hostname = self._flushing_proxy(cache.cluster)
+        self.record_flush(cache.id, hostname, origin)
+        return hostname
+
+    def _flushing_proxy(self, cluster_name: str) -> str:
+        """The proxy named in a flush's log line: the one the data plane would choose, or,
+        for a cluster another process runs (``--clusters``) or whose proxies are all down,
+        the cluster's first proxy, as which proxy of it runs the flush is not known here."""
+        proxy = self.dataplane.choose_proxy(cluster_name)
+        if proxy is not None:
+            return proxy.hostname
+        cluster = self.topology.cluster(cluster_name)
+        return cluster.proxies[0].hostname if cluster is not None else cluster_name
 
     def record_flush(self, cache_id: str, proxy: str, origin: str) -> None:
         """Log a flush and publish it; with ``CLIENT_FLUSH_ORIGIN`` the data plane reports
@@ -386,15 +481,14 @@ class ControlPlane:
             raise (Forbidden if not cache.paid else Conflict)(reason)
         target = self.least_loaded(self._move_candidates(cache), ignore=cache)
         old_cluster = cache.cluster
-        proxy = self.dataplane.choose_proxy(old_cluster)
-        assert proxy is not None
+        proxy = self._flushing_proxy(old_cluster)
         with self.transaction():
             self.repository.set_cache_cluster(cache.id, target.name)
             self.log(
                 cache.id, f"Cache {cache.name} moving from cluster {old_cluster} to {target.name}"
             )
-            self._log_flush(cache.id, proxy.hostname, "admin operation")
-            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy.hostname))
+            self._log_flush(cache.id, proxy, "admin operation")
+            self.publish(CacheMoved(cache.id, old_cluster, target.name, proxy))
             self.on_commit(lambda: setattr(cache, "cluster", target.name))
         return target.name
 
@@ -516,7 +610,9 @@ class ControlPlane:
             self.publish(SsoRotated(cache.id))
 
             def apply() -> None:
+                self._by_sso.pop(cache.sso_hash, None)
                 cache.sso_nonce, cache.sso_hash = nonce, digest
+                self._by_sso[digest] = cache
 
             self.on_commit(apply)
         return self.dashboard_url(cache)
@@ -524,7 +620,9 @@ class ControlPlane:
     # -- provider apps (see ``apps``) ---------------------------------------------------
     def _create_app(self, cache: Cache) -> App:
         """The app of a new cache, at release 1; call inside a transaction."""
-        wanted = apps.desired_config(self.servers(cache), self.tls_servers(cache), cache.primary())
+        wanted = apps.desired_config(
+            self.advertised_servers(cache), self.tls_servers(cache), cache.primary()
+        )
         app = App(f"app-{cache.name}", 1, wanted)
         config = self.secrets.encrypt(json.dumps(app.config_vars).encode())
         self.repository.insert_app(AppRow(cache.id, app.name, app.release, config, None))
@@ -533,7 +631,11 @@ class ControlPlane:
         return app
 
     def _push_config(
-        self, cache: Cache, reason: str, primary: Credential | None = None
+        self,
+        cache: Cache,
+        reason: str,
+        primary: Credential | None = None,
+        servers: str | None = None,
     ) -> list[str]:
         """Push changed config vars: a new release and a restart. Returns the names changed.
 
@@ -543,8 +645,8 @@ class ControlPlane:
         app = cache.app
         assert app is not None
         wanted = apps.desired_config(
-            self.servers(cache), self.tls_servers(cache), primary or cache.primary()
-        )
+            servers or self.servers(cache), self.tls_servers(cache), primary or cache.primary()
+        )  # the servers the app has, unless the change is to them
         changed = apps.changed_names(app.config_vars, wanted)
         if not changed:
             return []
@@ -563,13 +665,25 @@ class ControlPlane:
         self.on_commit(apply)
         return changed
 
+    def servers_differ(self) -> tuple[str, str] | None:
+        """(what an app's config says, what this process advertises) for the first cache
+        whose MEMCACHIER_SERVERS is not what this process would hand out; None if none."""
+        for cache in self.list_caches():
+            app = cache.app
+            told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+            mine = self.advertised_servers(cache)
+            if told and mine and told != mine:
+                return told, mine
+        return None
+
     def refresh_servers(self) -> None:
         """After start-up: endpoints may listen elsewhere, be advertised under another name,
         or gain or lose TLS since last time; tell the apps (existing ones included)."""
         for cache in self.list_caches():
-            if cache.app is not None and self.servers(cache):
+            if cache.app is not None and self.advertised_servers(cache):
                 with self.transaction():
-                    self._push_config(cache, "endpoint address changed")
+                    servers = self.advertised_servers(cache)
+                    self._push_config(cache, "endpoint address changed", servers=servers)
 
     def set_log_drain(self, cache: Cache, url: str | None) -> App:
         app = cache.app
@@ -580,6 +694,7 @@ class ControlPlane:
             self.repository.set_log_drain(cache.id, self.encrypt_optional(url))
             where = f"to {urlsplit(url).hostname}" if url else "removed"
             self.log(cache.id, f"Log drain of app {app.name} {where}")  # never the URL's secrets
+            self.record_audit(cache.id, "log drain changed", f"{app.name}: {where}")
             self.on_commit(lambda: setattr(app, "log_drain", url))
         return app
 

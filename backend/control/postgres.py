@@ -6,10 +6,11 @@ differs: the connection, transactions, and the schema version, kept in a one-row
 starting at the same time never race.
 
 Blocking, on purpose: this is psycopg's synchronous API behind the synchronous
-``ControlRepository`` Protocol, on one connection used from one thread (the control
-plane's). The control plane and API are moving onto their own thread and event loop, so
-these calls will not hold up the loop that serves memcache traffic; async (and LISTEN/
-NOTIFY) comes with that move, not as a redesign here.
+``ControlRepository`` Protocol, on one connection used from one thread, the control
+thread (``backend.loops``), so no call holds up the loop that serves memcache traffic.
+NOTIFY is sent here, inside the change's transaction (``notify``); LISTEN is a separate
+async connection on the control loop (``backend.control.notify.Listener``). Cluster
+claims are serialized by a transaction-scoped advisory lock (``lock_owners``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ from backend.control.sql import (
 # pg_advisory_lock key held while migrating ("cachier" + 1 as a signed 64-bit integer).
 # Fixed: every cachier process on the database must pick the same one.
 MIGRATION_LOCK = 0x6361_6368_6965_7201
+# pg_advisory_xact_lock key held while a process claims its clusters ("cachier" + 2).
+OWNERS_LOCK = 0x6361_6368_6965_7202
 CONNECT_TIMEOUT = 5  # seconds; an unreachable database is an error at start-up, not a hang
 
 
 class PostgresRepository(SqlRepository):
     """PostgreSQL implementation of ``ControlRepository`` (psycopg 3, synchronous)."""
+
+    dialect = POSTGRESQL
 
     def __init__(self, url: str, connect_timeout: int = CONNECT_TIMEOUT) -> None:
         self.url = url
@@ -104,6 +109,16 @@ class PostgresRepository(SqlRepository):
     def transaction(self) -> Iterator[None]:
         with self._live().transaction():
             yield
+
+    def lock_owners(self) -> None:
+        """Two processes claiming at once would both read "no owner": the second waits
+        here for the first's commit, then reads its row."""
+        self._live().execute("SELECT pg_advisory_xact_lock(%s)", (OWNERS_LOCK,))
+
+    def notify(self, channel: str, payload: str) -> None:
+        """``pg_notify`` inside the open transaction: delivered on commit only, never for a
+        rollback, and in commit order."""
+        self._live().execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
     def close(self) -> None:
         """Idempotent: a service that failed to start closes it, and then its stop does."""

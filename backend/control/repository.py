@@ -11,6 +11,7 @@ Writes happen inside ``transaction()``; a change and its log line share one tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,6 +72,19 @@ class IncidentRow:
 
 
 @dataclass
+class AuditRow:
+    """One control-plane change: when, by whom, what (never a secret)."""
+
+    id: int | None  # assigned by the database
+    t: str
+    cache_id: str | None  # None: a change of the whole service (a fault injected)
+    cache_name: str | None  # kept: the trail outlives a deleted cache
+    actor: str
+    action: str
+    detail: str
+
+
+@dataclass
 class LogRow:
     id: int
     cache_id: str
@@ -79,6 +93,18 @@ class LogRow:
     message: str
     origin: str | None
     proxy: str | None
+
+
+@dataclass
+class OwnerRow:
+    """Which process serves a cluster, where, and how old its last heartbeat is."""
+
+    cluster: str
+    process_id: str
+    api_url: str
+    proxies: dict[str, str]  # proxy hostname -> advertised "host:port"
+    heartbeat_at: float  # the database's clock; 0 when released
+    age_s: float  # seconds since heartbeat_at, by the database's clock
 
 
 class ControlRepository(Protocol):
@@ -101,6 +127,7 @@ class ControlRepository(Protocol):
     def cache_name_taken(self, name: str) -> bool: ...
     def set_cache_cluster(self, cache_id: str, cluster: str) -> None: ...
     def set_sso(self, cache_id: str, nonce: str, sso_hash: str) -> None: ...
+    def cache(self, cache_id: str) -> CacheRow | None: ...
 
     def delete_cache(self, cache_id: str) -> None:
         """With its credentials, app, releases and log lines."""
@@ -108,6 +135,7 @@ class ControlRepository(Protocol):
 
     # -- credentials --------------------------------------------------------------------
     def credentials(self) -> list[CredentialRow]: ...
+    def credentials_of(self, cache_id: str) -> list[CredentialRow]: ...
     def insert_credential(self, row: CredentialRow) -> None: ...
     def username_taken(self, username: str) -> bool: ...
     def set_capabilities(self, username: str, write: bool, flush: bool) -> None: ...
@@ -119,6 +147,7 @@ class ControlRepository(Protocol):
 
     # -- apps ---------------------------------------------------------------------------
     def apps(self) -> list[AppRow]: ...
+    def app(self, cache_id: str) -> AppRow | None: ...
     def insert_app(self, row: AppRow) -> None: ...
     def update_app_config(self, cache_id: str, release: int, config_enc: bytes) -> None: ...
     def set_log_drain(self, cache_id: str, url_enc: bytes | None) -> None: ...
@@ -149,6 +178,29 @@ class ControlRepository(Protocol):
         """Close the cluster's open period and open the next one, atomically."""
         ...
 
-    def incidents(self, limit: int = 50) -> list[IncidentRow]: ...
+    def insert_audit(self, row: AuditRow) -> int:
+        """Call inside the transaction of the change it records."""
+        ...
+
+    def audit(self, cache_id: str | None, before_id: int | None, limit: int) -> list[AuditRow]: ...
+
+    def incidents(
+        self, limit: int = 50, clusters: Sequence[str] | None = None
+    ) -> list[IncidentRow]: ...
     def last_incidents(self) -> dict[str, IncidentRow]: ...
     def last_trouble_ended(self, cluster: str) -> float | None: ...
+
+    # -- cluster ownership (several processes; ``backend.control.ownership``) -------------
+    def lock_owners(self) -> None:
+        """Serialize cluster claims until the open transaction ends."""
+        ...
+
+    def owners(self) -> list[OwnerRow]: ...
+    def set_owner(self, cluster: str, process_id: str, api_url: str, proxies: str) -> None: ...
+    def beat(self, process_id: str) -> int: ...
+    def release_owner(self, process_id: str) -> None: ...
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Deliver ``payload`` to the other processes' listeners when the open transaction
+        commits (PostgreSQL NOTIFY); nothing in the embedded SQLite mode."""
+        ...

@@ -1,10 +1,11 @@
 """Secrets at rest: the data directory's key file, password encryption, SSO secrets.
 
-One random master key lives in ``secret.key`` (mode 0600). Two independent keys are derived
-from it: a Fernet key that encrypts credential passwords in the database, and an HMAC key
-from which each cache's dashboard SSO secret is computed. The database stores only a random
-nonce and a SHA-256 hash of the SSO secret, so a copy of the database alone reveals neither
-passwords nor dashboard URLs.
+One random master key lives in ``secret.key`` (mode 0600). Independent keys are derived
+from it: a Fernet key that encrypts credential passwords in the database, an HMAC key
+from which each cache's dashboard SSO secret is computed, and an AES-256-GCM key for the
+warm-restart snapshots of cache contents (``backend/snapshot.py``). The database stores
+only a random nonce and a SHA-256 hash of the SSO secret, so a copy of the database alone
+reveals neither passwords nor dashboard URLs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Secrets:
     def __init__(self, master_key: bytes) -> None:
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(master_key, b"cachier passwords")))
         self._sso_key = _derive(master_key, b"cachier sso")
+        self._snapshot_key = _derive(master_key, b"cachier warm restart snapshot")
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Secrets:
@@ -68,6 +70,11 @@ class Secrets:
 
     def decrypt(self, token: bytes) -> bytes:
         return self._fernet.decrypt(token)
+
+    # -- cache contents at rest ---------------------------------------------------------
+    def snapshot_key(self) -> bytes:
+        """The AES-256-GCM key of warm-restart snapshots (tenants' items at rest)."""
+        return self._snapshot_key
 
     # -- SSO ----------------------------------------------------------------------------
     def sso_secret(self, cache_id: str, nonce: str) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from backend import MEMCACHED_VERSION
 from backend.protocol import commands, stats
 from backend.protocol.commands import CapabilityDenied, CredentialRevoked, Mode, Outcome, Refused
-from backend.protocol.framing import StreamCodec
+from backend.protocol.framing import Handoff, StreamCodec
 from backend.protocol.meta import MetaCommands
 from backend.protocol.text import (
     ADMIN_COMMANDS,
@@ -139,6 +139,8 @@ class AsciiCodec(StreamCodec):
                 self.buf += rest
                 if self.pending is not None:
                     self.need = self.pending_need
+        elif self.handoff is not None:  # what followed the authentication goes along
+            self.handoff.request += data[pos:]
         reply = b"".join(out)
         out.clear()  # sent: a failure in a later read must not send these replies again
         return reply
@@ -245,14 +247,20 @@ class AsciiCodec(StreamCodec):
             return
         noreply = len(tokens) == 6 and tokens[5] == b"noreply"
         username = tokens[1]
-        self.expect_data(length, lambda block: self._auth_finish(username, block, noreply))
+        line = b" ".join(tokens) + CRLF
+        self.expect_data(length, lambda block: self._auth_finish(username, block, noreply, line))
 
-    def _auth_finish(self, username: bytes, block: bytes, noreply: bool) -> None:
+    def _auth_finish(self, username: bytes, block: bytes, noreply: bool, line: bytes) -> None:
         if block[-2:] != CRLF:
             self.out.append(BAD_AUTH_FORMAT)
             self.closing = True
             return
         result = self.session.authenticate(username, block[:-2])
+        if result is AuthResult.RELAY:  # the remote proxy answers this set, and the rest
+            unavailable = b"CLIENT_ERROR %b\r\n" % AuthResult.UNAVAILABLE.value.encode()
+            self.handoff = Handoff(line + block, unavailable)
+            self.closing = True
+            return
         if result is not AuthResult.OK:
             self.out.append(b"CLIENT_ERROR %b\r\n" % result.value.encode())
             self.closing = True

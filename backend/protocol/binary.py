@@ -25,7 +25,7 @@ from backend.protocol.commands import (
     Outcome,
     Refused,
 )
-from backend.protocol.framing import StreamCodec
+from backend.protocol.framing import Handoff, StreamCodec
 from backend.session import AuthResult
 from backend.store import MAX_ITEM_SIZE
 
@@ -237,6 +237,8 @@ class BinaryCodec(StreamCodec):
             self._dispatch(opcode, keylen, extlen, extras, key, value, opaque, cas)
         if pos < end and not self.closing:
             self.buf += data[pos:]
+        elif self.handoff is not None:  # what followed the authentication goes along
+            self.handoff.request += data[pos:]
         return b"".join(out)
 
     def _get_one(self, data: bytes) -> bytes | None:
@@ -486,7 +488,9 @@ class BinaryCodec(StreamCodec):
                 self._error(opaque, AUTH_ERROR, b"Auth failure: already authenticated")
             return
         result = session.authenticate(username, password)
-        if result is AuthResult.OK:
+        if result is AuthResult.RELAY:  # the remote proxy answers this request, and the rest
+            self._relay(opcode, key, extras, value, opaque, cas)
+        elif result is AuthResult.OK:
             assert session.auth is not None
             self.auth = session.auth
             self._reply(opaque, value=b"Authenticated")
@@ -497,6 +501,18 @@ class BinaryCodec(StreamCodec):
         self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
     ) -> None:
         self._error(opaque, AUTH_ERROR)  # PLAIN has no second step
+
+    def _relay(
+        self, opcode: int, key: bytes, extras: bytes, value: bytes, opaque: int, cas: int
+    ) -> None:
+        """Hand the connection over, with the SASL request as the client sent it (its
+        datatype and vbucket fields, which memcached ignores here, are sent as 0)."""
+        body = len(extras) + len(key) + len(value)
+        header = HEADER.pack(REQUEST_MAGIC, opcode, len(key), len(extras), 0, 0, body, opaque, cas)
+        self._error(opaque, AUTH_ERROR, b"Auth failure: " + AuthResult.UNAVAILABLE.value.encode())
+        unavailable = self.out.pop()  # sent only if no proxy of the cluster can be reached
+        self.handoff = Handoff(header + extras + key + value, unavailable)
+        self.closing = True
 
 
 def _store_status(mode: Mode, outcome: Outcome) -> int:

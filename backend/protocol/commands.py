@@ -78,13 +78,21 @@ def _require_write(session: AuthenticatedSession) -> None:
 def get(session: AuthenticatedSession, key: bytes) -> ItemView | None:
     if session.credential.revoked:  # _require_live inlined: the hottest call of all
         raise CredentialRevoked()
-    return session.engine.get(key)
+    engine = session.engine
+    item = engine.get(key)
+    if engine.key_activity is not None:  # the owner's Keys view is open: sample
+        engine.key_activity.get(key, item is not None)
+    return item
 
 
 def get_and_touch(session: AuthenticatedSession, key: bytes, exptime: int) -> ItemView | None:
     """gat/gats: fetch and replace the TTL (counted as a touch, as memcached does)."""
     _require_write(session)
-    return session.engine.get_and_touch(key, exptime)
+    engine = session.engine
+    item = engine.get_and_touch(key, exptime)
+    if engine.key_activity is not None:
+        engine.key_activity.get(key, item is not None)
+    return item
 
 
 def touch(session: AuthenticatedSession, key: bytes, exptime: int) -> Outcome:
@@ -117,9 +125,10 @@ def store(
         refuse_too_large(session, mode, key)
         return Outcome.TOO_LARGE, 0
     _require_write(session)
-    return session.engine.store(
-        mode, key, value, flags, exptime, compare_cas, invalidate, new_cas, vivify
-    )
+    engine = session.engine
+    if engine.key_activity is not None:
+        engine.key_activity.set(key, len(value))
+    return engine.store(mode, key, value, flags, exptime, compare_cas, invalidate, new_cas, vivify)
 
 
 def refuse_too_large(session: AuthenticatedSession, mode: Mode, key: bytes) -> None:
@@ -141,7 +150,10 @@ def delete(
     """delete; meta extras: ``invalidate`` marks the item stale (new CAS, optional TTL)
     instead of removing it, ``drop_value`` empties it but keeps it."""
     _require_write(session)
-    return session.engine.delete(key, compare_cas, invalidate, exptime, new_cas, drop_value)
+    engine = session.engine
+    if engine.key_activity is not None:
+        engine.key_activity.delete(key)
+    return engine.delete(key, compare_cas, invalidate, exptime, new_cas, drop_value)
 
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -186,9 +198,11 @@ def meta_get(
         _require_write(session)
     else:
         _require_live(session)
-    return session.engine.meta_get(
-        key, touch, vivify, recache, bump, may_win=session.credential.write
-    )
+    engine = session.engine
+    fetched = engine.meta_get(key, touch, vivify, recache, bump, may_win=session.credential.write)
+    if engine.key_activity is not None:
+        engine.key_activity.get(key, fetched is not None)
+    return fetched
 
 
 def peek(session: AuthenticatedSession, key: bytes) -> ItemInfo | None:

@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 
+class Handoff:
+    """A connection the codec gives up at authentication: its cache's cluster runs on
+    another process, and ``backend.relay`` carries the connection there.
+
+    ``request`` is the client's authentication request as it sent it (the remote proxy
+    authenticates the client itself) followed by every byte the client sent after it, in
+    order; ``unavailable`` is what the client gets when no proxy of the cluster can be
+    reached: the codec's answer for a cluster that is down.
+    """
+
+    __slots__ = ("request", "unavailable")
+
+    def __init__(self, request: bytes, unavailable: bytes) -> None:
+        self.request = bytearray(request)
+        self.unavailable = unavailable
+
+
 class StreamCodec:
     """Keeps the bytes of an incomplete request, and skips bytes that must be discarded.
 
@@ -15,6 +32,7 @@ class StreamCodec:
         self.need = 0  # bytes the buffered, incomplete request needs before it can run
         self.swallow = 0  # bytes still to discard (an oversize or refused request body)
         self.closing = False
+        self.handoff: Handoff | None = None  # set, with ``closing``, to relay the connection
 
     def release(self) -> None:
         """The connection is gone: drop buffered input and every reference that ties the

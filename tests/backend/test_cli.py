@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -92,6 +93,18 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
     assert "proxy-3.eu-a.eu.cachier.internal" in out and "edge.example" in out
 
 
+def test_clusters_flag_runs_only_those_clusters_proxies(tmp_path) -> None:
+    process, api_port = start(tmp_path, "--clusters", "local-b")
+    status = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/status").json()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert "clusters   local-b (run here)" in out
+    assert out.count("proxy-") == 2 and ".local-a." not in out
+    assert re.search(r"endpoint\s+127\.0\.0\.1:\d+\s+region local", out)  # every region
+    assert {c["name"] for r in status["regions"] for c in r["clusters"]} == {"local-a", "local-b"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -105,6 +118,22 @@ def test_topology_file_describes_regions_clusters_and_proxies(tmp_path) -> None:
         (["--public-url", "http://[::]:8080"], "wildcard"),
         (["--database", "mysql://db/cachier"], "give sqlite:///path or postgresql://"),
         (["--database", "sqlite://"], "sqlite:///path/to/file"),
+        (["--api-tls"], "--api-tls needs --tls-cert and --tls-key, or --tls-self-signed"),
+        (["--tls-self-signed"], "needs --tls-port or --api-tls"),
+        (
+            ["--api-tls", "--tls-self-signed", "--public-url", "http://cachier.example.com"],
+            "--public-url must start with https://",
+        ),
+        (
+            ["--clusters", "local-a,local-z"],
+            "--clusters: unknown cluster 'local-z'; the topology's clusters are local-a, local-b",
+        ),
+        (["--clusters", " , "], "--clusters: no cluster; the topology's clusters are"),
+        (
+            ["--demo", "--clusters", "local-a"],
+            "unknown cluster 'local-a'; the topology's clusters are use1-a, use1-b, use1-c",
+        ),
+        (["--metrics-per-cache", "maybe"], "give on or off"),
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, args, message) -> None:
@@ -171,3 +200,56 @@ def test_a_service_that_failed_to_start_stops_cleanly(tmp_path) -> None:
             await service.stop()  # raised "Cannot operate on a closed database" before
 
     asyncio.run(main())
+
+
+PLAIN_API_WARNING = "without TLS: admin tokens and dashboard secrets cross the network"
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        (["--host", "0.0.0.0", "--advertise-host", "127.0.0.1"], True),
+        (["--host", "0.0.0.0", "--advertise-host", "127.0.0.1", "--api-insecure-ok"], False),
+        ([], False),  # loopback: the default, unchanged
+    ],
+)
+def test_a_plain_http_api_off_loopback_is_warned_about(tmp_path, extra, warned) -> None:
+    process, _ = start(tmp_path, *extra)
+    process.terminate()
+    out, err = process.communicate(timeout=15)
+    warning = [line for line in out.splitlines() if PLAIN_API_WARNING in line]
+    if warned:
+        assert len(warning) == 1 and "--api-tls" in warning[0] and "--api-insecure-ok" in warning[0]
+        assert warning[0].startswith("  warning: the HTTP API listens on 0.0.0.0")
+    else:
+        assert warning == []
+    assert "Traceback" not in err
+
+
+def test_api_tls_serves_https_only_and_says_where_its_certificate_is(tmp_path) -> None:
+    api_port = free_fixed_ports(1)[0]
+    args = ["--data-dir", str(tmp_path), "--api-port", str(api_port), "--endpoint-port", "0"]
+    process = subprocess.Popen(
+        [*COMMAND, *args, "--api-tls", "--tls-self-signed", "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cert = tmp_path / "tls-cert.pem"
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline and process.poll() is None, "not healthy"
+            try:
+                url = f"https://127.0.0.1:{api_port}/healthz"
+                if httpx.get(url, verify=ssl.create_default_context(cafile=cert)).is_success:
+                    break
+            except (httpx.TransportError, OSError):
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert re.search(rf"API\s+https://\S+:{api_port}\s", out)
+    assert f"API TLS    certificate {cert} (HTTPS only)" in out
+    assert PLAIN_API_WARNING not in out  # 0.0.0.0, but over TLS

@@ -139,6 +139,8 @@ def test_concurrent_starters_on_a_fresh_postgresql_end_with_one_schema(tmp_path:
             "apps",
             "releases",
             "incidents",
+            "audit",
+            "cluster_owners",
         }
 
 
@@ -225,3 +227,30 @@ def test_a_lost_postgresql_connection_is_opened_again(tmp_path: Path) -> None:
             assert repository.caches() == []  # ... the next one runs on a new connection
         finally:
             repository.close()
+
+
+# -- status history ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_incidents_of_some_clusters_keep_their_own_history(tmp_path: Path, dialect: str) -> None:
+    """A noisy cluster's 50 newest changes must not push a quiet one out of its own feed."""
+
+    def check(url: str) -> None:
+        repository = open_repository(parse_database_url(url), tmp_path)
+        try:
+            repository.start_incident("quiet", "red", "green", 1.0, "down", "p1")
+            for i in range(60):
+                repository.start_incident("noisy", "red", "green", 2.0 + i, "down", "p1")
+            assert {r.cluster for r in repository.incidents(50)} == {"noisy"}
+            [row] = repository.incidents(50, ["quiet"])
+            assert (row.cluster, row.started_at, row.proxies) == ("quiet", 1.0, "p1")
+            both = repository.incidents(5, ["quiet", "noisy"])
+            assert [r.started_at for r in both] == [61.0, 60.0, 59.0, 58.0, 57.0]
+            assert repository.incidents(50, []) == []
+        finally:
+            repository.close()
+
+    if dialect == "sqlite":
+        check(f"sqlite:///{tmp_path / 'control.db'}")
+    else:
+        with postgres_database() as url:
+            check(url)

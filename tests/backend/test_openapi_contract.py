@@ -80,7 +80,7 @@ def test_the_document_names_plans_regions_and_every_error_shape(
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for code, response in operation["responses"].items():
-                if not code.startswith("2"):
+                if code.startswith(("4", "5")):  # a 304 has no body at all
                     ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorOut"), (method, path, code)
             if "requestBody" in operation:

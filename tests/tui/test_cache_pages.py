@@ -375,3 +375,79 @@ async def test_enter_on_a_cache_row_opens_its_analytics(tmp_path) -> None:
         assert page.cache.id == second["id"]
         assert app.sso == sso_of(second["dashboard_url"]) and app.cache_name == "second"
         await wait_for(pilot, lambda: "second" in static_text(page, "#analytics-title"))
+
+
+async def test_the_audit_trail_names_who_deleted_a_credential_at_80x24(tmp_path) -> None:
+    """Delete a credential on the Credentials page, then `5` `a`: the trail shows it as the
+    dashboard's doing, newest first, whole at 80 columns, and `escape` closes it."""
+    from tests.tui.screen import screen_lines
+    from tui.pages.audit import AuditScreen
+
+    async with running_app(tmp_path) as (app, pilot):
+        cache = await create_cache(app, "audited")
+        page = await open_credentials(app, pilot, cache)
+        table = page.query_one(DataTable)
+        doomed = await add_credential(app, pilot, page, cache)
+        await select_row(pilot, table, doomed)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: doomed not in table.rows)
+        await pilot.press("5")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogsPage))
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await wait_for(pilot, lambda: "credential deleted" in "\n".join(screen_lines(app)))
+        lines = screen_lines(app)
+        text = "\n".join(lines)
+        assert "Audit trail of audited" in text
+        deleted = next(line for line in lines if "credential deleted" in line)
+        assert "dashboard" in deleted and doomed in deleted
+        order = [
+            w for w in ("credential deleted", "credential added", "cache created") if w in text
+        ]
+        assert order == ["credential deleted", "credential added", "cache created"]
+        assert text.index("credential deleted") < text.index("cache created")
+        assert "operator" in next(line for line in lines if "cache created" in line)
+        for secret in (cache["credentials"][0]["password"], sso_of(cache["dashboard_url"])):
+            assert secret not in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogsPage))
+
+
+async def test_the_keys_view_shows_what_clients_hit_at_80x24(tmp_path) -> None:
+    """`k` on Analytics: per-command bars, then the hot keys once clients send commands
+    (sampling starts when the view opens); keys cut to fit 80 columns."""
+    from tests.tui.screen import screen_lines
+    from tui.pages.keys import KeysScreen
+
+    async with running_app(tmp_path) as (app, pilot):
+        cache = await create_cache(app, "keyed")
+        await open_analytics(app, pilot, cache)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view is not None and screen.view.tracking)
+        credential = cache["credentials"][0]
+
+        def traffic() -> None:
+            client = AuthenticatingClient(
+                address(cache["servers"]), credential["username"], credential["password"]
+            )
+            try:
+                client.set("user:" + "x" * 40, b"v" * 2000)
+                for _ in range(200):
+                    client.get("user:" + "x" * 40)
+                for _ in range(100):
+                    client.get("miss:1")
+            finally:
+                client.close()
+
+        await asyncio.to_thread(traffic)
+        await wait_for(pilot, lambda: screen.view is not None and len(screen.view.keys) == 2)
+        text = "\n".join(screen_lines(app))
+        assert "get    " in text and "200 / 100  67% hits" in text
+        assert "user:" + "x" * 20 in text and "…" in text  # the long key, cut
+        assert "Hot keys" in text and "miss:1" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, AnalyticsPage))

@@ -86,3 +86,21 @@ async def test_a_row_growing_a_line_keeps_the_cursor_on_its_cluster() -> None:
         assert table.get_row_height("cluster:use1-a") == 2
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         assert key == "cluster:euw1-a"
+
+
+async def test_the_feed_line_follows_the_highlighted_cluster_or_region() -> None:
+    """A user subscribes to the cluster their caches are on: moving the cursor to a row
+    shows that row's feed, whole, at 80 columns."""
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "status", StatusFetched(data.status()))
+        app.screen.query_one("#clusters", DataTable).focus()
+
+        def feed_line() -> str:
+            return next(line for line in screen_lines(app) if "RSS feed" in line)
+
+        assert "RSS feed (us-east-1): " in feed_line()
+        assert "/status.rss?region=us-east-1" in feed_line()
+        await pilot.press("down", "down")  # us-east-1 -> use1-a -> use1-b
+        assert "RSS feed (use1-b): " in feed_line()
+        assert feed_line().rstrip().endswith("/status.rss?cluster=use1-b")

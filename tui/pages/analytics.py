@@ -20,6 +20,7 @@ from textual.widgets import Header, Static
 
 from tui.messages import AnalyticsFetched, CacheFlushed, CacheMoved
 from tui.pages.base import Page
+from tui.pages.keys import KeysScreen
 from tui.series import History
 from tui.units import size
 from tui.urls import sso_of
@@ -55,8 +56,9 @@ class AnalyticsPage(Page):
     fetches = AnalyticsFetched
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
-        Binding("f", "flush", "Flush cache", id="analytics.flush"),
-        Binding("m", "move", "Move cache", id="analytics.move"),
+        Binding("f", "flush", "Flush", id="analytics.flush"),
+        Binding("m", "move", "Move", id="analytics.move"),
+        Binding("k", "keys", "Keys", id="analytics.keys"),
         # The same key while moving is refused: says why (the footer shows "m" dimmed).
         Binding(
             "m",
@@ -217,6 +219,13 @@ class AnalyticsPage(Page):
             self.refresh_bindings()
 
     # -- actions ------------------------------------------------------------------------
+    def action_keys(self) -> None:
+        """The owner's view of the cache's keys: hot keys, prefixes, per-command hits."""
+        cache = self.cache
+        if cache is None:
+            return
+        self.app.push_screen(KeysScreen(self.client, sso_of(cache.dashboard_url), cache.name))
+
     def action_flush(self) -> None:
         cache = self.cache
         if cache is None:

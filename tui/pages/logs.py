@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import Header, RichLog, Static
 
 from tui.messages import LogsFetched
+from tui.pages.audit import AuditScreen
 from tui.pages.backend_log import BackendLogScreen
 from tui.pages.base import Page
 from tui.widgets.footer import SteadyFooter
@@ -81,8 +82,9 @@ class LogsPage(Page):
 
     needs_cache = True
     BINDINGS = [
-        Binding("end,G", "follow", "Follow newest", id="logs.follow"),
+        Binding("end,G", "follow", "Follow", id="logs.follow"),
         Binding("b", "backend_log", "Backend log", id="logs.backend"),
+        Binding("a", "audit", "Audit", id="logs.audit"),
     ]
 
     def __init__(self) -> None:
@@ -237,6 +239,13 @@ class LogsPage(Page):
         view.following = True
         self.unseen = 0
         self._show_unseen()
+
+    def action_audit(self) -> None:
+        """Who changed what: the cache's audit trail (its owner's view of it)."""
+        if self.cachier.sso is None:
+            self.notify("Choose a cache on the Caches page (1) first.")
+            return
+        self.app.push_screen(AuditScreen(self.client, self.cachier.sso, self.cachier.cache_name))
 
     def action_backend_log(self) -> None:
         """The in-process backend's own log lines (uvicorn, monitor), kept off the terminal."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from rich.text import Text
 from textual import on
@@ -94,7 +95,19 @@ class StatusPage(Page):
         with self.app.batch_update():
             self._show_clusters(status)
             self._show_incidents(status)
-            self.query_one("#feed", Static).update(f"RSS feed: {status.rss_url}")
+            self._show_feed()
+
+    @on(DataTable.RowHighlighted, "#clusters")
+    def _row_highlighted(self) -> None:
+        self._show_feed()
+
+    def _show_feed(self) -> None:
+        """The feed of the highlighted row: a user subscribes to the cluster (or region)
+        their caches are on, not to every incident of the service."""
+        if self.status is None:
+            return
+        name, url = feed_of(self.status, _cursor_key(self.query_one("#clusters", DataTable)))
+        self.query_one("#feed", Static).update(f"RSS feed ({name}): {url}")
 
     def _width_left(self, table: DataTable, *fixed: int) -> int:
         """Columns left for a table's last column: the page's width less the fixed columns,
@@ -166,6 +179,19 @@ class StatusPage(Page):
             )
         if cursor is not None and cursor in table.rows:
             table.move_cursor(row=table.get_row_index(cursor), animate=False)
+
+
+def feed_of(status: StatusOut, row_key: str | None) -> tuple[str, str]:
+    """What the clusters table's row ``row_key`` subscribes to, and its feed URL."""
+    kind, _, name = (row_key or "").partition(":")
+    if kind == "cluster":
+        for region in status.regions:
+            for cluster in region.clusters:
+                if cluster.name == name:
+                    return name, cluster.rss_url
+    if kind == "region":
+        return name, f"{status.rss_url}?{urlencode({'region': name})}"
+    return "all clusters", status.rss_url
 
 
 def short_name(hostname: str) -> str:
