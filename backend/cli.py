@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-internal-drains",
         action="store_true",
-        help="let log drains reach loopback and private addresses (default: public "
-        "addresses only; link-local such as 169.254.169.254 is always refused)",
+        help="let log drains and alert webhooks reach loopback and private addresses "
+        "(default: public addresses only; link-local such as 169.254.169.254 is always refused)",
     )
     p.add_argument(
         "--sample-interval",

@@ -9,12 +9,14 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import __version__
-from backend.api import admin, audit, dashboard, errors, keys, status
+from backend.api import admin, alerts, audit, dashboard, errors, keys, status
 from backend.api.gate import RequestGate
 from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
 
 if TYPE_CHECKING:
+    from backend.activity import ActivitySampler
+    from backend.alerts import Alerts
     from backend.analytics import Analytics
     from backend.control.plane import ControlPlane
     from backend.egress import EgressPolicy
@@ -114,12 +116,15 @@ def create_app(
     admin_token: str,
     max_body_bytes: int,
     events_delivered: Callable[[], Awaitable[None]] | None = None,
+    activity: ActivitySampler | None = None,
+    alerts_evaluator: Alerts | None = None,
 ) -> FastAPI:
     """The API over exactly the parts it uses (each route reads one of them from
     ``app.state`` through ``deps``), so it can be built and tested without a ``Service``.
 
     ``events_delivered`` (``EventBus.delivered``) is awaited before a change is answered
-    when subscribers live on another loop than the API's."""
+    when subscribers live on another loop than the API's. ``activity`` answers the
+    credentials' usage (none: every credential reads as never used)."""
     app = FastAPI(
         title="cachier",
         version=__version__,
@@ -127,10 +132,12 @@ def create_app(
     )
     app.state.control = control
     app.state.analytics = analytics
+    app.state.alerts = alerts_evaluator
     app.state.status_view = status_view
     app.state.faults = faults
     app.state.egress = egress
     app.state.admin_token = admin_token
+    app.state.activity = activity
     errors.install(app)
     app.add_middleware(HeadAsGet)
     if events_delivered is not None:
@@ -150,6 +157,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(audit.owner_router)
     app.include_router(keys.router)
+    app.include_router(alerts.router)
     app.include_router(audit.admin_router)
     app.include_router(plans_router)
     document_regions(app, [region.name for region in status_view.topology.regions])

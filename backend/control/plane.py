@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from backend.control import apps, audit
+from backend.control.alert_rules import NO_ALERTS, AlertSettings
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
+    AlertSettingsRow,
     AppRow,
     AuditRow,
     CacheRow,
@@ -121,6 +123,10 @@ class ControlPlane:
         self.tls_endpoints: dict[str, str] = {}
         # The status monitor answers whether a cluster is red; until it runs, none is.
         self.cluster_is_red: Callable[[str], bool] = lambda cluster: False
+        # Alert thresholds by cache id (a cache without an entry has none); the evaluator
+        # (``backend.alerts``) reads them and answers how many of a cache's alerts fire.
+        self.alert_settings: dict[str, AlertSettings] = {}
+        self.alerts_firing: Callable[[str], int] = lambda cache_id: 0
         # Of the open transaction: record changes and events, applied in order on commit.
         self._on_commit: list[Callable[[], None]] = []
         self._events: list[Event] = []
@@ -274,6 +280,11 @@ class ControlPlane:
             )
         if legacy:
             repository.forget_overwritten()
+        for alert_row in repository.alert_settings():
+            if alert_row.cache_id in self.caches:
+                self.alert_settings[alert_row.cache_id] = AlertSettings.from_stored(
+                    alert_row.rules, self.decrypt_optional(alert_row.webhook_enc)
+                )
         for cache in self.caches.values():
             self.bus.publish(_created(cache))
             for credential in cache.credentials:
@@ -417,6 +428,7 @@ class ControlPlane:
             def forget() -> None:
                 del self.caches[cache.id]
                 self._by_sso.pop(cache.sso_hash, None)
+                self.alert_settings.pop(cache.id, None)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 
@@ -698,12 +710,44 @@ class ControlPlane:
             self.on_commit(lambda: setattr(app, "log_drain", url))
         return app
 
+    # -- alerts (evaluated by ``backend.alerts``) ---------------------------------------
+    def alerts_of(self, cache: Cache) -> AlertSettings:
+        return self.alert_settings.get(cache.id, NO_ALERTS)
+
+    def set_alerts(self, cache: Cache, settings: AlertSettings) -> AlertSettings:
+        """Replace the cache's thresholds and webhook. The webhook URL is checked like a log
+        drain's (``apps.check_drain_url``; the API also vets where it resolves), stored
+        encrypted and never written to a log: the log line names its host only."""
+        settings.check()
+        if settings.webhook_url is not None:
+            check_webhook_url(settings.webhook_url)
+        row = AlertSettingsRow(
+            cache.id, settings.rules_json(), self.encrypt_optional(settings.webhook_url)
+        )
+        with self.transaction():
+            self.repository.set_alert_settings(row)
+            hook = settings.webhook_url
+            where = f"webhook to {urlsplit(hook).hostname}" if hook else "no webhook"
+            detail = f"{settings.describe()}; {where}"
+            self.log(cache.id, f"Alert thresholds set: {detail}")
+            self.record_audit(cache.id, "alerts changed", detail)
+            self.on_commit(lambda: self.alert_settings.__setitem__(cache.id, settings))
+        return settings
+
     # -- secrets ------------------------------------------------------------------------
     def encrypt_optional(self, text: str | None) -> bytes | None:
         return None if text is None else self.secrets.encrypt(text.encode())
 
     def decrypt_optional(self, token: bytes | None) -> str | None:
         return None if token is None else self.secrets.decrypt(token).decode()
+
+
+def check_webhook_url(url: str) -> None:
+    """The same rule as a log drain's URL (Invalid, in words, before anything resolves it)."""
+    try:
+        apps.check_drain_url(url)
+    except Invalid as exc:
+        raise Invalid(str(exc).replace("a log drain URL", "a webhook URL")) from None
 
 
 def _created(cache: Cache) -> CacheCreated:
