@@ -347,7 +347,13 @@ class ControlPlane:
         )
 
     def least_loaded(self, clusters: list[Cluster], ignore: Cache | None = None) -> Cluster:
-        return min(clusters, key=lambda c: (self.cluster_load(c, ignore), c.name))
+        """The cluster with the least load (then by name): every cluster's load from one
+        pass over the caches, not one per cluster."""
+        loads = dict.fromkeys((c.name for c in clusters), 0)
+        for cache in self.caches.values():
+            if cache.cluster in loads and cache is not ignore:
+                loads[cache.cluster] += cache.limit_bytes
+        return min(clusters, key=lambda c: (loads[c.name], c.name))
 
     def logs(self, cache: Cache, after_id: int | None = None, limit: int = 100) -> list[LogRow]:
         if not 1 <= limit <= MAX_LOG_PAGE:
