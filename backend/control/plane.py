@@ -334,21 +334,11 @@ class ControlPlane:
     def dashboard_url(self, cache: Cache) -> str:
         return f"{self.api_base_url}/dashboard/{self.secrets.sso_secret(cache.id, cache.sso_nonce)}"
 
-    def cluster_load(self, cluster: Cluster, ignore: Cache | None = None) -> int:
-        """A cluster's load = the memory promised to the caches on it (sum of plan limits).
-
-        Promised rather than used memory, so a placement stays right when a cache fills up
-        later; ``ignore`` leaves out the cache being placed.
-        """
-        return sum(
-            c.limit_bytes
-            for c in self.caches.values()
-            if c.cluster == cluster.name and c is not ignore
-        )
-
     def least_loaded(self, clusters: list[Cluster], ignore: Cache | None = None) -> Cluster:
-        """The cluster with the least load (then by name): every cluster's load from one
-        pass over the caches, not one per cluster."""
+        """The cluster with the least load (then by name). A cluster's load is the memory
+        promised to the caches on it (the sum of plan limits) rather than used, so a
+        placement stays right when a cache fills up later; ``ignore`` leaves out the cache
+        being placed. Every cluster's load comes from one pass over the caches."""
         loads = dict.fromkeys((c.name for c in clusters), 0)
         for cache in self.caches.values():
             if cache.cluster in loads and cache is not ignore:
@@ -475,7 +465,7 @@ class ControlPlane:
             self.publish(CacheFlushed(cache_id, cache.cluster, origin, proxy))
 
     # -- moving a cache to another cluster of its region --------------------------------
-    # The target is the least loaded cluster (see ``cluster_load``), never the current one
+    # The target is the least loaded cluster (see ``least_loaded``), never the current one
     # and never a red one. The old cluster's copy is flushed (origin ``admin operation``)
     # and dropped; live sessions are closed, so clients reconnect through the unchanged
     # region endpoint and land on the new cluster, empty.
