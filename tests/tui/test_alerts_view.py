@@ -82,7 +82,7 @@ async def test_alerts_set_from_the_keyboard_fire_and_show_badges_at_80x24(tmp_pa
         clients = [await asyncio.to_thread(connect) for _ in range(2)]
         try:
             await wait_for(pilot, lambda: "FIRING" in "\n".join(screen_lines(app)))
-            assert "connections 2 > 1" in "\n".join(screen_lines(app))
+            assert "connections 2  (alert > 1)" in "\n".join(screen_lines(app))
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, AnalyticsPage))
             await wait_for(pilot, lambda: "⚠ 1 alert" in screen_lines(app)[0])

@@ -60,14 +60,17 @@ def _number(value: float | None) -> str:
 
 
 def state_line(alert: AlertOut) -> Text:
-    """``⚠ FIRING  hit rate 12% < 50%`` or ``✓ ok      memory 3% (alert > 80%)``."""
+    """``⚠ FIRING  hit rate 12% (alert < 50%)`` or ``✓ ok      memory 3% (alert > 80%)``.
+    A firing alert stays firing until enough clear samples (hysteresis), so its latest
+    value may already be back on the right side: the line says the limit, not a claim."""
     name, unit = NAMES[alert.alert], UNITS[alert.alert]
     side = "<" if alert.alert == "hit_rate" else ">"
     value = "—" if alert.value is None else f"{alert.value:.3g}{unit}"
     limit = f"{alert.threshold:g}{unit}"
     if alert.firing:
         line = Text("⚠ FIRING ", style="bold reverse")
-        line.append(f" {name} {value} {side} {limit}", style="bold")
+        line.append(f" {name} {value}", style="bold")
+        line.append(f"  (alert {side} {limit})")
     else:
         line = Text("✓ ok      ")
         line.append(f" {name} {value}").append(f"  (alert {side} {limit})", style="dim")
