@@ -109,6 +109,16 @@ class CacheOut(Schema):
     usage: CacheUsage
 
 
+class CachePageOut(Schema):
+    """One page of the admin list, in order of name."""
+
+    items: list[CacheOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= (with the same q) for the next page; null on the last"
+    )
+    total: int = Field(description="caches matching q now, on all pages")
+
+
 class FlushOut(Schema):
     cache_id: str
     proxy: str

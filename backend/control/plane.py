@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from backend.control import apps
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.control.listing import DEFAULT_PAGE, CacheIndex, CachePage
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
     AppRow,
@@ -99,6 +100,7 @@ class ControlPlane:
         self.dataplane = dataplane
         # The control plane's own records; the data plane keeps its own view, fed by events.
         self.caches: dict[str, Cache] = {}
+        self.index = CacheIndex()  # the caches in list order (``page_caches``)
         self.credentials: dict[str, Credential] = {}
         # Filled in by the service once listeners are bound.
         self.api_base_url = ""
@@ -189,6 +191,7 @@ class ControlPlane:
                     )
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
+            self.index.add(cache)
         for credential_row in repository.credentials():
             credential = Credential(
                 credential_row.username,
@@ -223,6 +226,12 @@ class ControlPlane:
     # -- queries ------------------------------------------------------------------------
     def list_caches(self) -> list[Cache]:
         return list(self.caches.values())
+
+    def page_caches(
+        self, q: str | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
+    ) -> CachePage:
+        """One page of the caches by name, filtered by ``q`` (``backend.control.listing``)."""
+        return self.index.page(self.caches, q, cursor, limit)
 
     def get_cache(self, cache_id: str) -> Cache:
         cache = self.caches.get(cache_id)
@@ -313,6 +322,7 @@ class ControlPlane:
             def register() -> None:
                 cache.app = app
                 self.caches[cache.id] = cache
+                self.index.add(cache)
                 self.credentials[credential.username] = credential
 
             self.on_commit(register)
@@ -331,6 +341,7 @@ class ControlPlane:
 
             def forget() -> None:
                 del self.caches[cache.id]
+                self.index.remove(cache)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 
