@@ -48,6 +48,7 @@ FIRST_PAGE = 60  # rows asked for before the table's height is known (attaching)
 MARGIN = 20  # rows asked for beyond the screen, so scrolling a little shows fresh rows
 BULK_PAGE = 500  # rows per request when ``end`` loads the rest of the list
 MAX_PAGE = 1000  # the list's largest page
+CHROME = 4  # lines of the page that are not rows: header, table header, hint, footer
 
 Key = tuple[str, str]  # (name, id): the list's order
 
@@ -174,10 +175,10 @@ class CachesPage(Page):
 
     # -- what to ask for -----------------------------------------------------------------
     def _rows_shown(self) -> tuple[int, int]:
-        """The index of the first row on screen and how many rows the screen holds."""
+        """The index of the first row on screen and how many rows the screen can hold (the
+        table's own height is that of its rows until it fills the screen)."""
         table = self.query_one(DataTable)
-        height = table.scrollable_content_region.height - table.header_height
-        shown = height if height > 0 else FIRST_PAGE
+        shown = self.size.height - CHROME if self.size.height > CHROME else FIRST_PAGE
         return min(int(table.scroll_y), len(self.keys)), shown
 
     def _anchor(self, before: int) -> tuple[Key | None, str | None]:
@@ -218,7 +219,7 @@ class CachesPage(Page):
             return
         first, shown = self._rows_shown()
         cursor_row = self.query_one(DataTable).cursor_row
-        if max(first + shown, cursor_row) + MARGIN >= len(self.keys):
+        if max(first + shown, cursor_row + 1) + MARGIN // 2 > len(self.keys):
             self._loading_more = True
             last = self.keys[-1]
             self._load_page(last, self.cursors[last], shown + MARGIN)
