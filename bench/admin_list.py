@@ -149,7 +149,7 @@ def measure_tree(tree: Path, data: Path, token: str, repeat: int, workdir: Path)
 
 def index_timings(count: int) -> dict[str, float]:
     """This tree's index alone: ms per page lookup, per filtered page, per insert."""
-    from backend.control.listing import CacheIndex
+    from backend.control.listing import CacheIndex, encode_cursor
     from backend.control.models import Cache
 
     caches = {
@@ -161,7 +161,7 @@ def index_timings(count: int) -> dict[str, float]:
     for cache in caches.values():
         index.add(cache)
     add = (time.perf_counter() - started) / count
-    middle = index.page(caches, limit=count // 2).cursor
+    middle = encode_cursor((f"bench-{count // 2:05d}", f"c{count // 2:010d}"))
 
     def each(fn, n: int = 50) -> float:
         started = time.perf_counter()

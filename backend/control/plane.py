@@ -231,7 +231,8 @@ class ControlPlane:
         self, q: str | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
     ) -> CachePage:
         """One page of the caches by name, filtered by ``q`` (``backend.control.listing``)."""
-        return self.index.page(self.caches, q, cursor, limit)
+        clusters = [cluster.name for cluster in self.topology.clusters()]
+        return self.index.page(self.caches, q, cursor, limit, clusters)
 
     def get_cache(self, cache_id: str) -> Cache:
         cache = self.caches.get(cache_id)

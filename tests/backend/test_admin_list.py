@@ -115,6 +115,19 @@ def test_q_finds_a_cache_by_its_id(listed) -> None:
     assert [c["id"] for c in page["items"]] == [wanted] and page["total"] == 1
 
 
+def test_q_follows_a_cache_that_moves_to_another_cluster(listed) -> None:
+    running, created = listed
+    cache = next(c for c in created.values() if c["plan"] == "5gb")
+    with running.admin() as admin:
+        moved = admin.post(cache["dashboard_url"] + "/api/migrate")
+        assert moved.status_code == 200, moved.text
+        now, before = moved.json()["cluster"], moved.json()["previous_cluster"]
+        on_new = walk(admin, limit=1000, q=now)[0]
+        on_old = walk(admin, limit=1000, q=before)[0]
+    assert cache["id"] in ids(on_new) and cache["id"] not in ids(on_old)
+    assert all(c["cluster"] == now for c in on_new)
+
+
 def test_pages_neither_repeat_nor_skip_under_concurrent_creates_and_deletes(listed) -> None:
     """Every cache that exists for the whole walk is seen exactly once, in order, while
     caches are created and deleted before, among and after the walk's position: between

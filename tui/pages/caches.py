@@ -220,9 +220,15 @@ class CachesPage(Page):
         first, shown = self._rows_shown()
         cursor_row = self.query_one(DataTable).cursor_row
         if max(first + shown, cursor_row + 1) + MARGIN // 2 > len(self.keys):
+            self._next_page(shown + MARGIN)
+
+    def _next_page(self, limit: int) -> None:
+        """The page after the last loaded row (whose cursor is known unless the list
+        ended there)."""
+        cursor = self.cursors.get(self.keys[-1]) if self.keys else None
+        if cursor is not None:
             self._loading_more = True
-            last = self.keys[-1]
-            self._load_page(last, self.cursors[last], shown + MARGIN)
+            self._load_page(self.keys[-1], cursor, limit)
 
     @work(group="more", exit_on_error=False)
     async def _load_page(self, after: Key, cursor: str, limit: int) -> None:
@@ -334,20 +340,16 @@ class CachesPage(Page):
         if self.complete:
             return  # the table's own binding is already there
         self._to_last = True
-        if not self._loading_more and self.keys and self.cachier.client is not None:
-            self._loading_more = True
-            last = self.keys[-1]
-            self._load_page(last, self.cursors[last], BULK_PAGE)
+        if not self._loading_more and self.cachier.client is not None:
+            self._next_page(BULK_PAGE)
 
     def _go_to_last(self) -> None:
         if self.complete:
             self._to_last = False
             table = self.query_one(DataTable)
             table.move_cursor(row=len(self.keys) - 1)
-        elif not self._loading_more and self.keys:
-            self._loading_more = True
-            last = self.keys[-1]
-            self._load_page(last, self.cursors[last], BULK_PAGE)
+        elif not self._loading_more:
+            self._next_page(BULK_PAGE)
 
     # -- the filter ----------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -370,6 +372,7 @@ class CachesPage(Page):
             return
         self.q, self.keys, self.caches, self.cursors = q, [], {}, {}
         self.complete, self.total, self._to_last = False, 0, False
+        self._loading_more = False  # a page still on its way is for the old filter
         self.query_one(DataTable).clear()
         self._show_position()
         self.refresh_now()
