@@ -49,6 +49,7 @@ MARGIN = 20  # rows asked for beyond the screen, so scrolling a little shows fre
 BULK_PAGE = 500  # rows per request when ``end`` loads the rest of the list
 MAX_PAGE = 1000  # the list's largest page
 CHROME = 4  # lines of the page that are not rows: header, table header, hint, footer
+FILTER_LINES = 3  # the filter field, when open (a bordered input)
 
 Key = tuple[str, str]  # (name, id): the list's order
 
@@ -172,6 +173,16 @@ class CachesPage(Page):
         self.query_one("#filter", Input).display = False
         self.watch(table, "scroll_y", self._scrolled, init=False)
         self._show_position()
+
+    def on_resize(self) -> None:
+        self._fit_table()
+
+    def _fit_table(self) -> None:
+        """The table is as tall as its rows, up to what the screen leaves it, so the hint
+        (and the filter, when open) stays right under it and it scrolls itself."""
+        field = self.query_one("#filter", Input)
+        room = self.size.height - CHROME + 1 - (FILTER_LINES if field.display else 0)
+        self.query_one(DataTable).styles.max_height = max(room, 2)
 
     # -- what to ask for -----------------------------------------------------------------
     def _rows_shown(self) -> tuple[int, int]:
@@ -356,12 +367,14 @@ class CachesPage(Page):
         field = self.query_one("#filter", Input)
         field.value = self.q
         field.display = True
+        self._fit_table()
         field.focus()
 
     def action_close_filter(self) -> None:
         field = self.query_one("#filter", Input)
         if field.display:
             field.display = False
+            self._fit_table()
             self.query_one(DataTable).focus()
 
     @on(Input.Submitted, "#filter")
