@@ -15,6 +15,11 @@ body read):
 * ``middle``: the page after the middle of the list, by cursor;
 * ``walk``: every page, ``limit=1000``, one after the other (the whole list, paged).
 
+With ``--stall-seconds S``, one authenticated memcache connection also has a ``get`` due
+every 2 ms (``loop_stall.Getter``: latency from when it was due), first quiet, then for S
+seconds while another process polls the list once a second as that tree's Caches page
+does: the whole list before paging, ``?limit=40`` (an 80×24 screen and its margin) after.
+
 A tree whose list answers a plain JSON array (before paging) is timed for ``list`` only.
 In-process, this tree's index is also timed alone (sort position and filter of
 ``--caches`` names), without HTTP or encoding.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import sys
@@ -38,6 +44,8 @@ import time
 from pathlib import Path
 
 import httpx
+from loop_stall import Getter
+from loop_stall import summary as latency_summary
 from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +100,38 @@ def summary(times: list[float], body: dict) -> str:
     )
 
 
-def measure_tree(tree: Path, data: Path, token: str, repeat: int, workdir: Path) -> dict:
+def poll_list(api: str, token: str, params: dict, seconds: float) -> None:
+    """The Caches page's poll: the list once a second, body read (another process)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    stop_at = time.monotonic() + seconds
+    with httpx.Client(base_url=api, headers=headers, timeout=60) as client:
+        while time.monotonic() < stop_at:
+            started = time.monotonic()
+            client.get("/api/v1/admin/caches", params=params).read()
+            time.sleep(max(0.0, min(1.0 - (time.monotonic() - started), stop_at - started)))
+
+
+def stall(api: str, token: str, first: dict, params: dict, seconds: float) -> dict[str, str]:
+    """memcache ``get`` latency (from when each was due, one every 2 ms) while the list is
+    polled as that tree's Caches page polls it, and in a quiet window before."""
+    credential = first["credentials"][0]
+    getter = Getter(first["servers"], credential["username"], credential["password"])
+    getter.run(1.0)  # warm up
+    quiet, _ = getter.run(min(seconds, 10.0))
+    poller = multiprocessing.Process(target=poll_list, args=(api, token, params, seconds))
+    poller.start()
+    loaded, _ = getter.run(seconds)
+    poller.join(60)
+    rows = {}
+    for name, values in (("get quiet", quiet), ("get+poll", loaded)):
+        s = latency_summary(values)
+        rows[name] = f"p50 {s['p50']:.2f}  p99 {s['p99']:.2f}  max {s['max']:.1f} ms"
+    return rows
+
+
+def measure_tree(
+    tree: Path, data: Path, token: str, repeat: int, workdir: Path, stall_s: float
+) -> dict:
     api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{api_port}.log"
     cmd = [
@@ -122,7 +161,11 @@ def measure_tree(tree: Path, data: Path, token: str, repeat: int, workdir: Path)
         timed(client, 2)  # warm up
         times, body = timed(client, repeat)
         rows["list"] = summary(times, body)
-        if isinstance(body["json"], list):
+        paged = not isinstance(body["json"], list)
+        if stall_s:  # as the tree's own Caches page polls: everything, or the screen's rows
+            first = body["json"]["items"][0] if paged else body["json"][0]
+            rows |= stall(api, token, first, {"limit": 40} if paged else {}, stall_s)
+        if not paged:
             return rows
         rows["page 40"] = summary(*timed(client, repeat, limit=40))
         rows["q"] = summary(*timed(client, repeat, q="bench-0999"))
@@ -185,6 +228,12 @@ def main() -> None:
     parser.add_argument("--caches", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=0.0,
+        help="also time memcache gets this long while the list is polled (0: skip)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, help="seeded here if it does not exist, reused if it does"
     )
     args = parser.parse_args()
@@ -199,7 +248,8 @@ def main() -> None:
             print(f"{args.caches} caches seeded in {seconds:.1f} s\n", flush=True)
         print(f"{'tree':<28} {'request':<8} {'p50 ms':>7} {'max ms':>7}  {'body':>12}")
         for tree in trees:
-            for name, row in measure_tree(tree, data, token, args.repeat, workdir).items():
+            rows = measure_tree(tree, data, token, args.repeat, workdir, args.stall_seconds)
+            for name, row in rows.items():
                 print(f"{str(tree):<28} {name:<8} {row}", flush=True)
     print(f"\nthis tree's index alone, {args.caches} caches:")
     for name, value in index_timings(args.caches).items():
