@@ -116,10 +116,19 @@ def url_path(url: str) -> str:
 
 def read_state(client: httpx.Client, token: str, prefix: str) -> dict[str, CacheState]:
     """Every cache of this run (names start with ``prefix``) as the API shows it now."""
-    resp = client.get("/api/v1/admin/caches", headers={"Authorization": f"Bearer {token}"})
-    expect(resp, 200, "GET /api/v1/admin/caches")
+    listed: list[dict] = []
+    params = {"q": prefix, "limit": 1000}
+    while True:  # the list answers in pages
+        resp = client.get(
+            "/api/v1/admin/caches", params=params, headers={"Authorization": f"Bearer {token}"}
+        )
+        expect(resp, 200, "GET /api/v1/admin/caches")
+        listed += resp.json()["items"]
+        if resp.json()["next_cursor"] is None:
+            break
+        params["cursor"] = resp.json()["next_cursor"]
     caches = {}
-    for c in resp.json():
+    for c in listed:
         if not c["name"].startswith(prefix):
             continue
         path = url_path(c["dashboard_url"])

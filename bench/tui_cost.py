@@ -202,10 +202,14 @@ def dashboard_url(client: httpx.Client, token: str, name: str, log: Path) -> str
     """
     deadline = time.monotonic() + SEED_TIMEOUT
     while True:
-        resp = client.get("/api/v1/admin/caches", headers={"Authorization": f"Bearer {token}"})
+        resp = client.get(
+            "/api/v1/admin/caches",
+            params={"q": name},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         if resp.status_code != 200:
             raise BenchError(f"GET /api/v1/admin/caches: HTTP {resp.status_code} {resp.text[:200]}")
-        caches = {c["name"]: c for c in resp.json()}
+        caches = {c["name"]: c for c in resp.json()["items"]}
         if name in caches:
             break
         if time.monotonic() > deadline:

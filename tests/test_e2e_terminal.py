@@ -98,13 +98,13 @@ def test_demo_in_a_real_terminal_visits_every_page_and_quits_cleanly() -> None:
         assert "us-east-1" in screen and "use1-a" in screen and "euw1-b" in screen
         term.press("1")
         term.wait_for("Create cache")
-        term.press("Enter")  # opens the first cache: shop
+        term.press("Enter")  # opens the first cache by name: catalog
         screen = term.wait_for("graphs: last")
-        assert "shop" in screen and "cluster" in screen
+        assert "catalog" in screen and "cluster" in screen
         term.press("3")
         term.wait_for("Config vars")
         term.press("5")
-        term.wait_for("App log of shop")
+        term.wait_for("App log of catalog")
         term.press("p")  # the safe action: pause, with its badge in the header
         term.wait_for("PAUSED")
         term.press("?")

@@ -80,7 +80,7 @@ def _secrets_of(caches: list[dict]) -> set[str]:
 
 def _demo_is_live(api: httpx.Client) -> bool:
     """Connections, get hits, and a hit rate that moves, on every demo cache."""
-    caches = api.get("/api/v1/admin/caches").json()
+    caches = api.get("/api/v1/admin/caches").json()["items"]
     if len(caches) < 5:
         return False
     for cache in caches:
@@ -156,7 +156,7 @@ def test_a_plain_install_runs_the_demo_with_live_traffic(tmp_path: Path) -> None
                 if not live:
                     time.sleep(1)
             assert live, "demo traffic never reached every cache:\n" + err.read_text()[-2000:]
-            caches = api.get("/api/v1/admin/caches").json()
+            caches = api.get("/api/v1/admin/caches").json()["items"]
             secrets = _secrets_of(caches) | {token}
             app_logs = [
                 line["message"]

@@ -22,6 +22,7 @@ from backend.api.schemas import (
     AuditOut,
     CacheInfo,
     CacheOut,
+    CachePageOut,
     CredentialOut,
     DeleteOut,
     FlushOut,
@@ -176,8 +177,14 @@ class CachierClient:
     async def plans(self) -> list[PlanOut]:
         return await self._get_list(PlanOut, "/api/v1/plans")
 
-    async def caches(self) -> list[CacheOut]:
-        return await self._get_list(CacheOut, "/api/v1/admin/caches")
+    async def caches(
+        self, limit: int | None = None, cursor: str | None = None, q: str | None = None
+    ) -> CachePageOut:
+        """One page of the caches by name (``cursor``: a page's ``next_cursor``), those
+        matching ``q`` if given; ``limit`` None is the backend's default page."""
+        params = {"limit": limit, "cursor": cursor, "q": q or None}
+        given = {name: value for name, value in params.items() if value is not None}
+        return await self._request(CachePageOut, "GET", "/api/v1/admin/caches", params=given)
 
     async def create_cache(self, name: str, plan: str, region: str | None) -> CacheOut:
         body = {"name": name, "plan": plan} | ({"region": region} if region else {})

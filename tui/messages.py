@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: importing a page must not wait for pydant
         AppOut,
         CacheInfo,
         CacheOut,
+        CachePageOut,
         CredentialOut,
         DeleteOut,
         FlushOut,
@@ -32,8 +33,13 @@ if TYPE_CHECKING:  # annotations only: importing a page must not wait for pydant
 
 @dataclass
 class CachesFetched(Message):
-    caches: list[CacheOut]
-    status: StatusOut
+    """A page of the admin list: the caches after ``after`` (a cache's name and id; None:
+    from the first), those matching ``q``."""
+
+    page: CachePageOut
+    status: StatusOut | None = None  # None: the cluster lights shown stay (a page on scroll)
+    after: tuple[str, str] | None = None
+    q: str = ""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tui.messages import (
 )
 
 PAGES: dict[str, Callable[[], Message]] = {
-    "caches": lambda: CachesFetched(data.caches(), data.status()),
+    "caches": lambda: CachesFetched(data.cache_page(), data.status()),
     "analytics": lambda: AnalyticsFetched(data.cache_info(), data.stats()),
     "credentials": lambda: CredentialsFetched(
         data.cache_info(), data.credentials(), data.app_out()

@@ -150,6 +150,16 @@ class CacheOut(Schema):
     alerts_firing: int = Field(default=0, description="how many of the cache's alerts fire now")
 
 
+class CachePageOut(Schema):
+    """One page of the admin list, in order of name."""
+
+    items: list[CacheOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= (with the same q) for the next page; null on the last"
+    )
+    total: int = Field(description="caches matching q now, on all pages")
+
+
 class FlushOut(Schema):
     cache_id: str
     proxy: str

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from backend.control import apps, audit
 from backend.control.alert_rules import NO_ALERTS, AlertSettings
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.control.listing import DEFAULT_PAGE, CacheIndex, CachePage
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
     AlertSettingsRow,
@@ -112,6 +113,7 @@ class ControlPlane:
         self.dataplane = dataplane
         # The control plane's own records; the data plane keeps its own view, fed by events.
         self.caches: dict[str, Cache] = {}
+        self.index = CacheIndex()  # the caches in list order (``page_caches``)
         self.credentials: dict[str, Credential] = {}
         # SHA-256 of a cache's dashboard secret -> the cache: a dashboard request (the gate
         # and the route each ask) finds its cache in one lookup, not a scan of every cache.
@@ -255,6 +257,7 @@ class ControlPlane:
                 cache.cluster = cluster.name
             self.caches[cache.id] = cache
             self._by_sso[cache.sso_hash] = cache
+            self.index.add(cache)
         for credential_row in repository.credentials():
             credential = Credential(
                 credential_row.username,
@@ -294,6 +297,13 @@ class ControlPlane:
     # -- queries ------------------------------------------------------------------------
     def list_caches(self) -> list[Cache]:
         return list(self.caches.values())
+
+    def page_caches(
+        self, q: str | None = None, cursor: str | None = None, limit: int = DEFAULT_PAGE
+    ) -> CachePage:
+        """One page of the caches by name, filtered by ``q`` (``backend.control.listing``)."""
+        clusters = [cluster.name for cluster in self.topology.clusters()]
+        return self.index.page(self.caches, q, cursor, limit, clusters)
 
     def get_cache(self, cache_id: str) -> Cache:
         cache = self.caches.get(cache_id)
@@ -405,6 +415,7 @@ class ControlPlane:
                 cache.app = app
                 self.caches[cache.id] = cache
                 self._by_sso[cache.sso_hash] = cache
+                self.index.add(cache)
                 self.credentials[credential.username] = credential
 
             self.on_commit(register)
@@ -425,6 +436,7 @@ class ControlPlane:
                 del self.caches[cache.id]
                 self._by_sso.pop(cache.sso_hash, None)
                 self.alert_settings.pop(cache.id, None)
+                self.index.remove(cache)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 

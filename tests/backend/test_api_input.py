@@ -139,7 +139,7 @@ class World:
 
     def snapshot(self) -> dict:
         admin, dashboard = self.admin, f"/dashboard/{self.sso}/api"
-        caches = admin.get("/api/v1/admin/caches").json()
+        caches = admin.get("/api/v1/admin/caches", params={"limit": 1000}).json()["items"]
         regions = admin.get("/api/v1/status").json()["regions"]
         return {
             "caches": [

@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import schemathesis
-from schemathesis import Case
+from schemathesis import Case, GenerationMode
+from schemathesis.core.parameters import ParameterLocation
 
 from backend.control.models import DRAIN_URL_PATTERN
 from tests.conftest import ADMIN_TOKEN, RunningService, free_port, make_config
@@ -72,6 +73,16 @@ class World:
 
     def admin(self) -> httpx.Client:
         return self.service.admin()
+
+    def cursor(self) -> str:
+        """A cursor the admin list handed out (after its first cache; a second one is
+        created if the list has only one)."""
+        with self.admin() as client:
+            page = client.get("/api/v1/admin/caches", params={"limit": 1}).json()
+        if page["next_cursor"] is None:
+            self.service.create_cache(f"fuzz-cursor-{self.generation}", plan="free")
+            return self.cursor()
+        return page["next_cursor"]
 
     def usernames(self) -> list[str]:
         with self.admin() as client:
@@ -109,6 +120,12 @@ def aim(case: Case, world: World) -> None:
         if "username" in params:
             names = world.usernames()
             params["username"] = names[_pick(params["username"], names)]
+    query = case.query or {}
+    listing = case.operation.path == "/api/v1/admin/caches" and case.method == "GET"
+    if listing and "cursor" in query and _query_is_valid(case):
+        # A cursor is opaque: one the list did not hand out is refused (422) whatever it
+        # looks like, so a schema-valid request passes one it did.
+        query["cursor"] = world.cursor()
     body = case.body
     drain = case.operation.path.endswith("/app/log-drain") and isinstance(body, dict)
     if drain and _drain_is_contactable(body.get("url")):
@@ -116,6 +133,14 @@ def aim(case: Case, world: World) -> None:
     hook = case.operation.path.endswith("/api/alerts") and isinstance(body, dict)
     if hook and _drain_is_contactable(body.get("webhook_url")):  # an alert webhook: the same
         body["webhook_url"] = world.drain
+
+
+def _query_is_valid(case: Case) -> bool:
+    """Whether the case's query was drawn to fit the schema (positive), not to break it."""
+    if case.meta is None:
+        return True
+    component = case.meta.components.get(ParameterLocation.QUERY)
+    return component is None or component.mode == GenerationMode.POSITIVE
 
 
 def _pick(drawn: Any, choices: list[str]) -> int:

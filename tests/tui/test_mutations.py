@@ -147,7 +147,7 @@ async def test_a_bug_in_a_mutation_is_a_notice_too_and_never_locks_the_key() -> 
 async def test_the_create_dialog_offers_the_plans_the_backend_serves() -> None:
     app = frozen_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await show(pilot, "caches", CachesFetched(data.caches(), data.status()))
+        await show(pilot, "caches", CachesFetched(data.cache_page(), data.status()))
         app.client = ScriptedClient()  # type: ignore[assignment]
         await pilot.press("c")
         for _ in range(5):

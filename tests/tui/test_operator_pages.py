@@ -30,7 +30,7 @@ async def test_create_a_cache_from_the_caches_page(tmp_path) -> None:
         table = app.screen.query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 1)
         async with admin(app) as client:
-            (cache,) = (await client.get("/api/v1/admin/caches")).json()
+            (cache,) = (await client.get("/api/v1/admin/caches")).json()["items"]
         assert cache["name"] == "from-the-tui" and cache["plan"] == "100mb"
         assert cell_text(table, cache["id"], "name") == "from-the-tui"
         assert "● UP" in cell_text(table, cache["id"], "cluster")
@@ -43,7 +43,7 @@ async def test_cancelled_create_creates_nothing(tmp_path) -> None:
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, CachesPage))
         async with admin(app) as client:
-            assert (await client.get("/api/v1/admin/caches")).json() == []
+            assert (await client.get("/api/v1/admin/caches")).json()["items"] == []
 
 
 async def test_status_page_follows_an_injected_fault(tmp_path) -> None:
