@@ -107,6 +107,18 @@ class OwnerRow:
     age_s: float  # seconds since heartbeat_at, by the database's clock
 
 
+@dataclass
+class ProbeRow:
+    """The leading monitor's latest probe of one proxy, as the other processes show it."""
+
+    hostname: str
+    address: str  # where it was probed
+    state: str  # "up", "slow" or "down"
+    latency_ms: float | None  # None: the last probe failed
+    baseline_ms: float | None
+    at: float  # when (the leader's clock)
+
+
 class ControlRepository(Protocol):
     # -- lifecycle ----------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:
@@ -199,6 +211,10 @@ class ControlRepository(Protocol):
     def set_owner(self, cluster: str, process_id: str, api_url: str, proxies: str) -> None: ...
     def beat(self, process_id: str) -> int: ...
     def release_owner(self, process_id: str) -> None: ...
+
+    # -- the leading monitor's probe results (several processes; ``backend.monitor``) -----
+    def save_probe_results(self, rows: Sequence[ProbeRow]) -> None: ...
+    def probe_results(self) -> list[ProbeRow]: ...
 
     def notify(self, channel: str, payload: str) -> None:
         """Deliver ``payload`` to the other processes' listeners when the open transaction

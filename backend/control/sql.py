@@ -25,6 +25,7 @@ from backend.control.repository import (
     IncidentRow,
     LogRow,
     OwnerRow,
+    ProbeRow,
     ReleaseRow,
 )
 
@@ -156,6 +157,19 @@ CREATE TABLE cluster_owners (
     api_url TEXT NOT NULL,
     proxies TEXT NOT NULL,
     heartbeat_at {real} NOT NULL
+);
+""",
+    # The leading monitor's last probe result of every proxy (issue 14 item 5), rewritten
+    # each probe interval; the other processes' status pages read it. ``address`` is
+    # where it was probed (the owner's advertised proxy address).
+    """
+CREATE TABLE probe_results (
+    hostname {sort_text} PRIMARY KEY,
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    latency_ms {real},
+    baseline_ms {real},
+    probed_at {real} NOT NULL
 );
 """,
 ]
@@ -509,3 +523,28 @@ class SqlRepository:
             (cluster,),
         ).fetchone()
         return ended
+
+    # -- the leading monitor's probe results (``backend.monitor``) ------------------------
+    def save_probe_results(self, rows: Sequence[ProbeRow]) -> None:
+        """Every proxy's latest result in one statement (an upsert, one row per proxy)."""
+        if not rows:
+            return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        self._execute(
+            "INSERT INTO probe_results (hostname, address, state, latency_ms, baseline_ms,"
+            f" probed_at) VALUES {values} ON CONFLICT (hostname) DO UPDATE SET"
+            " address = excluded.address, state = excluded.state,"
+            " latency_ms = excluded.latency_ms, baseline_ms = excluded.baseline_ms,"
+            " probed_at = excluded.probed_at",
+            [
+                value
+                for r in rows
+                for value in (r.hostname, r.address, r.state, r.latency_ms, r.baseline_ms, r.at)
+            ],
+        )
+
+    def probe_results(self) -> list[ProbeRow]:
+        rows = self._execute(
+            "SELECT hostname, address, state, latency_ms, baseline_ms, probed_at FROM probe_results"
+        )
+        return [ProbeRow(*r) for r in rows]
