@@ -20,9 +20,15 @@ import httpx
 import psycopg
 import pytest
 
+from backend.control.secrets import Secrets
+from backend.dataplane import DataPlane
 from backend.leadership import LEADER_LOCK
+from backend.monitor import probe_caches
+from backend.throttle import AuthThrottle
+from backend.topology import default_topology
 from tests.backend.test_processes import Backend, shared_key, until
-from tests.conftest import postgres_database
+from tests.backend.wire import Wire
+from tests.conftest import RunningService, make_config, postgres_database
 
 INTERVAL = 0.25  # --probe-interval
 WITHIN = 3 * INTERVAL  # the issue's bound
@@ -128,6 +134,23 @@ def feed_lights(backend: Backend, cluster: str) -> list[str]:
     return [item.findtext("title") or "" for item in ET.fromstring(rss.text).iter("item")]
 
 
+_names = iter(range(1000))
+
+
+def tenant_on(backend: Backend, cluster: str) -> Wire:
+    """A client of a new cache placed on ``cluster``, connected to ``backend``'s endpoint."""
+    with backend.admin() as admin:
+        for _ in range(12):
+            made = admin.post(
+                "/api/v1/admin/caches", json={"name": f"tenant-{next(_names)}", "plan": "100mb"}
+            )
+            assert made.status_code == 201, made.text
+            if made.json()["cluster"] == cluster:
+                primary = made.json()["credentials"][0]
+                return backend.wire(primary["username"], primary["password"])
+    raise AssertionError(f"no cache was placed on {cluster}")
+
+
 def all_green(service: Service) -> bool:
     return all(
         set(lights(b).values()) == {"green"}
@@ -170,6 +193,7 @@ def test_kill_9_of_an_owner_turns_only_its_cluster_red_everywhere_and_its_restar
     victim = next(c for c in CLUSTERS if c != leader)  # the leader keeps probing
     observer = next(c for c in CLUSTERS if c not in (leader, victim))  # a follower's view
     watchers = [service.backends[leader], service.backends[observer]]
+    client = tenant_on(service.backends[observer], observer)
     mark = service.last_incident()
     service.backends[victim].stop(signal.SIGKILL)
     killed = time.monotonic()
@@ -181,6 +205,8 @@ def test_kill_9_of_an_owner_turns_only_its_cluster_red_everywhere_and_its_restar
         assert seen[victim] == "red"
         assert all(light == "green" for c, light in seen.items() if c != victim), seen
         assert feed_lights(watcher, victim)[0] == f"{victim} is red (DOWN)"
+    assert client.ask(b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"  # the others serve on
+    assert client.ask(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
     time.sleep(4 * INTERVAL)  # later rounds, and the owner's heartbeat going stale
     assert service.incidents(mark) == [(victim, "red")]  # once, by the leader only
     while time.monotonic() - killed < 3.5:  # stale by now: the cause changes, not the light
@@ -228,3 +254,42 @@ def test_kill_9_of_the_leader_hands_the_lead_over_within_3_intervals(service: Se
     assert service.leader() == new_leader
     assert all_green(service)
     assert service.incidents(mark) == [(leader, "red"), (leader, "blue"), (leader, "green")]
+
+
+def test_the_embedded_mode_leads_alone_and_shares_nothing(tmp_path: Path) -> None:
+    """SQLite, one process: its monitor leads from start to stop, probing its proxies,
+    and writes no shared probe results (nobody would read them)."""
+    running = RunningService(make_config(tmp_path, probe_interval=0.05)).start()
+    try:
+        service = running.service
+        assert service is not None and service.monitor is not None
+        monitor = service.monitor
+        assert monitor.leading and not monitor.shared
+        until(
+            lambda: running.call_control(lambda: all(h.observed for h in monitor.health.values())),
+            5,
+            "every proxy probed",
+        )
+        assert running.call_control(monitor.db.probe_results) == []
+    finally:
+        running.stop()
+
+
+def test_the_probe_credential_is_the_same_in_every_process_sharing_the_key_file(
+    tmp_path: Path,
+) -> None:
+    """What lets the leader's probes in on another process's proxies: the credential is
+    derived from the key file, not drawn at random per process."""
+    shared_key(tmp_path, "one", "two")
+    (tmp_path / "other").mkdir(mode=0o700)
+
+    def credentials(name: str) -> dict[str, tuple[str, bytes]]:
+        key = Secrets.load_or_create(tmp_path / name).probe_key()
+        dataplane = DataPlane(default_topology(), AuthThrottle(10, 60, 30))
+        return {c: (k.username, k.password) for c, k in probe_caches(dataplane, key).items()}
+
+    one, two, other = credentials("one"), credentials("two"), credentials("other")
+    assert one == two and set(one) == {"local-a", "local-b"}
+    assert one["local-a"][0] == "probe-local-a" and len(one["local-a"][1]) == 32
+    assert one["local-a"][1] != one["local-b"][1]
+    assert all(other[c][1] != one[c][1] for c in one)  # another key file: not let in
