@@ -110,6 +110,11 @@ class Peers:
         )
         return asyncio.create_task(self.leadership.run())
 
+    def owner_api(self, cluster: str) -> str | None:
+        """The API URL of the other process serving ``cluster`` (as of the last heartbeat
+        read), or None when this process serves it or nobody ever did."""
+        return self.ownership.api_urls.get(cluster)
+
     def _status_changed(self) -> None:
         """The leader recorded a change of light: show it now, not at the next interval."""
         if self.monitor is not None:

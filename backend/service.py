@@ -40,6 +40,7 @@ from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
 from backend.peers import Peers
+from backend.peerstats import PeerStats
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
@@ -165,6 +166,7 @@ class Service:
         # The other processes on one PostgreSQL database (issue 14); None in the embedded
         # mode, where this process owns every cluster and hears only its own changes.
         self.peers: Peers | None = None
+        self.peer_stats: PeerStats | None = None
         self._snapshot_key = b""  # from the key file: encrypts warm-restart snapshots
         self._probe_key = b""  # from the key file: the probes' passwords, one per cluster
         self._save_contents_on_stop = False  # set once the last snapshot has been loaded
@@ -448,6 +450,9 @@ class Service:
             config.max_body_bytes,
             events_delivered=self.bus.delivered,
         )
+        if self.peers is not None:  # any cache's stats from any process: ask its owner
+            self.peer_stats = PeerStats(dataplane, self.peers.owner_api, self.peers.process_id)
+            app.state.peer_stats = self.peer_stats
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
         if self.peers is not None:  # one process leads the monitor (backend/leadership.py)
@@ -585,6 +590,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._api_task
             self._api_task = None
+        if self.peer_stats is not None:
+            await self.peer_stats.close()
         for task in self._background:
             task.cancel()
         if self._background:  # bounded: a stop must never hang on a stuck task

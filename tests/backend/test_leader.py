@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 
+from backend.control.ownership import STALE_AFTER_S
 from backend.control.secrets import Secrets
 from backend.dataplane import DataPlane
 from backend.leadership import LEADER_LOCK
@@ -139,6 +140,10 @@ _names = iter(range(1000))
 
 def tenant_on(backend: Backend, cluster: str) -> Wire:
     """A client of a new cache placed on ``cluster``, connected to ``backend``'s endpoint."""
+    return tenant_and_cache(backend, cluster)[0]
+
+
+def tenant_and_cache(backend: Backend, cluster: str) -> tuple[Wire, dict]:
     with backend.admin() as admin:
         for _ in range(12):
             made = admin.post(
@@ -147,7 +152,7 @@ def tenant_on(backend: Backend, cluster: str) -> Wire:
             assert made.status_code == 201, made.text
             if made.json()["cluster"] == cluster:
                 primary = made.json()["credentials"][0]
-                return backend.wire(primary["username"], primary["password"])
+                return backend.wire(primary["username"], primary["password"]), made.json()
     raise AssertionError(f"no cache was placed on {cluster}")
 
 
@@ -209,7 +214,9 @@ def test_kill_9_of_an_owner_turns_only_its_cluster_red_everywhere_and_its_restar
     assert client.ask(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
     time.sleep(4 * INTERVAL)  # later rounds, and the owner's heartbeat going stale
     assert service.incidents(mark) == [(victim, "red")]  # once, by the leader only
-    while time.monotonic() - killed < 3.5:  # stale by now: the cause changes, not the light
+    while (
+        time.monotonic() - killed < STALE_AFTER_S + 0.5
+    ):  # stale by now: the cause changes, not the light
         time.sleep(0.1)
     assert service.incidents(mark) == [(victim, "red")]
 
@@ -254,6 +261,56 @@ def test_kill_9_of_the_leader_hands_the_lead_over_within_3_intervals(service: Se
     assert service.leader() == new_leader
     assert all_green(service)
     assert service.incidents(mark) == [(leader, "red"), (leader, "blue"), (leader, "green")]
+
+
+def test_any_process_serves_any_cache_s_stats_asking_the_owner(service: Service) -> None:
+    """Item 6: the owner samples; another process's API answers the same JSON by asking
+    the owner's API for the same dashboard URL."""
+    until(lambda: all_green(service), 10, "every cluster green")
+    owner = service.backends["use1-b"]
+    client, cache = tenant_and_cache(owner, "use1-b")
+    for i in range(7):
+        assert client.ask(b"set k%d 0 0 1\r\nv\r\n" % i) == b"STORED\r\n"
+    path = cache["dashboard_url"][cache["dashboard_url"].index("/dashboard/") :] + "/api/stats"
+
+    def stats(backend: Backend, **params: float) -> dict:
+        response = httpx.get(backend.api_url + path, params=params, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    until(lambda: (stats(owner)["samples"] or [{}])[-1].get("cmd_set") == 7, 5, "sampled")
+    since = stats(owner)["samples"][-1]["t"] - 0.5
+    for other in ("use1-a", "use1-c"):
+        seen = stats(service.backends[other], window=60)
+        assert seen["samples"] and seen["samples"][-1]["cmd_set"] == 7
+        assert seen["samples"][-1]["items"] == 7
+        assert seen.keys() == stats(owner, window=60).keys()
+        newer = stats(service.backends[other], since=since)["samples"]  # the query travels
+        assert newer and all(sample["t"] > since for sample in newer)
+    bad = httpx.get(service.backends["use1-a"].api_url + path, params={"window": -1}, timeout=5)
+    assert bad.status_code == 422  # checked here, before anyone is asked
+
+    def median_ms(backend: Backend) -> float:
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            stats(backend, window=60)
+            times.append((time.perf_counter() - start) * 1000)
+        return sorted(times)[len(times) // 2]
+
+    direct, asked = median_ms(owner), median_ms(service.backends["use1-a"])
+    print(f"stats of one cache: {direct:.1f} ms from its owner, {asked:.1f} ms through another")
+
+    owner.stop(signal.SIGKILL)  # the owner is gone: a clear 503, not a 500 or a hang
+    killed = time.monotonic()
+    try:
+        gone = httpx.get(service.backends["use1-a"].api_url + path, timeout=10)
+        assert gone.status_code == 503, gone.text
+        assert "use1-b" in gone.json()["error"]
+    finally:
+        time.sleep(max(0.0, STALE_AFTER_S + 0.2 - (time.monotonic() - killed)))
+        owner.start()  # its claim is stale by now: taken over
+    until(lambda: all_green(service), 10 + RESOLVED, "every cluster green again")
 
 
 def test_the_embedded_mode_leads_alone_and_shares_nothing(tmp_path: Path) -> None:
