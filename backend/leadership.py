@@ -12,15 +12,17 @@ holding ``LEADER_LOCK``, a session-level advisory lock taken on a connection of 
   broke) means no longer leading, and it steps down at once and tries again;
 * a killed leader's connection closes with its process (the kernel closes the socket,
   the server ends the session and frees the lock), so another process holds it at its
-  next try: within one probe interval, plus the server noticing the closed socket.
-  A leader that hangs with its connection open keeps the lock; its clusters' heartbeat
-  and the probes of its proxies cannot run either, and that is the limit of this design
-  (a leader that hangs while its socket stays open is not replaced).
+  next try: within one probe interval, plus the server noticing the closed socket;
+* a leader that hangs (stopped, stuck) keeps its connection open, and with it the lock,
+  but stops publishing its results: a process that does not lead and finds them older
+  than ``depose_after_s`` (by the database's clock) ends the session holding the lock
+  (``LeaderLock.depose``), and the lock is free for the next try. Should the old leader
+  wake up, its next check fails on the ended session and it steps down.
 
-Every statement has a deadline (``timeout``): a database that stops answering makes the
-leader step down rather than keep leading on a lock it may have lost. Everything runs on
-the control thread, in one task that the service cancels at stop; the connection closes
-with it, which frees the lock for the next process at once.
+The statements are in ``control/leaderlock.py``; each has a deadline: a database that
+stops answering makes the leader step down rather than keep leading on a lock it may
+have lost. Everything runs on the control thread, in one task that the service cancels
+at stop; the connection closes with it, which frees the lock for the next process at once.
 """
 
 from __future__ import annotations
@@ -28,18 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from backend.control.leaderlock import LEADER_LOCK, LeaderLock
 from backend.control.models import Credential
+from backend.control.ownership import STALE_AFTER_S
 from backend.monitor import Monitor
 
-if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+__all__ = ["LEADER_LOCK", "Leadership"]
 
 log = logging.getLogger(__name__)
 
-# pg_advisory_lock key of the leading monitor ("cachier" + 3, see control/postgres.py).
-LEADER_LOCK = 0x6361_6368_6965_7203
 RECONNECT_MAX_S = 2.0
 
 
@@ -54,40 +54,29 @@ class Leadership:
         credentials: dict[str, Credential],
         on_change: Callable[[bool], None] = lambda leading: None,
     ) -> None:
-        self.url = url
-        self.process_id = process_id
         self.monitor = monitor
         self.credentials = credentials
         self.on_change = on_change
         self.interval_s = monitor.interval_s
-        self.timeout_s = max(1.0, 5 * monitor.interval_s)
+        self.lock = LeaderLock(url, process_id, max(1.0, 5 * monitor.interval_s))
+        # A leader silent this long is deposed: longer than an owner's staleness (a busy
+        # database is not a hung leader) and than a few probe intervals.
+        self.depose_after_s = max(STALE_AFTER_S, 10 * monitor.interval_s)
         self.leading = False
-        self.backend_pid: int | None = None  # the lock connection's server pid (tests)
         self._duty: list[asyncio.Task] = []
 
     async def run(self) -> None:
         """Until cancelled: follow, and lead whenever the lock is ours."""
-        import psycopg
-
         self._duty = self.monitor.follow()
         delay = 0.0
         try:
             while True:
                 try:
-                    conn = await asyncio.wait_for(
-                        psycopg.AsyncConnection.connect(
-                            self.url,
-                            autocommit=True,
-                            application_name=f"cachier-leader {self.process_id}"[:63],
-                        ),
-                        self.timeout_s,
-                    )
-                    async with conn:
-                        self.backend_pid = conn.info.backend_pid
-                        delay = 0.0
-                        while True:
-                            await self._try(conn)
-                            await asyncio.sleep(self.interval_s)
+                    await self.lock.connect()
+                    delay = 0.0
+                    while True:
+                        await self._try()
+                        await asyncio.sleep(self.interval_s)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # psycopg.Error, OSError, TimeoutError
@@ -97,23 +86,29 @@ class Leadership:
                     else:
                         log.warning("cannot try for the monitor's lead (%s); retrying", reason)
                     self._become(False)
+                finally:
+                    await self.lock.close()
                 await asyncio.sleep(delay)
                 delay = min(max(0.1, delay * 2), RECONNECT_MAX_S)
         finally:
             await self._stop_duty()
 
-    async def _try(self, conn: AsyncConnection) -> None:
-        """One interval: keep the lock (the connection answers), or try to take it."""
+    async def _try(self) -> None:
+        """One interval: keep the lock (the connection answers), or try to take it, and
+        depose a leader that stopped publishing."""
         if self.leading:
-            await asyncio.wait_for(conn.execute("SELECT 1"), self.timeout_s)
+            await self.lock.check()
             return
-        cursor = await asyncio.wait_for(
-            conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)), self.timeout_s
-        )
-        row = await cursor.fetchone()
-        if row is not None and row[0]:
+        if await self.lock.try_take():
             log.info("this process leads the status monitor")
             self._become(True)
+            return
+        age = await self.lock.results_age()
+        if age is not None and age > self.depose_after_s and await self.lock.depose():
+            log.warning(
+                "the leading monitor published nothing for %.1f s: its lock session ended",
+                age,
+            )
 
     def _become(self, leading: bool) -> None:
         if leading == self.leading:

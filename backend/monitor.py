@@ -300,6 +300,7 @@ class Monitor:
         # where each proxy was last probed (hostname -> "host:port").
         self.owners: dict[str, OwnerRow] = {}
         self.addresses: dict[str, str] = {}
+        self.process_id = ""  # shared mode: this process's, as the leader marks it
         # Called after the leader records a change of light (the followers re-read).
         self.announce: Callable[[], None] = lambda: None
 
@@ -417,6 +418,7 @@ class Monitor:
                 for name in self.clusters:
                     self.evaluate(name)
                 self.db.save_probe_results(self.results())
+                self.db.mark_leader(self.process_id)
             except Exception as exc:  # the database is away: the next interval retries
                 log.warning("could not share the probe results: %s", " ".join(str(exc).split()))
             await asyncio.sleep(self.interval_s)

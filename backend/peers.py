@@ -104,6 +104,7 @@ class Peers:
         """Lead the status monitor whenever this process holds the lock, follow the
         leader otherwise (``backend.leadership``); a task for the service to cancel."""
         self.monitor = monitor
+        monitor.process_id = self.process_id
         monitor.announce = lambda: self.db.notify(CHANNEL, status_payload(self.process_id))
         self.leadership = Leadership(
             self.config.database_url.url, self.process_id, monitor, credentials

@@ -116,7 +116,7 @@ class ProbeRow:
     state: str  # "up", "slow" or "down"
     latency_ms: float | None  # None: the last probe failed
     baseline_ms: float | None
-    at: float  # when (the leader's clock)
+    at: float  # when, by the database's clock (set by the database when written)
 
 
 class ControlRepository(Protocol):
@@ -214,6 +214,7 @@ class ControlRepository(Protocol):
 
     # -- the leading monitor's probe results (several processes; ``backend.monitor``) -----
     def save_probe_results(self, rows: Sequence[ProbeRow]) -> None: ...
+    def mark_leader(self, process_id: str) -> None: ...
     def probe_results(self) -> list[ProbeRow]: ...
 
     def notify(self, channel: str, payload: str) -> None:

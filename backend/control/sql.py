@@ -161,7 +161,8 @@ CREATE TABLE cluster_owners (
 """,
     # The leading monitor's last probe result of every proxy (issue 14 item 5), rewritten
     # each probe interval; the other processes' status pages read it. ``address`` is
-    # where it was probed (the owner's advertised proxy address).
+    # where it was probed (the owner's advertised proxy address). ``monitor_leader``: which
+    # process last published and when (the database's clock): a silent leader is deposed.
     """
 CREATE TABLE probe_results (
     hostname {sort_text} PRIMARY KEY,
@@ -170,6 +171,11 @@ CREATE TABLE probe_results (
     latency_ms {real},
     baseline_ms {real},
     probed_at {real} NOT NULL
+);
+CREATE TABLE monitor_leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    process_id TEXT NOT NULL,
+    published_at {real} NOT NULL
 );
 """,
 ]
@@ -526,10 +532,11 @@ class SqlRepository:
 
     # -- the leading monitor's probe results (``backend.monitor``) ------------------------
     def save_probe_results(self, rows: Sequence[ProbeRow]) -> None:
-        """Every proxy's latest result in one statement (an upsert, one row per proxy)."""
+        """Every proxy's latest result in one statement (an upsert, one row per proxy),
+        stamped with the database's clock (a follower judges their age by it too)."""
         if not rows:
             return
-        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        values = ", ".join([f"(?, ?, ?, ?, ?, {self.dialect.now})"] * len(rows))
         self._execute(
             "INSERT INTO probe_results (hostname, address, state, latency_ms, baseline_ms,"
             f" probed_at) VALUES {values} ON CONFLICT (hostname) DO UPDATE SET"
@@ -539,8 +546,17 @@ class SqlRepository:
             [
                 value
                 for r in rows
-                for value in (r.hostname, r.address, r.state, r.latency_ms, r.baseline_ms, r.at)
+                for value in (r.hostname, r.address, r.state, r.latency_ms, r.baseline_ms)
             ],
+        )
+
+    def mark_leader(self, process_id: str) -> None:
+        """The leader published now (``backend.leadership`` deposes a silent one)."""
+        self._execute(
+            "INSERT INTO monitor_leader (id, process_id, published_at)"
+            f" VALUES (1, ?, {self.dialect.now}) ON CONFLICT (id) DO UPDATE SET"
+            " process_id = excluded.process_id, published_at = excluded.published_at",
+            (process_id,),
         )
 
     def probe_results(self) -> list[ProbeRow]:

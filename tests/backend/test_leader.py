@@ -37,6 +37,7 @@ WITHIN = 3 * INTERVAL  # the issue's bound
 # what is timed) on a shared, loaded 2-core machine.
 SLACK = 0.25
 RESOLVED = 1.5  # --resolved-window: blue this long after trouble, then green
+DEPOSE_AFTER = max(STALE_AFTER_S, 10 * INTERVAL)  # a silent leader is deposed after this
 CLUSTERS = ("use1-a", "use1-b", "use1-c")
 TOPOLOGY = """
 [[regions]]
@@ -220,6 +221,7 @@ def test_kill_9_of_an_owner_turns_only_its_cluster_red_everywhere_and_its_restar
         time.sleep(0.1)
     assert service.incidents(mark) == [(victim, "red")]
 
+    time.sleep(max(0.0, STALE_AFTER_S + 0.2 - (time.monotonic() - killed)))  # claim stale
     service.backends[victim].start()  # new proxy ports: the leader follows the claim
     seen: list[str] = []
 
@@ -242,6 +244,7 @@ def test_kill_9_of_the_leader_hands_the_lead_over_within_3_intervals(service: Se
     others = [c for c in CLUSTERS if c != leader]
     mark = service.last_incident()
     service.backends[leader].stop(signal.SIGKILL)
+    killed = time.monotonic()
     took = until(lambda: service.leader() in others, 5, "another process leads")
     print(f"kill -9 of the leader -> another leads after {took * 1000:.0f} ms")
     assert took <= WITHIN + SLACK
@@ -256,11 +259,47 @@ def test_kill_9_of_the_leader_hands_the_lead_over_within_3_intervals(service: Se
     time.sleep(4 * INTERVAL)
     assert service.incidents(mark) == [(leader, "red")]
 
+    time.sleep(max(0.0, STALE_AFTER_S + 0.2 - (time.monotonic() - killed)))  # claim stale
     service.backends[leader].start()  # back, as a follower: the lead stays where it is
     until(lambda: lights(service.backends[leader])[leader] == "green", 10 + RESOLVED, "green")
     assert service.leader() == new_leader
     assert all_green(service)
     assert service.incidents(mark) == [(leader, "red"), (leader, "blue"), (leader, "green")]
+
+
+def test_a_hung_leader_is_deposed_and_steps_down_when_it_wakes(service: Service) -> None:
+    """SIGSTOP: the leader's connection stays open, and with it the lock, but it stops
+    publishing; another process ends its lock session and leads. SIGCONT: the old
+    leader finds its session gone and follows."""
+    until(lambda: all_green(service), 10 + RESOLVED, "every cluster green")
+    leader = service.leader()
+    assert leader is not None
+    hung = service.backends[leader]
+    assert hung.process is not None
+    others = [c for c in CLUSTERS if c != leader]
+    mark = service.last_incident()
+    hung.process.send_signal(signal.SIGSTOP)
+    try:
+        took = until(lambda: service.leader() in others, 10, "another process leads")
+        print(f"SIGSTOP of the leader -> another leads after {took * 1000:.0f} ms")
+        assert took <= DEPOSE_AFTER + WITHIN + 1.0
+        assert any("published nothing" in service.backends[c].stderr() for c in others), (
+            "deposed by a follower"
+        )
+        # Its own cluster: the proxies hang too, and its heartbeat is stale.
+        until(lambda: lights(service.backends[others[0]])[leader] == "red", 5, "red")
+    finally:
+        hung.process.send_signal(signal.SIGCONT)
+    new_leader = service.leader()
+    until(lambda: "stopped leading the status monitor" in hung.stderr(), 10, "steps down")
+    assert service.leader() == new_leader
+    until(lambda: all_green(service), 10 + RESOLVED, "every cluster green again")
+    assert [light for cluster, light in service.incidents(mark) if cluster == leader] == [
+        "red",
+        "blue",
+        "green",
+    ]
+    assert all(cluster == leader for cluster, _ in service.incidents(mark))
 
 
 def test_any_process_serves_any_cache_s_stats_asking_the_owner(service: Service) -> None:
