@@ -28,6 +28,13 @@ def as_light(word: str) -> Light:
     return cast(Light, word)
 
 
+def as_state(word: str) -> ProxyState:
+    """A proxy state read back from the leading monitor's results (stored as text)."""
+    if word not in get_args(ProxyState):
+        raise ValueError(f"unknown proxy state {word!r}")
+    return cast(ProxyState, word)
+
+
 def as_fault(word: str) -> FaultMode:
     if word not in get_args(FaultMode):
         raise ValueError(f"unknown fault mode {word!r}")

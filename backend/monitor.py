@@ -25,6 +25,8 @@ Every change of a light is an incident row (persisted; the RSS feed reads them).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import secrets
 import statistics
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from backend.control.models import Cache, Credential
-from backend.control.repository import ControlRepository, IncidentRow
+from backend.control.repository import ControlRepository, IncidentRow, OwnerRow, ProbeRow
 from backend.dataplane import DataPlane
 from backend.events import EventBus, ProxyFaultSet
 from backend.lights import (
@@ -50,6 +52,7 @@ from backend.lights import (
     ProxyState,
     as_fault,
     as_light,
+    as_state,
 )
 from backend.topology import Cluster, Proxy
 
@@ -82,9 +85,20 @@ class ProxyHealth:
         self.normal: deque[float] = deque(maxlen=sensitivity.baseline_size)
         self.bad_streak = 0  # consecutive probes pointing away from the current state
         self.failures = 0  # consecutive failed probes
+        # A process that does not lead shows the leader's baseline (``show``).
+        self.shown_baseline_ms: float | None = None
 
     def baseline_ms(self) -> float | None:
+        if self.shown_baseline_ms is not None:
+            return self.shown_baseline_ms
         return statistics.median(self.normal) if self.normal else None
+
+    def show(self, row: ProbeRow) -> None:
+        """Take the leading monitor's result as this process's view (it does not probe)."""
+        self.observed = True
+        self.state = as_state(row.state)
+        self.latency_ms = row.latency_ms
+        self.shown_baseline_ms = row.baseline_ms
 
     def is_slow(self, latency_ms: float) -> bool:
         """Clearly above this proxy's usual and above the floor.
@@ -136,17 +150,29 @@ class ProxyHealth:
 
 
 class Prober:
-    """A persistent, authenticated memcache connection to one proxy's own port."""
+    """A persistent, authenticated memcache connection to one proxy's own port.
+
+    ``address`` is where the proxy listens: this process's own for its clusters, the
+    owner's advertised one for a cluster another process runs (``cluster_owners``); a
+    new address (the owner restarted elsewhere) drops the connection and dials it."""
 
     def __init__(self, proxy: Proxy, credential: Credential, timeout_s: float) -> None:
         self.proxy = proxy
         self.credential = credential
         self.timeout_s = timeout_s
+        self.address = proxy.address
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
+    def aim(self, address: str) -> None:
+        if address != self.address:
+            self.close()
+            self.address = address
+
     async def probe(self) -> float | None:
         """Round-trip latency in ms, or None when the proxy failed to answer correctly."""
+        if not self.address:
+            return None  # no process has ever served its cluster: nothing to dial
         try:
             return await asyncio.wait_for(self._round_trip(), self.timeout_s)
         except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, ValueError):
@@ -169,7 +195,7 @@ class Prober:
         return elapsed_ms
 
     async def _connect(self) -> None:
-        host, _, port = self.proxy.address.rpartition(":")
+        host, _, port = self.address.rpartition(":")
         reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
         self.reader, self.writer = reader, writer
         user, password = self.credential.username.encode(), self.credential.password
@@ -183,8 +209,20 @@ class Prober:
         self.reader = self.writer = None
 
 
-def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
-    """One hidden cache and credential per cluster, in memory only: the probes' identity."""
+def probe_password(key: bytes, cluster: str) -> bytes:
+    """The probes' password for ``cluster``: derived from the key file, so every process
+    sharing it accepts the probes of whichever process leads the monitor."""
+    return hmac.new(key, cluster.encode(), hashlib.sha256).hexdigest()[:32].encode()
+
+
+def probe_caches(dataplane: DataPlane, key: bytes | None = None) -> dict[str, Credential]:
+    """One hidden cache and credential per cluster, in memory only: the probes' identity.
+
+    With ``key`` (``Secrets.probe_key``) the credential is the same in every process of
+    the service (``probe-<cluster>`` and ``probe_password``), so a proxy accepts the
+    leading monitor's probes whichever process leads; a real username (ten capitals and
+    digits) can never be one of these. Without it, a random one, good in this process only.
+    """
     credentials = {}
     for cluster in dataplane.topology.clusters():
         cache = Cache(
@@ -194,12 +232,12 @@ def probe_caches(dataplane: DataPlane) -> dict[str, Credential]:
             cluster.region.name,
             cluster.name,
         )
-        credential = Credential(
-            f"probe-{cluster.name}-{secrets.token_hex(6)}",
-            secrets.token_hex(16).encode(),
-            cache.id,
-            primary=True,
-        )
+        if key is None:
+            username = f"probe-{cluster.name}-{secrets.token_hex(6)}"
+            password = secrets.token_hex(16).encode()
+        else:
+            username, password = f"probe-{cluster.name}", probe_password(key, cluster.name)
+        credential = Credential(username, password, cache.id, primary=True)
         cache.credentials.append(credential)
         dataplane.internal_caches[cache.id] = cache
         dataplane.credentials[credential.username] = credential
@@ -219,6 +257,19 @@ class ClusterStatus:
 
 
 class Monitor:
+    """Probes, lights and incidents; leading or following.
+
+    Embedded (SQLite, one process): it leads from start to stop and probes this process's
+    proxies, as it always did. Several processes on PostgreSQL (``shared``): exactly one
+    process's monitor leads at a time (``backend.leadership``). The leader probes every
+    proxy of every process (another owner's at the addresses in ``cluster_owners``),
+    counts a cluster whose owner stopped beating (or that has no owner) as red, alone
+    records incidents, and writes its probe results each interval (``probe_results``).
+    The others follow: each interval, and at once when the leader announces a change of
+    light, they read the lights (the newest incidents) and those results, so every
+    process's status page, RSS and JSON feeds say the same.
+    """
+
     def __init__(
         self,
         dataplane: DataPlane,
@@ -227,6 +278,8 @@ class Monitor:
         resolved_window_s: float = 3600.0,
         sensitivity: Sensitivity | None = None,
         clock: Callable[[], float] = time.time,
+        shared: bool = False,
+        stale_after_s: float = 3.0,
     ) -> None:
         self.dataplane = dataplane
         self.db = db
@@ -235,13 +288,26 @@ class Monitor:
         self.sensitivity = sensitivity or Sensitivity()
         self.clock = clock
         self.timeout_s = max(0.5, 2 * interval_s)
-        self.health = {
-            p.hostname: ProxyHealth(p, self.sensitivity) for p in dataplane.topology.proxies()
-        }
+        self.shared = shared
+        self.stale_after_s = stale_after_s
+        self.leading = not shared  # embedded: always; shared: once the lock is ours
+        self.health = self._new_health()
         self.clusters = self._load_clusters()
         # hostname -> (mode, delay_ms) of the fault an operator injected; the status page
         # shows it next to what the probes measure. Kept from ``ProxyFaultSet`` events.
         self.faults: dict[str, tuple[FaultMode, int]] = {}
+        # Shared mode: who serves each cluster (the leader reads it every interval) and
+        # where each proxy was last probed (hostname -> "host:port").
+        self.owners: dict[str, OwnerRow] = {}
+        self.addresses: dict[str, str] = {}
+        self.process_id = ""  # shared mode: this process's, as the leader marks it
+        # Called after the leader records a change of light (the followers re-read).
+        self.announce: Callable[[], None] = lambda: None
+
+    def _new_health(self) -> dict[str, ProxyHealth]:
+        return {
+            p.hostname: ProxyHealth(p, self.sensitivity) for p in self.dataplane.topology.proxies()
+        }
 
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Follow injected faults, on ``loop`` (the monitor's) when given: the fault is
@@ -277,24 +343,50 @@ class Monitor:
         status = self.clusters.get(cluster)
         return status is not None and status.light == RED
 
-    # -- probing ------------------------------------------------------------------------
+    def address(self, proxy: Proxy) -> str:
+        """Where the proxy is probed: this process's own listener, or the owner's."""
+        if not self.shared or self.dataplane.serves(proxy.cluster.name):
+            return proxy.address
+        return self.addresses.get(proxy.hostname, "")
+
+    # -- leading: probing ---------------------------------------------------------------
     def start(self, credentials: dict[str, Credential] | None = None) -> list[asyncio.Task]:
-        """One probing task per proxy; the caller cancels them to stop.
+        """Lead until the caller cancels the tasks (the embedded mode, from start to stop).
 
         ``credentials`` are the probes' (``probe_caches``), made by the caller on the
         serving loop when the monitor runs on another thread: they are data-plane records.
         """
         if credentials is None:
             credentials = probe_caches(self.dataplane)
-        # Only this process's proxies for now (--clusters): probing those another process
-        # runs, and leading the probing of the whole service, is issue 14's item 5.
-        return [
+        return self.lead(credentials)
+
+    def lead(self, credentials: dict[str, Credential]) -> list[asyncio.Task]:
+        """One probing task per proxy (and, shared, the publishing task); cancel to stop.
+
+        Embedded: this process's proxies. Shared: every proxy of every process, starting
+        from the lights the database holds (a new leader keeps them: a light that did not
+        change is no new incident) and from no probe result (nothing is said about a
+        cluster until each of its proxies has been probed).
+        """
+        self.leading = True
+        if self.shared:
+            self.health = self._new_health()
+            self.clusters = self._load_clusters()
+            self._read_owners()
+        proxies = [
+            p
+            for p in self.dataplane.topology.proxies()
+            if self.shared or self.dataplane.serves(p.cluster.name)
+        ]
+        tasks = [
             asyncio.create_task(
                 self._probe_forever(Prober(p, credentials[p.cluster.name], self.timeout_s))
             )
-            for p in self.dataplane.topology.proxies()
-            if self.dataplane.serves(p.cluster.name)
+            for p in proxies
         ]
+        if self.shared:
+            tasks.append(asyncio.create_task(self._publish_forever()))
+        return tasks
 
     async def _probe_forever(self, prober: Prober) -> None:
         """Probe at a steady interval; a slow probe shortens the wait, never stacks probes."""
@@ -304,6 +396,7 @@ class Monitor:
         try:
             while True:
                 started = loop.time()
+                prober.aim(self.address(prober.proxy))
                 latency = await prober.probe()
                 if task.cancelling():  # Python 3.11's wait_for can swallow a cancellation
                     raise asyncio.CancelledError
@@ -315,20 +408,67 @@ class Monitor:
         finally:
             prober.close()
 
+    async def _publish_forever(self) -> None:
+        """The leader, each interval: who serves which cluster (a stale owner turns its
+        cluster red even when nothing answers the probes' questions), then every
+        proxy's result for the followers, in one statement."""
+        while True:
+            try:
+                self._read_owners()
+                for name in self.clusters:
+                    self.evaluate(name)
+                self.db.save_probe_results(self.results())
+                self.db.mark_leader(self.process_id)
+            except Exception as exc:  # the database is away: the next interval retries
+                log.warning("could not share the probe results: %s", " ".join(str(exc).split()))
+            await asyncio.sleep(self.interval_s)
+
+    def _read_owners(self) -> None:
+        self.owners = {row.cluster: row for row in self.db.owners()}
+        for row in self.owners.values():
+            self.addresses.update(row.proxies)
+
+    def results(self) -> list[ProbeRow]:
+        now = self.clock()
+        return [
+            ProbeRow(hostname, self.address(h.proxy), h.state, h.latency_ms, h.baseline_ms(), now)
+            for hostname, h in self.health.items()
+            if h.observed
+        ]
+
     def observe(self, proxy: Proxy, latency_ms: float | None) -> None:
         self.health[proxy.hostname].observe(latency_ms)
         self.evaluate(proxy.cluster.name)
+
+    def orphaned(self, cluster: str) -> str | None:
+        """Why no process serves ``cluster`` (shared mode), or None when one does."""
+        if not self.shared or self.dataplane.serves(cluster):
+            return None
+        row = self.owners.get(cluster)
+        if row is None:
+            return f"no process serves {cluster}"
+        if row.heartbeat_at <= 0:
+            return f"no process serves {cluster}: process {row.process_id} stopped"
+        if row.age_s >= self.stale_after_s:
+            return (
+                f"the process serving {cluster} ({row.process_id}) has not been heard "
+                f"from for {row.age_s:.1f} s"
+            )
+        return None
 
     def evaluate(self, cluster_name: str) -> None:
         """Recompute a cluster's light; record an incident when it changes."""
         status = self.clusters[cluster_name]
         healths = [self.health[p.hostname] for p in status.cluster.proxies]
-        if not all(h.observed for h in healths):
+        orphaned = self.orphaned(cluster_name)
+        if orphaned is None and not all(h.observed for h in healths):
             return  # not every proxy has been probed since start: nothing to say yet
         now = self.clock()
         down = [h.proxy.hostname for h in healths if h.state == DOWN]
         slow = [h for h in healths if h.state == SLOW]
-        if down:
+        if orphaned is not None:
+            light, involved, cause = RED, [h.proxy.hostname for h in healths], orphaned
+        elif down:
             light, involved = RED, down
             cause = f"{len(down)} of {len(healths)} proxies unreachable: {', '.join(down)}"
         elif slow:
@@ -353,6 +493,36 @@ class Monitor:
             return
         self.db.start_incident(cluster_name, light, status.light, now, cause, " ".join(involved))
         status.light, status.since = light, now
+        self.announce()
+
+    # -- following ----------------------------------------------------------------------
+    def follow(self) -> list[asyncio.Task]:
+        """Show the leader's lights and results, read each interval; cancel to stop."""
+        self.leading = False
+        return [asyncio.create_task(self._follow_forever())]
+
+    async def _follow_forever(self) -> None:
+        while True:
+            try:
+                self.read_leader()
+            except Exception as exc:  # the database is away: the next interval retries
+                log.warning("could not read the status: %s", " ".join(str(exc).split()))
+            await asyncio.sleep(self.interval_s)
+
+    def read_leader(self) -> None:
+        """The lights (each cluster's newest incident) and the leader's probe results."""
+        if self.leading:
+            return  # a late announcement reaching a process that now leads
+        last = self.db.last_incidents()
+        for name, status in self.clusters.items():
+            row = last.get(name)
+            if row is not None:
+                status.light, status.since = as_light(row.light), row.started_at
+        for result in self.db.probe_results():
+            health = self.health.get(result.hostname)
+            if health is not None:
+                health.show(result)
+                self.addresses[result.hostname] = result.address
 
     def incidents(
         self, limit: int = 50, clusters: Sequence[str] | None = None

@@ -16,12 +16,15 @@ from collections.abc import Awaitable, Callable
 
 from backend.config import Config
 from backend.control.follow import Follower
-from backend.control.notify import Forwarder, Listener, Receiver
+from backend.control.models import Credential
+from backend.control.notify import CHANNEL, Forwarder, Listener, Receiver, status_payload
 from backend.control.ownership import HEARTBEAT_INTERVAL_S, Ownership, new_process_id
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.events import ClusterOwners, ControlLink, EventBus, ProxyFaultSet
 from backend.faults import FaultRouter
+from backend.leadership import Leadership
+from backend.monitor import Monitor
 from backend.topology import Proxy
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,16 @@ class Peers:
                 lambda hostname, mode, delay_ms: bus.publish(
                     self.faults.confirmed(hostname, mode, delay_ms)
                 ),
+                lambda: self._status_changed(),
             ),
             self.follower.resync,
             lambda up: bus.publish(ControlLink(up)),
         )
         self._set_fault: FaultSetter | None = None
         self._fault_tasks: set[asyncio.Task] = set()
+        self.db = db
+        self.monitor: Monitor | None = None
+        self.leadership: Leadership | None = None
 
     @classmethod
     def open(
@@ -96,6 +103,30 @@ class Peers:
     def others_alive(self) -> bool:
         """Whether another process serves clusters now (its heartbeat is fresh)."""
         return any(self.ownership.live_owner(row) for row in self.ownership.repository.owners())
+
+    def monitor_duty(self, monitor: Monitor, credentials: dict[str, Credential]) -> asyncio.Task:
+        """Lead the status monitor whenever this process holds the lock, follow the
+        leader otherwise (``backend.leadership``); a task for the service to cancel."""
+        self.monitor = monitor
+        monitor.process_id = self.process_id
+        monitor.announce = lambda: self.db.notify(CHANNEL, status_payload(self.process_id))
+        self.leadership = Leadership(
+            self.config.database_url.url, self.process_id, monitor, credentials
+        )
+        return asyncio.create_task(self.leadership.run())
+
+    def owner_api(self, cluster: str) -> str | None:
+        """The API URL of the other process serving ``cluster`` (as of the last heartbeat
+        read), or None when this process serves it or nobody ever did."""
+        return self.ownership.api_urls.get(cluster)
+
+    def _status_changed(self) -> None:
+        """The leader recorded a change of light: show it now, not at the next interval."""
+        if self.monitor is not None:
+            try:
+                self.monitor.read_leader()
+            except Exception as exc:  # the database is away: the next interval retries
+                log.warning("could not read the status: %s", " ".join(str(exc).split()))
 
     def owns(self, proxy: Proxy) -> bool:
         return self.faults.owns(proxy)

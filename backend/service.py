@@ -31,7 +31,7 @@ from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import Conflict, NotFound
 from backend.control.models import Credential
-from backend.control.ownership import OwnershipRefused
+from backend.control.ownership import STALE_AFTER_S, OwnershipRefused
 from backend.control.plane import ControlPlane
 from backend.control.repository import ControlRepository
 from backend.control.secrets import KeyFileError, Secrets
@@ -42,6 +42,7 @@ from backend.listeners import MemcacheProtocol
 from backend.loops import ControlThread
 from backend.monitor import Monitor, probe_caches
 from backend.peers import Peers
+from backend.peerstats import PeerStats
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
@@ -171,7 +172,9 @@ class Service:
         # The other processes on one PostgreSQL database (issue 14); None in the embedded
         # mode, where this process owns every cluster and hears only its own changes.
         self.peers: Peers | None = None
+        self.peer_stats: PeerStats | None = None
         self._snapshot_key = b""  # from the key file: encrypts warm-restart snapshots
+        self._probe_key = b""  # from the key file: the probes' passwords, one per cluster
         self._save_contents_on_stop = False  # set once the last snapshot has been loaded
 
     async def start(self) -> Listening:
@@ -212,6 +215,7 @@ class Service:
             datadir.make_private(config.data_dir)
             secrets = Secrets.load_or_create(config.data_dir)
             self._snapshot_key = secrets.snapshot_key()
+            self._probe_key = secrets.probe_key()
         except (OSError, KeyFileError) as exc:
             raise ServiceError(f"cannot use data directory {config.data_dir}: {exc}") from None
         try:
@@ -379,7 +383,9 @@ class Service:
             proxy.address = _format_address(config.host, sock.getsockname()[1])
             proxies[proxy.hostname] = proxy.address
             self._proxy_servers[proxy.hostname] = await self._serve_proxy(proxy, sock)
-        probes = probe_caches(dataplane)  # data-plane records: made on this loop
+        # Data-plane records, made on this loop; the same in every process sharing the key
+        # file, so the proxies here accept the probes of whichever process leads.
+        probes = probe_caches(dataplane, self._probe_key)
 
         api_port = socks.api.getsockname()[1]
         api_url = f"{config.api_scheme}://{_format_address(local, api_port)}"
@@ -440,7 +446,12 @@ class Service:
                     "process the same --advertise-host and --advertise-endpoint-port"
                 )
         monitor = self.monitor = Monitor(
-            dataplane, db, config.probe_interval, config.resolved_window
+            dataplane,
+            db,
+            config.probe_interval,
+            config.resolved_window,
+            shared=self.peers is not None,
+            stale_after_s=STALE_AFTER_S,
         )
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
@@ -466,13 +477,19 @@ class Service:
             activity=self.activity,
             alerts_evaluator=alerts,
         )
+        if self.peers is not None:  # any cache's stats from any process: ask its owner
+            self.peer_stats = PeerStats(dataplane, self.peers.owner_api, self.peers.process_id)
+            app.state.peer_stats = self.peer_stats
         await self.drains.start()
         await self.webhooks.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
         if self.activity is not None:
             self._background.append(asyncio.create_task(self.activity.run()))
         self._background.append(asyncio.create_task(alerts.run()))
-        self._background += monitor.start(probes)
+        if self.peers is not None:  # one process leads the monitor (backend/leadership.py)
+            self._background.append(self.peers.monitor_duty(monitor, probes))
+        else:
+            self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(
                 app,
@@ -604,6 +621,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._api_task
             self._api_task = None
+        if self.peer_stats is not None:
+            await self.peer_stats.close()
         for task in self._background:
             task.cancel()
         if self._background:  # bounded: a stop must never hang on a stuck task

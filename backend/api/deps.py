@@ -18,6 +18,7 @@ from backend.control import audit
 from backend.control.models import Cache
 from backend.control.plane import ControlPlane
 from backend.egress import EgressPolicy
+from backend.peerstats import PeerStats
 from backend.status import FaultController, StatusView
 
 _bearer = HTTPBearer(auto_error=False, description="the backend's admin token")
@@ -64,6 +65,14 @@ async def alerts(request: Request) -> Alerts:
 
 
 AlertsDep = Annotated[Alerts, Depends(alerts)]
+
+
+async def peer_stats(request: Request) -> PeerStats | None:
+    """Set by the service when several processes share the database (issue 14)."""
+    return getattr(request.app.state, "peer_stats", None)
+
+
+PeerStatsDep = Annotated[PeerStats | None, Depends(peer_stats)]
 
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:

@@ -11,9 +11,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from backend.api.schemas import ErrorOut
-from backend.control.errors import Conflict, ControlError, Forbidden, Invalid, NotFound
+from backend.control.errors import (
+    Conflict,
+    ControlError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 
-STATUS_OF = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403}
+STATUS_OF = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, Unavailable: 503}
 
 # What each error status means, as the OpenAPI document tells clients. Every one of them
 # is answered with ErrorOut; FastAPI would otherwise document its own 422 shape
@@ -28,6 +35,8 @@ ERROR_MEANING = {
     413: "The request body is over --max-body-bytes",
     422: "Invalid input: a body that is not JSON, a wrong or unknown field, a parameter out "
     "of range; nothing was changed",
+    503: "Kept by another backend process that does not answer now (several processes on "
+    "one database); try again shortly",
 }
 BODY_ERRORS = (400, 413, 422)  # what the gate and the parser may answer for any body
 

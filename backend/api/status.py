@@ -115,7 +115,7 @@ def proxy_status(view: StatusView, health: ProxyHealth) -> ProxyStatus:
     baseline = health.baseline_ms()
     return ProxyStatus(
         hostname=health.proxy.hostname,
-        address=health.proxy.address,
+        address=view.monitor.address(health.proxy),
         state=health.state,
         latency_ms=None if health.latency_ms is None else round(health.latency_ms, 3),
         baseline_ms=None if baseline is None else round(baseline, 3),

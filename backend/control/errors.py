@@ -19,3 +19,7 @@ class Invalid(ControlError):
 
 class Forbidden(ControlError):
     pass
+
+
+class Unavailable(ControlError):
+    """What was asked is kept by another process that does not answer (issue 14)."""

@@ -90,6 +90,7 @@ class Follower:
         if row is None:
             if cache is not None:
                 del control.caches[cache_id]
+                control.unindex_sso(cache)
                 for credential in cache.credentials:
                     control.credentials.pop(credential.username, None)
                 self._drain_tokens.pop(cache_id, None)
@@ -103,7 +104,8 @@ class Follower:
             old, cache.cluster = cache.cluster, row.cluster
             publish(CacheMoved(cache_id, old, row.cluster, moved_by))
         if (row.sso_nonce, row.sso_hash) != (cache.sso_nonce, cache.sso_hash):
-            cache.sso_nonce, cache.sso_hash = row.sso_nonce, row.sso_hash
+            previous, cache.sso_nonce, cache.sso_hash = cache.sso_hash, row.sso_nonce, row.sso_hash
+            control.index_sso(cache, previous)
             publish(SsoRotated(cache_id))
         self._reconcile_credentials(cache, credential_rows)
         self._reconcile_app(cache, app_row)
@@ -128,6 +130,7 @@ class Follower:
             control.credentials[credential.username] = credential
         self._reconcile_app(cache, app_row)
         control.caches[cache.id] = cache
+        control.index_sso(cache)
         control.bus.publish(
             CacheCreated(cache.id, cache.name, cache.plan, cache.region, cache.cluster)
         )

@@ -46,6 +46,11 @@ def owners_payload(process_id: str) -> str:
     return json.dumps({"p": process_id, "owners": True})
 
 
+def status_payload(process_id: str) -> str:
+    """The leading monitor recorded a change of light: the followers re-read the status."""
+    return json.dumps({"p": process_id, "status": True})
+
+
 def encode(process_id: str, events: list[Event], touched: list[str]) -> str | None:
     """The notification of one transaction, or None when it changed nothing shared.
 
@@ -106,6 +111,7 @@ class Receiver:
         owners_changed: Callable[[], None],
         fault: Callable[[str, str, int], None] = lambda hostname, mode, delay_ms: None,
         fault_set: Callable[[str, str, int], None] = lambda hostname, mode, delay_ms: None,
+        status: Callable[[], None] = lambda: None,
     ) -> None:
         self.process_id = process_id
         self.reconcile = reconcile
@@ -114,6 +120,7 @@ class Receiver:
         self.owners_changed = owners_changed
         self.fault = fault  # an operator asked another process for a fault on a proxy
         self.fault_set = fault_set  # the owner of a proxy set a fault on it
+        self.status = status  # the leading monitor recorded a change of light
 
     def __call__(self, payload: str) -> None:
         try:
@@ -124,6 +131,8 @@ class Receiver:
                 self.owners_changed()
             if message.get("all"):
                 self.resync()
+            if message.get("status"):
+                self.status()
             for kind, handler in (("fault", self.fault), ("fault_set", self.fault_set)):
                 if kind in message:
                     hostname, mode, delay_ms = message[kind]

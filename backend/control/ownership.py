@@ -72,6 +72,9 @@ class Ownership:
         self.claimed = False
         self._published: ClusterOwners | None = None
         self._lost: set[str] = set()
+        # cluster -> the API URL of the other process serving it, as of the last read
+        # (every heartbeat): where a cache's statistics are asked for (``peerstats``).
+        self.api_urls: dict[str, str] = {}
 
     def live_owner(self, row: OwnerRow) -> bool:
         """Whether ``row`` names another process that still beats."""
@@ -126,6 +129,7 @@ class Ownership:
 
     def _owners_changed(self, renewed: int | None) -> ClusterOwners | None:
         rows = self.repository.owners()
+        self.api_urls = {r.cluster: r.api_url for r in rows if r.process_id != self.process_id}
         if renewed is not None and self.claimed and renewed < len(self.clusters):
             lost = {
                 r.cluster

@@ -311,6 +311,17 @@ class ControlPlane:
             raise NotFound(f"no cache with id {cache_id!r}")
         return cache
 
+    def index_sso(self, cache: Cache, previous_hash: str | None = None) -> None:
+        """Find ``cache`` by its current dashboard hash (and no longer by
+        ``previous_hash``): for ``Follower``, which adds caches and rotations another
+        process made."""
+        if previous_hash is not None:
+            self._by_sso.pop(previous_hash, None)
+        self._by_sso[cache.sso_hash] = cache
+
+    def unindex_sso(self, cache: Cache) -> None:
+        self._by_sso.pop(cache.sso_hash, None)
+
     def cache_by_sso(self, secret: str) -> Cache:
         """The cache whose dashboard secret this is; its hash is what the database keeps.
 

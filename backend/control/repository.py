@@ -125,6 +125,18 @@ class OwnerRow:
     age_s: float  # seconds since heartbeat_at, by the database's clock
 
 
+@dataclass
+class ProbeRow:
+    """The leading monitor's latest probe of one proxy, as the other processes show it."""
+
+    hostname: str
+    address: str  # where it was probed
+    state: str  # "up", "slow" or "down"
+    latency_ms: float | None  # None: the last probe failed
+    baseline_ms: float | None
+    at: float  # when, by the database's clock (set by the database when written)
+
+
 class ControlRepository(Protocol):
     # -- lifecycle ----------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:
@@ -230,6 +242,11 @@ class ControlRepository(Protocol):
     def set_owner(self, cluster: str, process_id: str, api_url: str, proxies: str) -> None: ...
     def beat(self, process_id: str) -> int: ...
     def release_owner(self, process_id: str) -> None: ...
+
+    # -- the leading monitor's probe results (several processes; ``backend.monitor``) -----
+    def save_probe_results(self, rows: Sequence[ProbeRow]) -> None: ...
+    def mark_leader(self, process_id: str) -> None: ...
+    def probe_results(self) -> list[ProbeRow]: ...
 
     def notify(self, channel: str, payload: str) -> None:
         """Deliver ``payload`` to the other processes' listeners when the open transaction

@@ -2,8 +2,9 @@
 
 One random master key lives in ``secret.key`` (mode 0600). Independent keys are derived
 from it: a Fernet key that encrypts credential passwords in the database, an HMAC key
-from which each cache's dashboard SSO secret is computed, and an AES-256-GCM key for the
-warm-restart snapshots of cache contents (``backend/snapshot.py``). The database stores
+from which each cache's dashboard SSO secret is computed, an AES-256-GCM key for the
+warm-restart snapshots of cache contents (``backend/snapshot.py``), and an HMAC key for
+the status probes' passwords (``backend/monitor.py``). The database stores
 only a random nonce and a SHA-256 hash of the SSO secret, so a copy of the database alone
 reveals neither passwords nor dashboard URLs.
 """
@@ -39,6 +40,7 @@ class Secrets:
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(master_key, b"cachier passwords")))
         self._sso_key = _derive(master_key, b"cachier sso")
         self._snapshot_key = _derive(master_key, b"cachier warm restart snapshot")
+        self._probe_key = _derive(master_key, b"cachier status probes")
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Secrets:
@@ -75,6 +77,13 @@ class Secrets:
     def snapshot_key(self) -> bytes:
         """The AES-256-GCM key of warm-restart snapshots (tenants' items at rest)."""
         return self._snapshot_key
+
+    # -- the status monitor's probes ---------------------------------------------------
+    def probe_key(self) -> bytes:
+        """The key the probes' passwords are derived from (``monitor.probe_caches``): every
+        process sharing the key file computes the same ones, so whichever process leads
+        the monitor is accepted by every other's proxies, and nothing is stored."""
+        return self._probe_key
 
     # -- SSO ----------------------------------------------------------------------------
     def sso_secret(self, cache_id: str, nonce: str) -> str:

@@ -27,6 +27,7 @@ from backend.control.repository import (
     IncidentRow,
     LogRow,
     OwnerRow,
+    ProbeRow,
     ReleaseRow,
 )
 
@@ -178,6 +179,25 @@ CREATE TABLE alert_settings (
     cache_id TEXT PRIMARY KEY REFERENCES caches(id) ON DELETE CASCADE,
     rules TEXT NOT NULL,
     webhook_enc {blob}
+);
+""",
+    # The leading monitor's last probe result of every proxy (issue 14 item 5), rewritten
+    # each probe interval; the other processes' status pages read it. ``address`` is
+    # where it was probed (the owner's advertised proxy address). ``monitor_leader``: which
+    # process last published and when (the database's clock): a silent leader is deposed.
+    """
+CREATE TABLE probe_results (
+    hostname {sort_text} PRIMARY KEY,
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    latency_ms {real},
+    baseline_ms {real},
+    probed_at {real} NOT NULL
+);
+CREATE TABLE monitor_leader (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    process_id TEXT NOT NULL,
+    published_at {real} NOT NULL
 );
 """,
 ]
@@ -561,3 +581,38 @@ class SqlRepository:
             (cluster,),
         ).fetchone()
         return ended
+
+    # -- the leading monitor's probe results (``backend.monitor``) ------------------------
+    def save_probe_results(self, rows: Sequence[ProbeRow]) -> None:
+        """Every proxy's latest result in one statement (an upsert, one row per proxy),
+        stamped with the database's clock (a follower judges their age by it too)."""
+        if not rows:
+            return
+        values = ", ".join([f"(?, ?, ?, ?, ?, {self.dialect.now})"] * len(rows))
+        self._execute(
+            "INSERT INTO probe_results (hostname, address, state, latency_ms, baseline_ms,"
+            f" probed_at) VALUES {values} ON CONFLICT (hostname) DO UPDATE SET"
+            " address = excluded.address, state = excluded.state,"
+            " latency_ms = excluded.latency_ms, baseline_ms = excluded.baseline_ms,"
+            " probed_at = excluded.probed_at",
+            [
+                value
+                for r in rows
+                for value in (r.hostname, r.address, r.state, r.latency_ms, r.baseline_ms)
+            ],
+        )
+
+    def mark_leader(self, process_id: str) -> None:
+        """The leader published now (``backend.leadership`` deposes a silent one)."""
+        self._execute(
+            "INSERT INTO monitor_leader (id, process_id, published_at)"
+            f" VALUES (1, ?, {self.dialect.now}) ON CONFLICT (id) DO UPDATE SET"
+            " process_id = excluded.process_id, published_at = excluded.published_at",
+            (process_id,),
+        )
+
+    def probe_results(self) -> list[ProbeRow]:
+        rows = self._execute(
+            "SELECT hostname, address, state, latency_ms, baseline_ms, probed_at FROM probe_results"
+        )
+        return [ProbeRow(*r) for r in rows]

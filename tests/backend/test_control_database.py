@@ -143,6 +143,8 @@ def test_concurrent_starters_on_a_fresh_postgresql_end_with_one_schema(tmp_path:
             "cluster_owners",
             "credential_use",
             "alert_settings",
+            "probe_results",
+            "monitor_leader",
         }
 
 
