@@ -86,6 +86,7 @@ class CredentialAdded:
     primary: bool
     write: bool
     flush: bool
+    api: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class CapabilitiesChanged:
     username: str
     write: bool
     flush: bool
+    api: bool = False
 
 
 @dataclass(frozen=True, slots=True)

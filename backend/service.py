@@ -438,6 +438,7 @@ class Service:
             config.admin_token,
             config.max_body_bytes,
             events_delivered=self.bus.delivered,
+            auth_throttle=dataplane.throttle,
         )
         await self.drains.start()
         self._background.append(asyncio.create_task(self.analytics.run()))

@@ -149,7 +149,12 @@ def _credential(
     i: int, primary: bool = False, write: bool = True, flush: bool = True
 ) -> CredentialOut:
     return CredentialOut(
-        username=f"USER{i:06d}", password=f"{i:032x}", primary=primary, write=write, flush=flush
+        username=f"USER{i:06d}",
+        password=f"{i:032x}",
+        primary=primary,
+        write=write,
+        flush=flush,
+        api=primary,
     )
 
 

@@ -36,6 +36,27 @@ SQL_INT_MAX = 2**63 - 1
 # float) ``since=9223372036854775808`` passed although the document says it is too large.
 UNIX_TIME_MAX = 253_402_300_799
 
+# The query parameters of ``stats``, shared with /api/v2 (``backend.api.v2``).
+Window = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="seconds of history; omit for the full-resolution window",
+    ),
+]
+Since = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=UNIX_TIME_MAX,
+        allow_inf_nan=False,
+        description="only samples newer than this unix time: a client that keeps the "
+        "series fetches just what is new",
+    ),
+]
+
 router = APIRouter(
     prefix="/dashboard/{sso_secret}/api",
     tags=["dashboard"],
@@ -50,6 +71,7 @@ def credential_out(credential: Credential) -> CredentialOut:
         primary=credential.primary,
         write=credential.write,
         flush=credential.flush,
+        api=credential.api,
     )
 
 
@@ -94,27 +116,7 @@ async def get_cache(cache: SsoCache, control: Control) -> CacheInfo:
 
 @router.get("/stats", response_model=StatsOut)
 async def stats(
-    cache: SsoCache,
-    analytics: AnalyticsDep,
-    window: Annotated[
-        float | None,
-        Query(
-            gt=0,
-            le=30 * 86400,
-            allow_inf_nan=False,
-            description="seconds of history; omit for the full-resolution window",
-        ),
-    ] = None,
-    since: Annotated[
-        float | None,
-        Query(
-            ge=0,
-            le=UNIX_TIME_MAX,
-            allow_inf_nan=False,
-            description="only samples newer than this unix time: a client that keeps the "
-            "series fetches just what is new",
-        ),
-    ] = None,
+    cache: SsoCache, analytics: AnalyticsDep, window: Window = None, since: Since = None
 ) -> StatsOut:
     series = analytics.series(cache.id, window)
     if since is not None:
@@ -138,12 +140,12 @@ async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = Non
 
 
 @router.patch(
-    "/credentials/{username}", response_model=CredentialOut, responses=errors(*BODY_ERRORS)
+    "/credentials/{username}", response_model=CredentialOut, responses=errors(409, *BODY_ERRORS)
 )
 async def set_capabilities(
     username: str, body: CapabilitiesPatch, cache: SsoCache, control: Control
 ) -> CredentialOut:
-    changed = control.set_capabilities(cache, username, body.write, body.flush)
+    changed = control.set_capabilities(cache, username, body.write, body.flush, body.api)
     return credential_out(changed)
 
 
