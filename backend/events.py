@@ -108,6 +108,9 @@ class CredentialRevoked:
 
 @dataclass(frozen=True, slots=True)
 class PrimaryPromoted:
+    """``username`` is the primary now, with the ``api`` capability (a primary always has
+    it); ``previous`` is a secondary that keeps its capabilities."""
+
     cache_id: str
     username: str
     previous: str

@@ -578,11 +578,10 @@ class ControlPlane:
                 f"Credential {username} promoted to primary ({old.username} is now a secondary)",
             )
             self.publish(PrimaryPromoted(cache.id, username, old.username))
-            if not credential.api:  # the primary always has it; the old one keeps its own
+            if not credential.api:  # a primary always has it (``PrimaryPromoted`` says so);
+                # the old primary keeps its own
                 write, flush = credential.write, credential.flush
                 self.repository.set_capabilities(username, write, flush, True)
-                self.log(cache.id, f"Credential {username} capabilities: api=on (the primary)")
-                self.publish(CapabilitiesChanged(cache.id, username, write, flush, True))
 
             def apply() -> None:
                 old.primary, credential.primary = False, True
