@@ -51,6 +51,7 @@ class _Basic(HTTPBasic):
 
 
 _basic = _Basic(
+    scheme_name="HTTPBasic",
     auto_error=False,
     realm="cachier",
     description="a credential of the cache with the api capability (username:password)",
