@@ -40,11 +40,11 @@ if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for 
 
 MASK = "•" * 8
 SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
-ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
-MUTATIONS = {"toggle_write", "toggle_flush", "promote", "delete", "add", "rotate_sso"}
+ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "toggle_api", "promote", "delete"}
+MUTATIONS = {"toggle_write", "toggle_flush", "toggle_api", "promote", "delete", "add", "rotate_sso"}
 PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
 NO_CACHE = "No cache chosen: choose a cache on the Caches page (1), then come back (3)."
-HINT = "v reveal · y copy · w write · f flush · u promote · d delete · a add · s SSO"
+HINT = "v reveal · y copy · w/f/i write/flush/api · u promote · d delete · a add · s SSO"
 
 
 def masked(secret: str) -> str:
@@ -82,6 +82,13 @@ class CredentialsPage(Page):
         Binding(
             "f", "toggle_flush", "Toggle the flush capability", id="credentials.flush", show=False
         ),
+        Binding(
+            "i",
+            "toggle_api",
+            "Toggle the api capability (/api/v2 with this credential)",
+            id="credentials.api",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
@@ -113,6 +120,7 @@ class CredentialsPage(Page):
             ("Primary", "primary", 11),
             ("Write", "write", 5),
             ("Flush", "flush", 5),
+            ("API", "api", 3),
         ):
             table.add_column(label, key=key, width=width)
         self.query_one("#cred-body").display = False
@@ -174,6 +182,7 @@ class CredentialsPage(Page):
             primary,
             checkbox(credential.write),
             checkbox(credential.flush),
+            checkbox(credential.api),
         ]
 
     def _show_app(self) -> None:
@@ -256,6 +265,9 @@ class CredentialsPage(Page):
 
     def action_toggle_flush(self) -> None:
         self._toggle("flush")
+
+    def action_toggle_api(self) -> None:
+        self._toggle("api")
 
     def _toggle(self, capability: str) -> None:
         credential, sso = self._selected(), self.cachier.sso
