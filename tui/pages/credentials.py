@@ -44,7 +44,7 @@ ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "toggle_api", "
 MUTATIONS = {"toggle_write", "toggle_flush", "toggle_api", "promote", "delete", "add", "rotate_sso"}
 PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
 NO_CACHE = "No cache chosen: choose a cache on the Caches page (1), then come back (3)."
-HINT = "v reveal · y copy · w/f/i write/flush/api · u promote · d delete · a add · s SSO"
+HINT = "v/y reveal/copy · w/f/i write/flush/api · u promote · d delete · a/s add/SSO"
 
 
 def masked(secret: str) -> str:
