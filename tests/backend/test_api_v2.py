@@ -13,6 +13,12 @@ from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
 from backend.control.audit import DASHBOARD
 from tests.backend.test_auth import pymemcache_client
+from tests.backend.test_processes import (  # the two-process fixture, on PostgreSQL
+    WITHIN_S,
+    cache_on_b,
+    pair,  # noqa: F401 (a fixture)
+    until,
+)
 from tests.conftest import CacheHandle, RunningService, make_config
 
 
@@ -219,3 +225,23 @@ def test_openapi_documents_http_basic(service: RunningService) -> None:
     info = document["paths"]["/api/v2/caches/{cache_id}/info"]["get"]
     assert info["security"] == [{"HTTPBasic": []}]
     assert {"401", "403", "404", "429"} <= set(info["responses"])
+
+
+def test_api_switched_on_and_off_through_a_is_followed_by_b(pair) -> None:  # noqa: F811
+    """Two processes on PostgreSQL: B re-reads the can_api column A changed (follow.py)."""
+    a, b, _ = pair
+    cache = cache_on_b(a)
+    owner = a.dashboard(cache["dashboard_url"])
+    added = httpx.post(owner + "/credentials", timeout=10).json()
+    user, password = added["username"], added["password"]
+    on_b = f"{b.api_url}/api/v2/caches/{cache['id']}/info"
+
+    def status_on_b() -> int:
+        return httpx.get(on_b, auth=(user, password), timeout=10).status_code
+
+    until(lambda: status_on_b() == 403, WITHIN_S, "B knows the credential, without api")
+    switched = httpx.patch(f"{owner}/credentials/{user}", json={"api": True}, timeout=10)
+    assert switched.status_code == 200, switched.text
+    until(lambda: status_on_b() == 200, WITHIN_S, "B lets it in once A switched api on")
+    httpx.patch(f"{owner}/credentials/{user}", json={"api": False}, timeout=10)
+    until(lambda: status_on_b() == 403, WITHIN_S, "B refuses it once A switched api off")
