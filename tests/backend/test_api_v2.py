@@ -5,6 +5,7 @@ A real service, httpx against its API, pymemcache against its memcache endpoint.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +13,8 @@ import pytest
 from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
 from backend.control.audit import DASHBOARD
+from backend.control.db import Database
+from backend.control.sql import MIGRATIONS, SQLITE, migration_statements
 from tests.backend.test_auth import pymemcache_client
 from tests.backend.test_processes import (  # the two-process fixture, on PostgreSQL
     WITHIN_S,
@@ -245,3 +248,27 @@ def test_api_switched_on_and_off_through_a_is_followed_by_b(pair) -> None:  # no
     until(lambda: status_on_b() == 200, WITHIN_S, "B lets it in once A switched api on")
     httpx.patch(f"{owner}/credentials/{user}", json={"api": False}, timeout=10)
     until(lambda: status_on_b() == 403, WITHIN_S, "B refuses it once A switched api off")
+
+
+def test_the_migration_gives_existing_primaries_api_and_secondaries_not(tmp_path) -> None:
+    """A database written before the column: its primaries may call /api/v2 at once."""
+    path = tmp_path / "old.sqlite3"
+    before = next(n for n, script in enumerate(MIGRATIONS) if "can_api" in script)
+    with sqlite3.connect(path) as old:
+        for number in range(before):
+            for statement in migration_statements(number, SQLITE):
+                old.execute(statement)
+        old.execute(f"PRAGMA user_version={before}")
+        old.execute("INSERT INTO caches VALUES ('c1', 'old', 'free', 'r', 'k', 'n', 'h', '2026')")
+        for username, primary in (("PRIMARY", 1), ("SECONDARY", 0)):
+            old.execute(
+                "INSERT INTO credentials VALUES (?, 'c1', x'00', ?, 1, 1, '2026')",
+                (username, primary),
+            )
+    db = Database(path)
+    try:
+        rows = {row.username: row for row in db.credentials()}
+    finally:
+        db.close()
+    assert rows["PRIMARY"].can_api is True
+    assert rows["SECONDARY"].can_api is False
