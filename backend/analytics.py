@@ -22,7 +22,8 @@ Counters stay monotonic even when the numbers underneath restart from zero:
   the old object is still referenced here, so its final values (including what happened
   after our last sample) are carried into the offset and nothing is lost.
 
-Storage per cache, three tiers of tuples in ``deque(maxlen=...)`` (bounded by design):
+Storage per cache, three tiers, each a compressed ``backend.tsdb.Series`` (bounded by
+design):
 
 =========  ==========  ===========  ========================================
 tier       resolution  points       retention
@@ -32,14 +33,19 @@ minute     60 s        1 440        24 hours
 hour       3 600 s     720          30 days
 =========  ==========  ===========  ========================================
 
-That is 3 060 points x 15 values (``t`` + 14 fields) = 45 900 stored values per cache. A
-point is a 15-slot tuple (160 bytes) plus the value objects it references: ints are shared
-with the previous point when unchanged, fresh (28-32 bytes) when changed. Upper bound per
-point: 160 + 24 (``t``) + 24 (``hit_rate``) + 13 x 32 = 624 bytes, so at most ~1.9 MB per
-cache. Measured with tracemalloc, full history: ~1.8 MB (~590 B/point) for a cache whose
-every field changes at every sample, ~0.6 MB (~195 B/point) for an idle cache. (Columns of
-``array('q')`` would be a flat 8 B/value = 367 KB per cache if that ever matters.) A deleted
-cache's track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
+A stored row is 13 integers (4 gauges, 9 counters); ``t`` and ``hit_rate`` are not stored.
+A fine row sits at a sampling tick, whose time the shared ``Timeline`` holds once for every
+cache; a bucket sits at its number (start = number x resolution). ``hit_rate`` is
+recomputed on reading from the row and the one before it, with the same arithmetic as
+when it was computed at sampling time, so answers are identical to the float. The series
+keep rows in chunks (128 ticks, 2 hours, 5 days) encoded as delta columns (the rollups:
+zigzag delta-of-delta) laid out by byte plane and deflated; a run of unchanged rows is one
+shared tuple. Measured with tracemalloc after a full history
+(``tests/backend/test_analytics_history.py``, ``bench/analytics_history.py``):
+~59 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes;
+was ~1.5 MB with tuples in deques), ~4.4 KB for an idle one (was ~573 KB; shared tick
+times included); ``Analytics.history_bytes`` estimates it for one cache. A deleted cache's
+track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
 from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
 
 A rollup bucket (minute, hour) is stamped with its start (aligned to its resolution)
@@ -49,12 +55,17 @@ max of maxes rolls minutes into hours exactly, where a mean of means would need 
 ``hit_rate`` recomputed from the counters over the bucket (from the last point before it).
 ``series`` also returns the bucket still filling as the last (partial) point.
 
-Sampling cost: O(1) per cache with no dict built (points are tuples, counters read with
-one ``attrgetter`` call, rollups updated with a few comparisons). Measured (CPython 3.11,
-shared 2-core VM, 1 000 caches with changing counters): ~2.5 µs per cache per sample on a
-quiet machine, up to ~6 µs with other jobs running, i.e. 2.5-6 ms per tick for 1 000
-caches, under 1 % of a 1 s interval;
-``tests/backend/test_analytics.py::test_sampling_cost`` measures it and prints the figure.
+Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
+one ``attrgetter`` call). An idle cache (counters, gauges and minute unchanged) costs a
+counter read, a usage read, one tuple comparison and a run extended by one; a changing one
+also folds into the minute rollup and, every 16 rows, encodes them (``tsdb.PART``).
+Measured in one run on a loaded 2-core VM (``bench/analytics_history.py``): 10 000 idle
+caches 21.7 ms per tick (31.4 ms before compression), 10 000 active ones 88 ms (36 ms
+before: encoding is the price of the bytes).
+``tests/backend/test_analytics.py::test_sampling_cost`` (1 000 active caches) and
+``tests/backend/test_analytics_history.py::test_idle_sampling_is_cheap`` (10 000 idle)
+measure it and print the figure; ``bench/analytics_history.py`` compares it with the
+implementation before compression in one run.
 """
 
 from __future__ import annotations
@@ -63,16 +74,17 @@ import asyncio
 import logging
 import math
 import operator
+import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
+from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
     from backend.dataplane import DataPlane
+    from backend.engine import Usage
     from backend.store import CacheStats
 
 log = logging.getLogger(__name__)
@@ -113,21 +125,53 @@ COUNTERS = (
 )
 _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*COUNTERS)
 
-# Internal point layout: one tuple per point, built with a single concatenation per sample.
+# Internal layouts. A row (what is stored, ``ROW``) holds the gauges then the counters; a
+# point (what ``series`` answers from) adds ``t`` and ``hit_rate``, which are not stored:
+# times come from the tick or bucket a row sits at, hit rates from consecutive rows.
+ROW = ("memory_used", "memory_limit", "items", "curr_connections", *COUNTERS)
+MEMORY, LIMIT, ITEMS, CONNS, HITS, MISSES = range(6)
 _STORED = ("t", "memory_used", "memory_limit", "items", "curr_connections", "hit_rate", *COUNTERS)
-T, MEMORY, LIMIT, ITEMS, CONNS, RATE, HITS, MISSES = range(8)
-# Where each exposed key (in the documented order) sits in a stored point.
+T = 0
+# Where each exposed key (in the documented order) sits in a point.
 _EXPOSED = tuple((name, _STORED.index(name)) for name in ("t", *SAMPLE_FIELDS))
+
+# Chunk sizes (rows of one aligned block of slots): a fine chunk is 128 ticks (shared with
+# the Timeline), a minute chunk two hours, an hour chunk five days. Bigger chunks compress
+# better and cost fewer objects; an open chunk keeps at most ``tsdb.PART`` rows raw.
+FINE_CHUNK = 128
+MINUTE_CHUNK = 120
+HOUR_CHUNK = 120
 
 Point = tuple[Any, ...]
 
 
+def _rate(row: Row, hits: int, misses: int) -> float | None:
+    """hits / gets over what ``row`` adds to counters that were ``hits``, ``misses``."""
+    hit = row[HITS] - hits
+    gets = hit + row[MISSES] - misses
+    return hit / gets if gets else None
+
+
+def _points(times: list[float], rows: list[Row], base: tuple[int, int] | None) -> list[Point]:
+    """Stored rows as points, each hit rate over what it adds to the row before it
+    (``base``: the counters before the first row; None: the first has no rate)."""
+    points = []
+    for t, row in zip(times, rows, strict=True):
+        rate = None if base is None else _rate(row, *base)
+        points.append((t, *row[:HITS], rate, *row[HITS:]))
+        base = row[HITS], row[MISSES]
+    return points
+
+
 class _Rollup:
-    """One coarse tier: closed buckets plus the bucket being filled, updated incrementally.
+    """One coarse tier: closed buckets (a ``Series``) plus the bucket being filled, updated
+    incrementally.
 
     Incremental (a few comparisons per point) rather than recomputed from the fine samples
     when a bucket closes, so that every cache does not rescan its last minute at the same
-    tick and stall the event loop once a minute.
+    tick and stall the event loop once a minute. A closed bucket is a row (gauge maxima,
+    last counters) at its bucket number; its hit rate is recomputed on reading from the
+    counters of the bucket before it.
     """
 
     __slots__ = (
@@ -144,89 +188,128 @@ class _Rollup:
         "last",
     )
 
-    def __init__(self, resolution: float, points: int) -> None:
+    def __init__(self, resolution: float, points: int, chunk: int) -> None:
         self.resolution = resolution
-        self.buckets: deque[Point] | list[Point] = deque(maxlen=points)
-        self.index: float | None = None
+        self.buckets = Series(len(ROW), points, chunk, resolution, dod=True)
+        self.index: int | None = None
         # Hits/misses just before the very first point, for the first bucket's hit rate.
         self.origin: tuple[int, int] | None = None
         self.base_hits = self.base_misses = 0
         self.memory = self.limit = self.items = self.conns = 0
-        self.last: Point | None = None
+        self.last: Row | None = None
 
-    def add(self, point: Point) -> Point | None:
-        """Fold ``point`` in; returns the bucket it closed, if it started a new one."""
-        index = point[T] // self.resolution
+    def add(self, index: int, row: Row) -> tuple[int, Row] | None:
+        """Fold ``row`` (in bucket ``index``) in; returns the bucket it closed, if any."""
         if index == self.index:
-            if point[MEMORY] > self.memory:
-                self.memory = point[MEMORY]
-            if point[LIMIT] > self.limit:
-                self.limit = point[LIMIT]
-            if point[ITEMS] > self.items:
-                self.items = point[ITEMS]
-            if point[CONNS] > self.conns:
-                self.conns = point[CONNS]
-            self.last = point
+            if row[MEMORY] > self.memory:
+                self.memory = row[MEMORY]
+            if row[LIMIT] > self.limit:
+                self.limit = row[LIMIT]
+            if row[ITEMS] > self.items:
+                self.items = row[ITEMS]
+            if row[CONNS] > self.conns:
+                self.conns = row[CONNS]
+            self.last = row
             return None
         last = self.last
         closed = None
         if last is not None:
-            closed = self.current()
-            self.buckets.append(closed)
+            assert self.index is not None
+            closed = self.index, self.current_row()
             self.base_hits, self.base_misses = last[HITS], last[MISSES]
         else:
             if self.origin is None:
-                self.origin = (point[HITS], point[MISSES])
+                self.origin = (row[HITS], row[MISSES])
             self.base_hits, self.base_misses = self.origin
         self.index = index
-        self.memory, self.limit, self.items, self.conns = point[MEMORY:RATE]
-        self.last = point
+        self.memory, self.limit, self.items, self.conns = row[:HITS]
+        self.last = row
         return closed
 
+    def current_row(self) -> Row:
+        """The bucket being filled, as a row (needs at least one row added)."""
+        last = self.last
+        assert last is not None
+        return (self.memory, self.limit, self.items, self.conns) + last[HITS:]
+
     def current(self) -> Point:
-        """The bucket being filled, as a point (needs at least one point added)."""
+        """The bucket being filled, as a point (needs at least one row added)."""
         last = self.last
         assert last is not None and self.index is not None
-        hits = last[HITS] - self.base_hits
-        gets = hits + last[MISSES] - self.base_misses
-        start = self.index * self.resolution
-        gauges = (start, self.memory, self.limit, self.items, self.conns)
-        return gauges + (hits / gets if gets else None,) + last[HITS:]
+        rate = _rate(last, self.base_hits, self.base_misses)
+        gauges = (self.index * self.resolution, self.memory, self.limit, self.items, self.conns)
+        return gauges + (rate,) + last[HITS:]
 
-    def preview(self, pending: Point | None, origin: tuple[int, int] | None) -> list[Point]:
-        """Closed buckets plus the open one, with ``pending`` folded in on a scratch copy."""
+    def preview(
+        self, pending: tuple[int, Row] | None, origin: tuple[int, int] | None
+    ) -> list[Point]:
+        """What follows the closed buckets: the open one, with ``pending`` folded in on a
+        scratch copy (which may first close the open one: then both)."""
         scratch = _Rollup.__new__(_Rollup)
         for name in _Rollup.__slots__:
             setattr(scratch, name, getattr(self, name))
-        scratch.buckets = []
+        extra = []
         if pending is not None:
             if scratch.last is None and scratch.origin is None:
                 scratch.origin = origin
-            scratch.add(pending)
-        tail = [scratch.current()] if scratch.last is not None else []
-        return [*self.buckets, *scratch.buckets, *tail]
+            if scratch.last is not None and pending[0] != scratch.index:
+                extra.append(scratch.current())
+            scratch.add(*pending)
+        if scratch.last is not None:
+            extra.append(scratch.current())
+        return extra
+
+    def closed(self, n: int, origin: tuple[int, int] | None) -> list[Point]:
+        """The last ``n`` closed buckets as points."""
+        if n <= 0:
+            return []
+        _, times, rows, before = self.buckets.read(n)
+        base = origin if before is None else (before[HITS], before[MISSES])
+        return _points(times, rows, base)
 
 
 class _Track:
     """Everything kept for one cache."""
 
-    __slots__ = ("fine", "minute", "hour", "stats", "raw", "offsets", "prev")
+    __slots__ = (
+        "fine",
+        "minute",
+        "hour",
+        "stats",
+        "raw",
+        "offsets",
+        "counters",
+        "usage",
+        "prev",
+        "seen",
+    )
 
     def __init__(self, fine_points: int) -> None:
-        self.fine: deque[Point] = deque(maxlen=fine_points)
-        self.minute = _Rollup(*MINUTE_TIER)
-        self.hour = _Rollup(*HOUR_TIER)
+        self.fine = Series(len(ROW), fine_points, FINE_CHUNK)
+        self.minute = _Rollup(*MINUTE_TIER, MINUTE_CHUNK)
+        self.hour = _Rollup(*HOUR_TIER, HOUR_CHUNK)
         # The CacheStats object last read, and its raw counters then (to spot a restart).
         self.stats: CacheStats | None = None
         self.raw: tuple[int, ...] = ()
         # Added to raw counters so exposed ones never go down; None until first needed.
         self.offsets: tuple[int, ...] | None = None
-        self.prev: Point | None = None
+        self.counters: tuple[int, ...] = ()  # the exposed counters last sampled
+        self.usage: Usage | None = None  # the engine's usage at the last sample
+        self.prev: Row | None = None  # the last row sampled
+        self.seen = -math.inf  # when
 
     def carry(self, amounts: Iterable[int]) -> None:
         """Add ``amounts`` (counts the current raw counters no longer include) to offsets."""
         base = self.offsets or (0,) * len(COUNTERS)
         self.offsets = tuple(map(operator.add, base, amounts))
+
+    def nbytes(self) -> int:
+        """Bytes of this track's history (tracemalloc agrees within a few %)."""
+        size = sys.getsizeof(self) + self.fine.nbytes()
+        size += sum(map(sys.getsizeof, (self.raw, self.offsets, self.counters, self.prev)))
+        for rollup in (self.minute, self.hour):
+            size += sys.getsizeof(rollup) + rollup.buckets.nbytes()
+        return size
 
 
 class Analytics:
@@ -244,8 +327,9 @@ class Analytics:
         # (resolution, points) from finest to coarsest: series() picks the first that fits.
         self.tiers = ((self.interval_s, self.fine_points), MINUTE_TIER, HOUR_TIER)
         self._tracks: dict[str, _Track] = {}
+        self._timeline = Timeline(FINE_CHUNK)
         self._last_t = -math.inf
-        self._minute = -math.inf
+        self._minute: int | None = None
 
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Forget deleted caches, on ``loop`` (the one that samples) when given."""
@@ -256,12 +340,17 @@ class Analytics:
         """Take one sample of every cache now.
 
         A clock that did not move forward (a step back of the wall clock) skips the
-        sample: points stay in time order, which rollups and windows rely on.
+        sample: points stay in time order, which rollups and windows rely on. A cache
+        whose values did not change since its last sample (most of them, idle) costs a
+        counter read, a usage read, one comparison and a run extended by one.
         """
         now = self.clock()
         if now <= self._last_t:
             return
         self._last_t = now
+        tick = self._timeline.record(now)
+        times = self._timeline.block
+        minute = int(now // MINUTE_TIER[0])
         tracks = self._tracks
         peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
@@ -278,31 +367,47 @@ class Analytics:
                 track.stats = stats
             elif stats is not track.stats:
                 self._switch(track, stats)
-            elif raw != track.raw and any(map(lt, raw, track.raw)):
+            elif raw == track.raw:
+                usage, conns = engine.usage(), stats.curr_connections
+                prev = track.prev
+                assert prev is not None
+                if usage == track.usage and conns == prev[CONNS] and track.minute.index == minute:
+                    track.fine.append(tick, prev, times)  # idle: the same row again
+                    track.seen = now
+                    continue
+                self._record(track, tick, times, minute, (*usage, conns) + track.counters)
+                track.usage, track.seen = usage, now
+                continue
+            elif any(map(lt, raw, track.raw)):
                 track.carry(track.raw)  # stats reset: everything restarted from zero
             track.raw = raw
             offsets = track.offsets
-            counters = raw if offsets is None else tuple(map(add, raw, offsets))
-            prev = track.prev
-            rate = None
-            if prev is not None:
-                hits = counters[0] - prev[HITS]
-                gets = hits + counters[1] - prev[MISSES]
-                if gets:
-                    rate = hits / gets
-            point = (now, *engine.usage(), stats.curr_connections, rate) + counters
-            track.fine.append(point)
-            closed = track.minute.add(point)
-            if closed is not None:
-                hour = track.hour
-                if hour.origin is None:
-                    hour.origin = track.minute.origin
-                hour.add(closed)
-            track.prev = point
-        minute = now // 60
+            track.counters = raw if offsets is None else tuple(map(add, raw, offsets))
+            usage = engine.usage()
+            self._record(
+                track, tick, times, minute, (*usage, stats.curr_connections) + track.counters
+            )
+            track.usage, track.seen = usage, now
         if minute != self._minute:
             self._minute = minute
             self._prune(now)
+
+    @staticmethod
+    def _record(track: _Track, tick: int, times: Block, minute: int, row: Row) -> None:
+        """Store ``row`` as the cache's sample at ``tick`` and fold it into the rollups."""
+        if row == track.prev:
+            row = track.prev  # the same tuple: a constant chunk keeps one
+        track.fine.append(tick, row, times)
+        closed = track.minute.add(minute, row)
+        if closed is not None:
+            track.minute.buckets.append(*closed)
+            hour = track.hour
+            if hour.origin is None:
+                hour.origin = track.minute.origin
+            closed = hour.add(int(closed[0] * MINUTE_TIER[0] // HOUR_TIER[0]), closed[1])
+            if closed is not None:
+                hour.buckets.append(*closed)
+        track.prev = row
 
     @staticmethod
     def _switch(track: _Track, stats: CacheStats) -> None:
@@ -326,7 +431,7 @@ class Analytics:
         stale = [
             cache_id
             for cache_id, track in self._tracks.items()
-            if cache_id not in caches and (track.prev is None or track.prev[T] < horizon)
+            if cache_id not in caches and track.seen < horizon
         ]
         for cache_id in stale:
             del self._tracks[cache_id]
@@ -380,17 +485,28 @@ class Analytics:
         track = self._tracks.get(cache_id)
         if track is None:
             return {"interval_s": resolution, "samples": []}
+        chosen: list[Point]
         if tier == 0:
-            stored: list[Point] | deque[Point] = track.fine
+            _, times, rows, before = track.fine.read(points)
+            chosen = _points(
+                times, rows, None if before is None else (before[HITS], before[MISSES])
+            )
             span = 0.0  # a fine point is an instant
-        elif tier == 1:
-            stored = track.minute.preview(None, None)
-            span = resolution
         else:
-            pending = track.minute.current() if track.minute.last is not None else None
-            stored = track.hour.preview(pending, track.minute.origin)
+            minute, origin = track.minute, track.minute.origin
+            if tier == 1:
+                rollup = minute
+                extra = [minute.current()] if minute.last is not None else []
+            else:
+                rollup = track.hour
+                pending = None
+                if minute.last is not None:
+                    assert minute.index is not None
+                    start = minute.index * minute.resolution
+                    pending = (int(start // rollup.resolution), minute.current_row())
+                extra = rollup.preview(pending, origin)
+            chosen = (rollup.closed(points - len(extra), origin) + extra)[-points:]
             span = resolution
-        chosen = list(islice(stored, max(0, len(stored) - points), None))
         if window_s is not None:
             cutoff = self.clock() - window_s
             chosen = [p for p in chosen if p[T] + span > cutoff]
@@ -398,6 +514,12 @@ class Analytics:
             "interval_s": resolution,
             "samples": [{name: p[i] for name, i in _EXPOSED} for p in chosen],
         }
+
+    def history_bytes(self, cache_id: str) -> int:
+        """Bytes held for one cache's history (0 if none): what the scale benchmark quotes.
+        Not counted: the Timeline blocks every cache shares (8 bytes a tick, ~8 KB in all)."""
+        track = self._tracks.get(cache_id)
+        return 0 if track is None else track.nbytes()
 
     def forget(self, cache_id: str) -> None:
         """Drop a cache's history (the cache was deleted)."""

@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         "MEMCACHIER_SERVERS); default: --host, or this machine's name when --host is "
         "0.0.0.0 or ::",
     )
+    p.add_argument(
+        "--advertise-endpoint-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="memcache port clients are told for region 0 (region i: +i), e.g. a load "
+        "balancer's in front of several processes; default: the endpoint's own port",
+    )
     p.add_argument("--api-port", type=_port, default=8080, help="HTTP API port (default: 8080)")
     p.add_argument(
         "--public-url",
@@ -165,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-internal-drains",
         action="store_true",
-        help="let log drains reach loopback and private addresses (default: public "
-        "addresses only; link-local such as 169.254.169.254 is always refused)",
+        help="let log drains and alert webhooks reach loopback and private addresses "
+        "(default: public addresses only; link-local such as 169.254.169.254 is always refused)",
     )
     p.add_argument(
         "--sample-interval",
@@ -247,6 +255,7 @@ def _config(args: argparse.Namespace) -> Config:
     config = Config(
         host=args.host,
         advertise_host=args.advertise_host,
+        advertise_endpoint_port=args.advertise_endpoint_port,
         public_url=args.public_url,
         api_port=args.api_port,
         endpoint_port=args.endpoint_port,

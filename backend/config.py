@@ -143,6 +143,10 @@ class Config:
     # What clients are told (servers, config vars, dashboard URLs): the host of every
     # memcache address, and the API's base URL. Empty: derived from `host` (see below).
     advertise_host: str = ""
+    # The memcache port clients are told for region 0 (region i: + i), when it is not the
+    # endpoint's own: a load balancer in front of several processes' endpoints, so every
+    # process hands out the same ``servers`` (issue 14). None: the bound port.
+    advertise_endpoint_port: int | None = None
     public_url: str = ""
     # True when the admin token was generated here and must be shown to the operator.
     admin_token_generated: bool = False
@@ -216,6 +220,12 @@ class Config:
     def serves(self, cluster: str) -> bool:
         """Whether this process runs ``cluster``'s proxies and store."""
         return self.clusters is None or cluster in self.clusters
+
+    def advertised_endpoint_port(self, region_index: int, bound_port: int) -> int:
+        """The port clients are told for region ``region_index``'s endpoint."""
+        if self.advertise_endpoint_port:
+            return self.advertise_endpoint_port + region_index
+        return bound_port
 
     def endpoint_port_for(self, region_index: int) -> int:
         return self.endpoint_port + region_index if self.endpoint_port else 0

@@ -12,7 +12,8 @@ one attribute read, as before.
 Threads (``backend.loops``): everything here runs on the serving loop, events included
 (``subscribe(bus, loop)`` has them delivered there). The control thread only *reads*, and
 only through the queries below (``choose_proxy``, ``sessions_of``, ``usage``,
-``peek_engine``, ``caches_now``): plain reads of ints, attributes and dict lookups, each
+``peek_engine``, ``caches_now``, and for ``backend.activity`` ``activity_now``,
+``activity_of``, ``live_peers``): plain reads of ints, attributes and dict lookups, each
 atomic under the GIL (a figure may be a few microseconds old, never torn), and copies made
 by one C call (``dict.copy``) of what it iterates. None of them creates or changes
 anything, and none wakes the serving loop: a 10 000-cache ``/metrics`` scrape costs that
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from backend.activity import CredentialActivity, LastAuth, Protocol_
 from backend.control.models import Cache, Credential
 from backend.events import (
     CLIENT_FLUSH_ORIGIN,
@@ -124,6 +126,8 @@ class DataPlane:
         # False while this process may have missed another's change (``ControlLink``):
         # new authentications wait for the re-read; live sessions go on.
         self.control_link_up = True
+        # Username -> its usage here (``backend.activity``), from its first authentication.
+        self.activity: dict[str, CredentialActivity] = {}
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -140,6 +144,7 @@ class DataPlane:
         bus.subscribe(KeyTrackingRequested, self._key_tracking_requested, loop)
         bus.subscribe(ClusterOwners, self._cluster_owners, loop)
         bus.subscribe(ControlLink, self._control_link, loop)
+        self._follow_activity(bus, loop)
 
     def _control_link(self, event: ControlLink) -> None:
         self.control_link_up = event.up
@@ -239,6 +244,42 @@ class DataPlane:
             engine.key_activity = None
         else:
             asyncio.get_running_loop().call_later(left, self._expire_keys, engine)
+
+    # -- credential activity (``backend.activity``) ---------------------------------------
+    def _follow_activity(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None) -> None:
+        """A deleted credential's record goes with it (usernames are never reused)."""
+        bus.subscribe(CredentialRevoked, self._forget_activity, loop)
+        bus.subscribe(CacheDeleted, self._forget_cache_activity, loop)
+
+    def _forget_activity(self, event: CredentialRevoked) -> None:
+        self.activity.pop(event.username, None)
+
+    def _forget_cache_activity(self, event: CacheDeleted) -> None:
+        for username in event.usernames:
+            self.activity.pop(username, None)
+
+    def record_auth(
+        self, username: str, protocol: Protocol_, proxy: str, peer: str
+    ) -> CredentialActivity:
+        """A successful authentication: the record every session of the credential shares
+        (created at its first), its ``last_auth`` replaced in one store."""
+        activity = self.activity.get(username)
+        if activity is None:
+            activity = self.activity[username] = CredentialActivity(time.monotonic())
+        activity.last_auth = LastAuth(time.time(), protocol, proxy, peer)
+        return activity
+
+    def activity_now(self) -> dict[str, CredentialActivity]:
+        """Every record, copied in one C call (for the sampler on the control thread)."""
+        return self.activity.copy()
+
+    def activity_of(self, username: str) -> CredentialActivity | None:
+        return self.activity.get(username)
+
+    def live_peers(self, username: str) -> list[str]:
+        """The peer address of each live session of a credential (a set copied in one C
+        call, then immutable attributes read)."""
+        return sorted(s.peer_host for s in list(self.sessions.get(username, ())))
 
     # -- queries (also what the control plane may ask: ``DataPlaneView``) -----------------
     def key_report(self, cache_id: str) -> KeyReport | None:

@@ -93,6 +93,10 @@ class Peers:
             log.warning("not listening to the other processes yet; still trying")
         return tasks
 
+    def others_alive(self) -> bool:
+        """Whether another process serves clusters now (its heartbeat is fresh)."""
+        return any(self.ownership.live_owner(row) for row in self.ownership.repository.owners())
+
     def owns(self, proxy: Proxy) -> bool:
         return self.faults.owns(proxy)
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import uvicorn
 
 from backend import datadir, demo, metrics, tls, warm
+from backend.activity import ActivitySampler, RepositoryUses
+from backend.alerts import Alerts
 from backend.analytics import Analytics
 from backend.api.app import create_app
 from backend.config import Config
@@ -43,6 +45,7 @@ from backend.peers import Peers
 from backend.status import StatusView
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Region
+from backend.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,9 @@ class Service:
         self.warnings: list[str] = []
         self.drains: LogDrains | None = None
         self.analytics: Analytics | None = None
+        self.activity: ActivitySampler | None = None
+        self.alerts: Alerts | None = None
+        self.webhooks: Webhooks | None = None
         self._background: list[asyncio.Task] = []  # on the control loop
         self._proxy_servers: dict[str, asyncio.AbstractServer] = {}
         self.traffic: demo.Traffic | None = None
@@ -235,6 +241,9 @@ class Service:
         bus.subscribe(LogLineWritten, self._forward_to_drain)  # submit() is thread-safe
         self.analytics = Analytics(self.dataplane, config.sample_interval)
         self.analytics.subscribe(bus, control_loop)
+        self.activity = ActivitySampler(self.dataplane, store=RepositoryUses(self.db))
+        self.webhooks = Webhooks(egress=self.egress)
+        self.alerts = Alerts(control, self.analytics, self.dataplane, self.webhooks)
         self.warnings = control.load()
         self.peers = Peers.open(config, bus, control, self.db)
 
@@ -343,7 +352,9 @@ class Service:
         advertised_endpoints: dict[str, str] = {}
         for region, sock in socks.regions:
             endpoints[region.name] = _format_address(local, sock.getsockname()[1])
-            advertised_endpoints[region.name] = _format_address(advertised, sock.getsockname()[1])
+            index = config.topology.regions.index(region)
+            advertised_port = config.advertised_endpoint_port(index, sock.getsockname()[1])
+            advertised_endpoints[region.name] = _format_address(advertised, advertised_port)
             self._servers.append(
                 await loop.create_server(
                     partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
@@ -418,16 +429,30 @@ class Service:
         control.api_base_url = public_url
         control.endpoints = advertised_endpoints
         control.tls_endpoints = advertised_tls
-        control.refresh_servers()
+        if self.peers is None or not self.peers.others_alive():
+            control.refresh_servers()
+        else:  # the apps' servers are the service's, not this process's to rewrite
+            stale = control.servers_differ()
+            if stale:
+                self.warnings.append(
+                    f"this process advertises {stale[1]} but the caches' servers are "
+                    f"{stale[0]}, as another process running now told them: give every "
+                    "process the same --advertise-host and --advertise-endpoint-port"
+                )
         monitor = self.monitor = Monitor(
             dataplane, db, config.probe_interval, config.resolved_window
         )
         monitor.subscribe(self.bus, asyncio.get_running_loop())
         control.cluster_is_red = monitor.is_red
+        alerts = self.alerts
+        assert alerts is not None and self.webhooks is not None
+        # The alerts' one series is appended to the service's (a text exposition may
+        # list families one after another), leaving metrics.py as it is.
+        exposition = metrics.Exposition(dataplane, monitor, config.metrics_per_cache)
         status = self.status_view = StatusView(
             config.topology,
             monitor,
-            metrics.Exposition(dataplane, monitor, config.metrics_per_cache),
+            lambda: exposition() + alerts.exposition(),
         )
         app = create_app(
             control,
@@ -438,10 +463,16 @@ class Service:
             config.admin_token,
             config.max_body_bytes,
             events_delivered=self.bus.delivered,
+            activity=self.activity,
+            alerts_evaluator=alerts,
             auth_throttle=dataplane.throttle,
         )
         await self.drains.start()
+        await self.webhooks.start()
         self._background.append(asyncio.create_task(self.analytics.run()))
+        if self.activity is not None:
+            self._background.append(asyncio.create_task(self.activity.run()))
+        self._background.append(asyncio.create_task(alerts.run()))
         self._background += monitor.start(probes)
         self._api = _EmbeddedUvicorn(
             uvicorn.Config(
@@ -581,6 +612,8 @@ class Service:
         self._background.clear()
         if self.drains is not None:
             await self.drains.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     async def _stop_control(self) -> None:
         """Close the database on its thread, then end the thread (whatever still runs

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import hmac
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from backend.activity import CredentialActivity, LastAuth, Protocol_
     from backend.control.models import Credential
     from backend.dataplane import DataPlane
     from backend.engine import Engine
@@ -33,7 +35,7 @@ class AuthenticatedSession:
     storage engine and the proxy serving it. Commands and stats take this type, so they
     never test Optionals: an unauthenticated connection has none to give them."""
 
-    __slots__ = ("credential", "engine", "proxy", "peer_host", "dataplane")
+    __slots__ = ("credential", "engine", "proxy", "peer_host", "dataplane", "activity", "login")
 
     def __init__(
         self,
@@ -42,12 +44,24 @@ class AuthenticatedSession:
         proxy: Proxy,
         peer_host: str,
         dataplane: DataPlane,
+        activity: CredentialActivity,
     ) -> None:
         self.credential = credential
         self.engine = engine
         self.proxy = proxy
         self.peer_host = peer_host
         self.dataplane = dataplane
+        # Shared by every session of the credential: each command adds one to its
+        # ``commands`` (``protocol.commands``); ``login`` is this session's authentication.
+        self.activity = activity
+        self.login: LastAuth | None = activity.last_auth
+
+    def speaks_meta(self) -> None:
+        """An ASCII session sent its first meta command: if it is still the credential's
+        latest authentication, that one is reported as ``meta``."""
+        login, activity = self.login, self.activity
+        if login is not None and activity.last_auth is login and login.protocol == "ascii":
+            activity.last_auth = self.login = replace(login, protocol="meta")
 
     def record_flush(self) -> None:
         self.dataplane.record_flush(self.credential.cache_id, self.proxy.hostname)
@@ -92,7 +106,9 @@ class Session:
     def authenticated(self) -> bool:
         return self.auth is not None
 
-    def authenticate(self, username: bytes, password: bytes) -> AuthResult:
+    def authenticate(
+        self, username: bytes, password: bytes, protocol: Protocol_ = "ascii"
+    ) -> AuthResult:
         dataplane = self.dataplane
         throttle = dataplane.throttle
         name = username.decode("utf-8", "replace")
@@ -126,7 +142,12 @@ class Session:
         else:
             return AuthResult.WRONG_CLUSTER
         engine = dataplane.engine_for(cache)
-        self.auth = AuthenticatedSession(credential, engine, proxy, self.peer_host, dataplane)
+        activity = dataplane.record_auth(
+            credential.username, protocol, proxy.hostname, self.peer_host
+        )
+        self.auth = AuthenticatedSession(
+            credential, engine, proxy, self.peer_host, dataplane, activity
+        )
         dataplane.attach(self)
         engine.stats.auth_cmds += 1  # counted here for every protocol's authentication
         return AuthResult.OK

@@ -147,6 +147,10 @@ class CacheStats:
     expired: int = 0
     expired_unfetched: int = 0
     evicted_unfetched: int = 0
+    # Commands refused for a missing capability (``CapabilityDenied``), counted by the
+    # codec that answers the refusal; not a memcached stat (``stats`` does not show it),
+    # read by the alerts (``backend.alerts``: refused commands per minute).
+    cmd_refused: int = 0
 
     def reset(self) -> None:
         """``stats reset``: zero the counters but keep gauges (connections)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backend.activity import CredentialActivity  # noqa: E402
 from backend.control.models import Credential  # noqa: E402
 from backend.engine import Mode  # noqa: E402
 from backend.protocol import commands  # noqa: E402
@@ -34,7 +35,8 @@ def session() -> AuthenticatedSession:
     proxy = default_topology().proxies()[0]
     engine = LruEngine("c0", 64 << 20)
     credential = Credential("u", b"p", "c0")
-    return AuthenticatedSession(credential, engine, proxy, "127.0.0.1", None)  # type: ignore[arg-type]
+    activity = CredentialActivity(time.monotonic())
+    return AuthenticatedSession(credential, engine, proxy, "127.0.0.1", None, activity)  # type: ignore[arg-type]
 
 
 def run(ops: int, tracked: bool, distinct: int) -> float:

@@ -8,9 +8,11 @@ then for ``--seconds``:
 * one authenticated memcache connection (ASCII, on a region endpoint) has a ``get`` due
   every 2 ms and times each answer from when it was due (this process, one thread,
   nothing else running in it; the service time alone is shown beside it);
-* another process scrapes ``GET /metrics`` every 5 s, polls ``GET /api/v1/admin/caches``
-  every second (what the dashboard's Caches page does) and one cache's dashboard ``stats``
-  every second, each re-armed after the previous answer, bodies read but never parsed.
+* another process scrapes ``GET /metrics`` every 5 s, polls
+  ``GET /api/v1/admin/caches?limit=50`` every second (what the dashboard's Caches page
+  does; a backend without paging answers the whole list) and one cache's dashboard
+  ``stats`` every second, each re-armed after the previous answer, bodies read but never
+  parsed (``control_load.py``, shared with ``scale.py``).
 
 A quiet window (``--quiet-seconds``, the same connection, no HTTP load) comes first.
 Trees run one after the other in the same invocation, so the machine is the same.
@@ -26,27 +28,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing
 import os
 import secrets
-import socket
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+from control_load import HOST, Getter, backend_command, create_caches, summary, under_load
 from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-GET_EVERY_S = 0.002
-METRICS_EVERY_S = 5.0
-LIST_EVERY_S = 1.0
-STATS_EVERY_S = 1.0
-CREATE_WORKERS = 4
 
 
 @dataclass
@@ -62,159 +55,12 @@ class Result:
     stats_ms: dict[str, float] = field(default_factory=dict)
 
 
-def summary(values_s: list[float]) -> dict[str, float]:
-    """n, p50, p99, max in milliseconds."""
-    if not values_s:
-        return {"n": 0}
-    ordered = sorted(values_s)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 3)
-
-    return {
-        "n": len(ordered),
-        "p50": pct(0.50),
-        "p99": pct(0.99),
-        "max": round(ordered[-1] * 1000, 3),
-    }
-
-
-# -- the memcache side: one connection, one get every 2 ms --------------------------------
-class Getter:
-    def __init__(self, servers: str, username: str, password: str) -> None:
-        host, _, port = servers.rpartition(":")
-        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.pending = b""
-        secret = password.encode()
-        self.ask(
-            b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret), b"STORED\r\n"
-        )
-        self.ask(b"set k 0 0 5\r\nvalue\r\n", b"STORED\r\n")
-
-    def ask(self, request: bytes, terminator: bytes) -> None:
-        self.sock.sendall(request)
-        while terminator not in self.pending:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise BenchError("the memcache connection closed")
-            self.pending += chunk
-        self.pending = self.pending[self.pending.index(terminator) + len(terminator) :]
-
-    def run(self, seconds: float) -> tuple[list[float], list[float]]:
-        """A get due every 2 ms; returns (latency from when it was due, service time).
-
-        The first counts a stall for every get that should have been sent during it, as a
-        client with steady traffic sees it (after a stall the getter catches up back to
-        back); the service time alone would count one slow get per stall ("coordinated
-        omission"): a 700 ms stall every 5 s then hardly moves the p99.
-        """
-        due_times, service = [], []
-        due = time.perf_counter()
-        deadline = due + seconds
-        while due < deadline:
-            now = time.perf_counter()
-            if due > now:
-                time.sleep(due - now)
-            sent = time.perf_counter()
-            self.ask(b"get k\r\n", b"END\r\n")
-            done = time.perf_counter()
-            due_times.append(done - due)
-            service.append(done - sent)
-            due += GET_EVERY_S
-        return due_times, service
-
-
-# -- the HTTP side: another process, so parsing never runs beside the getter --------------
-def http_load(
-    api: str, token: str, dashboard: str, seconds: float, out: multiprocessing.Queue
-) -> None:
-    import threading
-
-    headers = {"Authorization": f"Bearer {token}"}
-    results: dict[str, list[float]] = {"metrics": [], "list": [], "stats": []}
-    stop_at = time.monotonic() + seconds
-
-    def every(name: str, url: str, interval: float, auth: bool) -> None:
-        with httpx.Client(headers=headers if auth else None, timeout=60) as client:
-            while time.monotonic() < stop_at:
-                started = time.perf_counter()
-                response = client.get(url)
-                response.read()
-                results[name].append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise BenchError(f"{url}: HTTP {response.status_code}")
-                time.sleep(max(0.0, min(interval, stop_at - time.monotonic())))
-
-    threads = [
-        threading.Thread(target=every, args=("metrics", f"{api}/metrics", METRICS_EVERY_S, False)),
-        threading.Thread(
-            target=every, args=("list", f"{api}/api/v1/admin/caches", LIST_EVERY_S, True)
-        ),
-        threading.Thread(
-            target=every, args=("stats", f"{dashboard}/api/stats", STATS_EVERY_S, False)
-        ),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    out.put(results)
-
-
-# -- one tree ------------------------------------------------------------------------------
-def create_caches(api: str, token: str, count: int) -> tuple[dict, float]:
-    """``count`` caches on the free plan, ``CREATE_WORKERS`` at a time; returns the first."""
-    headers = {"Authorization": f"Bearer {token}"}
-    started = time.perf_counter()
-    local = threading_local_clients(api, headers)
-
-    def create(i: int) -> dict:
-        response = local().post(
-            "/api/v1/admin/caches", json={"name": f"bench-{i:05d}", "plan": "free"}
-        )
-        if response.status_code != 201:
-            raise BenchError(f"creating cache {i}: HTTP {response.status_code} {response.text}")
-        return response.json() if i == 0 else {}
-
-    with ThreadPoolExecutor(CREATE_WORKERS) as pool:
-        first = list(pool.map(create, range(count)))[0]
-    return first, time.perf_counter() - started
-
-
-def threading_local_clients(api: str, headers: dict[str, str]):
-    import threading
-
-    local = threading.local()
-
-    def client() -> httpx.Client:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=api, headers=headers, timeout=60)
-        return local.client
-
-    return client
-
-
 def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
     api_port, endpoint_port = free_ports(2)
     token = secrets.token_urlsafe(16)
     data = workdir / f"data-{tree.name or 'tree'}-{api_port}"
     log = workdir / f"backend-{api_port}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "backend.cli",
-        "--data-dir",
-        str(data),
-        "--host",
-        HOST,
-        "--api-port",
-        str(api_port),
-        "--endpoint-port",
-        str(endpoint_port),
-        "--admin-token",
-        token,
-    ]
+    cmd = backend_command(data, api_port, endpoint_port, token)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     api = f"http://{HOST}:{api_port}"
     with run_process(cmd, log, cwd=tree, env=env) as proc, httpx.Client(base_url=api) as client:
@@ -224,14 +70,10 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
         getter = Getter(first["servers"], credential["username"], credential["password"])
         getter.run(1.0)  # warm up
         quiet, _ = getter.run(args.quiet_seconds)
-        queue: multiprocessing.Queue = multiprocessing.Queue()
-        load = multiprocessing.Process(
-            target=http_load, args=(api, token, first["dashboard_url"], args.seconds, queue)
+        loaded, loaded_service, timings = under_load(
+            getter, api, token, first["dashboard_url"], args.seconds
         )
-        load.start()
-        loaded, loaded_service = getter.run(args.seconds)
-        timings = queue.get(timeout=args.seconds + 120)
-        load.join(30)
+        getter.close()
     return Result(
         str(tree),
         args.caches,

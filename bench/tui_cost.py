@@ -60,7 +60,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from processes import BenchError, log_tail, run_process, unwind_on_sigterm, wait_for_health
+from processes import (
+    BenchError,
+    cpu_ticks,
+    log_tail,
+    proc_stat,
+    run_process,
+    unwind_on_sigterm,
+    wait_for_health,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -335,19 +343,6 @@ def screen_tail(screen: str, lines: int = 6) -> str:
 
 
 # ---------------------------------------------------------------- /proc
-
-
-def proc_stat(pid: int) -> list[str]:
-    """Fields after the command name of /proc/<pid>/stat (index 0 is field 3, the state)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return data[data.rindex(b")") + 2 :].decode().split()
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of every thread of the process, in clock ticks."""
-    fields = proc_stat(pid)
-    return int(fields[11]) + int(fields[12])
 
 
 def tui_ticks(tmux: Tmux, session: str, pid: int) -> int:

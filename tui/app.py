@@ -302,5 +302,15 @@ class CachierApp(App[None]):
         if hasattr(screen, "refresh_now"):
             screen.refresh_now()
 
+    def show_alerts(self, firing: int) -> None:
+        """The title bar's badge: ``cachier · ⚠ 2 alerts`` while alerts fire (the cache's on
+        its pages, every cache's on the operator's Caches page)."""
+        from tui.pages.alerts import badge
+
+        shown = badge(firing)
+        title = f"{self.settings.title} · {shown}" if shown else self.settings.title
+        if self.title != title:
+            self.title = title
+
     def watch_paused(self, paused: bool) -> None:
         self.sub_title = "⏸ PAUSED" if paused else ""

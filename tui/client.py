@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from backend.api.schemas import (
+    AlertsOut,
     AppOut,
     AuditOut,
     CacheInfo,
@@ -231,6 +232,14 @@ class CachierClient:
 
     async def keys(self, sso: str) -> KeysOut:
         return await self._request(KeysOut, "GET", f"/dashboard/{sso}/api/keys")
+
+    async def alerts(self, sso: str) -> AlertsOut:
+        return await self._request(AlertsOut, "GET", f"/dashboard/{sso}/api/alerts")
+
+    async def set_alerts(self, sso: str, settings: dict[str, Any]) -> AlertsOut:
+        """Replace the thresholds and webhook (``AlertsIn``: a field left out is off)."""
+        path = f"/dashboard/{sso}/api/alerts"
+        return await self._request(AlertsOut, "PUT", path, json=settings)
 
     async def audit(self, sso: str, limit: int = 100) -> AuditOut:
         params = {"limit": limit}

@@ -6,13 +6,18 @@ from __future__ import annotations
 from typing import Literal
 
 from backend.api.schemas import (
+    AlertOut,
+    AlertSettingsBase,
+    AlertsOut,
     AppOut,
     CacheInfo,
     CacheOut,
     CacheUsage,
     ClusterStatusOut,
+    CredentialActivityOut,
     CredentialOut,
     IncidentOut,
+    LastAuthOut,
     LogLineOut,
     LogsOut,
     PlanName,
@@ -146,7 +151,11 @@ def status() -> StatusOut:
 
 
 def _credential(
-    i: int, primary: bool = False, write: bool = True, flush: bool = True
+    i: int,
+    primary: bool = False,
+    write: bool = True,
+    flush: bool = True,
+    activity: CredentialActivityOut | None = None,
 ) -> CredentialOut:
     return CredentialOut(
         username=f"USER{i:06d}",
@@ -155,11 +164,37 @@ def _credential(
         write=write,
         flush=flush,
         api=primary,
+        activity=activity or CredentialActivityOut(),
+    )
+
+
+def _used(
+    ago_s: float, peers: list[str], per_minute: int, refused: int = 0
+) -> CredentialActivityOut:
+    return CredentialActivityOut(
+        last_auth=LastAuthOut(
+            at=T0 - ago_s,
+            protocol="ascii",
+            proxy="proxy-1.use1-a",
+            peer=peers[0] if peers else "10.0.4.17",
+        ),
+        connections=len(peers),
+        peers=peers,
+        commands_last_minute=per_minute,
+        commands_last_hour=per_minute * 60,
+        refused_write=refused,
     )
 
 
 def credentials() -> list[CredentialOut]:
-    return [_credential(1, primary=True), _credential(2, write=False), _credential(3, flush=False)]
+    """Mid-rotation: the new primary in use, the old credential unused for 2 h, one still
+    used by a straggler, one never used."""
+    return [
+        _credential(1, primary=True, activity=_used(3, ["10.0.4.17"] * 3 + ["10.0.4.18"], 2400)),
+        _credential(2, write=False, activity=_used(7200, [], 0, refused=2)),
+        _credential(3, flush=False, activity=_used(40, ["10.0.4.31"], 12)),
+        _credential(4),
+    ]
 
 
 def caches() -> list[CacheOut]:
@@ -216,6 +251,44 @@ def cache_info(plan: PlanName = "1gb") -> CacheInfo:
         migrate_refusal=None
         if paid
         else "moving a cache is available on paid plans only; this cache is on the free plan",
+    )
+
+
+def alerts_out() -> AlertsOut:
+    """Three thresholds, one of them firing, and a webhook."""
+    return AlertsOut(
+        settings=AlertSettingsBase(
+            hit_rate_below=80,
+            hit_rate_window_min=10,
+            memory_above=90,
+            connections_above=500,
+            webhook_url="https://hooks.example.com/cachier",
+        ),
+        alerts=[
+            AlertOut(
+                alert="hit_rate",
+                firing=True,
+                threshold=80,
+                value=61.5,
+                since="2026-11-26T13:10:02.000Z",
+            ),
+            AlertOut(
+                alert="memory",
+                firing=False,
+                threshold=90,
+                value=42.25,
+                since=None,
+            ),
+            AlertOut(
+                alert="connections",
+                firing=False,
+                threshold=500,
+                value=37,
+                since="2026-11-26T12:58:44.000Z",
+            ),
+        ],
+        firing=1,
+        interval_s=1.0,
     )
 
 

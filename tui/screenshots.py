@@ -37,7 +37,7 @@ SIZES = {"80x24": (80, 24), "120x36": (120, 36)}
 
 def frozen_app() -> CachierApp:
     """The app without a backend: pages show injected data only."""
-    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False))
+    app = CachierApp(Settings(refresh_s=1.0, sso=data.SSO, live=False, clock=lambda: data.T0))
     app.cache_name = "shop"
     return app
 
@@ -61,6 +61,14 @@ async def capture(target: Path) -> list[Path]:
                 path.write_text(app.export_screenshot(title=f"cachier-tui · {page}"))
                 written.append(path)
     app = frozen_app()
+    async with app.run_test(size=SIZES["80x24"]) as pilot:  # a credential still in use
+        await show(pilot, "credentials", PAGES["credentials"]())
+        await pilot.press("down", "down", "d", "y")
+        await pilot.pause()
+        path = target / "credentials-delete-in-use-80x24.svg"
+        path.write_text(app.export_screenshot(title="cachier-tui · credentials"))
+        written.append(path)
+    app = frozen_app()
     async with app.run_test(size=SIZES["80x24"]) as pilot:
         await show(pilot, "status", PAGES["status"]())
         await pilot.press("question_mark")
@@ -68,7 +76,24 @@ async def capture(target: Path) -> list[Path]:
         path = target / "help-80x24.svg"
         path.write_text(app.export_screenshot(title="cachier-tui · help"))
         written.append(path)
+    app = frozen_app()
+    async with app.run_test(size=SIZES["80x24"]) as pilot:
+        await show_alerts(pilot)
+        path = target / "alerts-80x24.svg"
+        path.write_text(app.export_screenshot(title="cachier-tui · alerts"))
+        written.append(path)
     return written
+
+
+async def show_alerts(pilot) -> None:
+    """Analytics with the Alerts view open over it (``a``), one alert firing."""
+    from tui.pages.alerts import AlertsScreen
+
+    await show(pilot, "analytics", PAGES["analytics"]())
+    pilot.app.show_alerts(1)
+    await pilot.app.push_screen(AlertsScreen(None, data.SSO, "shop", data.alerts_out()))
+    await pilot.pause()
+    await pilot.pause()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,9 @@ def cache_out(control: ControlPlane, cache: Cache) -> CacheOut:
         tls_servers=control.tls_servers(cache),
         dashboard_url=control.dashboard_url(cache),
         created_at=cache.created_at,
-        credentials=[credential_out(c) for c in cache.credentials],
+        credentials=[credential_out(c, with_activity=False) for c in cache.credentials],
         usage=usage_of(control, cache),
+        alerts_firing=control.alerts_firing(cache.id),
     )
 
 

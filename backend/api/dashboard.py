@@ -6,15 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.api.deps import AnalyticsDep, Control, Egress, NoBodyIn, SsoCache
+from backend.activity import NEVER_USED, ActivitySampler
+from backend.api.deps import Activity, AnalyticsDep, Control, Egress, NoBodyIn, SsoCache
 from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import (
     AppOut,
     CacheInfo,
     CapabilitiesPatch,
+    CredentialActivityOut,
     CredentialOut,
     DeleteOut,
     FlushOut,
+    LastAuthOut,
     LogDrainIn,
     LogLineOut,
     LogsOut,
@@ -64,7 +67,11 @@ router = APIRouter(
 )
 
 
-def credential_out(credential: Credential) -> CredentialOut:
+def credential_out(
+    credential: Credential, activity: ActivitySampler | None = None, with_activity: bool = True
+) -> CredentialOut:
+    """The credential as the API shows it; with its usage unless ``with_activity`` is off
+    (the operator's listing of every cache: a tenant's client addresses are not theirs)."""
     return CredentialOut(
         username=credential.username,
         password=credential.password.decode(),
@@ -72,6 +79,23 @@ def credential_out(credential: Credential) -> CredentialOut:
         write=credential.write,
         flush=credential.flush,
         api=credential.api,
+        activity=activity_out(credential, activity) if with_activity else None,
+    )
+
+
+def activity_out(credential: Credential, activity: ActivitySampler | None) -> CredentialActivityOut:
+    report = activity.report(credential.username) if activity is not None else NEVER_USED
+    last = report.last_auth
+    return CredentialActivityOut(
+        last_auth=None
+        if last is None
+        else LastAuthOut(at=last.at, protocol=last.protocol, proxy=last.proxy, peer=last.peer),
+        connections=report.connections,
+        peers=report.peers,
+        commands_last_minute=report.commands_last_minute,
+        commands_last_hour=report.commands_last_hour,
+        refused_write=report.refused_write,
+        refused_flush=report.refused_flush,
     )
 
 
@@ -90,6 +114,7 @@ def cache_info(control: ControlPlane, cache: Cache) -> CacheInfo:
         app=cache.app.name if cache.app else "",
         can_migrate=refusal is None,
         migrate_refusal=refusal,
+        alerts_firing=control.alerts_firing(cache.id),
     )
 
 
@@ -125,8 +150,10 @@ async def stats(
 
 
 @router.get("/credentials", response_model=list[CredentialOut])
-async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
-    return [credential_out(c) for c in cache.credentials]
+async def list_credentials(cache: SsoCache, activity: Activity) -> list[CredentialOut]:
+    """Each credential with its activity: last authentication, live connections and
+    their addresses, commands in the last minute and hour, refused commands."""
+    return [credential_out(c, activity) for c in cache.credentials]
 
 
 @router.post(
@@ -135,18 +162,20 @@ async def list_credentials(cache: SsoCache) -> list[CredentialOut]:
     status_code=status.HTTP_201_CREATED,
     responses=errors(*BODY_ERRORS),
 )
-async def add_credential(cache: SsoCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
-    return credential_out(control.add_credential(cache))
+async def add_credential(
+    cache: SsoCache, control: Control, activity: Activity, body: NoBodyIn = None
+) -> CredentialOut:
+    return credential_out(control.add_credential(cache), activity)
 
 
 @router.patch(
     "/credentials/{username}", response_model=CredentialOut, responses=errors(409, *BODY_ERRORS)
 )
 async def set_capabilities(
-    username: str, body: CapabilitiesPatch, cache: SsoCache, control: Control
+    username: str, body: CapabilitiesPatch, cache: SsoCache, control: Control, activity: Activity
 ) -> CredentialOut:
     changed = control.set_capabilities(cache, username, body.write, body.flush, body.api)
-    return credential_out(changed)
+    return credential_out(changed, activity)
 
 
 @router.post(
@@ -155,9 +184,9 @@ async def set_capabilities(
     responses=errors(409, *BODY_ERRORS),
 )
 async def promote_credential(
-    username: str, cache: SsoCache, control: Control, body: NoBodyIn = None
+    username: str, cache: SsoCache, control: Control, activity: Activity, body: NoBodyIn = None
 ) -> CredentialOut:
-    return credential_out(control.promote(cache, username))
+    return credential_out(control.promote(cache, username), activity)
 
 
 @router.delete("/credentials/{username}", response_model=DeleteOut, responses=errors(409))

@@ -10,6 +10,8 @@ from typing import Annotated
 from fastapi import Body, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.activity import ActivitySampler
+from backend.alerts import Alerts
 from backend.analytics import Analytics
 from backend.api.schemas import NoBody
 from backend.control import audit
@@ -48,6 +50,20 @@ async def analytics(request: Request) -> Analytics:
 
 
 AnalyticsDep = Annotated[Analytics, Depends(analytics)]
+
+
+async def activity_sampler(request: Request) -> ActivitySampler | None:
+    return request.app.state.activity
+
+
+Activity = Annotated[ActivitySampler | None, Depends(activity_sampler)]
+
+
+async def alerts(request: Request) -> Alerts:
+    return request.app.state.alerts
+
+
+AlertsDep = Annotated[Alerts, Depends(alerts)]
 
 
 async def sso_cache(sso_secret: str, control: Control) -> Cache:

@@ -6,6 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from backend.control.alert_rules import (
+    MAX_RATE,
+    MAX_SAMPLES,
+    MAX_WINDOW_MIN,
+    MIN_WINDOW_MIN,
+    AlertKind,
+)
 from backend.control.models import CACHE_NAME_PATTERN, DRAIN_URL_PATTERN, PlanName
 from backend.lights import FaultMode, Light, ProxyState
 
@@ -69,6 +76,35 @@ class CacheCreate(RequestBody):
     )
 
 
+class LastAuthOut(Schema):
+    at: float = Field(description="unix time of the credential's last successful authentication")
+    protocol: Literal["ascii", "binary", "meta"] = Field(
+        description="how that connection spoke: ASCII, binary, or ASCII that sent meta commands"
+    )
+    proxy: str = Field(description="hostname of the proxy that served it")
+    peer: str = Field(description="the client's address")
+
+
+class CredentialActivityOut(Schema):
+    """Whether a credential is still in use: what tells an owner a rotation is finished.
+    Counted by this backend process since it started (``last_auth`` excepted)."""
+
+    last_auth: LastAuthOut | None = Field(
+        default=None, description="the last successful authentication; null: never used"
+    )
+    connections: int = Field(default=0, description="live connections authenticated with it")
+    peers: list[str] = Field(
+        default_factory=list,
+        description="the client address of each live connection, sorted (the first 100)",
+    )
+    commands_last_minute: int = 0
+    commands_last_hour: int = 0
+    refused_write: int = Field(
+        default=0, description="commands refused for lacking the write capability"
+    )
+    refused_flush: int = Field(default=0, description="flush_all refused for lacking flush")
+
+
 class CredentialOut(Schema):
     username: str
     password: str
@@ -78,6 +114,10 @@ class CredentialOut(Schema):
     api: bool = Field(
         description="may call /api/v2 with HTTP Basic auth (username:password); "
         "the primary always may"
+    )
+    activity: CredentialActivityOut | None = Field(
+        default=None,
+        description="its usage (the cache dashboard's answers); null in the operator's listing",
     )
 
 
@@ -113,6 +153,7 @@ class CacheOut(Schema):
     created_at: str
     credentials: list[CredentialOut]
     usage: CacheUsage
+    alerts_firing: int = Field(default=0, description="how many of the cache's alerts fire now")
 
 
 class FlushOut(Schema):
@@ -140,6 +181,7 @@ class CacheInfo(Schema):
     app: str = Field(description="the provider app the cache belongs to")
     can_migrate: bool
     migrate_refusal: str | None = Field(description="why the cache cannot move now, if so")
+    alerts_firing: int = Field(default=0, description="how many of the cache's alerts fire now")
 
 
 class LogLineOut(Schema):
@@ -235,6 +277,67 @@ class LogDrainIn(RequestBody):
     url: Annotated[str, Field(json_schema_extra={"pattern": DRAIN_URL_PATTERN})] | None = Field(
         description="http(s) URL receiving RFC 5424 frames, or null to remove"
     )
+
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+Rate = Annotated[float, Field(ge=0, le=MAX_RATE)]
+# Constraints inside the validator's Annotated: outside it, the document showed them as
+# unknown "ge"/"le" keywords instead of "minimum"/"maximum".
+Count = Annotated[Annotated[int, Field(ge=0, le=int(MAX_RATE))], BeforeValidator(_integral_float)]
+
+
+class AlertSettingsBase(Schema):
+    """A cache's thresholds: null turns one off. ``PUT`` replaces them all (a field left
+    out is off, or its default)."""
+
+    hit_rate_below: Percent | None = Field(
+        default=None, description="fire when the hit rate (%) over the window is below this"
+    )
+    hit_rate_window_min: Annotated[float, Field(ge=MIN_WINDOW_MIN, le=MAX_WINDOW_MIN)] = Field(
+        default=5.0, description="the hit rate's window, in minutes"
+    )
+    memory_above: Percent | None = Field(
+        default=None, description="fire when memory used is above this % of the plan's limit"
+    )
+    evictions_above: Rate | None = Field(default=None, description="evictions per second")
+    connections_above: Count | None = Field(default=None, description="open connections")
+    refused_above: Rate | None = Field(
+        default=None, description="commands refused for a missing capability, per minute"
+    )
+    fire_after: JsonInt = Field(
+        default=3,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="samples in a row the condition must hold before the alert fires",
+    )
+    resolve_after: JsonInt = Field(
+        default=5,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="samples in a row the condition must be clear before it resolves",
+    )
+    webhook_url: Annotated[str, Field(json_schema_extra={"pattern": DRAIN_URL_PATTERN})] | None = (
+        Field(default=None, description="http(s) URL that firing and resolved alerts are POSTed to")
+    )
+
+
+class AlertsIn(AlertSettingsBase, RequestBody):
+    model_config = RequestBody.model_config  # strict, unknown fields refused
+
+
+class AlertOut(Schema):
+    alert: AlertKind
+    firing: bool
+    threshold: float
+    value: float | None = Field(description="the latest value evaluated; null if none yet")
+    since: str | None = Field(description="RFC 3339 time of its last change, if any")
+
+
+class AlertsOut(Schema):
+    settings: AlertSettingsBase
+    alerts: list[AlertOut] = Field(description="one per threshold set")
+    firing: int = Field(description="how many alerts fire now")
+    interval_s: float = Field(description="one sample every this many seconds")
 
 
 class RotateOut(Schema):

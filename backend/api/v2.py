@@ -24,7 +24,7 @@ from backend.api import dashboard
 from backend.api.audit import Before, Limit
 from backend.api.basic_auth import Refused, authenticate, parse
 from backend.api.dashboard import Since, Window
-from backend.api.deps import AnalyticsDep, Control, NoBodyIn
+from backend.api.deps import Activity, AnalyticsDep, Control, NoBodyIn
 from backend.api.errors import BODY_ERRORS, errors
 from backend.api.schemas import (
     AuditOut,
@@ -111,8 +111,8 @@ async def stats(
 
 
 @router.get("/credentials", response_model=list[CredentialOut])
-async def list_credentials(cache: ApiCache) -> list[CredentialOut]:
-    return await dashboard.list_credentials(cache)
+async def list_credentials(cache: ApiCache, activity: Activity) -> list[CredentialOut]:
+    return await dashboard.list_credentials(cache, activity)
 
 
 @router.post(
@@ -121,17 +121,19 @@ async def list_credentials(cache: ApiCache) -> list[CredentialOut]:
     status_code=status.HTTP_201_CREATED,
     responses=errors(*BODY_ERRORS),
 )
-async def add_credential(cache: ApiCache, control: Control, body: NoBodyIn = None) -> CredentialOut:
-    return await dashboard.add_credential(cache, control, body)
+async def add_credential(
+    cache: ApiCache, control: Control, activity: Activity, body: NoBodyIn = None
+) -> CredentialOut:
+    return await dashboard.add_credential(cache, control, activity, body)
 
 
 @router.patch(
     "/credentials/{username}", response_model=CredentialOut, responses=errors(409, *BODY_ERRORS)
 )
 async def set_capabilities(
-    username: str, body: CapabilitiesPatch, cache: ApiCache, control: Control
+    username: str, body: CapabilitiesPatch, cache: ApiCache, control: Control, activity: Activity
 ) -> CredentialOut:
-    return await dashboard.set_capabilities(username, body, cache, control)
+    return await dashboard.set_capabilities(username, body, cache, control, activity)
 
 
 @router.post(
@@ -140,9 +142,9 @@ async def set_capabilities(
     responses=errors(409, *BODY_ERRORS),
 )
 async def promote_credential(
-    username: str, cache: ApiCache, control: Control, body: NoBodyIn = None
+    username: str, cache: ApiCache, control: Control, activity: Activity, body: NoBodyIn = None
 ) -> CredentialOut:
-    return await dashboard.promote_credential(username, cache, control, body)
+    return await dashboard.promote_credential(username, cache, control, activity, body)
 
 
 @router.delete("/credentials/{username}", response_model=DeleteOut, responses=errors(409))

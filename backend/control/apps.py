@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from backend.control.errors import Invalid
 from backend.control.models import DRAIN_URL_PATTERN, Credential
 
-CONFIG_NAMES = ("MEMCACHIER_SERVERS", "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
+SERVERS_VAR = "MEMCACHIER_SERVERS"
+CONFIG_NAMES = (SERVERS_VAR, "MEMCACHIER_USERNAME", "MEMCACHIER_PASSWORD")
 TLS_CONFIG_NAME = "MEMCACHIER_TLS_SERVERS"
 
 

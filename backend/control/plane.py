@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from backend.control import apps, audit
+from backend.control.alert_rules import NO_ALERTS, AlertSettings
 from backend.control.errors import Conflict, Forbidden, Invalid, NotFound
 from backend.control.models import CACHE_NAME_PATTERN, PLANS, App, Cache, Credential, timestamp
 from backend.control.repository import (
+    AlertSettingsRow,
     AppRow,
     AuditRow,
     CacheRow,
@@ -121,6 +123,10 @@ class ControlPlane:
         self.tls_endpoints: dict[str, str] = {}
         # The status monitor answers whether a cluster is red; until it runs, none is.
         self.cluster_is_red: Callable[[str], bool] = lambda cluster: False
+        # Alert thresholds by cache id (a cache without an entry has none); the evaluator
+        # (``backend.alerts``) reads them and answers how many of a cache's alerts fire.
+        self.alert_settings: dict[str, AlertSettings] = {}
+        self.alerts_firing: Callable[[str], int] = lambda cache_id: 0
         # Of the open transaction: record changes and events, applied in order on commit.
         self._on_commit: list[Callable[[], None]] = []
         self._events: list[Event] = []
@@ -275,6 +281,11 @@ class ControlPlane:
             )
         if legacy:
             repository.forget_overwritten()
+        for alert_row in repository.alert_settings():
+            if alert_row.cache_id in self.caches:
+                self.alert_settings[alert_row.cache_id] = AlertSettings.from_stored(
+                    alert_row.rules, self.decrypt_optional(alert_row.webhook_enc)
+                )
         for cache in self.caches.values():
             self.bus.publish(_created(cache))
             for credential in cache.credentials:
@@ -308,6 +319,14 @@ class ControlPlane:
         return cache
 
     def servers(self, cache: Cache) -> str:
+        """What clients of the cache are told: what its app was told (the service's value,
+        the same from every process), or, before it has an app, this process's endpoint."""
+        app = cache.app
+        told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+        return told or self.advertised_servers(cache)
+
+    def advertised_servers(self, cache: Cache) -> str:
+        """The region endpoint this process advertises (--advertise-host and -port)."""
         return self.endpoints.get(cache.region, "")
 
     def tls_servers(self, cache: Cache) -> str | None:
@@ -316,20 +335,16 @@ class ControlPlane:
     def dashboard_url(self, cache: Cache) -> str:
         return f"{self.api_base_url}/dashboard/{self.secrets.sso_secret(cache.id, cache.sso_nonce)}"
 
-    def cluster_load(self, cluster: Cluster, ignore: Cache | None = None) -> int:
-        """A cluster's load = the memory promised to the caches on it (sum of plan limits).
-
-        Promised rather than used memory, so a placement stays right when a cache fills up
-        later; ``ignore`` leaves out the cache being placed.
-        """
-        return sum(
-            c.limit_bytes
-            for c in self.caches.values()
-            if c.cluster == cluster.name and c is not ignore
-        )
-
     def least_loaded(self, clusters: list[Cluster], ignore: Cache | None = None) -> Cluster:
-        return min(clusters, key=lambda c: (self.cluster_load(c, ignore), c.name))
+        """The cluster with the least load (then by name). A cluster's load is the memory
+        promised to the caches on it (the sum of plan limits) rather than used, so a
+        placement stays right when a cache fills up later; ``ignore`` leaves out the cache
+        being placed. Every cluster's load comes from one pass over the caches."""
+        loads = dict.fromkeys((c.name for c in clusters), 0)
+        for cache in self.caches.values():
+            if cache.cluster in loads and cache is not ignore:
+                loads[cache.cluster] += cache.limit_bytes
+        return min(clusters, key=lambda c: (loads[c.name], c.name))
 
     def logs(self, cache: Cache, after_id: int | None = None, limit: int = 100) -> list[LogRow]:
         if not 1 <= limit <= MAX_LOG_PAGE:
@@ -410,6 +425,7 @@ class ControlPlane:
             def forget() -> None:
                 del self.caches[cache.id]
                 self._by_sso.pop(cache.sso_hash, None)
+                self.alert_settings.pop(cache.id, None)
                 for credential in cache.credentials:
                     self.credentials.pop(credential.username, None)
 
@@ -450,7 +466,7 @@ class ControlPlane:
             self.publish(CacheFlushed(cache_id, cache.cluster, origin, proxy))
 
     # -- moving a cache to another cluster of its region --------------------------------
-    # The target is the least loaded cluster (see ``cluster_load``), never the current one
+    # The target is the least loaded cluster (see ``least_loaded``), never the current one
     # and never a red one. The old cluster's copy is flushed (origin ``admin operation``)
     # and dropped; live sessions are closed, so clients reconnect through the unchanged
     # region endpoint and land on the new cluster, empty.
@@ -635,7 +651,9 @@ class ControlPlane:
     # -- provider apps (see ``apps``) ---------------------------------------------------
     def _create_app(self, cache: Cache) -> App:
         """The app of a new cache, at release 1; call inside a transaction."""
-        wanted = apps.desired_config(self.servers(cache), self.tls_servers(cache), cache.primary())
+        wanted = apps.desired_config(
+            self.advertised_servers(cache), self.tls_servers(cache), cache.primary()
+        )
         app = App(f"app-{cache.name}", 1, wanted)
         config = self.secrets.encrypt(json.dumps(app.config_vars).encode())
         self.repository.insert_app(AppRow(cache.id, app.name, app.release, config, None))
@@ -644,7 +662,11 @@ class ControlPlane:
         return app
 
     def _push_config(
-        self, cache: Cache, reason: str, primary: Credential | None = None
+        self,
+        cache: Cache,
+        reason: str,
+        primary: Credential | None = None,
+        servers: str | None = None,
     ) -> list[str]:
         """Push changed config vars: a new release and a restart. Returns the names changed.
 
@@ -654,8 +676,8 @@ class ControlPlane:
         app = cache.app
         assert app is not None
         wanted = apps.desired_config(
-            self.servers(cache), self.tls_servers(cache), primary or cache.primary()
-        )
+            servers or self.servers(cache), self.tls_servers(cache), primary or cache.primary()
+        )  # the servers the app has, unless the change is to them
         changed = apps.changed_names(app.config_vars, wanted)
         if not changed:
             return []
@@ -674,13 +696,25 @@ class ControlPlane:
         self.on_commit(apply)
         return changed
 
+    def servers_differ(self) -> tuple[str, str] | None:
+        """(what an app's config says, what this process advertises) for the first cache
+        whose MEMCACHIER_SERVERS is not what this process would hand out; None if none."""
+        for cache in self.list_caches():
+            app = cache.app
+            told = app.config_vars.get(apps.SERVERS_VAR) if app is not None else None
+            mine = self.advertised_servers(cache)
+            if told and mine and told != mine:
+                return told, mine
+        return None
+
     def refresh_servers(self) -> None:
         """After start-up: endpoints may listen elsewhere, be advertised under another name,
         or gain or lose TLS since last time; tell the apps (existing ones included)."""
         for cache in self.list_caches():
-            if cache.app is not None and self.servers(cache):
+            if cache.app is not None and self.advertised_servers(cache):
                 with self.transaction():
-                    self._push_config(cache, "endpoint address changed")
+                    servers = self.advertised_servers(cache)
+                    self._push_config(cache, "endpoint address changed", servers=servers)
 
     def set_log_drain(self, cache: Cache, url: str | None) -> App:
         app = cache.app
@@ -695,12 +729,44 @@ class ControlPlane:
             self.on_commit(lambda: setattr(app, "log_drain", url))
         return app
 
+    # -- alerts (evaluated by ``backend.alerts``) ---------------------------------------
+    def alerts_of(self, cache: Cache) -> AlertSettings:
+        return self.alert_settings.get(cache.id, NO_ALERTS)
+
+    def set_alerts(self, cache: Cache, settings: AlertSettings) -> AlertSettings:
+        """Replace the cache's thresholds and webhook. The webhook URL is checked like a log
+        drain's (``apps.check_drain_url``; the API also vets where it resolves), stored
+        encrypted and never written to a log: the log line names its host only."""
+        settings.check()
+        if settings.webhook_url is not None:
+            check_webhook_url(settings.webhook_url)
+        row = AlertSettingsRow(
+            cache.id, settings.rules_json(), self.encrypt_optional(settings.webhook_url)
+        )
+        with self.transaction():
+            self.repository.set_alert_settings(row)
+            hook = settings.webhook_url
+            where = f"webhook to {urlsplit(hook).hostname}" if hook else "no webhook"
+            detail = f"{settings.describe()}; {where}"
+            self.log(cache.id, f"Alert thresholds set: {detail}")
+            self.record_audit(cache.id, "alerts changed", detail)
+            self.on_commit(lambda: self.alert_settings.__setitem__(cache.id, settings))
+        return settings
+
     # -- secrets ------------------------------------------------------------------------
     def encrypt_optional(self, text: str | None) -> bytes | None:
         return None if text is None else self.secrets.encrypt(text.encode())
 
     def decrypt_optional(self, token: bytes | None) -> str | None:
         return None if token is None else self.secrets.decrypt(token).decode()
+
+
+def check_webhook_url(url: str) -> None:
+    """The same rule as a log drain's URL (Invalid, in words, before anything resolves it)."""
+    try:
+        apps.check_drain_url(url)
+    except Invalid as exc:
+        raise Invalid(str(exc).replace("a log drain URL", "a webhook URL")) from None
 
 
 def _created(cache: Cache) -> CacheCreated:

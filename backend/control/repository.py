@@ -42,6 +42,17 @@ class CredentialRow:
 
 
 @dataclass
+class CredentialUseRow:
+    """A credential's last successful authentication, as last saved (``backend.activity``)."""
+
+    username: str
+    at: float
+    protocol: str
+    proxy: str
+    peer: str
+
+
+@dataclass
 class AppRow:
     cache_id: str
     name: str
@@ -83,6 +94,13 @@ class AuditRow:
     actor: str
     action: str
     detail: str
+
+
+@dataclass
+class AlertSettingsRow:
+    cache_id: str
+    rules: str  # JSON of the thresholds (``alert_rules.AlertSettings.rules_json``)
+    webhook_enc: bytes | None
 
 
 @dataclass
@@ -142,6 +160,15 @@ class ControlRepository(Protocol):
     def set_capabilities(self, username: str, write: bool, flush: bool, api: bool) -> None: ...
     def delete_credential(self, username: str) -> None: ...
 
+    def credential_uses(self) -> list[CredentialUseRow]:
+        """Every credential's last authentication saved so far."""
+        ...
+
+    def save_credential_uses(self, rows: Sequence[CredentialUseRow]) -> None:
+        """Insert or replace; a row whose credential is gone meanwhile is skipped (and a
+        deleted credential's row goes with it: ``ON DELETE CASCADE``)."""
+        ...
+
     def set_primary(self, cache_id: str, username: str) -> None:
         """``username`` becomes the cache's only primary."""
         ...
@@ -171,6 +198,10 @@ class ControlRepository(Protocol):
     def logs(self, cache_id: str, after_id: int | None, limit: int) -> list[LogRow]:
         """Lines after ``after_id`` (oldest first), or the newest ``limit`` lines if None."""
         ...
+
+    # -- alert settings -----------------------------------------------------------------
+    def alert_settings(self) -> list[AlertSettingsRow]: ...
+    def set_alert_settings(self, row: AlertSettingsRow) -> None: ...
 
     # -- status history -----------------------------------------------------------------
     def start_incident(

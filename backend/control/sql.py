@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backend.control.repository import (
+    AlertSettingsRow,
     AppRow,
     AuditRow,
     CacheRow,
     CredentialRow,
+    CredentialUseRow,
     IncidentRow,
     LogRow,
     OwnerRow,
@@ -156,6 +158,26 @@ CREATE TABLE cluster_owners (
     api_url TEXT NOT NULL,
     proxies TEXT NOT NULL,
     heartbeat_at {real} NOT NULL
+);
+""",
+    # When each credential last authenticated (issue 16 item 1), so "last used" survives a
+    # restart; written at most once a minute per credential, by the control thread.
+    """
+CREATE TABLE credential_use (
+    username {sort_text} PRIMARY KEY REFERENCES credentials(username) ON DELETE CASCADE,
+    at {real} NOT NULL,
+    protocol TEXT NOT NULL,
+    proxy TEXT NOT NULL,
+    peer TEXT NOT NULL
+);
+""",
+    # Alert thresholds per cache (JSON: see ``alert_rules.AlertSettings``) and the webhook
+    # URL, encrypted like the log drain (it can carry tokens).
+    """
+CREATE TABLE alert_settings (
+    cache_id TEXT PRIMARY KEY REFERENCES caches(id) ON DELETE CASCADE,
+    rules TEXT NOT NULL,
+    webhook_enc {blob}
 );
 """,
     # The ``api`` capability (issue 16): HTTP Basic access to /api/v2 with the credential.
@@ -346,6 +368,21 @@ class SqlRepository:
     def delete_credential(self, username: str) -> None:
         self._execute("DELETE FROM credentials WHERE username = ?", (username,))
 
+    def credential_uses(self) -> list[CredentialUseRow]:
+        rows = self._execute("SELECT username, at, protocol, proxy, peer FROM credential_use")
+        return [CredentialUseRow(u, float(a), p, x, r) for u, a, p, x, r in rows]
+
+    def save_credential_uses(self, rows: Sequence[CredentialUseRow]) -> None:
+        for row in rows:
+            self._execute(
+                "INSERT INTO credential_use (username, at, protocol, proxy, peer)"
+                " SELECT ?, ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM credentials WHERE username = ?)"
+                " ON CONFLICT (username) DO UPDATE SET at = excluded.at,"
+                " protocol = excluded.protocol, proxy = excluded.proxy, peer = excluded.peer",
+                (row.username, row.at, row.protocol, row.proxy, row.peer, row.username),
+            )
+
     def set_primary(self, cache_id: str, username: str) -> None:
         # CASE, not a bare comparison: PostgreSQL does not store a boolean in an INTEGER.
         self._execute(
@@ -467,6 +504,21 @@ class SqlRepository:
             (*params, limit),
         )
         return [AuditRow(*r) for r in rows]
+
+    # -- alert settings -----------------------------------------------------------------
+    def alert_settings(self) -> list[AlertSettingsRow]:
+        rows = self._execute(
+            "SELECT cache_id, rules, webhook_enc FROM alert_settings ORDER BY cache_id"
+        )
+        return [AlertSettingsRow(c, r, None if w is None else bytes(w)) for c, r, w in rows]
+
+    def set_alert_settings(self, row: AlertSettingsRow) -> None:
+        """Replace the cache's settings (delete, then insert: the same in both dialects)."""
+        self._execute("DELETE FROM alert_settings WHERE cache_id = ?", (row.cache_id,))
+        self._execute(
+            "INSERT INTO alert_settings (cache_id, rules, webhook_enc) VALUES (?, ?, ?)",
+            (row.cache_id, row.rules, row.webhook_enc),
+        )
 
     # -- status history -----------------------------------------------------------------
     def start_incident(

@@ -200,6 +200,7 @@ class AsciiCodec(StreamCodec):
         except CredentialRevoked:
             self.closing = True
         except CapabilityDenied as denied:
+            self.auth.engine.stats.cmd_refused += 1  # only an authenticated session is denied
             self.out.append(denied_reply(denied))
             if self.noreply:
                 # The client reads no reply to this command: close rather than leave an
@@ -291,8 +292,26 @@ class AsciiCodec(StreamCodec):
         }
         for name in STORAGE_MODES:
             table[name] = self._storage
-        table.update(self.meta.table())
+        table.update(self._first_meta(self.meta.table()))
         return table
+
+    def _first_meta(
+        self, meta: dict[bytes, Callable[[list[bytes]], None]]
+    ) -> dict[bytes, Callable[[list[bytes]], None]]:
+        """The meta commands, each wrapped once: the session's first meta command marks
+        its authentication as ``meta`` (``backend.activity``), then puts the plain
+        handlers in the table, so later meta commands pay nothing for it."""
+
+        def first(name: bytes) -> Callable[[list[bytes]], None]:
+            def run(tokens: list[bytes]) -> None:
+                self.auth.speaks_meta()
+                if self.commands is not None:
+                    self.commands.update(meta)  # in place: ``handlers`` is the same dict
+                meta[name](tokens)
+
+            return run
+
+        return {name: first(name) for name in meta}
 
     # -- retrieval ----------------------------------------------------------------------
     def _get(self, tokens: list[bytes]) -> None:

@@ -306,6 +306,7 @@ class BinaryCodec(StreamCodec):
 
     def _refused(self, opaque: int, refused: Refused) -> None:
         if isinstance(refused, CapabilityDenied):
+            self.auth.engine.stats.cmd_refused += 1
             self._error(opaque, AUTH_ERROR, refused.text().encode())
         else:  # CredentialRevoked
             self.closing = True
@@ -487,7 +488,7 @@ class BinaryCodec(StreamCodec):
             else:
                 self._error(opaque, AUTH_ERROR, b"Auth failure: already authenticated")
             return
-        result = session.authenticate(username, password)
+        result = session.authenticate(username, password, "binary")
         if result is AuthResult.RELAY:  # the remote proxy answers this request, and the rest
             self._relay(opcode, key, extras, value, opaque, cas)
         elif result is AuthResult.OK:

@@ -61,16 +61,23 @@ class CapabilityDenied(Refused):
         return f"{command or self.capability} not allowed: {REFUSALS[self.capability]}"
 
 
+# Every command passes exactly one of the checks below (``get`` inlines the first), which
+# also count it for the credential's activity (``backend.activity``): one attribute
+# increment on the hot path, and one more for a refusal.
 def _require_live(session: AuthenticatedSession) -> None:
     if session.credential.revoked:
         raise CredentialRevoked()
+    session.activity.commands += 1
 
 
 def _require_write(session: AuthenticatedSession) -> None:
     credential = session.credential
     if credential.revoked:
         raise CredentialRevoked()
+    activity = session.activity
+    activity.commands += 1
     if not credential.write:
+        activity.refused_write += 1
         raise CapabilityDenied("write")
 
 
@@ -78,6 +85,7 @@ def _require_write(session: AuthenticatedSession) -> None:
 def get(session: AuthenticatedSession, key: bytes) -> ItemView | None:
     if session.credential.revoked:  # _require_live inlined: the hottest call of all
         raise CredentialRevoked()
+    session.activity.commands += 1
     engine = session.engine
     item = engine.get(key)
     if engine.key_activity is not None:  # the owner's Keys view is open: sample
@@ -220,6 +228,7 @@ def flush_all(session: AuthenticatedSession, delay: int = 0) -> None:
     # flush is not counted, because the control plane's flushes are no client commands.
     engine.stats.cmd_flush += 1
     if not session.credential.flush:
+        session.activity.refused_flush += 1
         raise CapabilityDenied("flush")
     engine.flush(delay)
     session.record_flush()

@@ -174,7 +174,9 @@ def test_every_flush_is_recorded_with_proxy_and_origin(
     assert flushed["origin"] == "admin operation"
 
 
-def test_restart_keeps_caches_and_credentials_but_not_items(tmp_path) -> None:
+def test_restart_keeps_caches_credentials_and_after_a_clean_stop_items(tmp_path) -> None:
+    """A clean stop saves the items (warm restart); tests/backend/test_warm_restart.py
+    covers an unclean one, which keeps none."""
     first = RunningService(make_config(tmp_path)).start()
     cache = CacheHandle(first.create_cache("durable"))
     with httpx.Client(base_url=cache.dashboard_api) as api:
@@ -202,7 +204,7 @@ def test_restart_keeps_caches_and_credentials_but_not_items(tmp_path) -> None:
         )
         restarted = CacheHandle(again)
         client = pymemcache_client(restarted)
-        assert client.get("item") is None
+        assert client.get("item") == b"volatile"
         assert client.set("item", "again", noreply=False) is True
     finally:
         second.stop()

@@ -34,6 +34,11 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
         "url": "http://127.0.0.1:9/drain"
     },
     ("POST", "/api/v1/admin/proxies/{hostname}/fault"): lambda: {"mode": "slow", "delay_ms": 1},
+    ("PUT", "/dashboard/{sso_secret}/api/alerts"): lambda: {
+        "memory_above": 90,
+        "connections_above": 100,
+        "webhook_url": "http://127.0.0.1:9/hook",
+    },
 }
 
 # One value of every JSON type; a field gets each one its schema does not allow.

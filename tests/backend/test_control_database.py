@@ -141,6 +141,8 @@ def test_concurrent_starters_on_a_fresh_postgresql_end_with_one_schema(tmp_path:
             "incidents",
             "audit",
             "cluster_owners",
+            "credential_use",
+            "alert_settings",
         }
 
 

@@ -11,7 +11,7 @@ it would only ever see the 404 of an unknown cache; the test swaps most of them 
 ones (a cache's dashboard secret, its id, its credentials' usernames, a proxy's hostname)
 and keeps the rest random, so both the real routes and their 404s are exercised.
 
-Log drains: the backend POSTs log lines to the drain URL a cache owner sets. A generated
+Log drains and alert webhooks: the backend POSTs to the URL a cache owner sets. A generated
 URL naming a literal public address (``http://8.8.8.8/``) passes every check at PUT time
 (with ``allow_internal_drains`` or without) and the drain worker would then contact it. So
 every drain URL the API would accept (one matching its documented pattern) is replaced by
@@ -128,6 +128,9 @@ def aim(case: Case, world: World) -> None:
     drain = case.operation.path.endswith("/app/log-drain") and isinstance(body, dict)
     if drain and _drain_is_contactable(body.get("url")):
         body["url"] = world.drain
+    hook = case.operation.path.endswith("/api/alerts") and isinstance(body, dict)
+    if hook and _drain_is_contactable(body.get("webhook_url")):  # an alert webhook: the same
+        body["webhook_url"] = world.drain
 
 
 def _pick(drawn: Any, choices: list[str]) -> int:

@@ -98,6 +98,10 @@ class Backend:
     def stderr(self) -> str:
         return self.err.read_text()
 
+    def output(self) -> str:
+        """Both streams: the start-up banner and its warnings, and the log."""
+        return self.out.read_text() + self.err.read_text()
+
     def admin(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
@@ -605,3 +609,39 @@ def test_the_embedded_mode_claims_nothing(tmp_path: Path) -> None:
         assert running.call(lambda: running.service.dataplane.remote_proxies) == {}  # type: ignore[union-attr]
     finally:
         running.stop()
+
+
+# -- one servers value for the service ---------------------------------------------------------
+def test_servers_is_one_value_whichever_process_answers_or_starts(tmp_path: Path) -> None:
+    """A cache's ``servers`` is what its app was told, the same from every process; a
+    process that starts while another runs never rewrites it (no release, no flip), and
+    one that advertises something else says so. With --advertise-endpoint-port (a load
+    balancer's port) every process advertises the same value."""
+    with postgres_database() as url:
+        shared_key(tmp_path, "a", "b")
+        a = Backend(tmp_path, "a", url, "local-a")
+        a.command += ["--advertise-endpoint-port", "11311"]
+        a.start()
+        b = None
+        try:
+            with a.admin() as admin:
+                created = admin.post("/api/v1/admin/caches", json={"name": "one", "plan": "100mb"})
+            assert created.status_code == 201, created.text
+            cache = created.json()
+            assert cache["servers"] == "127.0.0.1:11311"
+            b = Backend(tmp_path, "b", url, "local-b")  # advertises its own port: a mistake
+            b.start()
+            warning = "give every process the same --advertise-host"
+            until(lambda: warning in b.output(), 5, "B warns of its other servers")
+            for process in (a, b):
+                with process.admin() as admin:
+                    seen = admin.get(f"/api/v1/admin/caches/{cache['id']}").json()
+                assert seen["servers"] == "127.0.0.1:11311", process.name
+                app = httpx.get(process.dashboard(cache["dashboard_url"]) + "/app", timeout=10)
+                config = app.json()["config_vars"]
+                assert config["MEMCACHIER_SERVERS"] == "127.0.0.1:11311", process.name
+                assert [r["number"] for r in app.json()["releases"]] == [1], process.name
+        finally:
+            for process in (b, a):
+                if process is not None:
+                    process.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from tui import sample_data as data
 from tui.messages import AnalyticsFetched
-from tui.screenshots import PAGES, SIZES, frozen_app, show
+from tui.screenshots import PAGES, SIZES, frozen_app, show, show_alerts
 
 
 def page_with(mode: str, message_factory):
@@ -66,3 +66,9 @@ def test_backend_log_snapshot_no_color(snap_compare, monkeypatch) -> None:
     assert snap_compare(
         app, terminal_size=(80, 24), press=["b"], run_before=page_with("logs", PAGES["logs"])
     )
+
+
+def test_alerts_view_snapshot(snap_compare) -> None:
+    """``a`` on Analytics at 80×24: every alert's state and every threshold's field, and
+    the title bar's badge."""
+    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=show_alerts)

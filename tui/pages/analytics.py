@@ -19,6 +19,7 @@ from textual.containers import Vertical
 from textual.widgets import Header, Static
 
 from tui.messages import AnalyticsFetched, CacheFlushed, CacheMoved
+from tui.pages.alerts import AlertsScreen
 from tui.pages.base import Page
 from tui.pages.keys import KeysScreen
 from tui.series import History
@@ -59,6 +60,7 @@ class AnalyticsPage(Page):
         Binding("f", "flush", "Flush", id="analytics.flush"),
         Binding("m", "move", "Move", id="analytics.move"),
         Binding("k", "keys", "Keys", id="analytics.keys"),
+        Binding("a", "alerts", "Alerts", id="analytics.alerts"),
         # The same key while moving is refused: says why (the footer shows "m" dimmed).
         Binding(
             "m",
@@ -118,6 +120,7 @@ class AnalyticsPage(Page):
         self._samples_sso = self.cachier.sso
         if self.cachier.cache_name is None:
             self.cachier.cache_name = message.cache.name
+        self.cachier.show_alerts(message.cache.alerts_firing)
         with self.app.batch_update():
             self.remove_class("-no-cache")
             self._show_info()
@@ -225,6 +228,13 @@ class AnalyticsPage(Page):
         if cache is None:
             return
         self.app.push_screen(KeysScreen(self.client, sso_of(cache.dashboard_url), cache.name))
+
+    def action_alerts(self) -> None:
+        """The cache's alerts: their state, and the thresholds to set."""
+        cache = self.cache
+        if cache is None:
+            return
+        self.app.push_screen(AlertsScreen(self.client, sso_of(cache.dashboard_url), cache.name))
 
     def action_flush(self) -> None:
         cache = self.cache

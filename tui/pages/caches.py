@@ -133,11 +133,14 @@ class CachesPage(Page):
                 share = usage.memory_used / cache.memory_limit if cache.memory_limit else 0
                 cluster = Text(f"{cache.cluster} ")
                 cluster.append_text(light_text(lights.get(cache.cluster, "green"), styles))
+                name = Text(cache.name)
+                if cache.alerts_firing:  # before the name: a long name is cut at its end
+                    name = Text.assemble((f"⚠{cache.alerts_firing} ", "bold reverse"), cache.name)
                 upsert_row(
                     table,
                     cache.id,
                     [
-                        cache.name,
+                        name,
                         cache.plan,
                         cache.region,
                         cluster,
@@ -147,6 +150,7 @@ class CachesPage(Page):
                     ],
                 )
             remove_rows_except(table, self.caches)
+        self.cachier.show_alerts(sum(c.alerts_firing for c in message.caches))
 
     def action_open(self) -> None:
         key = cursor_key(self.query_one(DataTable))

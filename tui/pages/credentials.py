@@ -1,14 +1,18 @@
-"""Credentials: the cache's usernames/passwords, their capabilities, the SSO secret, the app.
+"""Credentials: the cache's usernames/passwords, their capabilities and use, the SSO
+secret, the app.
 
-One keyed DataTable (rows updated in place, never rebuilt), the provider app's config vars
-and release below it. Passwords are masked until revealed (``v``); every mutation runs
-through ``Page.mutate`` (not exclusive, so a second key press cannot cancel it) and its
-key is disabled while it runs.
+One keyed DataTable (rows updated in place, never rebuilt) whose "Last used" column tells
+when a rotation is finished (``tui.activity``), the selected credential's activity under
+it, the provider app's config vars and release below. Deleting a credential that still has
+live connections asks a second time, naming them. Passwords are masked until revealed
+(``v``); every mutation runs through ``Page.mutate`` (not exclusive, so a second key press
+cannot cancel it) and its key is disabled while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -19,7 +23,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
+from textual.widgets.data_table import ColumnKey
 
+from tui import activity
 from tui.errors import ApiError
 from tui.messages import (
     CapabilityChanged,
@@ -39,6 +45,7 @@ if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for 
     from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 
 MASK = "•" * 8
+MASKED_WIDTH = len(MASK) + 4  # the mask and the last four characters
 SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
 ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "toggle_api", "promote", "delete"}
 MUTATIONS = {"toggle_write", "toggle_flush", "toggle_api", "promote", "delete", "add", "rotate_sso"}
@@ -107,6 +114,7 @@ class CredentialsPage(Page):
             yield Static("Credentials", id="cred-title", classes="section")
             yield DataTable(id="credentials", cursor_type="row", zebra_stripes=True)
             with Vertical(id="cred-details"):  # stays on screen however many rows
+                yield Static(id="cred-activity")  # the selected credential's use
                 yield Static("Config vars", id="cred-app-title", classes="section")
                 yield Static(id="cred-config")
                 yield Static(HINT, classes="hint")
@@ -114,14 +122,16 @@ class CredentialsPage(Page):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key, width in (
+        columns = (
             ("Username", "username", 12),
-            ("Password", "password", 32),
-            ("Primary", "primary", 11),
+            ("Password", "password", MASKED_WIDTH),
+            ("Primary", "primary", 9),
             ("Write", "write", 5),
             ("Flush", "flush", 5),
             ("API", "api", 3),
-        ):
+            ("Last used", "used", 21),
+        )
+        for label, key, width in columns:
             table.add_column(label, key=key, width=width)
         self.query_one("#cred-body").display = False
 
@@ -158,6 +168,7 @@ class CredentialsPage(Page):
             for credential in message.credentials:
                 upsert_row(table, credential.username, self._cells(credential))
             remove_rows_except(table, self.credentials)
+            self._fit_password()
             self._move_to_pending()
             self.query_one("#cred-empty").display = False
             self.query_one("#cred-body").display = True
@@ -165,7 +176,20 @@ class CredentialsPage(Page):
                 f"Credentials of {message.cache.name}  ({len(message.credentials)})"
             )
             self._show_app()
+            self._show_activity()
         self.refresh_bindings()
+
+    def now(self) -> float:
+        """The time ages are counted to (frozen in snapshots)."""
+        return (self.cachier.settings.clock or time.time)()
+
+    @on(DataTable.RowHighlighted)
+    def _show_activity(self) -> None:
+        credential = self._selected()
+        line = (
+            "" if credential is None else activity.details(credential.username, credential.activity)
+        )
+        self.query_one("#cred-activity", Static).update(Text(line, style="dim"))
 
     def _cells(self, credential: CredentialOut) -> list[Text]:
         accent = self.app.theme_variables.get("accent", "")
@@ -174,7 +198,7 @@ class CredentialsPage(Page):
         primary = (
             Text("★ primary", style=f"bold {accent}".strip())
             if credential.primary
-            else Text("  secondary", style="dim")
+            else Text("secondary", style="dim")
         )
         return [
             Text(credential.username, style="bold" if credential.primary else ""),
@@ -183,6 +207,7 @@ class CredentialsPage(Page):
             checkbox(credential.write),
             checkbox(credential.flush),
             checkbox(credential.api),
+            Text(activity.used(credential.activity, self.now())),
         ]
 
     def _show_app(self) -> None:
@@ -213,7 +238,24 @@ class CredentialsPage(Page):
             upsert_row(table, username, self._cells(credential))
         elif username in table.rows:
             table.remove_row(username)
+        self._fit_password()
         self._show_app()
+
+    def _fit_password(self) -> None:
+        """The password column is as wide as a masked password, so "Last used" fits beside
+        it at 80 columns; while one is revealed, as wide as a password (the table then
+        scrolls sideways at 80 columns)."""
+        table = self.query_one(DataTable)
+        column = table.columns[ColumnKey("password")]
+        width = max((len(c.password) for c in self.credentials.values()), default=0)
+        width = max(width, MASKED_WIDTH) if self.revealed else MASKED_WIDTH
+        if column.width != width:
+            column.width = width
+            first = next(iter(table.rows), None)
+            if first is not None:  # makes the table measure its columns again
+                table.update_cell(
+                    first, "password", table.get_cell(first, "password"), update_width=True
+                )
 
     def _move_to_pending(self) -> None:
         table = self.query_one(DataTable)
@@ -340,14 +382,34 @@ class CredentialsPage(Page):
             )
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes and "delete" not in self.mutating:
+        def delete() -> None:
+            if "delete" not in self.mutating:
                 self.mutate(
                     "delete",
                     f"Deleting {username}",
                     lambda client: client.delete_credential(sso, username),
                     CredentialDeleted,
                 )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            # The page's latest figures (refreshed every few seconds): still in use?
+            latest = self.credentials.get(username)
+            used = latest.activity if latest is not None else None
+            if used is None or not used.connections:
+                delete()
+                return
+            self.app.push_screen(
+                ConfirmModal(
+                    f"{username} is still in use: {activity.connections(used.connections)}",
+                    f"From {activity.peers(used.peers)}. Deleting it closes "
+                    f"{'it' if used.connections == 1 else 'them'} now; those clients cannot "
+                    "reconnect until they use another credential.",
+                    yes="Delete anyway",
+                ),
+                lambda sure: delete() if sure else None,
+            )
 
         self.app.push_screen(
             ConfirmModal(
