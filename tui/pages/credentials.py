@@ -447,7 +447,7 @@ class CredentialsPage(Page):
         self._redraw(added.username)
         self._pending_row = added.username
         self._move_to_pending()
-        self.notify(f"credential {added.username} added (write and flush on)", timeout=4)
+        self.notify(f"credential {added.username} added (write and flush on, api off)", timeout=4)
 
     def action_rotate_sso(self) -> None:
         if "rotate_sso" in self.mutating or self.cachier.sso is None:
