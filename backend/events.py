@@ -86,6 +86,7 @@ class CredentialAdded:
     primary: bool
     write: bool
     flush: bool
+    api: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class CapabilitiesChanged:
     username: str
     write: bool
     flush: bool
+    api: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ class CredentialRevoked:
 
 @dataclass(frozen=True, slots=True)
 class PrimaryPromoted:
+    """``username`` is the primary now, with the ``api`` capability (a primary always has
+    it); ``previous`` is a secondary that keeps its capabilities."""
+
     cache_id: str
     username: str
     previous: str

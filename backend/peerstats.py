@@ -61,11 +61,12 @@ class PeerStats:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=TIMEOUT_S)
         self.asked += 1
+        headers = {FORWARDED: self.process_id}
+        if "authorization" in request.headers:  # /api/v2: the owner checks the credential
+            headers["Authorization"] = request.headers["authorization"]
         try:
             response = await self._client.get(
-                api_url + request.url.path,
-                params=request.query_params,
-                headers={FORWARDED: self.process_id},
+                api_url + request.url.path, params=request.query_params, headers=headers
             )
         except httpx.HTTPError as exc:
             # Never the URL in a log line: its path is the cache's dashboard secret.

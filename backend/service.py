@@ -476,6 +476,7 @@ class Service:
             events_delivered=self.bus.delivered,
             activity=self.activity,
             alerts_evaluator=alerts,
+            auth_throttle=dataplane.throttle,
         )
         if self.peers is not None:  # any cache's stats from any process: ask its owner
             self.peer_stats = PeerStats(dataplane, self.peers.owner_api, self.peers.process_id)

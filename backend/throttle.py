@@ -13,10 +13,16 @@ limits. A guesser can only earn that trust by knowing the password; one failure 
 trusted pair ends its trust.
 
 Everything here is bounded: each table holds at most ``max_entries`` keys, oldest first out.
+
+One throttle counts both doors a password opens: memcache authentication (on the serving
+loop) and HTTP Basic on /api/v2 (on the control thread), so a guesser gets no second
+allowance by switching protocol. A lock makes each call atomic across the two threads; it
+is held for a few dictionary operations only, never across I/O.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict, deque
 
@@ -59,6 +65,13 @@ class _Window:
             self._failures.move_to_end(key)
         failures.append(now)
 
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until this key is under its limit again (0 when it is)."""
+        failures = self._recent(key, now)
+        if failures is None or len(failures) < self.limit:
+            return 0.0
+        return failures[-self.limit] + self.window_s - now
+
     def __len__(self) -> int:
         return len(self._failures)
 
@@ -84,6 +97,7 @@ class AuthThrottle:
         self.refused_by_address = 0
         self.refused_by_username = 0
         self.trusted_logins = 0  # logins let through a limit by an earned trust
+        self._lock = threading.Lock()
 
     @property
     def total_refused(self) -> int:
@@ -100,7 +114,16 @@ class AuthThrottle:
 
     def allowed(self, host: str, username: str) -> bool:
         """False when this attempt is refused unchecked (and counted as refused)."""
-        now = time.monotonic()
+        with self._lock:
+            return self._allowed(host, username, time.monotonic())
+
+    def retry_after(self, host: str, username: str) -> float:
+        """Seconds until an attempt refused now would be checked again."""
+        with self._lock:
+            now = time.monotonic()
+            return max(self.by_address.wait(host, now), self.by_username.wait(username, now))
+
+    def _allowed(self, host: str, username: str, now: float) -> bool:
         address_full = self.by_address.full(host, now)
         username_full = self.by_username.full(username, now)
         if not (address_full or username_full):
@@ -115,14 +138,16 @@ class AuthThrottle:
         return False
 
     def record_failure(self, host: str, username: str) -> None:
-        now = time.monotonic()
-        self.by_address.add(host, now)
-        self.by_username.add(username, now)
-        self._trusted.pop((host, username), None)
-        self.total_failures += 1
+        with self._lock:
+            now = time.monotonic()
+            self.by_address.add(host, now)
+            self.by_username.add(username, now)
+            self._trusted.pop((host, username), None)
+            self.total_failures += 1
 
     def record_success(self, host: str, username: str) -> None:
-        self._trusted[(host, username)] = time.monotonic()
-        self._trusted.move_to_end((host, username))
-        if len(self._trusted) > self.max_entries:
-            self._trusted.popitem(last=False)
+        with self._lock:
+            self._trusted[(host, username)] = time.monotonic()
+            self._trusted.move_to_end((host, username))
+            if len(self._trusted) > self.max_entries:
+                self._trusted.popitem(last=False)

@@ -164,6 +164,7 @@ def _credential(
         primary=primary,
         write=write,
         flush=flush,
+        api=primary,
         activity=activity or CredentialActivityOut(),
     )
 

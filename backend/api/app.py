@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import __version__
-from backend.api import admin, alerts, audit, dashboard, errors, keys, status
+from backend.api import admin, alerts, audit, dashboard, errors, keys, status, v2
 from backend.api.gate import RequestGate
 from backend.api.plans import router as plans_router
 from backend.api.schemas import HealthOut
+from backend.throttle import AuthThrottle
 
 if TYPE_CHECKING:
     from backend.activity import ActivitySampler
@@ -118,13 +119,16 @@ def create_app(
     events_delivered: Callable[[], Awaitable[None]] | None = None,
     activity: ActivitySampler | None = None,
     alerts_evaluator: Alerts | None = None,
+    auth_throttle: AuthThrottle | None = None,
 ) -> FastAPI:
     """The API over exactly the parts it uses (each route reads one of them from
     ``app.state`` through ``deps``), so it can be built and tested without a ``Service``.
 
     ``events_delivered`` (``EventBus.delivered``) is awaited before a change is answered
     when subscribers live on another loop than the API's. ``activity`` answers the
-    credentials' usage (none: every credential reads as never used)."""
+    credentials' usage (none: every credential reads as never used). ``auth_throttle``
+    counts /api/v2's failed authentications: the service passes the memcache one (one
+    allowance for both protocols); without it the API keeps its own."""
     app = FastAPI(
         title="cachier",
         version=__version__,
@@ -138,12 +142,17 @@ def create_app(
     app.state.egress = egress
     app.state.admin_token = admin_token
     app.state.activity = activity
+    app.state.auth_throttle = throttle = auth_throttle or AuthThrottle()
     errors.install(app)
     app.add_middleware(HeadAsGet)
     if events_delivered is not None:
         app.add_middleware(AnswerAfterDelivery, delivered=events_delivered)
     app.add_middleware(
-        RequestGate, control=control, admin_token=admin_token, max_body=max_body_bytes
+        RequestGate,
+        control=control,
+        admin_token=admin_token,
+        max_body=max_body_bytes,
+        throttle=throttle,
     )
     app.add_middleware(StrictTransportSecurity)  # outermost: the gate's refusals get it too
 
@@ -159,6 +168,7 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(alerts.router)
     app.include_router(audit.admin_router)
+    app.include_router(v2.router)
     app.include_router(plans_router)
     document_regions(app, [region.name for region in status_view.topology.regions])
     return app

@@ -47,6 +47,27 @@ SQL_INT_MAX = 2**63 - 1
 # float) ``since=9223372036854775808`` passed although the document says it is too large.
 UNIX_TIME_MAX = 253_402_300_799
 
+# The query parameters of ``stats``, shared with /api/v2 (``backend.api.v2``).
+Window = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="seconds of history; omit for the full-resolution window",
+    ),
+]
+Since = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=UNIX_TIME_MAX,
+        allow_inf_nan=False,
+        description="only samples newer than this unix time: a client that keeps the "
+        "series fetches just what is new",
+    ),
+]
+
 router = APIRouter(
     prefix="/dashboard/{sso_secret}/api",
     tags=["dashboard"],
@@ -65,6 +86,7 @@ def credential_out(
         primary=credential.primary,
         write=credential.write,
         flush=credential.flush,
+        api=credential.api,
         activity=activity_out(credential, activity) if with_activity else None,
     )
 
@@ -131,25 +153,8 @@ async def stats(
     cache: SsoCache,
     analytics: AnalyticsDep,
     peers: PeerStatsDep,
-    window: Annotated[
-        float | None,
-        Query(
-            gt=0,
-            le=30 * 86400,
-            allow_inf_nan=False,
-            description="seconds of history; omit for the full-resolution window",
-        ),
-    ] = None,
-    since: Annotated[
-        float | None,
-        Query(
-            ge=0,
-            le=UNIX_TIME_MAX,
-            allow_inf_nan=False,
-            description="only samples newer than this unix time: a client that keeps the "
-            "series fetches just what is new",
-        ),
-    ] = None,
+    window: Window = None,
+    since: Since = None,
 ) -> StatsOut:
     # Another process serves the cache (several processes on one database): its series
     # are there, and so is the answer (``backend.peerstats``).
@@ -181,12 +186,12 @@ async def add_credential(
 
 
 @router.patch(
-    "/credentials/{username}", response_model=CredentialOut, responses=errors(*BODY_ERRORS)
+    "/credentials/{username}", response_model=CredentialOut, responses=errors(409, *BODY_ERRORS)
 )
 async def set_capabilities(
     username: str, body: CapabilitiesPatch, cache: SsoCache, control: Control, activity: Activity
 ) -> CredentialOut:
-    changed = control.set_capabilities(cache, username, body.write, body.flush)
+    changed = control.set_capabilities(cache, username, body.write, body.flush, body.api)
     return credential_out(changed, activity)
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from backend.api.basic_auth import Refused
 from backend.api.schemas import ErrorOut
 from backend.control.errors import (
     Conflict,
@@ -33,6 +34,7 @@ ERROR_MEANING = {
     409: "Conflicts with the current state (a name taken, the primary credential, no "
     "cluster to move to)",
     413: "The request body is over --max-body-bytes",
+    429: "Too many failed authentications from this address or for this username",
     422: "Invalid input: a body that is not JSON, a wrong or unknown field, a parameter out "
     "of range; nothing was changed",
     503: "Kept by another backend process that does not answer now (several processes on "
@@ -88,6 +90,10 @@ def allowed_methods(request: Request) -> str:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
     @app.exception_handler(ControlError)
     async def control_error(request: Request, exc: ControlError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=STATUS_OF.get(type(exc), 400))

@@ -4,9 +4,10 @@ The API shares the event loop with memcache traffic, so a request body is work a
 taken from every tenant. Bodies are bounded (``--max-body-bytes``, 64 KiB by default: the
 largest real body, a drain URL, is far smaller): a declared length over the bound is
 refused before one byte of the body is read, and a chunked body is read only up to it.
-And the caller is checked first: an admin route without the admin token, or a dashboard
-route with an unknown secret, is answered before its body is read or parsed (the routes
-check again; this is the early, cheap refusal).
+And the caller is checked first: an admin route without the admin token, a dashboard
+route with an unknown secret, or an /api/v2 route without a credential of the cache that
+has the api capability, is answered before its body is read or parsed (the routes check
+again; this is the early, cheap refusal).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from backend.control.errors import NotFound
+from backend.api.basic_auth import Refused, authenticate, parse
+from backend.control.errors import Forbidden, NotFound
 from backend.control.plane import ControlPlane
+from backend.throttle import AuthThrottle
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,6 +30,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/api/v1/admin/"
 DASHBOARD_PREFIX = "/dashboard/"
+API_V2_PREFIX = "/api/v2/caches/"
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -49,10 +53,16 @@ async def _answer(send: Send, status: int, error: str, headers: list | None = No
 
 class RequestGate:
     def __init__(
-        self, app: ASGIApp, control: ControlPlane, admin_token: str, max_body: int
+        self,
+        app: ASGIApp,
+        control: ControlPlane,
+        admin_token: str,
+        max_body: int,
+        throttle: AuthThrottle,
     ) -> None:
         self.app = app
         self.control = control
+        self.throttle = throttle
         self.admin_token = admin_token.encode()
         self.max_body = max_body
 
@@ -75,6 +85,29 @@ class RequestGate:
                 self.control.cache_by_sso(secret)
             except NotFound as exc:
                 return 404, str(exc), []
+        elif path.startswith(API_V2_PREFIX):
+            return self._api_v2_refusal(scope, path[len(API_V2_PREFIX) :].split("/", 1)[0])
+        return None
+
+    def _api_v2_refusal(self, scope: Scope, cache_id: str) -> tuple[int, str, list] | None:
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+        client = scope.get("client")
+        host = client[0] if client else ""
+        try:
+            authenticate(self.control, self.throttle, host, parse(header), cache_id)
+        except Refused as exc:
+            return (
+                exc.status,
+                exc.message,
+                [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()],
+            )
+        except NotFound as exc:
+            return 404, str(exc), []
+        except Forbidden as exc:
+            return 403, str(exc), []
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -111,6 +111,10 @@ class CredentialOut(Schema):
     primary: bool
     write: bool
     flush: bool
+    api: bool = Field(
+        description="may call /api/v2 with HTTP Basic auth (username:password); "
+        "the primary always may"
+    )
     activity: CredentialActivityOut | None = Field(
         default=None,
         description="its usage (the cache dashboard's answers); null in the operator's listing",
@@ -118,10 +122,12 @@ class CredentialOut(Schema):
 
 
 class CapabilitiesPatch(RequestBody):
-    """Fields left out keep their current value."""
+    """Fields left out keep their current value. ``api`` cannot be switched off on the
+    primary credential (409)."""
 
     write: bool | None = None
     flush: bool | None = None
+    api: bool | None = None
 
 
 class CacheUsage(Schema):
@@ -213,7 +219,7 @@ class AuditEntryOut(Schema):
         description="operator (admin token), cache owner (dashboard), memcache client, system"
     )
     action: str = Field(examples=["capabilities changed"])
-    detail: str = Field(examples=["cachier_u2: write off, flush on"])
+    detail: str = Field(examples=["cachier_u2: write off, flush on, api off"])
 
 
 class AuditOut(Schema):

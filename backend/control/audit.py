@@ -37,6 +37,11 @@ SYSTEM = "system"
 _actor: ContextVar[str] = ContextVar("cachier_actor", default=SYSTEM)
 
 
+def api_credential(username: str) -> str:
+    """The actor of a /api/v2 request, authenticated with a credential (HTTP Basic)."""
+    return f"credential {username} (API)"
+
+
 def current_actor() -> str:
     return _actor.get()
 
@@ -71,12 +76,12 @@ def describe(event: Event) -> tuple[str, str, str] | None:
             return cache_id, "cache moved", f"{from_cluster} → {to_cluster}"
         case CacheFlushed(cache_id, _cluster, origin, proxy):
             return cache_id, "cache flushed", f"origin {origin}, on {proxy}"
-        case CredentialAdded(cache_id, username, _password, primary, write, flush):
+        case CredentialAdded(cache_id, username, _password, primary, write, flush, api):
             role = "primary" if primary else "secondary"
-            caps = f"write {_on_off(write)}, flush {_on_off(flush)}"
+            caps = f"write {_on_off(write)}, flush {_on_off(flush)}, api {_on_off(api)}"
             return cache_id, "credential added", f"{username} ({role}; {caps})"
-        case CapabilitiesChanged(cache_id, username, write, flush):
-            caps = f"write {_on_off(write)}, flush {_on_off(flush)}"
+        case CapabilitiesChanged(cache_id, username, write, flush, api):
+            caps = f"write {_on_off(write)}, flush {_on_off(flush)}, api {_on_off(api)}"
             return cache_id, "capabilities changed", f"{username}: {caps}"
         case CredentialRevoked(cache_id, username):
             return cache_id, "credential deleted", username

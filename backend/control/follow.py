@@ -155,9 +155,15 @@ class Follower:
                 publish(_added(credential))
                 continue
             credential = known
-            if (credential.write, credential.flush) != (row.can_write, row.can_flush):
+            was = (credential.write, credential.flush, credential.api)
+            if was != (row.can_write, row.can_flush, row.can_api):
                 credential.write, credential.flush = row.can_write, row.can_flush
-                publish(CapabilitiesChanged(cache.id, row.username, row.can_write, row.can_flush))
+                credential.api = row.can_api
+                publish(
+                    CapabilitiesChanged(
+                        cache.id, row.username, row.can_write, row.can_flush, row.can_api
+                    )
+                )
         primary = next((row.username for row in rows if row.is_primary), None)
         if primary is not None and previous is not None and primary != previous:
             for credential in cache.credentials:
@@ -189,6 +195,7 @@ class Follower:
             row.can_write,
             row.can_flush,
             row.created_at,
+            api=row.can_api,
         )
 
 
@@ -200,4 +207,5 @@ def _added(credential: Credential) -> CredentialAdded:
         credential.primary,
         credential.write,
         credential.flush,
+        credential.api,
     )

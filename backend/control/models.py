@@ -62,6 +62,8 @@ class Credential:
     write: bool = True
     flush: bool = True
     created_at: str = ""
+    # HTTP Basic access to /api/v2 (issue 16); only the control plane's records use it.
+    api: bool = False
     # Set when the credential is deleted; sessions holding it stop at their next command.
     revoked: bool = False
 

@@ -267,6 +267,7 @@ class ControlPlane:
                 credential_row.can_write,
                 credential_row.can_flush,
                 credential_row.created_at,
+                api=credential_row.can_api,
             )
             self.credentials[credential.username] = credential
             self.caches[credential.cache_id].credentials.append(credential)
@@ -545,23 +546,37 @@ class ControlPlane:
         return credential
 
     def set_capabilities(
-        self, cache: Cache, username: str, write: bool | None, flush: bool | None
+        self,
+        cache: Cache,
+        username: str,
+        write: bool | None,
+        flush: bool | None,
+        api: bool | None = None,
     ) -> Credential:
-        """Fields left as None keep their value."""
+        """Fields left as None keep their value. The primary always has ``api``: it is the
+        owner's own credential (the one in the app's config vars), and a cache whose every
+        credential lost it could be managed only through the dashboard URL."""
         credential = self._find_credential(cache, username)
         new_write = credential.write if write is None else write
         new_flush = credential.flush if flush is None else flush
+        new_api = credential.api if api is None else api
+        if credential.primary and not new_api:
+            raise Conflict(
+                "the primary credential always has the api capability: promote another "
+                "credential first"
+            )
         with self.transaction():
-            self.repository.set_capabilities(username, new_write, new_flush)
+            self.repository.set_capabilities(username, new_write, new_flush, new_api)
             self.log(
                 cache.id,
-                f"Credential {username} capabilities: write={'on' if new_write else 'off'}, "
-                f"flush={'on' if new_flush else 'off'}",
+                f"Credential {username} capabilities: write={_on_off(new_write)}, "
+                f"flush={_on_off(new_flush)}, api={_on_off(new_api)}",
             )
-            self.publish(CapabilitiesChanged(cache.id, username, new_write, new_flush))
+            self.publish(CapabilitiesChanged(cache.id, username, new_write, new_flush, new_api))
 
             def apply() -> None:
                 credential.write, credential.flush = new_write, new_flush
+                credential.api = new_api
 
             self.on_commit(apply)
         return credential
@@ -602,9 +617,14 @@ class ControlPlane:
                 f"Credential {username} promoted to primary ({old.username} is now a secondary)",
             )
             self.publish(PrimaryPromoted(cache.id, username, old.username))
+            if not credential.api:  # a primary always has it (``PrimaryPromoted`` says so);
+                # the old primary keeps its own
+                write, flush = credential.write, credential.flush
+                self.repository.set_capabilities(username, write, flush, True)
 
             def apply() -> None:
                 old.primary, credential.primary = False, True
+                credential.api = True
 
             self.on_commit(apply)
             self._push_config(cache, f"credential {username} promoted", primary=credential)
@@ -614,7 +634,9 @@ class ControlPlane:
         username = new_username()
         while username in self.credentials or self.repository.username_taken(username):
             username = new_username()
-        return Credential(username, new_password().encode(), cache.id, primary, True, True, now)
+        return Credential(
+            username, new_password().encode(), cache.id, primary, True, True, now, api=primary
+        )
 
     def _insert_credential(self, credential: Credential) -> None:
         self.repository.insert_credential(
@@ -626,6 +648,7 @@ class ControlPlane:
                 credential.write,
                 credential.flush,
                 credential.created_at,
+                credential.api,
             )
         )
 
@@ -781,7 +804,12 @@ def _added(credential: Credential) -> CredentialAdded:
         credential.primary,
         credential.write,
         credential.flush,
+        credential.api,
     )
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 __all__ = ["CLIENT_FLUSH_ORIGIN", "ControlPlane", "DataPlaneView", "LOG_SOURCE", "NAME_PATTERN"]

@@ -200,6 +200,13 @@ CREATE TABLE monitor_leader (
     published_at {real} NOT NULL
 );
 """,
+    # The ``api`` capability (issue 16): HTTP Basic access to /api/v2 with the credential.
+    # Off for every credential but the primary, which always has it (the primary is what
+    # the app's config vars hold: the owner's own credential).
+    """
+ALTER TABLE credentials ADD COLUMN can_api INTEGER NOT NULL DEFAULT 0;
+UPDATE credentials SET can_api = 1 WHERE is_primary = 1;
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -252,13 +259,14 @@ class SqlRepository:
 
     def credentials_of(self, cache_id: str) -> list[CredentialRow]:
         rows = self._execute(
-            "SELECT username, cache_id, password_enc, is_primary, can_write, can_flush, created_at"
+            "SELECT username, cache_id, password_enc, is_primary, can_write, can_flush, created_at,"
+            " can_api"
             " FROM credentials WHERE cache_id = ? ORDER BY created_at, username",
             (cache_id,),
         )
         return [
-            CredentialRow(u, c, bytes(p), bool(pr), bool(w), bool(f), t)
-            for u, c, p, pr, w, f, t in rows
+            CredentialRow(u, c, bytes(p), bool(pr), bool(w), bool(f), t, bool(a))
+            for u, c, p, pr, w, f, t, a in rows
         ]
 
     def app(self, cache_id: str) -> AppRow | None:
@@ -346,18 +354,19 @@ class SqlRepository:
     # -- credentials --------------------------------------------------------------------
     def credentials(self) -> list[CredentialRow]:
         rows = self._execute(
-            "SELECT username, cache_id, password_enc, is_primary, can_write, can_flush, created_at"
+            "SELECT username, cache_id, password_enc, is_primary, can_write, can_flush, created_at,"
+            " can_api"
             " FROM credentials ORDER BY created_at, username"
         )
         return [
-            CredentialRow(u, c, bytes(p), bool(pr), bool(w), bool(f), t)
-            for u, c, p, pr, w, f, t in rows
+            CredentialRow(u, c, bytes(p), bool(pr), bool(w), bool(f), t, bool(a))
+            for u, c, p, pr, w, f, t, a in rows
         ]
 
     def insert_credential(self, row: CredentialRow) -> None:
         self._execute(
             "INSERT INTO credentials (username, cache_id, password_enc, is_primary, can_write,"
-            " can_flush, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " can_flush, created_at, can_api) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.username,
                 row.cache_id,
@@ -366,13 +375,14 @@ class SqlRepository:
                 int(row.can_write),
                 int(row.can_flush),
                 row.created_at,
+                int(row.can_api),
             ),
         )
 
-    def set_capabilities(self, username: str, write: bool, flush: bool) -> None:
+    def set_capabilities(self, username: str, write: bool, flush: bool, api: bool) -> None:
         self._execute(
-            "UPDATE credentials SET can_write = ?, can_flush = ? WHERE username = ?",
-            (int(write), int(flush), username),
+            "UPDATE credentials SET can_write = ?, can_flush = ?, can_api = ? WHERE username = ?",
+            (int(write), int(flush), int(api), username),
         )
 
     def delete_credential(self, username: str) -> None:

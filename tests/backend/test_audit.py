@@ -83,7 +83,7 @@ def test_every_change_is_recorded_with_who_did_it(tmp_path) -> None:
         ], seen
         details = {e["action"]: e["detail"] for e in reversed(entries)}
         second = cache.username
-        assert details["capabilities changed"] == f"{second}: write off, flush on"
+        assert details["capabilities changed"] == f"{second}: write off, flush on, api off"
         assert details["primary promoted"] == f"{second} (was {first_user})"
         assert details["credential deleted"] == first_user
         assert details["log drain changed"].endswith("to 127.0.0.1")

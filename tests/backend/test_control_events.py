@@ -139,7 +139,7 @@ def test_creating_a_cache_publishes_the_cache_then_its_primary(world: World) -> 
     primary = cache.primary()
     assert world.recorder.take() == [
         CacheCreated(cache.id, "c", "100mb", cache.region, cache.cluster),
-        CredentialAdded(cache.id, primary.username, primary.password, True, True, True),
+        CredentialAdded(cache.id, primary.username, primary.password, True, True, True, True),
     ]
     assert not world.recorder.during_transaction
 

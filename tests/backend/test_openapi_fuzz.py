@@ -19,6 +19,9 @@ a loopback one on a closed port before it is sent; the others are sent as genera
 refused (422) before anything resolves their host. The backend never reaches beyond
 127.0.0.1, not even for a DNS lookup of a drain.
 
+``/api/v2`` is called as a deploy script would, with the cache's current primary
+credential (HTTP Basic; a primary always has the api capability), not the admin token.
+
 Fault injection, ``sso/rotate`` and credential deletion run for real; ``settle`` undoes
 what would break the calls that follow (a fault left on, a rotated secret, too few
 credentials). Seed and example count are below; a run is about 800 calls.
@@ -37,6 +40,7 @@ import httpx
 import pytest
 import schemathesis
 from schemathesis import Case, GenerationMode
+from schemathesis.auths import apply_basic_auth
 from schemathesis.core.parameters import ParameterLocation
 
 from backend.control.models import DRAIN_URL_PATTERN
@@ -89,6 +93,13 @@ class World:
             info = client.get(f"/api/v1/admin/caches/{self.cache_id}").json()
         return [c["username"] for c in info["credentials"]]
 
+    def primary(self) -> tuple[str, str]:
+        """The cache's primary now (fuzzed calls promote and delete): /api/v2's caller."""
+        with self.admin() as client:
+            info = client.get(f"/api/v1/admin/caches/{self.cache_id}").json()
+        primary = next(c for c in info["credentials"] if c["primary"])
+        return primary["username"], primary["password"]
+
 
 def _drain_is_contactable(url: Any) -> bool:
     """Whether ``url`` could get past the API's checks, so the drain worker would POST to
@@ -126,6 +137,10 @@ def aim(case: Case, world: World) -> None:
         # A cursor is opaque: one the list did not hand out is refused (422) whatever it
         # looks like, so a schema-valid request passes one it did.
         query["cursor"] = world.cursor()
+    if case.operation.path.startswith("/api/v2/") and "Authorization" in (case.headers or {}):
+        # generated credentials become real ones; a case without the header (testing that
+        # it is required) goes as it is
+        apply_basic_auth(case, *world.primary())
     body = case.body
     drain = case.operation.path.endswith("/app/log-drain") and isinstance(body, dict)
     if drain and _drain_is_contactable(body.get("url")):

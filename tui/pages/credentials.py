@@ -47,11 +47,11 @@ if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for 
 MASK = "•" * 8
 MASKED_WIDTH = len(MASK) + 4  # the mask and the last four characters
 SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
-ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "promote", "delete"}
-MUTATIONS = {"toggle_write", "toggle_flush", "promote", "delete", "add", "rotate_sso"}
+ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "toggle_api", "promote", "delete"}
+MUTATIONS = {"toggle_write", "toggle_flush", "toggle_api", "promote", "delete", "add", "rotate_sso"}
 PAGE_ACTIONS = ROW_ACTIONS | MUTATIONS
 NO_CACHE = "No cache chosen: choose a cache on the Caches page (1), then come back (3)."
-HINT = "v reveal · y copy · w write · f flush · u promote · d delete · a add · s SSO"
+HINT = "v/y reveal/copy · w/f/i write/flush/api · u promote · d delete · a/s add/SSO"
 
 
 def masked(secret: str) -> str:
@@ -89,6 +89,13 @@ class CredentialsPage(Page):
         Binding(
             "f", "toggle_flush", "Toggle the flush capability", id="credentials.flush", show=False
         ),
+        Binding(
+            "i",
+            "toggle_api",
+            "Toggle the api capability (/api/v2 with this credential)",
+            id="credentials.api",
+            show=False,
+        ),
     ]
 
     def __init__(self) -> None:
@@ -121,6 +128,7 @@ class CredentialsPage(Page):
             ("Primary", "primary", 9),
             ("Write", "write", 5),
             ("Flush", "flush", 5),
+            ("API", "api", 3),
             ("Last used", "used", 21),
         )
         for label, key, width in columns:
@@ -198,6 +206,7 @@ class CredentialsPage(Page):
             primary,
             checkbox(credential.write),
             checkbox(credential.flush),
+            checkbox(credential.api),
             Text(activity.used(credential.activity, self.now())),
         ]
 
@@ -298,6 +307,9 @@ class CredentialsPage(Page):
 
     def action_toggle_flush(self) -> None:
         self._toggle("flush")
+
+    def action_toggle_api(self) -> None:
+        self._toggle("api")
 
     def _toggle(self, capability: str) -> None:
         credential, sso = self._selected(), self.cachier.sso
@@ -435,7 +447,7 @@ class CredentialsPage(Page):
         self._redraw(added.username)
         self._pending_row = added.username
         self._move_to_pending()
-        self.notify(f"credential {added.username} added (write and flush on)", timeout=4)
+        self.notify(f"credential {added.username} added (write and flush on, api off)", timeout=4)
 
     def action_rotate_sso(self) -> None:
         if "rotate_sso" in self.mutating or self.cachier.sso is None:
