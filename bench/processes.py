@@ -7,6 +7,7 @@ imported by name.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -110,3 +111,21 @@ def rss_bytes(pid: int | str = "self") -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def proc_stat(pid: int) -> list[str]:
+    """Fields after the command name of /proc/<pid>/stat (index 0 is field 3, the state)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of every thread of the process, in clock ticks."""
+    fields = proc_stat(pid)
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of the process, in seconds."""
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
