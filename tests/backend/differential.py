@@ -441,8 +441,9 @@ def well_formed_cases() -> list[Case]:
             b"get n\r\n",
             b"decr n 95\r\n",
             b"gets n\r\n",
-            b"incr n 7\r\n",
-            b"get n\r\n",
+            # No "incr" and "get" after the gets: memcached rewrites in place (padded)
+            # only while nothing else holds the item, and the gets reply may still hold it
+            # when the incr arrives on a busy machine: "11" or "11 " by timing.
         ),
         text(
             "touch-gat",

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from pymemcache.client.base import Client
 
+from backend.control.ownership import STALE_AFTER_S
 from backend.snapshot import snapshot_path
 from tests.conftest import ADMIN_TOKEN, address, free_fixed_ports, postgres_database
 
@@ -369,6 +370,9 @@ def test_one_of_two_processes_on_postgresql_restarts_warm(
         a.stop(signal.SIGKILL)
         assert snapshot_path(dir_b, "local-b").exists()
         assert not snapshot_path(dir_a, "local-a").exists()
+        # A killed owner's claim is taken over once it is stale (README, Scaling out); a
+        # clean stop (B) frees it at once.
+        time.sleep(STALE_AFTER_S + 0.5)
         b = Backend(dir_b, "--database", url, "--clusters", "local-b")
         a = Backend(dir_a, "--database", url, "--clusters", "local-a")
         backends += [a, b]
