@@ -71,7 +71,8 @@ D = TypeVar("D", bound=Destination[Any])
 
 class Outbox(Generic[D]):
     """The shared machinery; subclasses set ``_log``, ``_kind`` and ``_unit`` (for the
-    "<kind> <name>: <unit> dropped after N attempts" log line) and implement
+    "<kind> <name>: <unit> dropped after N attempts" log line), ``_task_name`` (the
+    workers' asyncio task name) and implement
     ``_deliver_next`` (and ``_name`` if the URL's scheme, host and port are not enough)."""
 
     _log: ClassVar[logging.Logger]
