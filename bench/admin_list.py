@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 import httpx
+from control_load import backend_command
 from loop_stall import Getter
 from loop_stall import summary as latency_summary
 from processes import BenchError, free_ports, run_process, unwind_on_sigterm, wait_for_health
@@ -136,21 +137,7 @@ def measure_tree(
 ) -> dict:
     api_port, endpoint_port = free_ports(2)
     log = workdir / f"backend-{api_port}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "backend.cli",
-        "--data-dir",
-        str(data),
-        "--host",
-        HOST,
-        "--api-port",
-        str(api_port),
-        "--endpoint-port",
-        str(endpoint_port),
-        "--admin-token",
-        token,
-    ]
+    cmd = backend_command(data, api_port, endpoint_port, token)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     api = f"http://{HOST}:{api_port}"
     headers = {"Authorization": f"Bearer {token}"}

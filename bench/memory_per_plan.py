@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from fill import fill
 from processes import (
     BenchError,
     free_ports,
@@ -36,31 +36,6 @@ from processes import (
 TOKEN = "bench-memory-token"
 KEY_LEN = 12  # "k:" + a 10-digit number: a typical short application key
 PIPELINE = 512  # sets per write
-
-
-def fill(server: str, username: str, password: str, value_size: int, count: int) -> None:
-    host, _, port = server.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        secret = password.encode()
-        sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret))
-        if sock.recv(64) != b"STORED\r\n":
-            raise BenchError("authentication failed")
-        value = b"v" * value_size
-        for start in range(0, count, PIPELINE):
-            batch = [
-                b"set k:%010d 0 0 %d noreply\r\n%s\r\n" % (i, value_size, value)
-                for i in range(start, min(start + PIPELINE, count))
-            ]
-            sock.sendall(b"".join(batch))
-        sock.sendall(b"mn\r\n")  # the meta no-op answers once every set before it is done
-        answer = b""
-        while not answer.endswith(b"MN\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise BenchError(f"connection closed during the fill: {answer[-200:]!r}")
-            answer += chunk
-        if answer != b"MN\r\n":
-            raise BenchError(f"unexpected answers during the fill: {answer[:200]!r}")
 
 
 def measure(value_size: int, plan: str, workdir: Path) -> dict[str, float]:
@@ -98,7 +73,15 @@ def measure(value_size: int, plan: str, workdir: Path) -> dict[str, float]:
         accounted_per_item = KEY_LEN + value_size + 50  # at least twice what fits
         count = max(2 * limit // accounted_per_item, 100)
         started = time.monotonic()
-        fill(cache["servers"], credential["username"], credential["password"], value_size, count)
+        fill(
+            cache["servers"],
+            credential["username"],
+            credential["password"],
+            value_size,
+            count,
+            pipeline=PIPELINE,
+            timeout_s=30,
+        )
         elapsed = time.monotonic() - started
         usage = api.get(f"/api/v1/admin/caches/{cache['id']}").json()["usage"]
         after = rss_bytes(proc.pid)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+from fill import fill
 from processes import (
     BenchError,
     free_ports,
@@ -53,31 +54,6 @@ SAVED = re.compile(
     rb"warm restart: saved (\d+) items \(([\d.]+) MB\).* in ([\d.]+) s \(([\d.]+) s of it"
 )
 LOADED = re.compile(rb"warm restart: loaded (\d+) items \(([\d.]+) MB\).* in ([\d.]+) s")
-
-
-def fill(server: str, username: str, password: str, value_size: int, count: int) -> None:
-    host, _, port = server.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=120) as sock:
-        secret = password.encode()
-        sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (username.encode(), len(secret), secret))
-        if sock.recv(64) != b"STORED\r\n":
-            raise BenchError("authentication failed")
-        value = b"v" * value_size
-        for start in range(0, count, PIPELINE):
-            batch = [
-                b"set k:%010d %d 3600 %d noreply\r\n%s\r\n" % (i, i & 0xFFFF, value_size, value)
-                for i in range(start, min(start + PIPELINE, count))
-            ]
-            sock.sendall(b"".join(batch))
-        sock.sendall(b"mn\r\n")  # answers once every set before it is done
-        answer = b""
-        while not answer.endswith(b"MN\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise BenchError(f"connection closed during the fill: {answer[-200:]!r}")
-            answer += chunk
-        if answer != b"MN\r\n":
-            raise BenchError(f"unexpected answers during the fill: {answer[:200]!r}")
 
 
 def read_back(server: str, username: str, password: str, key: bytes) -> bytes:
@@ -145,7 +121,17 @@ def measure(value_size: int, megabytes: int, workdir: Path) -> dict[str, float]:
             credential = cache["credentials"][0]
             username, password = credential["username"], credential["password"]
             t_fill = time.perf_counter()
-            fill(cache["servers"], username, password, value_size, count)
+            fill(
+                cache["servers"],
+                username,
+                password,
+                value_size,
+                count,
+                pipeline=PIPELINE,
+                timeout_s=120,
+                flag_mask=0xFFFF,
+                exptime=3600,
+            )
             fill_s = time.perf_counter() - t_fill
             items = api.get(f"/api/v1/admin/caches/{cache['id']}").json()["usage"]["items"]
             if items != count:

@@ -4,7 +4,9 @@ Drains run on the control thread's loop (``backend.loops``), beside the API, so 
 may block it: ``submit`` only appends the line to a bounded per-drain queue; one background
 task per drain URL formats the queue into batches and POSTs them. A slow or dead drain
 therefore costs its own queue (oldest lines are dropped and counted, like Logplex's "drain
-buffer overflow") and never anyone's latency.
+buffer overflow") and never anyone's latency. That queue-and-worker machinery (with retries and
+the graceful stop) is ``backend.outbox``, shared with alert webhooks; the Logplex framing,
+batching and headers are here.
 
 Wire format (Logplex ``application/logplex-1``): the body is RFC 5424 messages, each prefixed by
 its byte length and a space (RFC 6587 octet counting), with headers ``Logplex-Msg-Count``,
@@ -17,17 +19,18 @@ to tenants, so neither is ever logged here; drains are named by scheme, host, po
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from backend.egress import EgressPolicy, guarded_client
+from backend.egress import EgressPolicy
+from backend.outbox import Destination, Outbox, describe
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,6 @@ MSGID = "-"
 CONTENT_TYPE = "application/logplex-1"
 USER_AGENT = "cachier-logdrain/1"
 TIMEOUT_S = 5.0
-STOP_GRACE_S = 2.0  # how long stop() lets the workers flush before cancelling them
-MAX_BACKOFF_S = 30.0
 # RFC 5424 section 6: header fields are 1..N printable US-ASCII characters, no spaces.
 HOSTNAME_MAX = 255
 APP_NAME_MAX = 48
@@ -116,32 +117,20 @@ def _usable(url: str) -> bool:
 
 def _describe(url: str, token: str) -> str:
     """How logs name a drain: scheme, host and port (no credentials, path or query) and token."""
-    try:
-        parts = urlsplit(url)
-        where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    except ValueError:
-        where = "<invalid url>"
-    return f"{where} ({token})"
+    return f"{describe(url)} ({token})"
 
 
 @dataclass(eq=False)
-class _Drain:
-    """Queue, counters and worker of one drain URL."""
+class _Drain(Destination[DrainLine]):
+    """Queue, counters and worker of one drain URL, and its Logplex-Drain-Token."""
 
-    url: str
-    token: str
-    usable: bool
-    queue: deque[DrainLine]
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    delivered: int = 0
-    dropped: int = 0
-    failed_attempts: int = 0
-    failing: bool = False  # only state changes are logged, not every failed batch
+    token: str = "-"
+    usable: bool = True
 
 
-class LogDrains:
-    """Non-blocking delivery of log lines to HTTP(S) log drains, one worker task per URL.
+class LogDrains(Outbox[_Drain]):
+    """Non-blocking delivery of log lines to HTTP(S) log drains, one worker task per URL
+    (the queue, worker, retry and stop machinery is ``backend.outbox``).
 
     ``stats`` maps each URL seen by ``submit`` to a fresh snapshot
     ``{"delivered": int, "dropped": int, "failed_attempts": int, "queued": int}``, counted in
@@ -150,6 +139,11 @@ class LogDrains:
     for unusable (non-http(s)) URLs, and lines still undelivered when ``stop`` gives up.
     The keys are the drain URLs as submitted, so treat ``stats`` as holding secrets.
     """
+
+    _log: ClassVar[logging.Logger] = log
+    _kind: ClassVar[str] = "log drain"
+    _unit: ClassVar[str] = "batch"
+    _task_name: ClassVar[str] = "log-drain"
 
     def __init__(
         self,
@@ -165,31 +159,21 @@ class LogDrains:
             raise ValueError(
                 "log drains: need batch_max, queue_max >= 1, retries, backoff_s >= 0, timeout_s > 0"
             )
-        self._client = client
-        self._own_client = client is None
-        self._egress = egress or EgressPolicy()  # a client of the caller's own is its affair
+        super().__init__(
+            client=client,
+            egress=egress,
+            queue_max=queue_max,
+            retries=retries,
+            backoff_s=backoff_s,
+            timeout_s=timeout_s,
+        )
         self._batch_max = batch_max
-        self._queue_max = queue_max
-        self._retries = retries
-        self._backoff_s = backoff_s
-        self._timeout_s = timeout_s
-        self._drains: dict[str, _Drain] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._running = False
-        self._closing = False
 
     # -- the caller's side --------------------------------------------------------------
     @property
     def stats(self) -> dict[str, dict[str, int]]:
-        return {
-            url: {
-                "delivered": drain.delivered,
-                "dropped": drain.dropped,
-                "failed_attempts": drain.failed_attempts,
-                "queued": len(drain.queue),
-            }
-            for url, drain in list(self._drains.items())  # submit() may add from a thread
-        }
+        # list(): submit() may add from a thread
+        return {url: drain.stats() for url, drain in list(self._dests.items())}
 
     def submit(self, url: str, line: DrainLine) -> None:
         """Queue one line for ``url``; O(1), never awaits, never raises.
@@ -200,13 +184,11 @@ class LogDrains:
         queue for the next ``start``. Safe to call from another thread than the loop's.
         """
         try:
-            drain = self._drains.get(url) or self._add(url)
+            drain = self._dests.get(url) or self._add(url)
             if not drain.usable:
                 drain.dropped += 1
                 return
-            if len(drain.queue) == self._queue_max:
-                drain.dropped += 1
-            drain.queue.append(line)
+            self._enqueue(drain, line)
             if self._running:
                 self._notify(drain)
         except Exception as exc:  # the control plane must not fail because of a drain
@@ -215,90 +197,26 @@ class LogDrains:
     def _add(self, url: str) -> _Drain:
         usable = _usable(url)
         token = drain_token(url) if usable else "-"
-        drain = _Drain(url, token, usable, deque(maxlen=self._queue_max))
-        self._drains[url] = drain
+        drain = _Drain(url, deque(maxlen=self._queue_max), token=token, usable=usable)
+        self._dests[url] = drain
         if not usable:
             log.warning(
                 "log drain %s: not an http(s) URL, its lines are dropped", _describe(url, token)
             )
         return drain
 
-    def _notify(self, drain: _Drain) -> None:
-        """Wake (or start) the drain's worker, from the loop's thread or any other."""
-        try:
-            in_loop = asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            in_loop = False
-        if in_loop:
-            self._wake(drain)
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake, drain)
-
-    def _wake(self, drain: _Drain) -> None:
-        if not self._running:
-            return
-        if drain.task is None or drain.task.done():
-            if self._closing:  # stop() waits for no new worker: the line waits for start()
-                return
-            drain.task = asyncio.get_running_loop().create_task(self._run(drain), name="log-drain")
-        drain.wake.set()
-
-    # -- lifecycle ----------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start delivering: workers start for drains with queued lines, others on submit."""
-        if self._running:
-            return
-        self._loop = asyncio.get_running_loop()
-        if self._client is None:
-            self._client = guarded_client(self._egress, self._timeout_s)
-        self._running = True
-        self._closing = False
-        for drain in self._drains.values():
-            drain.wake = asyncio.Event()  # an Event must not outlive the loop it waited in
-            if drain.queue:
-                self._wake(drain)
-
-    async def stop(self) -> None:
-        """Flush for up to ~2 s, then cancel; what is still undelivered counts as dropped."""
-        if not self._running:
-            return
-        self._closing = True
-        tasks = [d.task for d in self._drains.values() if d.task is not None and not d.task.done()]
-        for drain in self._drains.values():
-            drain.wake.set()
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        self._running = False
-        for drain in self._drains.values():
-            drain.task = None
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def _name(self, drain: _Drain) -> str:
+        return _describe(drain.url, drain.token)
 
     # -- delivery -----------------------------------------------------------------------
-    async def _run(self, drain: _Drain) -> None:
-        """Deliver the drain's queue batch by batch; while one POST is in flight, the next
-        batch accumulates, so a busy drain gets big batches and a quiet one gets lines at once."""
-        frames: list[bytes] = []
-        try:
-            while True:
-                if not drain.queue:
-                    if self._closing:
-                        return
-                    drain.wake.clear()
-                    await drain.wake.wait()
-                    continue
-                frames = self._take_frames(drain)
-                if frames:
-                    await self._deliver(drain, frames)
-                frames = []
-        except asyncio.CancelledError:
-            drain.dropped += len(frames) + len(drain.queue)
-            drain.queue.clear()
-            raise
+    async def _deliver_next(self, drain: _Drain) -> None:
+        """Deliver the next batch; while one POST is in flight, the next batch accumulates,
+        so a busy drain gets big batches and a quiet one gets lines at once."""
+        frames = self._take_frames(drain)
+        if frames:
+            drain.in_flight = len(frames)  # dropped if stop() cancels the worker meanwhile
+            await self._deliver(drain, frames)
+            drain.in_flight = 0
 
     def _take_frames(self, drain: _Drain) -> list[bytes]:
         """The next batch, formatted; a line that cannot be formatted (not a DrainLine of
@@ -312,8 +230,7 @@ class LogDrains:
         return frames
 
     async def _deliver(self, drain: _Drain, frames: list[bytes]) -> None:
-        """POST one batch, retrying with exponential backoff; give up (counted) after
-        ``retries`` retries so a dead drain cannot hold its newer lines back forever."""
+        """POST one batch with Logplex's headers, retried by ``Outbox._send``."""
         headers = {
             "Content-Type": CONTENT_TYPE,
             "Logplex-Msg-Count": str(len(frames)),
@@ -322,42 +239,4 @@ class LogDrains:
             "User-Agent": USER_AGENT,
         }
         body = b"".join(frames)
-        for attempt in range(self._retries + 1):
-            if attempt:
-                await asyncio.sleep(min(self._backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
-            if await self._post(drain.url, body, headers):
-                drain.delivered += len(frames)
-                self._set_failing(drain, False)
-                return
-            drain.failed_attempts += 1
-        drain.dropped += len(frames)
-        self._set_failing(drain, True)
-
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> bool:
-        """One attempt: True on a 2xx answer within the timeout, False on anything else.
-
-        The overall ``wait_for`` bounds what httpx's per-phase timeouts do not (a receiver
-        trickling its answer)."""
-        assert self._client is not None
-        try:
-            response = await asyncio.wait_for(
-                self._client.post(url, content=body, headers=headers, timeout=self._timeout_s),
-                self._timeout_s,
-            )
-        except Exception:  # connection errors, timeouts, protocol errors: all mean "retry"
-            return False
-        return 200 <= response.status_code < 300
-
-    def _set_failing(self, drain: _Drain, failing: bool) -> None:
-        """Log a drain going bad or recovering once, not once per batch."""
-        if failing == drain.failing:
-            return
-        drain.failing = failing
-        if failing:
-            log.warning(
-                "log drain %s: batch dropped after %d attempts",
-                _describe(drain.url, drain.token),
-                self._retries + 1,
-            )
-        else:
-            log.info("log drain %s: delivering again", _describe(drain.url, drain.token))
+        await self._send(drain, len(frames), lambda: self._post(drain.url, headers, content=body))

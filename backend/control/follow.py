@@ -23,16 +23,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from backend.control.models import App, Cache, Credential
-from backend.control.plane import ControlPlane
+from backend.control.models import App, Cache
+from backend.control.plane import ControlPlane, added_event, cache_record, created_event
 from backend.control.repository import AppRow, CacheRow, CredentialRow
 from backend.events import (
-    CacheCreated,
     CacheDeleted,
     CacheFlushed,
     CacheMoved,
     CapabilitiesChanged,
-    CredentialAdded,
     CredentialRevoked,
     PrimaryPromoted,
     SsoRotated,
@@ -114,28 +112,17 @@ class Follower:
         self, row: CacheRow, credential_rows: list[CredentialRow], app_row: AppRow | None
     ) -> None:
         control = self.control
-        cache = Cache(
-            row.id,
-            row.name,
-            row.plan,
-            row.region,
-            row.cluster,
-            row.sso_nonce,
-            row.sso_hash,
-            row.created_at,
-        )
+        cache = cache_record(row)
         for credential_row in credential_rows:
-            credential = self._credential(credential_row)
+            credential = control.credential_record(credential_row)
             cache.credentials.append(credential)
             control.credentials[credential.username] = credential
         self._reconcile_app(cache, app_row)
         control.caches[cache.id] = cache
         control.index_sso(cache)
-        control.bus.publish(
-            CacheCreated(cache.id, cache.name, cache.plan, cache.region, cache.cluster)
-        )
+        control.bus.publish(created_event(cache))
         for credential in cache.credentials:
-            control.bus.publish(_added(credential))
+            control.bus.publish(added_event(credential))
 
     def _reconcile_credentials(self, cache: Cache, rows: list[CredentialRow]) -> None:
         control, publish = self.control, self.control.bus.publish
@@ -149,10 +136,10 @@ class Follower:
         for row in rows:
             known = cache.credential(row.username)
             if known is None:
-                credential = self._credential(row)
+                credential = control.credential_record(row)
                 cache.credentials.append(credential)
                 control.credentials[credential.username] = credential
-                publish(_added(credential))
+                publish(added_event(credential))
                 continue
             credential = known
             was = (credential.write, credential.flush, credential.api)
@@ -185,27 +172,3 @@ class Follower:
         if cache.id not in self._drain_tokens or self._drain_tokens[cache.id] != token:
             app.log_drain = None if token is None else secrets.decrypt(token).decode()
             self._drain_tokens[cache.id] = token
-
-    def _credential(self, row: CredentialRow) -> Credential:
-        return Credential(
-            row.username,
-            self.control.secrets.decrypt(row.password_enc),
-            row.cache_id,
-            row.is_primary,
-            row.can_write,
-            row.can_flush,
-            row.created_at,
-            api=row.can_api,
-        )
-
-
-def _added(credential: Credential) -> CredentialAdded:
-    return CredentialAdded(
-        credential.cache_id,
-        credential.username,
-        credential.password,
-        credential.primary,
-        credential.write,
-        credential.flush,
-        credential.api,
-    )

@@ -229,16 +229,7 @@ class ControlPlane:
         warnings = []
         repository = self.repository
         for row in repository.caches():
-            cache = Cache(
-                row.id,
-                row.name,
-                row.plan,
-                row.region,
-                row.cluster,
-                row.sso_nonce,
-                row.sso_hash,
-                row.created_at,
-            )
+            cache = cache_record(row)
             region = self.topology.region(cache.region)
             if region is None:
                 warnings.append(f"cache {cache.name}: region {cache.region} is not in the topology")
@@ -259,16 +250,7 @@ class ControlPlane:
             self._by_sso[cache.sso_hash] = cache
             self.index.add(cache)
         for credential_row in repository.credentials():
-            credential = Credential(
-                credential_row.username,
-                self.secrets.decrypt(credential_row.password_enc),
-                credential_row.cache_id,
-                credential_row.is_primary,
-                credential_row.can_write,
-                credential_row.can_flush,
-                credential_row.created_at,
-                api=credential_row.can_api,
-            )
+            credential = self.credential_record(credential_row)
             self.credentials[credential.username] = credential
             self.caches[credential.cache_id].credentials.append(credential)
         legacy = False
@@ -290,9 +272,9 @@ class ControlPlane:
                     alert_row.rules, self.decrypt_optional(alert_row.webhook_enc)
                 )
         for cache in self.caches.values():
-            self.bus.publish(_created(cache))
+            self.bus.publish(created_event(cache))
             for credential in cache.credentials:
-                self.bus.publish(_added(credential))
+                self.bus.publish(added_event(credential))
         return warnings
 
     # -- queries ------------------------------------------------------------------------
@@ -418,8 +400,8 @@ class ControlPlane:
             )
             self.repository.insert_cache(row)
             self._insert_credential(credential)
-            self.publish(_created(cache))
-            self.publish(_added(credential))
+            self.publish(created_event(cache))
+            self.publish(added_event(credential))
             self.log(cache.id, f"Cache {name} created on plan {plan} in cluster {cluster.name}")
             app = self._create_app(cache)
 
@@ -536,7 +518,7 @@ class ControlPlane:
         with self.transaction():
             self._insert_credential(credential)
             self.log(cache.id, f"Credential {credential.username} added")
-            self.publish(_added(credential))
+            self.publish(added_event(credential))
 
             def register() -> None:
                 cache.credentials.append(credential)
@@ -777,6 +759,19 @@ class ControlPlane:
         return settings
 
     # -- secrets ------------------------------------------------------------------------
+    def credential_record(self, row: CredentialRow) -> Credential:
+        """A stored credential as a record, its password decrypted (loading, following)."""
+        return Credential(
+            row.username,
+            self.secrets.decrypt(row.password_enc),
+            row.cache_id,
+            row.is_primary,
+            row.can_write,
+            row.can_flush,
+            row.created_at,
+            api=row.can_api,
+        )
+
     def encrypt_optional(self, text: str | None) -> bytes | None:
         return None if text is None else self.secrets.encrypt(text.encode())
 
@@ -792,11 +787,25 @@ def check_webhook_url(url: str) -> None:
         raise Invalid(str(exc).replace("a log drain URL", "a webhook URL")) from None
 
 
-def _created(cache: Cache) -> CacheCreated:
+def cache_record(row: CacheRow) -> Cache:
+    """A stored cache as a record, without its credentials and app (loading, following)."""
+    return Cache(
+        row.id,
+        row.name,
+        row.plan,
+        row.region,
+        row.cluster,
+        row.sso_nonce,
+        row.sso_hash,
+        row.created_at,
+    )
+
+
+def created_event(cache: Cache) -> CacheCreated:
     return CacheCreated(cache.id, cache.name, cache.plan, cache.region, cache.cluster)
 
 
-def _added(credential: Credential) -> CredentialAdded:
+def added_event(credential: Credential) -> CredentialAdded:
     return CredentialAdded(
         credential.cache_id,
         credential.username,
@@ -812,4 +821,13 @@ def _on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
-__all__ = ["CLIENT_FLUSH_ORIGIN", "ControlPlane", "DataPlaneView", "LOG_SOURCE", "NAME_PATTERN"]
+__all__ = [
+    "CLIENT_FLUSH_ORIGIN",
+    "ControlPlane",
+    "DataPlaneView",
+    "LOG_SOURCE",
+    "NAME_PATTERN",
+    "added_event",
+    "cache_record",
+    "created_event",
+]

@@ -207,6 +207,12 @@ def b_knows(b: Backend, credential: dict) -> Callable[[], bool]:
     return attempt
 
 
+def wire_on_b(b: Backend, credential: dict, what: str = "B learns the new cache") -> Wire:
+    """A session on B for ``credential``, once B authenticates it (from A's notification)."""
+    until(b_knows(b, credential), WITHIN_S, what)
+    return b.wire(credential["username"], credential["password"])
+
+
 def closed(wire: Wire) -> Callable[[], bool]:
     wire.sock.settimeout(0.01)
 
@@ -291,8 +297,7 @@ def test_a_capability_switched_off_on_a_refuses_a_write_on_b_within_1_s(pair) ->
     a, b, _ = pair
     cache = cache_on_b(a)
     primary = cache["credentials"][0]
-    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
-    wire = b.wire(primary["username"], primary["password"])
+    wire = wire_on_b(b, primary)
     assert wire.ask(SET) == b"STORED\r\n"
     response = httpx.patch(
         a.dashboard(cache["dashboard_url"]) + f"/credentials/{primary['username']}",
@@ -309,8 +314,7 @@ def test_a_credential_deleted_on_a_closes_its_session_on_b(pair) -> None:
     a, b, _ = pair
     cache = cache_on_b(a)
     credential = new_credential(a, cache)
-    until(b_knows(b, credential), WITHIN_S, "B learns the added credential")
-    wire = b.wire(credential["username"], credential["password"])
+    wire = wire_on_b(b, credential, "B learns the added credential")
     assert wire.ask(SET) == b"STORED\r\n"
     response = httpx.delete(
         a.dashboard(cache["dashboard_url"]) + f"/credentials/{credential['username']}",
@@ -338,8 +342,7 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     a, b, _ = pair
     cache = cache_on_b(a)
     primary = cache["credentials"][0]
-    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
-    wire = b.wire(primary["username"], primary["password"])
+    wire = wire_on_b(b, primary)
     assert wire.ask(SET) == b"STORED\r\n"
     assert wire.ask(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
     response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/flush", timeout=10)
@@ -413,8 +416,7 @@ def test_a_fault_injected_through_a_applies_on_the_proxy_b_serves(pair) -> None:
     a, b, _ = pair
     cache = cache_on_b(a)
     primary = cache["credentials"][0]
-    until(b_knows(b, primary), WITHIN_S, "B learns the new cache")
-    wire = b.wire(primary["username"], primary["password"])
+    wire = wire_on_b(b, primary)
     local_b = [f"proxy-{i}.local-b.local.cachier.internal" for i in (1, 2)]
 
     def fault(hostname: str, mode: str, delay_ms: int = 0) -> dict:
@@ -492,8 +494,7 @@ def test_after_losing_its_listen_connection_b_rereads_before_serving_new_auths(p
     cache = cache_on_b(a)
     primary = cache["credentials"][0]
     credential = new_credential(a, cache)
-    until(b_knows(b, credential), WITHIN_S, "B learns the added credential")
-    wire = b.wire(credential["username"], credential["password"])
+    wire = wire_on_b(b, credential, "B learns the added credential")
     assert wire.ask(SET) == b"STORED\r\n"
     assert b.process is not None
     listen = (f"cachier-listen %:{b.process.pid}:%",)

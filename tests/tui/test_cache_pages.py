@@ -107,6 +107,21 @@ async def select_row(pilot, table: DataTable, username: str) -> None:
     assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == username
 
 
+async def delete_new_credential(app: CachierApp, pilot, name: str) -> tuple[dict, str]:
+    """A new cache's Credentials page: add a credential, select it, ``d`` and ``y``; returns
+    the cache and the deleted username once the table no longer shows it."""
+    cache = await create_cache(app, name)
+    page = await open_credentials(app, pilot, cache)
+    table = page.query_one(DataTable)
+    doomed = await add_credential(app, pilot, page, cache)
+    await select_row(pilot, table, doomed)
+    await pilot.press("d")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+    await pilot.press("y")
+    await wait_for(pilot, lambda: doomed not in table.rows)
+    return cache, doomed
+
+
 def cell_text(table: DataTable, row: str, column: str) -> str:
     value = table.get_cell(row, column)
     return value.plain if hasattr(value, "plain") else str(value)
@@ -203,15 +218,7 @@ async def test_promote_names_the_credential_in_the_app_config_and_makes_a_releas
 
 async def test_confirmed_delete_removes_the_credential(tmp_path) -> None:
     async with running_app(tmp_path) as (app, pilot):
-        cache = await create_cache(app, "deletes")
-        page = await open_credentials(app, pilot, cache)
-        table = page.query_one(DataTable)
-        doomed = await add_credential(app, pilot, page, cache)
-        await select_row(pilot, table, doomed)
-        await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("y")
-        await wait_for(pilot, lambda: doomed not in table.rows)
+        cache, doomed = await delete_new_credential(app, pilot, "deletes")
         assert doomed not in await usernames(cache["dashboard_url"])
         assert await usernames(cache["dashboard_url"]) == [cache["credentials"][0]["username"]]
 
@@ -384,15 +391,7 @@ async def test_the_audit_trail_names_who_deleted_a_credential_at_80x24(tmp_path)
     from tui.pages.audit import AuditScreen
 
     async with running_app(tmp_path) as (app, pilot):
-        cache = await create_cache(app, "audited")
-        page = await open_credentials(app, pilot, cache)
-        table = page.query_one(DataTable)
-        doomed = await add_credential(app, pilot, page, cache)
-        await select_row(pilot, table, doomed)
-        await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("y")
-        await wait_for(pilot, lambda: doomed not in table.rows)
+        cache, doomed = await delete_new_credential(app, pilot, "audited")
         await pilot.press("5")
         await wait_for(pilot, lambda: isinstance(app.screen, LogsPage))
         await pilot.press("a")

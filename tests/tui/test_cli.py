@@ -25,16 +25,28 @@ LEAVE_ALTERNATE_SCREEN = "\x1b[?1049l"
 CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-9;?<>=$]*[A-Za-z~]|\x1b[=>]")
 
 
-def run_tui(*args: str, timeout: float = 60.0) -> tuple[int, str]:
-    """The exit status, and the text left on an 80x24 terminal after the app exits."""
+def run_in_pty(args: list[str], timeout: float, quit_on: str | None = None) -> tuple[int, str]:
+    """Run `cachier-tui` in an 80x24 pseudo-terminal until it exits or ``timeout``: its exit
+    status and everything the terminal received (decoded, control sequences kept).
+
+    With ``quit_on``, q is pressed once that text is on screen (control sequences removed),
+    and a child that never showed it is killed."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: the TUI on the pseudo-terminal
         os.execv(sys.executable, [sys.executable, "-m", "tui.cli", *args])
     ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     output = bytearray()
     deadline = time.monotonic() + timeout
+    quit_sent = False
     try:
         while time.monotonic() < deadline:
+            if (
+                quit_on is not None
+                and not quit_sent
+                and quit_on in CONTROL_SEQUENCE.sub("", output.decode(errors="replace"))
+            ):
+                os.write(fd, b"q")
+                quit_sent = True
             ready, _, _ = select.select([fd], [], [], 0.5)
             if ready:
                 try:
@@ -46,9 +58,18 @@ def run_tui(*args: str, timeout: float = 60.0) -> tuple[int, str]:
                 output += chunk
     finally:
         os.close(fd)
+        if quit_on is not None and not quit_sent:
+            os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace").rsplit(LEAVE_ALTERNATE_SCREEN, 1)[-1]
-    return os.waitstatus_to_exitcode(status), CONTROL_SEQUENCE.sub("", text)
+    assert quit_on is None or quit_sent, f"{quit_on!r} never appeared"
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def run_tui(*args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """The exit status, and the text left on an 80x24 terminal after the app exits."""
+    status, output = run_in_pty(list(args), timeout)
+    text = output.rsplit(LEAVE_ALTERNATE_SCREEN, 1)[-1]
+    return status, CONTROL_SEQUENCE.sub("", text)
 
 
 def assert_one_line(result: tuple[int, str], fragment: str) -> None:

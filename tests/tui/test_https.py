@@ -7,16 +7,8 @@ trusts; the in-process backend uses its own certificate, which the dashboard pin
 
 from __future__ import annotations
 
-import os
-import pty
 import secrets
-import select
 import ssl
-import struct
-import sys
-import termios
-import time
-from fcntl import ioctl
 from pathlib import Path
 
 import httpx
@@ -26,7 +18,7 @@ from textual.widgets import DataTable
 
 from tests.conftest import ADMIN_TOKEN, RunningService, make_config
 from tests.tui.conftest import running_app, wait_for
-from tests.tui.test_cli import CONTROL_SEQUENCE, assert_one_line, run_tui
+from tests.tui.test_cli import CONTROL_SEQUENCE, assert_one_line, run_in_pty, run_tui
 from tui.app import CachierApp, Remote, Settings
 from tui.urls import api_of, sso_of
 
@@ -212,38 +204,8 @@ def attach_and_quit(args: list[str], expected: str, timeout: float = 60.0) -> tu
     """Run `cachier-tui` in an 80x24 pseudo-terminal until ``expected`` is on screen, then
     press q: the exit status and everything the terminal received (control sequences
     removed)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the TUI on the pseudo-terminal
-        os.execv(sys.executable, [sys.executable, "-m", "tui.cli", *args])
-    ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    output = bytearray()
-    deadline = time.monotonic() + timeout
-    quit_sent = False
-    try:
-        while time.monotonic() < deadline:
-            if not quit_sent and expected in CONTROL_SEQUENCE.sub(
-                "", output.decode(errors="replace")
-            ):
-                os.write(fd, b"q")
-                quit_sent = True
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-    finally:
-        os.close(fd)
-        if not quit_sent:
-            os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-    assert quit_sent, f"{expected!r} never appeared"
-    return os.waitstatus_to_exitcode(status), CONTROL_SEQUENCE.sub(
-        "", output.decode(errors="replace")
-    )
+    status, output = run_in_pty(args, timeout, quit_on=expected)
+    return status, CONTROL_SEQUENCE.sub("", output)
 
 
 async def test_in_process_plain_api_off_loopback_warns_in_the_dashboard(tmp_path) -> None:
