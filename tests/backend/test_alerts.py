@@ -236,7 +236,7 @@ def test_hit_rate_fires_once_then_resolves_with_log_metric_and_webhook(
         # The badge figures: the owner's cache and the operator's list.
         assert httpx.get(f"{cache.dashboard_api}/cache").json()["alerts_firing"] == 1
         with service.admin() as admin:
-            listed = {c["id"]: c for c in admin.get("/api/v1/admin/caches").json()}
+            listed = {c["id"]: c for c in admin.get("/api/v1/admin/caches").json()["items"]}
         assert listed[cache.info["id"]]["alerts_firing"] == 1
         time.sleep(10 * INTERVAL)  # still breached: it stays firing, and fires only once
     finally:

@@ -123,7 +123,7 @@ async def test_in_process_backend_over_https_with_its_self_signed_certificate(
         assert listening.api_certificate == tmp_path / "tls-cert.pem"
         created = await app.client.create_cache("in-process", "100mb", None)
         assert created.dashboard_url.startswith(f"https://{advertised}:")
-        assert [c.name for c in await app.client.caches()] == ["in-process"]
+        assert [c.name for c in (await app.client.caches()).items] == ["in-process"]
 
 
 async def test_in_process_backend_with_a_certificate_for_its_public_name_only(
@@ -143,7 +143,7 @@ async def test_in_process_default_stays_plain_http_on_loopback(tmp_path) -> None
         assert listening.api_url.startswith("http://127.0.0.1:")
         assert listening.api_certificate is None and listening.api_server_name == ""
         assert app.service.warnings == []
-        assert await app.client.caches() == []
+        assert (await app.client.caches()).items == []
 
 
 # -- cachier-tui in a terminal ------------------------------------------------------------
