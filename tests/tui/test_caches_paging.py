@@ -51,7 +51,7 @@ async def test_thousands_of_caches_scroll_to_the_end_filter_and_open(tmp_path) -
 
         # Refreshes ask for the rows on screen and a margin, never the whole list.
         asked.clear()
-        await wait_for(pilot, lambda: len(asked) >= 3)
+        await wait_for(pilot, lambda: len(asked) >= 3, timeout=30)  # 3 refreshes, loaded VM
         assert all(int(a["limit"][0]) <= shown + 2 * MARGIN for a in asked), asked
         assert table.row_count < 4 * (shown + MARGIN), asked
 
@@ -80,7 +80,7 @@ async def test_thousands_of_caches_scroll_to_the_end_filter_and_open(tmp_path) -
             pilot, lambda: len(asked) > 2 and all(int(a["limit"][0]) <= small for a in asked[-2:])
         )
         asked.clear()
-        await wait_for(pilot, lambda: len(asked) >= 3)
+        await wait_for(pilot, lambda: len(asked) >= 3, timeout=30)  # 3 refreshes, loaded VM
         assert all(int(a["limit"][0]) <= small for a in asked), asked
 
         # A cache created meanwhile shows up in its place once its rows are asked again.
