@@ -14,9 +14,12 @@ then for ``--seconds``:
 
 A quiet window (``--quiet-seconds``, the same connection, no HTTP load) comes first.
 Trees run one after the other in the same invocation, so the machine is the same.
+With ``--gc-log`` the backend also logs each cyclic GC collection (``bench/gclog``), and
+the table shows the collections of the loaded window per generation: count and longest.
 
     python bench/loop_stall.py --tree /tmp/cachier-main --tree . --caches 10000 --seconds 60
     python bench/loop_stall.py --caches 1000 --seconds 20        # this tree only, quicker
+    python bench/loop_stall.py --caches 10000 --gc-log            # with the GC's pauses
 
 All traffic stays on 127.0.0.1; every backend and temp dir is removed on exit.
 """
@@ -47,6 +50,7 @@ METRICS_EVERY_S = 5.0
 LIST_EVERY_S = 1.0
 STATS_EVERY_S = 1.0
 CREATE_WORKERS = 4
+GC_LOG_DIR = Path(__file__).resolve().parent / "gclog"
 
 
 @dataclass
@@ -60,6 +64,9 @@ class Result:
     metrics_ms: dict[str, float] = field(default_factory=dict)
     list_ms: dict[str, float] = field(default_factory=dict)
     stats_ms: dict[str, float] = field(default_factory=dict)
+    # generation -> n, p50, max, total ms of the collections in the loaded window
+    gc_pauses: dict[str, dict[str, float]] = field(default_factory=dict)
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def summary(values_s: list[float]) -> dict[str, float]:
@@ -195,6 +202,21 @@ def threading_local_clients(api: str, headers: dict[str, str]):
     return client
 
 
+def gc_pauses(log: Path, start: float, end: float) -> dict[str, dict[str, float]]:
+    """The collections logged between ``start`` and ``end`` (wall time), per generation."""
+    pauses: dict[str, list[float]] = {"0": [], "1": [], "2": []}
+    with contextlib.suppress(FileNotFoundError):
+        for line in log.read_text().splitlines():
+            at, generation, pause_ms, _thread = line.split(" ", 3)
+            if start <= float(at) <= end:
+                pauses[generation].append(float(pause_ms) / 1000)
+    out = {}
+    for generation, values in pauses.items():
+        out[generation] = summary(values)
+        out[generation]["total"] = round(sum(values) * 1000, 1)
+    return out
+
+
 def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
     api_port, endpoint_port = free_ports(2)
     token = secrets.token_urlsafe(16)
@@ -216,6 +238,10 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
         token,
     ]
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    gc_log = workdir / f"gc-{api_port}.log"
+    if args.gc_log:
+        env["PYTHONPATH"] += os.pathsep + str(GC_LOG_DIR)
+        env["CACHIER_GC_LOG"] = str(gc_log)
     api = f"http://{HOST}:{api_port}"
     with run_process(cmd, log, cwd=tree, env=env) as proc, httpx.Client(base_url=api) as client:
         wait_for_health(proc, log, client)
@@ -229,7 +255,10 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
             target=http_load, args=(api, token, first["dashboard_url"], args.seconds, queue)
         )
         load.start()
+        loaded_from = time.time()
         loaded, loaded_service = getter.run(args.seconds)
+        loaded_to = time.time()
+        load_average = os.getloadavg()
         timings = queue.get(timeout=args.seconds + 120)
         load.join(30)
     return Result(
@@ -242,6 +271,8 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
         summary(timings["metrics"]),
         summary(timings["list"]),
         summary(timings["stats"]),
+        gc_pauses(gc_log, loaded_from, loaded_to) if args.gc_log else {},
+        load_average,
     )
 
 
@@ -255,6 +286,8 @@ def table(results: list[Result]) -> str:
             "/metrics p50/max ms",
             "admin list p50/max ms",
             "stats p50/max ms",
+            "GC pauses loaded, gen 0/1/2: n max ms",
+            "load avg 1/5 min",
         )
     ]
 
@@ -263,6 +296,11 @@ def table(results: list[Result]) -> str:
 
     def two(s: dict[str, float]) -> str:
         return f"{s.get('p50', 0):.0f} / {s.get('max', 0):.0f} (n={s.get('n', 0)})"
+
+    def pauses(g: dict[str, dict[str, float]]) -> str:
+        if not g:
+            return "-"
+        return " / ".join(f"{g[k].get('n', 0)} {g[k].get('max', 0):.1f}" for k in ("0", "1", "2"))
 
     for r in results:
         rows.append(
@@ -274,6 +312,8 @@ def table(results: list[Result]) -> str:
                 two(r.metrics_ms),
                 two(r.list_ms),
                 two(r.stats_ms),
+                pauses(r.gc_pauses),
+                f"{r.load_average[0]:.1f} {r.load_average[1]:.1f}",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -294,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--quiet-seconds", type=float, default=10.0)
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    p.add_argument(
+        "--gc-log", action="store_true", help="log the backend's GC pauses (bench/gclog)"
+    )
     args = p.parse_args(argv)
     unwind_on_sigterm()
     trees = [t.resolve() for t in (args.tree or [REPO_ROOT])]
