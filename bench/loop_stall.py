@@ -9,8 +9,10 @@ then for ``--seconds``:
   every 2 ms and times each answer from when it was due (this process, one thread,
   nothing else running in it; the service time alone is shown beside it);
 * another process scrapes ``GET /metrics`` every 5 s, polls ``GET /api/v1/admin/caches``
-  every second (what the dashboard's Caches page does) and one cache's dashboard ``stats``
-  every second, each re-armed after the previous answer, bodies read but never parsed.
+  every second (what the dashboard's Caches page does; ``--list-query`` adds a query such
+  as a page's ``?limit=100``, ``--no-list`` leaves it out to attribute what is left) and
+  one cache's dashboard ``stats`` every second, each re-armed after the previous answer,
+  bodies read but never parsed.
 
 A quiet window (``--quiet-seconds``, the same connection, no HTTP load) comes first.
 Trees run one after the other in the same invocation, so the machine is the same.
@@ -134,7 +136,12 @@ class Getter:
 
 # -- the HTTP side: another process, so parsing never runs beside the getter --------------
 def http_load(
-    api: str, token: str, dashboard: str, seconds: float, out: multiprocessing.Queue
+    api: str,
+    token: str,
+    dashboard: str,
+    seconds: float,
+    out: multiprocessing.Queue,
+    list_url: str | None,
 ) -> None:
     import threading
 
@@ -156,12 +163,13 @@ def http_load(
     threads = [
         threading.Thread(target=every, args=("metrics", f"{api}/metrics", METRICS_EVERY_S, False)),
         threading.Thread(
-            target=every, args=("list", f"{api}/api/v1/admin/caches", LIST_EVERY_S, True)
-        ),
-        threading.Thread(
             target=every, args=("stats", f"{dashboard}/api/stats", STATS_EVERY_S, False)
         ),
     ]
+    if list_url is not None:
+        threads.append(
+            threading.Thread(target=every, args=("list", f"{api}{list_url}", LIST_EVERY_S, True))
+        )
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -251,8 +259,10 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> Result:
         getter.run(1.0)  # warm up
         quiet, _ = getter.run(args.quiet_seconds)
         queue: multiprocessing.Queue = multiprocessing.Queue()
+        list_url = None if args.no_list else "/api/v1/admin/caches" + args.list_query
         load = multiprocessing.Process(
-            target=http_load, args=(api, token, first["dashboard_url"], args.seconds, queue)
+            target=http_load,
+            args=(api, token, first["dashboard_url"], args.seconds, queue, list_url),
         )
         load.start()
         loaded_from = time.time()
@@ -334,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--quiet-seconds", type=float, default=10.0)
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
+    p.add_argument(
+        "--list-query",
+        default="",
+        help="appended to the admin list's URL, e.g. '?limit=100' (a page); default: none",
+    )
+    p.add_argument("--no-list", action="store_true", help="leave the admin list out of the load")
     p.add_argument(
         "--gc-log", action="store_true", help="log the backend's GC pauses (bench/gclog)"
     )
