@@ -188,12 +188,23 @@ class Exposition:
         self._blocks: list[bytes | None] = [None] * len(CACHE_FAMILIES)
 
     def __call__(self) -> bytes:
+        """The whole exposition as one body (tests, benches; the route uses ``parts``)."""
+        return b"".join(self.parts())
+
+    def parts(self) -> list[bytes]:
+        """The exposition in blocks: one per per-cache family (kept between scrapes,
+        ~0.6 MB each at 10 000 caches), then the rest.
+
+        Written one after another, never joined: one ``b"".join`` of the 8 MB body is a
+        single C call (a fresh allocation and copy, 10-50 ms on a busy 2-core VM) that
+        holds the GIL all along, so the serving loop could not answer a ``get`` meanwhile.
+        """
         with self._lock:
             self._scan()
             parts = self._cache_blocks() if self.per_cache else []
             rest = [self._cluster_text(), self._auth_text(), self._status_text()]
             parts.append("".join(rest).encode())
-            return b"".join(parts)
+            return parts
 
     # -- caches ---------------------------------------------------------------------------
     def _scan(self) -> None:

@@ -463,7 +463,7 @@ class Service:
         status = self.status_view = StatusView(
             config.topology,
             monitor,
-            lambda: exposition() + alerts.exposition(),
+            lambda: [*exposition.parts(), alerts.exposition()],
         )
         app = create_app(
             control,

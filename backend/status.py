@@ -24,7 +24,9 @@ class FaultController(Protocol):
 class StatusView:
     """The monitor's view of the service, plus the metrics exposition."""
 
-    def __init__(self, topology: Topology, monitor: Monitor, metrics: Callable[[], bytes]) -> None:
+    def __init__(
+        self, topology: Topology, monitor: Monitor, metrics: Callable[[], list[bytes]]
+    ) -> None:
         self.topology = topology
         self.monitor = monitor
         self.metrics = metrics

@@ -245,7 +245,7 @@ def test_a_cpu_bound_request_does_not_stall_memcache(own_service: RunningService
     assert status_view is not None
     real = status_view.metrics
 
-    def slow_metrics() -> bytes:
+    def slow_metrics() -> list[bytes]:
         deadline = time.perf_counter() + 0.3
         n = 0
         while time.perf_counter() < deadline:  # pure Python, holding the GIL between checks

@@ -189,7 +189,11 @@ def test_metrics_in_prometheus_text_format(monitored: RunningService) -> None:
     bad.send(b"set %s 0 0 5\r\nwrong\r\n" % cache.username.encode())
     bad.read_to_close()
     wait_for_light(monitored, "local-a", "green", within=5)
-    text = httpx.get(monitored.api_url + "/metrics").text
+    response = httpx.get(monitored.api_url + "/metrics")
+    # Written block by block (never joined into one body), with the length announced.
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
+    text = response.text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
