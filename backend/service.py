@@ -26,7 +26,7 @@ from backend.activity import ActivitySampler, RepositoryUses
 from backend.alerts import Alerts
 from backend.analytics import Analytics
 from backend.api.app import create_app
-from backend.config import Config
+from backend.config import Config, format_address
 from backend.control.database import DatabaseUnavailable, open_repository
 from backend.control.drains import DrainLine, LogDrains
 from backend.control.errors import Conflict, NotFound
@@ -85,10 +85,6 @@ class Listening:
     api_server_name: str = ""
 
 
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _reachable(host: str) -> str:
     """The address this machine connects to for a listener bound to ``host``."""
     if host in ("", "0.0.0.0"):
@@ -99,7 +95,7 @@ def _reachable(host: str) -> str:
 def _public_api_url(config: Config, api_sock: socket.socket) -> str:
     """The API's base URL as clients (and the other processes) are told it."""
     port = api_sock.getsockname()[1]
-    advertised = _format_address(config.advertised_host()[0], port)
+    advertised = format_address(config.advertised_host()[0], port)
     return config.public_url or f"{config.api_scheme}://{advertised}"
 
 
@@ -109,7 +105,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.create_server((host, port), family=family, backlog=1024)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise ServiceError(f"cannot listen on {_format_address(host, port)}: {reason}") from None
+        raise ServiceError(f"cannot listen on {format_address(host, port)}: {reason}") from None
     sock.setblocking(False)
     return sock
 
@@ -260,7 +256,7 @@ class Service:
         advertised = self.config.advertised_host()[0]
         proxies: dict[str, dict[str, str]] = {}
         for proxy, sock in sockets.proxies:
-            address = _format_address(advertised, sock.getsockname()[1])
+            address = format_address(advertised, sock.getsockname()[1])
             proxies.setdefault(proxy.cluster.name, {})[proxy.hostname] = address
         try:
             self.peers.claim(_public_api_url(self.config, sockets.api), proxies)
@@ -355,10 +351,10 @@ class Service:
         endpoints: dict[str, str] = {}
         advertised_endpoints: dict[str, str] = {}
         for region, sock in socks.regions:
-            endpoints[region.name] = _format_address(local, sock.getsockname()[1])
+            endpoints[region.name] = format_address(local, sock.getsockname()[1])
             index = config.topology.regions.index(region)
             advertised_port = config.advertised_endpoint_port(index, sock.getsockname()[1])
-            advertised_endpoints[region.name] = _format_address(advertised, advertised_port)
+            advertised_endpoints[region.name] = format_address(advertised, advertised_port)
             self._servers.append(
                 await loop.create_server(
                     partial(MemcacheProtocol, dataplane, region.name, config.auth_timeout),
@@ -368,8 +364,8 @@ class Service:
         tls_endpoints: dict[str, str] = {}
         advertised_tls: dict[str, str] = {}
         for region, sock in socks.tls:
-            tls_endpoints[region.name] = _format_address(local, sock.getsockname()[1])
-            advertised_tls[region.name] = _format_address(advertised, sock.getsockname()[1])
+            tls_endpoints[region.name] = format_address(local, sock.getsockname()[1])
+            advertised_tls[region.name] = format_address(advertised, sock.getsockname()[1])
             self._servers.append(
                 await loop.create_server(
                     lambda r=region.name: MemcacheProtocol(dataplane, r, config.auth_timeout),
@@ -380,7 +376,7 @@ class Service:
             )
         proxies: dict[str, str] = {}
         for proxy, sock in socks.proxies:
-            proxy.address = _format_address(config.host, sock.getsockname()[1])
+            proxy.address = format_address(config.host, sock.getsockname()[1])
             proxies[proxy.hostname] = proxy.address
             self._proxy_servers[proxy.hostname] = await self._serve_proxy(proxy, sock)
         # Data-plane records, made on this loop; the same in every process sharing the key
@@ -388,7 +384,7 @@ class Service:
         probes = probe_caches(dataplane, self._probe_key)
 
         api_port = socks.api.getsockname()[1]
-        api_url = f"{config.api_scheme}://{_format_address(local, api_port)}"
+        api_url = f"{config.api_scheme}://{format_address(local, api_port)}"
         public_url = _public_api_url(config, socks.api)
         api_tls = socks.tls_context if config.api_tls else None
         await self.control_thread.run(

@@ -11,8 +11,6 @@ host but not its path or query.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from backend.events import (
@@ -49,15 +47,6 @@ def current_actor() -> str:
 def act_as(actor: str) -> None:
     """Set the actor for the rest of this request (its task's context)."""
     _actor.set(actor)
-
-
-@contextmanager
-def acting_as(actor: str) -> Iterator[None]:
-    token = _actor.set(actor)
-    try:
-        yield
-    finally:
-        _actor.reset(token)
 
 
 def _on_off(value: bool) -> str:
