@@ -8,6 +8,7 @@ import functools
 import os
 import random
 import secrets
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -207,6 +208,18 @@ def _postgres_unavailable() -> str | None:
     except psycopg.Error as exc:
         return f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {' '.join(str(exc).split())}"
     return None
+
+
+def require_tool(tool: str, package: str) -> str:
+    """The path of a command the test needs. Missing, the test is skipped on a developer
+    machine (naming the Debian package) and fails under CI=true: `.ci/run` installs every
+    tool, so a missing one there is a broken CI, never a quiet skip."""
+    path = shutil.which(tool)
+    if path is not None:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{tool} is missing in CI: .ci/run must install Debian's {package}")
+    pytest.skip(f"{tool} is not installed (Debian package {package})")
 
 
 def require_postgres() -> None:

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
 
-import pytest
-
-from tests.conftest import free_fixed_ports
+from tests.conftest import free_fixed_ports, require_tool
 
 
 def _tmux() -> str:
-    path = shutil.which("tmux")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("tmux is missing in CI: .ci/run must install it")
-        pytest.skip("tmux not installed")
-    return path
+    return require_tool("tmux", "tmux")
 
 
 class Terminal:

@@ -7,21 +7,12 @@ developer machine without it skips.
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
-
 from tests.backend.differential import Server, compare, memcached, well_formed_cases
-from tests.conftest import CacheHandle
+from tests.conftest import CacheHandle, require_tool
 
 
 def test_cachier_answers_well_formed_requests_as_memcached_does(cache: CacheHandle) -> None:
-    binary = shutil.which("memcached")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("memcached is missing in CI: .ci/run must install it")
-        pytest.skip("memcached not installed (Debian package memcached)")
+    binary = require_tool("memcached", "memcached")
     host, port = cache.endpoint
     cachier = Server("cachier", host, port, cache.username, cache.password)
     with memcached(binary) as reference:

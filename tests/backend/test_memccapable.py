@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CacheHandle
+from tests.conftest import CacheHandle, require_tool
 
 AUTHSHIM = Path(__file__).resolve().parents[2] / "tools" / "authshim.c"
 
 
 def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing in CI: .ci/run must install it")
-        package = "gcc" if tool == "gcc" else "libmemcached-tools"
-        pytest.skip(f"{tool} is not installed (Debian package {package})")
-    return path
+    return require_tool(tool, "gcc" if tool == "gcc" else "libmemcached-tools")
 
 
 @pytest.fixture(scope="session")

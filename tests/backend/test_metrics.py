@@ -10,7 +10,6 @@ caches' engines. The last ones scrape a running service over HTTP, with
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from backend.monitor import Monitor
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
 from tests.backend.wire import Wire
-from tests.conftest import CacheHandle, RunningService, make_config
+from tests.conftest import CacheHandle, RunningService, make_config, require_tool
 from tui.cli import build_tui_parser
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -200,10 +199,12 @@ def test_the_text_is_the_format_prometheus_reads(world: World) -> None:
 
 # -- a running service, scraped over HTTP -------------------------------------------------
 def promtool(text: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
     return subprocess.run(
-        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+        [require_tool("promtool", "prometheus"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
