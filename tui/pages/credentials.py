@@ -178,6 +178,7 @@ class CredentialsPage(Page):
             self._show_app()
             self._show_activity()
         self.refresh_bindings()
+        self.cachier.show_alerts(message.cache.alerts_firing)  # the title's badge, current
 
     def now(self) -> float:
         """The time ages are counted to (frozen in snapshots)."""
