@@ -14,6 +14,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -343,14 +344,11 @@ class CachierApp(App[None]):
         carried = self.current_mode == "caches" or self.sso is not None
         if self.current_mode in BADGE_PAGES and len(self.screen_stack) == 1 and carried:
             return
-        self.run_worker(
-            self._fetch_badge(self.client, self.badge_sso()),
-            group="badge",
-            exclusive=True,
-            exit_on_error=False,
-        )
+        self._fetch_badge(self.client, self.badge_sso())
 
+    @work(exclusive=True, group="badge", exit_on_error=False)
     async def _fetch_badge(self, client: CachierClient, sso: str | None) -> None:
+        """The latest ask wins; the coroutine is made only when the worker runs."""
         try:
             if sso is None:
                 if not self.settings.operator:
