@@ -171,6 +171,7 @@ class Alerts:
         self.interval_s = analytics.interval_s
         self._watches: dict[str, _Watch] = {}
         control.alerts_firing = self.firing_count
+        control.alerts_firing_total = self.firing_total
 
     # -- reading ------------------------------------------------------------------------
     def states(self, cache_id: str) -> list[AlertState]:
@@ -187,6 +188,11 @@ class Alerts:
     def firing_count(self, cache_id: str) -> int:
         watch = self._watches.get(cache_id)
         return 0 if watch is None else sum(s.firing for s in watch.states.values())
+
+    def firing_total(self) -> int:
+        """Every cache's firing alerts (the operator's badge): one pass over the watched
+        caches, as each evaluation round makes every second anyway."""
+        return sum(s.firing for w in self._watches.values() for s in w.states.values())
 
     # -- the loop -----------------------------------------------------------------------
     async def run(self) -> None:

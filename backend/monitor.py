@@ -73,6 +73,18 @@ class Sensitivity:
     baseline_min: int = 5  # below this many normal answers, the fastest one is the usual
 
 
+def slow_cause(slow: list[ProxyHealth]) -> str:
+    """The incident's cause for slow proxies. A slow proxy whose latest probe failed is
+    still slow until a second failure makes it down: it has no latency to show then."""
+
+    def latency(h: ProxyHealth) -> str:
+        return "no answer" if h.latency_ms is None else f"{h.latency_ms:.1f} ms"
+
+    return "slower than usual: " + ", ".join(
+        f"{h.proxy.hostname} ({latency(h)}, usually {h.baseline_ms() or 0:.1f} ms)" for h in slow
+    )
+
+
 class ProxyHealth:
     """One proxy's debounced state, fed one probe result at a time."""
 
@@ -473,10 +485,7 @@ class Monitor:
             cause = f"{len(down)} of {len(healths)} proxies unreachable: {', '.join(down)}"
         elif slow:
             light, involved = YELLOW, [h.proxy.hostname for h in slow]
-            cause = "slower than usual: " + ", ".join(
-                f"{h.proxy.hostname} ({h.latency_ms:.1f} ms, usually {h.baseline_ms() or 0:.1f} ms)"
-                for h in slow
-            )
+            cause = slow_cause(slow)
         elif status.light in (RED, YELLOW) or (
             status.trouble_ended is not None and now - status.trouble_ended < self.resolved_window_s
         ):

@@ -14,11 +14,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 
 from tui.errors import ApiError
 from tui.widgets.status_light import status_variables
@@ -72,6 +74,9 @@ def page(module: str, name: str) -> Callable[[], Screen]:
 
 
 NOTICE_REPEAT_S = 60.0
+# Pages whose own refresh carries the title badge's count (``show_alerts``): the Caches
+# list (every cache's), Analytics and Credentials (the cache's, in ``GET cache``).
+BADGE_PAGES = {"caches", "analytics", "credentials"}
 
 
 class BackendLogHandler(logging.Handler):
@@ -144,6 +149,7 @@ class CachierApp(App[None]):
         self.cache_name: str | None = None
         self.refresh_s = settings.refresh_s
         self.title = settings.title
+        self._badge_timer: Timer | None = None
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         """``$status-up`` … ``$status-resolved``: the product's green, yellow, red and blue in
@@ -156,6 +162,7 @@ class CachierApp(App[None]):
         client and pydantic alone take about a third of a second to import), and the page
         fills in when it answers."""
         await self.switch_mode("caches" if self.settings.operator else "analytics")
+        self._arm_badge()
         if self.service is not None:
             await self._start_service(self.service)
         elif self.remote is not None:  # after the page's first frame: imports hold the GIL
@@ -292,6 +299,7 @@ class CachierApp(App[None]):
         later = [c for c in REFRESH_CHOICES if c > self.refresh_s]
         self.refresh_s = later[0] if later else REFRESH_CHOICES[0]
         self.notify(f"refreshing every {self.refresh_s:g} s", timeout=2)
+        self._arm_badge()
         self._refresh_current()
 
     def action_refresh(self) -> None:
@@ -311,6 +319,47 @@ class CachierApp(App[None]):
         title = f"{self.settings.title} · {shown}" if shown else self.settings.title
         if self.title != title:
             self.title = title
+
+    # -- the alert badge on every page ---------------------------------------------------
+    def badge_sso(self) -> str | None:
+        """Whose alerts the title counts: the shown cache's dashboard secret, or None for
+        every cache's (the operator's Caches and Status pages, or no cache chosen yet)."""
+        if self.settings.operator and self.current_mode in ("caches", "status"):
+            return None
+        return self.sso
+
+    def _arm_badge(self) -> None:
+        """One timer for the app at the refresh interval (restarted when it changes)."""
+        if self._badge_timer is not None:
+            self._badge_timer.stop()
+        self._badge_timer = self.set_interval(self.refresh_s, self._keep_badge)
+
+    def _keep_badge(self) -> None:
+        """Keep the badge current where the shown screen's refresh does not carry it (the
+        Status and Logs pages, the keys, alerts and audit views, help): one small request
+        per interval, ``GET cache`` or a one-row admin list. A page that carries it
+        (``BADGE_PAGES``, shown with nothing over it) costs no request of its own."""
+        if self.client is None or self.paused or not self.settings.live:
+            return
+        carried = self.current_mode == "caches" or self.sso is not None
+        if self.current_mode in BADGE_PAGES and len(self.screen_stack) == 1 and carried:
+            return
+        self._fetch_badge(self.client, self.badge_sso())
+
+    @work(exclusive=True, group="badge", exit_on_error=False)
+    async def _fetch_badge(self, client: CachierClient, sso: str | None) -> None:
+        """The latest ask wins; the coroutine is made only when the worker runs."""
+        try:
+            if sso is None:
+                if not self.settings.operator:
+                    return
+                firing = (await client.caches(limit=1)).alerts_firing
+            else:
+                firing = (await client.cache(sso)).alerts_firing
+        except ApiError:
+            return  # the page's own refresh says what is wrong (or the cache was rotated)
+        if self.badge_sso() == sso:  # not another cache or page meanwhile
+            self.show_alerts(firing)
 
     def watch_paused(self, paused: bool) -> None:
         self.sub_title = "⏸ PAUSED" if paused else ""

@@ -10,14 +10,20 @@ from backend.api.schemas import (
     AlertSettingsBase,
     AlertsOut,
     AppOut,
+    AuditEntryOut,
+    AuditOut,
     CacheInfo,
     CacheOut,
     CachePageOut,
     CacheUsage,
     ClusterStatusOut,
+    CommandCountOut,
     CredentialActivityOut,
     CredentialOut,
     IncidentOut,
+    KeyCountOut,
+    KeysOut,
+    LargestOut,
     LastAuthOut,
     LogLineOut,
     LogsOut,
@@ -238,7 +244,8 @@ def caches() -> list[CacheOut]:
 def cache_page() -> CachePageOut:
     """The caches as the admin list answers them: one page, by name."""
     items = sorted(caches(), key=lambda c: (c.name, c.id))
-    return CachePageOut(items=items, next_cursor=None, total=len(items))
+    firing = sum(c.alerts_firing for c in items)
+    return CachePageOut(items=items, next_cursor=None, total=len(items), alerts_firing=firing)
 
 
 def cache_info(plan: PlanName = "1gb") -> CacheInfo:
@@ -392,3 +399,117 @@ def logs() -> LogsOut:
             )
         )
     return LogsOut(lines=lines, next_after=len(lines))
+
+
+def audit_out() -> AuditOut:
+    """The shop's trail mid-rotation, newest first: who did what, never a secret."""
+    rows = [
+        ("07:52:10", "cache owner (dashboard)", "credential deleted", "USER000005"),
+        (
+            "07:41:37",
+            "credential USER000001 (API)",
+            "primary promoted",
+            "USER000001 (was USER000005)",
+        ),
+        (
+            "07:41:02",
+            "credential USER000005 (API)",
+            "credential added",
+            "USER000001 (secondary; write on, flush on, api off)",
+        ),
+        (
+            "07:30:44",
+            "memcache client",
+            "cache flushed",
+            "origin memcache client, on proxy-2.use1-a.us-east-1.cachier.internal",
+        ),
+        (
+            "07:22:15",
+            "cache owner (dashboard)",
+            "alerts changed",
+            "hit rate < 80% over 5 min, memory > 90% of the plan; fire after 3, resolve after "
+            "5 samples; webhook to hooks.example.com",
+        ),
+        (
+            "07:18:09",
+            "cache owner (dashboard)",
+            "capabilities changed",
+            "USER000002: write off, flush on, api off",
+        ),
+        (
+            "07:16:30",
+            "cache owner (dashboard)",
+            "SSO rotated",
+            "the previous dashboard URL is void",
+        ),
+        ("07:14:51", "operator (admin token)", "cache moved", "use1-b → use1-a"),
+        (
+            "07:12:00",
+            "cache owner (dashboard)",
+            "log drain changed",
+            "shop-app: to logs.example.com",
+        ),
+        (
+            "07:11:00",
+            "operator (admin token)",
+            "cache created",
+            "shop: plan 1gb, us-east-1 / use1-b",
+        ),
+    ]
+    entries = [
+        AuditEntryOut(
+            id=len(rows) - i,
+            t=f"2026-11-18T{clock}.000Z",
+            cache_id="c1a2b3c4d5e",
+            cache_name="shop",
+            actor=actor,
+            action=action,
+            detail=detail,
+        )
+        for i, (clock, actor, action, detail) in enumerate(rows)
+    ]
+    return AuditOut(entries=entries, next_before=None)
+
+
+def _keys(key: str, gets: int, hits: int, sets: int, deletes: int, written: int) -> KeyCountOut:
+    return KeyCountOut(
+        key=key, gets=gets, hits=hits, sets=sets, deletes=deletes, bytes=written, error=8
+    )
+
+
+def keys_out() -> KeysOut:
+    """A minute of a web shop's traffic, sampled: sessions and the product catalogue."""
+    return KeysOut(
+        tracking=True,
+        tracking_for_s=95.0,
+        window_s=95.0,
+        sample_every=8,
+        keys=[
+            _keys("session:8f2c41", 18_400, 18_310, 96, 0, 96 * 1_200),
+            _keys("catalog:home", 9_920, 9_920, 8, 0, 8 * 48_000),
+            _keys("cart:user:104233", 4_310, 4_100, 420, 16, 420 * 2_300),
+            _keys("product:sku-000417:price", 3_880, 3_600, 40, 40, 40 * 12),
+            _keys("rate-limit:api:10.0.4.17", 1_210, 1_206, 1_210, 0, 1_210 * 4),
+            _keys("product:sku-000981:stock-by-warehouse", 960, 210, 750, 0, 750 * 240),
+        ],
+        prefixes=[
+            _keys("session", 61_200, 60_420, 2_010, 330, 2_010 * 1_150),
+            _keys("product", 22_800, 19_950, 3_100, 410, 3_100 * 820),
+            _keys("catalog", 10_050, 10_050, 12, 0, 12 * 47_000),
+            _keys("cart", 8_700, 8_020, 880, 120, 880 * 2_250),
+            _keys("", 410, 120, 300, 0, 300 * 64),
+        ],
+        largest=[
+            LargestOut(key="catalog:home", size=48_210),
+            LargestOut(key="catalog:category:shoes", size=31_870),
+            LargestOut(key="report:daily:2026-11-17", size=22_400),
+        ],
+        commands=[
+            CommandCountOut(command="get", hits=1_284_330, misses=97_210),
+            CommandCountOut(command="delete", hits=4_120, misses=860),
+            CommandCountOut(command="incr", hits=96_880, misses=310),
+            CommandCountOut(command="decr", hits=0, misses=0),
+            CommandCountOut(command="cas", hits=2_010, misses=44),
+            CommandCountOut(command="touch", hits=15_300, misses=1_220),
+        ],
+    )

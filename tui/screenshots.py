@@ -82,7 +82,34 @@ async def capture(target: Path) -> list[Path]:
         path = target / "alerts-80x24.svg"
         path.write_text(app.export_screenshot(title="cachier-tui · alerts"))
         written.append(path)
+    for name, opened in (("keys", show_keys), ("audit", show_audit)):
+        app = frozen_app()
+        async with app.run_test(size=SIZES["80x24"]) as pilot:
+            await opened(pilot)
+            path = target / f"{name}-80x24.svg"
+            path.write_text(app.export_screenshot(title=f"cachier-tui · {name}"))
+            written.append(path)
     return written
+
+
+async def show_keys(pilot) -> None:
+    """Analytics with the Keys view open over it (``k``)."""
+    from tui.pages.keys import KeysScreen
+
+    await show(pilot, "analytics", PAGES["analytics"]())
+    await pilot.app.push_screen(KeysScreen(None, data.SSO, "shop", data.keys_out()))
+    await pilot.pause()
+    await pilot.pause()
+
+
+async def show_audit(pilot) -> None:
+    """Logs with the cache's audit trail open over it (``a``)."""
+    from tui.pages.audit import AuditScreen
+
+    await show(pilot, "logs", PAGES["logs"]())
+    await pilot.app.push_screen(AuditScreen(None, data.SSO, "shop", data.audit_out()))
+    await pilot.pause()
+    await pilot.pause()
 
 
 async def show_alerts(pilot) -> None:

@@ -88,7 +88,10 @@ async def list_caches(
     page = control.page_caches(q, cursor, limit)
     encode = CacheOut.__pydantic_serializer__.to_json
     items = b",".join([encode(cache_out(control, c), by_alias=True) for c in page.caches])
-    tail = f'],"next_cursor":{json.dumps(page.cursor)},"total":{page.total}}}'
+    firing = control.alerts_firing_total()
+    tail = (
+        f'],"next_cursor":{json.dumps(page.cursor)},"total":{page.total},"alerts_firing":{firing}}}'
+    )
     return Response(b'{"items":[' + items + tail.encode(), media_type="application/json")
 
 

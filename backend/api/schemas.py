@@ -164,6 +164,11 @@ class CachePageOut(Schema):
         description="pass as ?cursor= (with the same q) for the next page; null on the last"
     )
     total: int = Field(description="caches matching q now, on all pages")
+    alerts_firing: int = Field(
+        default=0,
+        description="alerts firing now over every cache of the service, whatever q (the "
+        "operator's title badge: one small request, not a walk through every page)",
+    )
 
 
 class FlushOut(Schema):

@@ -129,6 +129,7 @@ class ControlPlane:
         # (``backend.alerts``) reads them and answers how many of a cache's alerts fire.
         self.alert_settings: dict[str, AlertSettings] = {}
         self.alerts_firing: Callable[[str], int] = lambda cache_id: 0
+        self.alerts_firing_total: Callable[[], int] = lambda: 0  # over every cache
         # Of the open transaction: record changes and events, applied in order on commit.
         self._on_commit: list[Callable[[], None]] = []
         self._events: list[Event] = []

@@ -43,7 +43,7 @@ def walk(admin: httpx.Client, limit: int, **params: str) -> tuple[list[dict], li
         response = admin.get("/api/v1/admin/caches", params=query)
         assert response.status_code == 200, response.text
         page = response.json()
-        assert set(page) == {"items", "next_cursor", "total"}
+        assert set(page) == {"items", "next_cursor", "total", "alerts_firing"}
         assert len(page["items"]) <= limit
         caches += page["items"]
         totals.append(page["total"])
@@ -253,5 +253,5 @@ def test_the_openapi_documents_paging(listed) -> None:
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer == {"$ref": "#/components/schemas/CachePageOut"}
     page = document["components"]["schemas"]["CachePageOut"]
-    assert set(page["properties"]) == {"items", "next_cursor", "total"}
+    assert set(page["properties"]) == {"items", "next_cursor", "total", "alerts_firing"}
     assert "422" in operation["responses"]

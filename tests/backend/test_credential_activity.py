@@ -10,8 +10,10 @@ import bmemcached
 import bmemcached.exceptions
 import httpx
 import pytest
+from pymemcache.client.base import Client
 
 from backend.activity import ActivitySampler, CredentialActivity, LastAuth
+from backend.clients import AuthenticationError, authenticating_socket_module
 from backend.dataplane import DataPlane
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
@@ -124,6 +126,57 @@ def test_live_connections_are_listed_with_their_addresses_until_deleted(
     for wire in wires:
         assert wire.read_to_close() == b""
     assert old["username"] not in listed(cache)
+
+
+def test_rotation_walkthrough_through_the_dashboard_api(cache: CacheHandle) -> None:
+    """Issue 16's acceptance, end to end against the real backend with the README's
+    pymemcache login: add a credential, switch the client to it, watch the old one's
+    connections drop to 0 while its last use stays put (its age grows), delete it."""
+    old_user, old_password = cache.username, cache.password
+
+    def client_of(username: str, password: str) -> Client:
+        login = authenticating_socket_module(username, password)
+        return Client(cache.endpoint, socket_module=login, connect_timeout=5, timeout=5)
+
+    client = client_of(old_user, old_password)
+    assert client.set("k", "v", noreply=False)
+    seen = activity(cache, old_user)
+    assert seen["connections"] == 1 and seen["last_auth"]["protocol"] == "ascii"
+
+    with httpx.Client(base_url=cache.dashboard_api, timeout=10) as api:
+        added = api.post("/credentials")
+        assert added.status_code == 201, added.text
+        new_user, new_password = added.json()["username"], added.json()["password"]
+        assert listed(cache)[new_user]["activity"]["last_auth"] is None  # never used
+        assert api.post(f"/credentials/{new_user}/promote").status_code == 200
+        assert api.get("/app").json()["config_vars"]["MEMCACHIER_USERNAME"] == new_user
+
+        client.close()  # the app restarts with the new credential
+        client = client_of(new_user, new_password)
+        assert client.get("k") == b"v"
+        wait_until(lambda: activity(cache, old_user)["connections"] == 0)
+        old = activity(cache, old_user)
+        assert old["peers"] == [] and old["last_auth"] == seen["last_auth"]
+        new = activity(cache, new_user)
+        assert new["connections"] == 1 and new["last_auth"]["at"] >= old["last_auth"]["at"]
+        for _ in range(5):
+            client.get("k")
+        time.sleep(1.1)
+        later = activity(cache, old_user)
+        assert later["last_auth"] == old["last_auth"]  # nobody used it: "unused for" grows
+        assert later["commands_last_minute"] == old["commands_last_minute"]
+        assert time.time() - later["last_auth"]["at"] > 1
+
+        deleted = api.delete(f"/credentials/{old_user}")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json() == {"username": old_user, "closed_connections": 0}
+    assert list(listed(cache)) == [new_user]
+    assert client.get("k") == b"v"  # the new credential's client never noticed
+    client.close()
+    stale = client_of(old_user, old_password)
+    with pytest.raises(AuthenticationError):
+        stale.get("k")
+    stale.close()
 
 
 def test_the_operator_listing_carries_no_activity(service, cache: CacheHandle) -> None:

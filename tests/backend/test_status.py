@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
-from backend.monitor import DOWN, SLOW, UP, ProxyHealth, Sensitivity
+from backend.monitor import DOWN, SLOW, UP, ProxyHealth, Sensitivity, slow_cause
 from backend.topology import default_topology
 from tests.backend.test_auth import pymemcache_client
 from tests.backend.wire import Wire
@@ -255,3 +255,16 @@ def test_a_proxy_that_is_usually_far_away_is_judged_against_its_own_usual() -> N
     feed(h, *[40.0] * 20)
     assert feed(h, 60.0, 60.0, 60.0, 60.0) == [UP] * 4  # 1.5x its usual: jitter, not slow
     assert feed(h, 200.0, 200.0, 200.0) == [UP, UP, SLOW]
+
+
+def test_a_slow_proxy_whose_last_probe_failed_is_described_not_a_crash() -> None:
+    """Slow, then one failed probe (down needs two): the cause names no latency. It used to
+    raise in the monitor's evaluation, so the light was not recorded and the dashboard
+    showed a "status evaluation failed" notice."""
+    h = health()
+    feed(h, *[1.0] * 10, 30.0, 30.0, 30.0)
+    assert h.state == SLOW
+    assert slow_cause([h]) == f"slower than usual: {h.proxy.hostname} (30.0 ms, usually 1.0 ms)"
+    feed(h, None)
+    assert h.state == SLOW and h.latency_ms is None
+    assert slow_cause([h]) == f"slower than usual: {h.proxy.hostname} (no answer, usually 1.0 ms)"

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import re
 
+from pymemcache.client.base import Client
 from textual.widgets import DataTable, Static
 
+from backend.clients import authenticating_socket_module
 from tests.backend.test_auth import AuthenticatingClient
 from tests.conftest import address
 from tests.tui.conftest import running_app, wait_for
@@ -29,6 +31,12 @@ def modal_text(app) -> str:
     return " ".join(str(s.content) for s in app.screen.query(Static))
 
 
+def readme_client(endpoint: tuple[str, int], username: str, password: str) -> Client:
+    """pymemcache logging in as the README shows (``authenticating_socket_module``)."""
+    login = authenticating_socket_module(username, password)
+    return Client(endpoint, socket_module=login, connect_timeout=5, timeout=5)
+
+
 def unused_for_s(text: str) -> int | None:
     match = re.fullmatch(r"unused for (\d+) s", text)
     return int(match.group(1)) if match else None
@@ -43,7 +51,7 @@ async def test_rotation_walkthrough(tmp_path) -> None:
         table = page.query_one(DataTable)
         assert cell_text(table, old["username"], "used") == "never used"
 
-        client = AuthenticatingClient(endpoint, old["username"], old["password"])
+        client = readme_client(endpoint, old["username"], old["password"])
         assert await asyncio.to_thread(client.set, "k", "v", noreply=False)
         await wait_for(pilot, lambda: cell_text(table, old["username"], "used").endswith("1 conn"))
         assert re.fullmatch(r"\d+ s ago · 1 conn", cell_text(table, old["username"], "used"))
@@ -57,7 +65,7 @@ async def test_rotation_walkthrough(tmp_path) -> None:
         await pilot.press("u")  # the app gets the new credential
         await wait_for(pilot, lambda: "primary" in cell_text(table, new, "primary"))
         client.close()  # the app restarts with the new one
-        client = AuthenticatingClient(endpoint, new, page.credentials[new].password)
+        client = readme_client(endpoint, new, page.credentials[new].password)
         assert await asyncio.to_thread(client.get, "k") == b"v"
 
         await wait_for(pilot, lambda: cell_text(table, new, "used").endswith("1 conn"))

@@ -11,7 +11,7 @@ import pytest
 
 from tui import sample_data as data
 from tui.messages import AnalyticsFetched
-from tui.screenshots import PAGES, SIZES, frozen_app, show, show_alerts
+from tui.screenshots import PAGES, SIZES, frozen_app, show, show_alerts, show_audit, show_keys
 
 
 def page_with(mode: str, message_factory):
@@ -72,3 +72,13 @@ def test_alerts_view_snapshot(snap_compare) -> None:
     """``a`` on Analytics at 80×24: every alert's state and every threshold's field, and
     the title bar's badge."""
     assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=show_alerts)
+
+
+def test_keys_view_snapshot(snap_compare) -> None:
+    """``k`` on Analytics at 80×24: per-command bars and the hot keys, long keys cut."""
+    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=show_keys)
+
+
+def test_audit_trail_snapshot(snap_compare) -> None:
+    """``a`` on Logs at 80×24: the newest changes at the top, long details wrapped whole."""
+    assert snap_compare(frozen_app(), terminal_size=(80, 24), run_before=show_audit)

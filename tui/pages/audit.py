@@ -17,7 +17,7 @@ from textual.widgets import Label, RichLog
 from tui.errors import ApiError
 
 if TYPE_CHECKING:
-    from backend.api.schemas import AuditEntryOut
+    from backend.api.schemas import AuditEntryOut, AuditOut
     from tui.client import CachierClient
 
 SHOWN = 200  # the newest entries; older ones stay in the API (?before=)
@@ -50,9 +50,17 @@ class AuditScreen(ModalScreen[None]):
         Binding("r", "reload", "Reload", id="audit.reload"),
     ]
 
-    def __init__(self, client: CachierClient, sso: str, cache_name: str | None) -> None:
+    def __init__(
+        self,
+        client: CachierClient | None,
+        sso: str,
+        cache_name: str | None,
+        trail: AuditOut | None = None,
+    ) -> None:
+        """``client`` None (screenshots, snapshots): shows ``trail`` and asks nothing."""
         super().__init__()
         self.client, self.sso, self.cache_name = client, sso, cache_name
+        self.trail = trail
 
     def compose(self) -> ComposeResult:
         whose = f" of {self.cache_name}" if self.cache_name else ""
@@ -61,13 +69,19 @@ class AuditScreen(ModalScreen[None]):
                 f"Audit trail{whose} (newest first) · r reload · escape closes",
                 classes="question",
             )
-            yield RichLog(id="audit-lines", wrap=True, max_lines=SHOWN, min_width=1)
+            yield RichLog(  # newest first: the top is what matters, never scrolled away
+                id="audit-lines", wrap=True, max_lines=SHOWN, min_width=1, auto_scroll=False
+            )
 
     def on_mount(self) -> None:
+        if self.trail is not None:
+            self._show(self.trail)
         self.action_reload()
 
     @work(exclusive=True, group="audit")
     async def action_reload(self) -> None:
+        if self.client is None:
+            return
         log = self.query_one(RichLog)
         try:
             answer = await self.client.audit(self.sso, SHOWN)
@@ -75,6 +89,11 @@ class AuditScreen(ModalScreen[None]):
             log.clear()
             log.write(Text(f"The audit trail cannot be read: {exc}", style="bold"))
             return
+        self._show(answer)
+
+    def _show(self, answer: AuditOut) -> None:
+        self.trail = answer
+        log = self.query_one(RichLog)
         log.clear()
         for entry in answer.entries:
             log.write(entry_text(entry))

@@ -277,9 +277,9 @@ class CachesPage(Page):
         with self.app.batch_update():
             self._merge(message.after, message.page)
         self.total = message.page.total
-        # The title's badge counts the alerts of the caches loaded here (the rows around
-        # the screen, or all of them once `end` has loaded them).
-        self.cachier.show_alerts(sum(c.alerts_firing for c in self.caches.values()))
+        # The title's badge: every cache's alerts, counted by the backend (not only the
+        # rows loaded here, nor only those the filter keeps).
+        self.cachier.show_alerts(message.page.alerts_firing)
         self._show_position()
         if self._to_last:
             self._go_to_last()

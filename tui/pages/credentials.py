@@ -44,7 +44,7 @@ from tui.widgets.tables import cursor_key, remove_rows_except, upsert_row
 if TYPE_CHECKING:  # annotations only: the page's first frame must not wait for pydantic
     from backend.api.schemas import AppOut, CacheInfo, CredentialOut
 
-MASK = "•" * 8
+MASK = "•" * 6
 MASKED_WIDTH = len(MASK) + 4  # the mask and the last four characters
 SECRET_SUFFIX = "_PASSWORD"  # config vars ending so are masked like the passwords
 ROW_ACTIONS = {"reveal", "copy", "toggle_write", "toggle_flush", "toggle_api", "promote", "delete"}
@@ -55,7 +55,7 @@ HINT = "v/y reveal/copy · w/f/i write/flush/api · u promote · d delete · a/s
 
 
 def masked(secret: str) -> str:
-    """``••••••••`` and the last four characters: enough to tell two secrets apart."""
+    """``••••••`` and the last four characters: enough to tell two secrets apart."""
     return MASK + secret[-4:]
 
 
@@ -122,8 +122,10 @@ class CredentialsPage(Page):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
+        # 77 cells with the cells' padding: the table fits 80 columns with its vertical
+        # scrollbar (more rows than fit), so no horizontal one hides a row or cuts a cell.
         columns = (
-            ("Username", "username", 12),
+            ("Username", "username", 10),  # backend.control.secrets.new_username: 10
             ("Password", "password", MASKED_WIDTH),
             ("Primary", "primary", 9),
             ("Write", "write", 5),
@@ -178,6 +180,7 @@ class CredentialsPage(Page):
             self._show_app()
             self._show_activity()
         self.refresh_bindings()
+        self.cachier.show_alerts(message.cache.alerts_firing)  # the title's badge, current
 
     def now(self) -> float:
         """The time ages are counted to (frozen in snapshots)."""

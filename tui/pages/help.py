@@ -6,6 +6,7 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -14,6 +15,13 @@ GENERAL = [
     ("tab / shift+tab", "move between widgets"),
     ("ctrl+p", "command palette: every page and action by name"),
 ]
+
+
+def key_name(key: str) -> str:
+    """``/`` and ``?`` as typed, not Textual's names (``slash``); named keys stay words
+    (``enter``, ``escape``, ``ctrl+r``)."""
+    shown = format_key(key)
+    return shown if len(shown) == 1 and shown.isascii() and shown.isprintable() else key
 
 
 class HelpScreen(ModalScreen[None]):
@@ -35,9 +43,11 @@ class HelpScreen(ModalScreen[None]):
                 if not isinstance(binding, Binding) or binding.action in seen:
                     continue
                 seen.add(binding.action)
-                keys = binding.key_display or binding.key.replace(",", " / ")
+                keys = binding.key_display or " / ".join(
+                    key_name(k) for k in binding.key.split(",")
+                )
                 what = binding.tooltip or binding.description  # the footer's may be shortened
-                table.add_row(keys.replace("question_mark", "?"), what)
+                table.add_row(keys, what)
         for keys, what in GENERAL:
             table.add_row(keys, what)
         return table

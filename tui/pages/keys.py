@@ -96,10 +96,17 @@ def keys_renderable(view: KeysOut) -> Group:
 class KeysScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,k,q", "dismiss", "Close", id="keys.close")]
 
-    def __init__(self, client: CachierClient, sso: str, cache_name: str | None) -> None:
+    def __init__(
+        self,
+        client: CachierClient | None,
+        sso: str,
+        cache_name: str | None,
+        view: KeysOut | None = None,
+    ) -> None:
+        """``client`` None (screenshots, snapshots): shows ``view`` and asks nothing."""
         super().__init__()
         self.client, self.sso, self.cache_name = client, sso, cache_name
-        self.view: KeysOut | None = None
+        self.view: KeysOut | None = view
 
     def compose(self) -> ComposeResult:
         whose = f" of {self.cache_name}" if self.cache_name else ""
@@ -109,18 +116,27 @@ class KeysScreen(ModalScreen[None]):
                 yield Static("Asking the backend…", id="keys-body")
 
     def on_mount(self) -> None:
-        self.reload()
-        self.set_interval(REFRESH_S, self.reload)
+        if self.view is not None:
+            self._show(self.view)
+        if self.client is not None:
+            self.reload()
+            self.set_interval(REFRESH_S, self.reload)
 
     @work(exclusive=True, group="keys")
     async def reload(self) -> None:
-        body = self.query_one("#keys-body", Static)
+        if self.client is None:
+            return
         try:
             view = await self.client.keys(self.sso)
         except ApiError as exc:
+            body = self.query_one("#keys-body", Static)
             body.update(Text(f"The keys cannot be read: {exc}", style="bold"))
             return
+        self._show(view)
+
+    def _show(self, view: KeysOut) -> None:
         self.view = view
+        body = self.query_one("#keys-body", Static)
         whose = f" of {self.cache_name}" if self.cache_name else ""
         span = f" · last {view.window_s:.0f} s, 1 in {view.sample_every} sampled"
         title = f"Keys{whose}{span if view.tracking else ''} · escape closes"
