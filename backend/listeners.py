@@ -12,8 +12,11 @@ import asyncio
 import logging
 import socket
 import traceback
+from bisect import bisect_left
+from time import perf_counter_ns
 
 from backend.dataplane import DataPlane, ProxyState
+from backend.latency import BOUNDS_NS, MAX, SUM, CommandLatency
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.relay import Relay
@@ -72,6 +75,7 @@ class MemcacheProtocol(asyncio.Protocol):
         "fault",
         "delayed_until",
         "counters",
+        "latency",
     )
 
     def __init__(
@@ -89,6 +93,7 @@ class MemcacheProtocol(asyncio.Protocol):
         self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
         self.delayed_until = 0.0  # loop time the last held-back reply is due
         self.counters: CacheStats | None = None  # the cache's counters, once authenticated
+        self.latency: CommandLatency | None = None  # the cache's latency, once authenticated
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -106,6 +111,8 @@ class MemcacheProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 
     def data_received(self, data: bytes) -> None:
+        latency = self.latency  # authenticated: the read is timed (``backend.latency``)
+        started = perf_counter_ns() if latency is not None else 0
         codec = self.codec
         if codec is None:
             codec_class = BinaryCodec if data[0] == BINARY_MAGIC else AsciiCodec
@@ -118,10 +125,17 @@ class MemcacheProtocol(asyncio.Protocol):
             reply = handler_failed(codec, data, exc)
         fault = self.fault
         if fault is not None and (fault.delay_s or self.delayed_until):
-            self._send_later(reply, codec.closing, fault.delay_s)
+            self._send_later(reply, codec.closing, fault.delay_s, started)
         else:
             if reply:
                 self.transport.write(reply)
+                if latency is not None:  # CommandLatency.record, inlined: the hot path
+                    took = perf_counter_ns() - started
+                    window = latency.window
+                    window[bisect_left(BOUNDS_NS, took)] += 1
+                    window[SUM] += took
+                    if took > window[MAX]:
+                        window[MAX] = took
             if codec.closing:
                 if codec.handoff is not None:
                     self._hand_off(codec)
@@ -138,6 +152,9 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.auth_timer = None
             self.fault = self.dataplane.proxy_state[auth.proxy]
             self.counters = auth.engine.stats
+            if auth.engine.latency is None:  # the cache's first connection
+                auth.engine.latency = CommandLatency()
+            self.latency = auth.engine.latency
             self.counters.bytes_read += len(data)
             self.counters.bytes_written += len(reply)
 
@@ -160,21 +177,24 @@ class MemcacheProtocol(asyncio.Protocol):
             addresses, handoff
         )
 
-    def _send_later(self, reply: bytes, close: bool, delay_s: float) -> None:
+    def _send_later(self, reply: bytes, close: bool, delay_s: float, started: int) -> None:
         """Fault "slow": hold this reply back; replies keep their order even if the delay
-        changes meanwhile."""
+        changes meanwhile. ``started``: when its read came (``perf_counter_ns``; 0: not
+        timed), so the delay counts in the cache's latency, as the client waits it."""
         loop = asyncio.get_running_loop()
         due = max(loop.time() + delay_s, self.delayed_until)
         self.delayed_until = due
-        loop.call_at(due, self._send_delayed, reply, close, due)
+        loop.call_at(due, self._send_delayed, reply, close, due, started)
 
-    def _send_delayed(self, reply: bytes, close: bool, due: float) -> None:
+    def _send_delayed(self, reply: bytes, close: bool, due: float, started: int) -> None:
         if due >= self.delayed_until:
             self.delayed_until = 0.0
         if self.transport.is_closing():
             return
         if reply:
             self.transport.write(reply)
+            if started and self.latency is not None:
+                self.latency.record(perf_counter_ns() - started)
         if close:
             self.transport.close()
 
