@@ -8,6 +8,7 @@ from tools/authshim.c, which logs every new connection in before memcaslap sees 
 
     python bench/dataplane.py --seconds 10 --rounds 3
     python bench/dataplane.py --mode binary --json
+    python bench/dataplane.py --before /tmp/cachier-main   # that tree's cachier vs this one
 
 All traffic stays on 127.0.0.1; both servers and every temp dir are removed on exit,
 including Ctrl-C and SIGTERM.
@@ -111,7 +112,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"with --relay: a PostgreSQL database to create a scratch one from "
         f"(default: $CACHIER_TEST_POSTGRES or {default_postgres()})",
     )
+    p.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="instead of memcached: the cachier of another checkout (e.g. a worktree of "
+        "main) against this tree's, alternating; the ratio is after/before",
+    )
     args = p.parse_args(argv)
+    if args.before is not None and not (args.before / "backend" / "cli.py").is_file():
+        p.error(f"--before {args.before}: no backend/cli.py there")
+    if args.before is not None and args.relay:
+        p.error("--before and --relay do not combine")
     if not 1 <= args.seconds <= 3600:
         p.error("--seconds must be between 1 and 3600")
     if not 1 <= args.rounds <= 50:
@@ -289,6 +301,35 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
     return targets
 
 
+def bench_trees(args: argparse.Namespace, workdir: Path) -> list[Target]:
+    """Two cachier backends, ``--before``'s tree and this one (each run from its tree with
+    ``PYTHONPATH``), both up for the whole run; the same memcaslap load alternates between
+    them, so a change's cost on the data plane is the after/before ratio of one run."""
+    shim = build_authshim(args.authshim, workdir)
+    token = secrets.token_urlsafe(24)
+    targets = []
+    with contextlib.ExitStack() as running:
+        for name, tree in (("before", args.before.resolve()), ("after", REPO_ROOT)):
+            api_port, ep_port = free_ports(2)
+            data_dir = workdir / name
+            data_dir.mkdir()
+            cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(data_dir)]
+            cmd += ["--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(ep_port)]
+            cmd += ["--admin-token", token, "--lenient-keys"]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            log = workdir / f"{name}.log"
+            proc = running.enter_context(run_process(cmd, log, cwd=tree, env=env))
+            api = f"http://{HOST}:{api_port}"
+            wait_for_health(proc, log, api)
+            port, user, password = create_cache(api, token)
+            targets.append(Target(name, port, shim_env(shim, port, user, password, args.mode)))
+            refused = probe_auth(port, user, password, args.mode)
+            if refused:
+                targets[-1].error = f"{name} refused the {args.mode} protocol: {refused}"
+        run_rounds(targets, args, workdir)
+    return targets
+
+
 def bench_relay(args: argparse.Namespace, workdir: Path) -> list[Target]:
     """Process B runs cluster local-b and serves the cache directly on its endpoint;
     process A runs local-a and relays the same cache's connections to B's proxies. The
@@ -360,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         require_tools()
         with tempfile.TemporaryDirectory(prefix="cachier-bench-") as tmp:
-            targets = (bench_relay if args.relay else bench)(args, Path(tmp))
+            run = bench_relay if args.relay else bench_trees if args.before else bench
+            targets = run(args, Path(tmp))
     except BenchError as exc:
         print(f"dataplane bench: error: {exc}", file=sys.stderr)
         return 2
