@@ -40,6 +40,13 @@ from operator import add
 _STEPS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 BOUNDS_NS: tuple[int, ...] = tuple(round(m * 10**d) for d in range(3, 11) for m in _STEPS)
 BUCKETS = len(BOUNDS_NS) + 1
+# The bucket of a duration, looked up rather than searched (``bisect_left``: ~100 ns more a
+# read): by its 250 ns slot, (took - 1) // SLOT_NS, up to 16.4 ms. Every bound is a multiple
+# of 250 ns, so a slot never straddles one and the lookup is exact; longer reads, and the
+# impossible zero (slot -1: the last byte, bucket 0), take the search. 64 KiB, once.
+SLOT_NS = 250
+SLOTS = 1 << 16
+BUCKET_OF_SLOT = bytes(bisect_left(BOUNDS_NS, (q + 1) * SLOT_NS) for q in range(SLOTS)) + b"\0"
 SUM = BUCKETS  # window[SUM]: the durations added up, ns
 MAX = BUCKETS + 1  # window[MAX]: the longest duration, ns (0: nothing recorded)
 WIDTH = BUCKETS + 2
@@ -83,7 +90,8 @@ class CommandLatency:
     def record(self, ns: int) -> None:
         """One read took ``ns``. Serving loop only."""
         window = self.window
-        window[bisect_left(BOUNDS_NS, ns)] += 1
+        slot = (ns - 1) // SLOT_NS
+        window[BUCKET_OF_SLOT[slot] if slot < SLOTS else bisect_left(BOUNDS_NS, ns)] += 1
         window[SUM] += ns
         if ns > window[MAX]:
             window[MAX] = ns

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from time import perf_counter_ns
 
 from backend.dataplane import DataPlane, ProxyState
-from backend.latency import BOUNDS_NS, MAX, SUM, CommandLatency
+from backend.latency import BOUNDS_NS, BUCKET_OF_SLOT, MAX, SLOT_NS, SLOTS, SUM, CommandLatency
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.relay import Relay
@@ -131,8 +131,11 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.transport.write(reply)
                 if latency is not None:  # CommandLatency.record, inlined: the hot path
                     took = perf_counter_ns() - started
+                    slot = (took - 1) // SLOT_NS
                     window = latency.window
-                    window[bisect_left(BOUNDS_NS, took)] += 1
+                    window[
+                        BUCKET_OF_SLOT[slot] if slot < SLOTS else bisect_left(BOUNDS_NS, took)
+                    ] += 1
                     window[SUM] += took
                     if took > window[MAX]:
                         window[MAX] = took

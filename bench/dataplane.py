@@ -55,7 +55,14 @@ from multiproc import (
     share_key,
     tree_backend,
 )
-from processes import BenchError, free_ports, log_tail, run_process, unwind_on_sigterm
+from processes import (
+    BenchError,
+    cpu_seconds,
+    free_ports,
+    log_tail,
+    run_process,
+    unwind_on_sigterm,
+)
 
 HEALTH_TIMEOUT = 20.0  # seconds for cachier's API to answer /healthz
 PORT_TIMEOUT = 10.0  # seconds for memcached to accept connections
@@ -72,6 +79,9 @@ class Target:
     error: str | None = None
     # --relay: round trips of one connection's sequential gets, microseconds (p50, p99)
     latency_us: tuple[float, float] | None = None
+    # --before: the backend's process, and its CPU µs per operation in each round
+    pid: int | None = None
+    cpu_us_per_op: list[float] = field(default_factory=list)
 
     def median(self) -> float | None:
         """Median TPS, because one disturbed round should not move the headline number."""
@@ -182,8 +192,12 @@ def run_rounds(targets: list[Target], args: argparse.Namespace, workdir: Path) -
             if not args.json:
                 print(f"round {round_no}/{args.rounds}: {target.name} ...", flush=True)
             try:
+                cpu = cpu_seconds(target.pid) if target.pid else 0.0
                 result = run_load(target.port, target.env, args.seconds, args.mode, workdir)
                 target.results.append(result)
+                if target.pid and result.tps:
+                    used = cpu_seconds(target.pid) - cpu
+                    target.cpu_us_per_op.append(used * 1e6 / (result.tps * args.seconds))
             except RunError as exc:
                 target.error = str(exc)
 
@@ -223,6 +237,15 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
                 f"get_misses={last.get_misses}"
             )
     for t in targets:
+        if t.cpu_us_per_op:
+            per_op = " ".join(f"{c:.1f}" for c in t.cpu_us_per_op)
+            median = statistics.median(t.cpu_us_per_op)
+            print(f"{t.name}: backend CPU µs per op by round {per_op}; median {median:.1f}")
+    if all(t.results for t in targets) and len(targets) == 2:
+        pairs = [b.tps / a.tps for a, b in zip(*(t.results for t in targets), strict=False)]
+        shown = " ".join(f"{p:.3f}" for p in pairs)
+        print(f"{ratio_name(targets)} by round: {shown}; median {statistics.median(pairs):.3f}")
+    for t in targets:
         if t.latency_us is not None:
             p50, p99 = t.latency_us
             print(f"{t.name}: one connection, sequential gets: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
@@ -248,6 +271,7 @@ def print_json(targets: list[Target], args: argparse.Namespace) -> None:
                 "runs": [asdict(r) for r in t.results],
                 "error": t.error,
                 "latency_us_p50_p99": t.latency_us,
+                "cpu_us_per_op": t.cpu_us_per_op,
                 "command": shown_command(t.port, t.env, args.seconds, args.mode),
             }
             for t in targets
@@ -322,7 +346,8 @@ def bench_trees(args: argparse.Namespace, workdir: Path) -> list[Target]:
             api = f"http://{HOST}:{api_port}"
             wait_for_health(proc, log, api)
             port, user, password = create_cache(api, token)
-            targets.append(Target(name, port, shim_env(shim, port, user, password, args.mode)))
+            login = shim_env(shim, port, user, password, args.mode)
+            targets.append(Target(name, port, login, pid=proc.pid))
             refused = probe_auth(port, user, password, args.mode)
             if refused:
                 targets[-1].error = f"{name} refused the {args.mode} protocol: {refused}"
