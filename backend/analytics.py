@@ -84,7 +84,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
-from backend.latency import merge, summary
+from backend.latency import TIMED_PER_S, merge, summary
 from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
@@ -374,6 +374,7 @@ class Analytics:
         # (resolution, points) from finest to coarsest: series() picks the first that fits.
         self.tiers = ((self.interval_s, self.fine_points), MINUTE_TIER, HOUR_TIER)
         self._tracks: dict[str, _Track] = {}
+        self._timed = max(1, round(TIMED_PER_S * self.interval_s))  # reads timed a sample
         self._timeline = Timeline(FINE_CHUNK)
         self._last_t = -math.inf
         self._minute: int | None = None
@@ -409,7 +410,7 @@ class Analytics:
             stats = engine.stats
             raw = read(stats)
             latency = engine.latency  # None until the cache's first connection
-            window = None if latency is None else latency.take()
+            window = None if latency is None else latency.take(self._timed)
             track = tracks.get(cache_id)
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)

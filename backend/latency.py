@@ -74,18 +74,21 @@ PROMETHEUS_BOUNDS_S = (
 PROMETHEUS_CUTS = tuple(BOUNDS_NS.index(round(s * 1e9)) + 1 for s in PROMETHEUS_BOUNDS_S)
 
 NO_LATENCY = (-1, -1, -1)  # what analytics stores for an interval without a read
+# Reads timed per second and cache at most, about: above it one read in ``every`` is.
+TIMED_PER_S = 1000
 
 
 class CommandLatency:
     """One cache's recorder: the window the serving loop fills, the totals the control
     thread keeps. The listener inlines ``record`` (see ``MemcacheProtocol``)."""
 
-    __slots__ = ("window", "total", "count")
+    __slots__ = ("window", "total", "count", "every")
 
     def __init__(self) -> None:
         self.window: list[int] = list(_EMPTY)
         self.total: list[int] = [0] * (BUCKETS + 1)  # cumulative counts, then the sum (ns)
         self.count = 0  # reads in ``total``
+        self.every = 1  # one read in this many is timed (set by ``take``)
 
     def record(self, ns: int) -> None:
         """One read took ``ns``. Serving loop only."""
@@ -96,15 +99,24 @@ class CommandLatency:
         if ns > window[MAX]:
             window[MAX] = ns
 
-    def take(self) -> list[int] | None:
+    def take(self, budget: int = TIMED_PER_S) -> list[int] | None:
         """The window since the last take (None if nothing was recorded), replaced by an
-        empty one and added to ``total``. Control thread only."""
+        empty one and added to ``total``; counts and sum scaled up by ``every`` when reads
+        were sampled, so they estimate every read. Then ``every`` for the next window: 1
+        while the cache answered at most ``budget`` reads in this one, else what times
+        about ``budget`` of them. Control thread only."""
         window = self.window
+        every = self.every
         if not window[MAX]:
+            self.every = 1  # nothing timed: the cache went quiet, time every read again
             return None
         self.window = list(_EMPTY)
+        if every > 1:
+            window[: SUM + 1] = [n * every for n in window[: SUM + 1]]
+        reads = sum(window[:BUCKETS])
+        self.every = max(1, reads // budget)
         self.total = list(map(add, self.total, window[: SUM + 1]))
-        self.count += sum(window[:BUCKETS])
+        self.count += reads
         return window
 
 

@@ -76,6 +76,7 @@ class MemcacheProtocol(asyncio.Protocol):
         "delayed_until",
         "counters",
         "latency",
+        "untimed",
     )
 
     def __init__(
@@ -94,6 +95,7 @@ class MemcacheProtocol(asyncio.Protocol):
         self.delayed_until = 0.0  # loop time the last held-back reply is due
         self.counters: CacheStats | None = None  # the cache's counters, once authenticated
         self.latency: CommandLatency | None = None  # the cache's latency, once authenticated
+        self.untimed = 0  # reads to pass before the next one timed (``CommandLatency.every``)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -111,8 +113,14 @@ class MemcacheProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 
     def data_received(self, data: bytes) -> None:
-        latency = self.latency  # authenticated: the read is timed (``backend.latency``)
-        started = perf_counter_ns() if latency is not None else 0
+        # Authenticated, the read is timed, or one in ``latency.every`` of them is when the
+        # cache is busy (``backend.latency``); ``started`` 0: not timed.
+        untimed = self.untimed
+        if untimed:
+            self.untimed = untimed - 1
+            started = 0
+        else:
+            started = perf_counter_ns() if self.latency is not None else 0
         codec = self.codec
         if codec is None:
             codec_class = BinaryCodec if data[0] == BINARY_MAGIC else AsciiCodec
@@ -125,12 +133,15 @@ class MemcacheProtocol(asyncio.Protocol):
             reply = handler_failed(codec, data, exc)
         fault = self.fault
         if fault is not None and (fault.delay_s or self.delayed_until):
+            if not started and self.latency is not None:  # a held-back reply is always timed
+                started = perf_counter_ns()
             self._send_later(reply, codec.closing, fault.delay_s, started)
         else:
             if reply:
                 self.transport.write(reply)
-                if latency is not None:  # CommandLatency.record, inlined: the hot path
+                if started and (latency := self.latency) is not None:  # record(), inlined
                     took = perf_counter_ns() - started
+                    self.untimed = latency.every - 1
                     slot = (took - 1) // SLOT_NS
                     window = latency.window
                     window[
