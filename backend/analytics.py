@@ -43,8 +43,8 @@ keep rows in chunks (128 ticks, 2 hours, 5 days) encoded as delta columns (the r
 zigzag delta-of-delta) laid out by byte plane and deflated; a run of unchanged rows is one
 shared tuple. Measured with tracemalloc after a full history
 (``tests/backend/test_analytics_history.py``, ``bench/analytics_history.py``):
-~59 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes;
-was ~1.5 MB with tuples in deques), ~4.4 KB for an idle one (was ~573 KB; shared tick
+~79 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes,
+latency; ~59 KB before the latency columns; was ~1.5 MB with tuples in deques), ~4.4 KB for an idle one (was ~573 KB; shared tick
 times included); ``Analytics.history_bytes`` estimates it for one cache. A deleted cache's
 track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
 from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
