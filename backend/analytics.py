@@ -44,10 +44,11 @@ zigzag delta-of-delta) laid out by byte plane and deflated; a run of unchanged r
 shared tuple. Measured with tracemalloc after a full history
 (``tests/backend/test_analytics_history.py``, ``bench/analytics_history.py``):
 ~79 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes,
-latency; ~59 KB before the latency columns; was ~1.5 MB with tuples in deques), ~4.4 KB for an idle one (was ~573 KB; shared tick
-times included); ``Analytics.history_bytes`` estimates it for one cache. A deleted cache's
-track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
-from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
+latency; ~59 KB before the latency columns; was ~1.5 MB with tuples in deques), ~4.4 KB
+for an idle one (was ~573 KB; shared tick times included); ``Analytics.history_bytes``
+estimates it for one cache. A deleted cache's track is dropped at once (``CacheDeleted``
+-> ``forget``); tracks of caches gone from ``dataplane.caches`` any other way are dropped
+after ``FINE_RETENTION_S``.
 
 A rollup bucket (minute, hour) is stamped with its start (aligned to its resolution)
 and holds: counters = the last value seen in the bucket; gauges = the **maximum** seen in
