@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
-from backend.latency import TIMED_PER_S, merge, summary
+from backend.latency import TIMED_PER_S, TIMED_PER_S_PROCESS, merge, summary
 from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
@@ -375,7 +375,11 @@ class Analytics:
         # (resolution, points) from finest to coarsest: series() picks the first that fits.
         self.tiers = ((self.interval_s, self.fine_points), MINUTE_TIER, HOUR_TIER)
         self._tracks: dict[str, _Track] = {}
-        self._timed = max(1, round(TIMED_PER_S * self.interval_s))  # reads timed a sample
+        # Reads a cache may have timed per sample (``CommandLatency.take``): at most
+        # TIMED_PER_S a second, less while the process timed more than TIMED_PER_S_PROCESS.
+        self._most = max(1, round(TIMED_PER_S * self.interval_s))
+        self._process_most = max(1, round(TIMED_PER_S_PROCESS * self.interval_s))
+        self._timed = self._most
         self._timeline = Timeline(FINE_CHUNK)
         self._last_t = -math.inf
         self._minute: int | None = None
@@ -403,6 +407,7 @@ class Analytics:
         tracks = self._tracks
         peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
+        answered: list[int] = []  # reads of each cache that answered any since the last sample
         for cache in self.dataplane.caches_now():  # a copy: the serving loop changes the dict
             engine = peek(cache)
             if engine is None:  # a cluster this data plane lacks, or a move in flight
@@ -411,7 +416,11 @@ class Analytics:
             stats = engine.stats
             raw = read(stats)
             latency = engine.latency  # None until the cache's first connection
-            window = None if latency is None else latency.take(self._timed)
+            window = None
+            if latency is not None:
+                window = latency.take(self._timed)
+                if window is not None:
+                    answered.append(latency.reads)
             track = tracks.get(cache_id)
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
@@ -445,9 +454,26 @@ class Analytics:
             row = (*usage, stats.curr_connections) + track.counters + summary(window)
             self._record(track, tick, times, minute, row, window)
             track.usage, track.seen = usage, now
+        self._adjust_timing(answered)
         if minute != self._minute:
             self._minute = minute
             self._prune(now)
+
+    def _adjust_timing(self, answered: list[int]) -> None:
+        """The per-cache budget of timed reads for the next takes: the largest (up to
+        TIMED_PER_S) under which the caches' last reads would have timed at most the
+        process's budget, each cache min(its reads, budget) (water-filling: the quiet
+        caches keep every read timed, the busy ones share what is left)."""
+        left, budget = self._process_most, self._most
+        if sum(answered) > left:
+            answered.sort()
+            for i, reads in enumerate(answered):
+                caches = len(answered) - i
+                if reads * caches > left:
+                    budget = min(budget, left // caches)
+                    break
+                left -= reads
+        self._timed = max(1, budget)
 
     @staticmethod
     def _record(

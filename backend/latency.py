@@ -76,19 +76,26 @@ PROMETHEUS_CUTS = tuple(BOUNDS_NS.index(round(s * 1e9)) + 1 for s in PROMETHEUS_
 NO_LATENCY = (-1, -1, -1)  # what analytics stores for an interval without a read
 # Reads timed per second and cache at most, about: above it one read in ``every`` is.
 TIMED_PER_S = 1000
+# ... and in the whole process: many caches each under TIMED_PER_S could otherwise have
+# every read of the process timed (~1 µs each). Analytics lowers the per-cache figure so
+# that the caches' last reads would time about this many (``Analytics._adjust_timing``):
+# ~5 ms of CPU a second.
+TIMED_PER_S_PROCESS = 5000
 
 
 class CommandLatency:
     """One cache's recorder: the window the serving loop fills, the totals the control
     thread keeps. The listener inlines ``record`` (see ``MemcacheProtocol``)."""
 
-    __slots__ = ("window", "total", "count", "every")
+    __slots__ = ("window", "total", "count", "every", "timed", "reads")
 
     def __init__(self) -> None:
         self.window: list[int] = list(_EMPTY)
         self.total: list[int] = [0] * (BUCKETS + 1)  # cumulative counts, then the sum (ns)
         self.count = 0  # reads in ``total``
         self.every = 1  # one read in this many is timed (set by ``take``)
+        self.timed = 0  # reads timed in the window last taken
+        self.reads = 0  # ... and reads answered then (estimated: timed x every)
 
     def record(self, ns: int) -> None:
         """One read took ``ns``. Serving loop only."""
@@ -109,11 +116,13 @@ class CommandLatency:
         every = self.every
         if not window[MAX]:
             self.every = 1  # nothing timed: the cache went quiet, time every read again
+            self.timed = self.reads = 0
             return None
         self.window = list(_EMPTY)
+        self.timed = sum(window[:BUCKETS])
         if every > 1:
             window[: SUM + 1] = [n * every for n in window[: SUM + 1]]
-        reads = sum(window[:BUCKETS])
+        reads = self.reads = sum(window[:BUCKETS])
         self.every = max(1, reads // budget)
         self.total = list(map(add, self.total, window[: SUM + 1]))
         self.count += reads

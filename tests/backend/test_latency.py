@@ -21,18 +21,25 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymemcache.client.base import Client
 
+from backend.analytics import Analytics
 from backend.clients import authenticating_socket_module
+from backend.control.models import Cache
+from backend.dataplane import DataPlane
 from backend.latency import (
     BOUNDS_NS,
     BUCKETS,
     MAX,
     PROMETHEUS_BOUNDS_S,
+    TIMED_PER_S,
+    TIMED_PER_S_PROCESS,
     CommandLatency,
     merge,
     prometheus_buckets,
     quantile,
     summary,
 )
+from backend.throttle import AuthThrottle
+from backend.topology import default_topology
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService, make_config
 
@@ -97,6 +104,58 @@ def test_prometheus_buckets_count_every_read_at_or_under_their_bound() -> None:
     assert prometheus_buckets(recorder.total) == [*expected, len(values)]
     assert recorder.total[-1] == sum(values) and recorder.count == len(values)
     assert len(BOUNDS_NS) + 1 == BUCKETS
+
+
+def serve(recorder: CommandLatency, reads: int) -> None:
+    """What the listener does: one read in ``every`` timed (all taking 20 µs here)."""
+    for i in range(reads):
+        if i % recorder.every == 0:
+            recorder.record(20_000)
+
+
+def test_a_busy_cache_times_about_its_budget_and_scales_the_counts_back() -> None:
+    recorder = CommandLatency()
+    serve(recorder, 50_000)
+    first = recorder.take()
+    assert first is not None and recorder.timed == 50_000  # every read, until it is known busy
+    assert recorder.every == 50_000 // TIMED_PER_S
+    serve(recorder, 50_000)
+    second = recorder.take()
+    assert second is not None and recorder.timed == TIMED_PER_S
+    assert sum(second[:BUCKETS]) == 50_000  # scaled back up: an estimate of every read
+    assert recorder.count == 100_000
+    assert recorder.take() is None and recorder.every == 1  # quiet: time every read again
+
+
+def test_many_small_caches_share_the_process_budget() -> None:
+    """Fifty caches each under the per-cache budget would have every read of the process
+    timed: analytics lowers the per-cache budget until the process times about its own,
+    and raises it again when they quieten."""
+    plane = DataPlane(default_topology(), AuthThrottle())
+    cluster = next(iter(plane.topology.clusters()))
+    recorders = []
+    for i in range(50):
+        cache = Cache(f"c{i}", f"n{i}", "100mb", cluster.region, cluster.name)
+        engine = plane.engine_for(cache)
+        plane.caches[cache.id] = cache
+        engine.latency = CommandLatency()
+        recorders.append(engine.latency)
+    clock = [1_700_000_000.0]
+    analytics = Analytics(plane, clock=lambda: clock[0])
+
+    def second(reads: int) -> int:
+        for recorder in recorders:
+            serve(recorder, reads)
+        clock[0] += 1
+        analytics.sample()
+        return sum(r.timed for r in recorders)
+
+    assert second(800) == 50 * 800  # known only once sampled
+    timed = [second(800) for _ in range(5)]
+    assert all(TIMED_PER_S_PROCESS // 2 <= t <= TIMED_PER_S_PROCESS for t in timed[1:]), timed
+    second(10)  # traffic falls (the busy interval's sampling still applies to this one)
+    assert analytics._timed == TIMED_PER_S
+    assert second(10) == 50 * 10  # every read timed again
 
 
 # -- the running service -------------------------------------------------------------------
