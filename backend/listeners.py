@@ -133,8 +133,8 @@ class MemcacheProtocol(asyncio.Protocol):
             reply = handler_failed(codec, data, exc)
         fault = self.fault
         if fault is not None and (fault.delay_s or self.delayed_until):
-            if not started and self.latency is not None:  # a held-back reply is always timed
-                started = perf_counter_ns()
+            if started and (latency := self.latency) is not None:  # timed when it is written
+                self.untimed = latency.every - 1
             self._send_later(reply, codec.closing, fault.delay_s, started)
         else:
             if reply:
