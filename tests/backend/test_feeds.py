@@ -18,7 +18,9 @@ B1 = "proxy-1.local-b.local.cachier.internal"
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory: pytest.TempPathFactory) -> RunningService:
-    """local-a went down and came back (two changes), local-b went down and stays down."""
+    """local-a went down, came back and its resolved window ran out (three changes),
+    local-b went down and stays down. Waiting for local-a's green makes the feeds final:
+    a test that ran within ``WINDOW`` of the blue saw the feed change under it."""
     running = RunningService(
         make_config(
             tmp_path_factory.mktemp("feeds"), probe_interval=INTERVAL, resolved_window=WINDOW
@@ -32,6 +34,7 @@ def incidents(tmp_path_factory: pytest.TempPathFactory) -> RunningService:
     wait_for_light(running, "local-a", "blue", within=3)
     fault(running, B1, "down")
     wait_for_light(running, "local-b", "red", within=2)
+    wait_for_light(running, "local-a", "green", within=WINDOW + 3)
     yield running
     running.stop()
 
