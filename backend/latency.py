@@ -21,7 +21,8 @@ a sampled window back up by ``every``, so totals estimate every read. The percen
 Where it is kept: a cache's engine gets a ``CommandLatency`` at its first authenticated
 connection (a cache nobody uses costs nothing). Its ``window`` is a fixed list of
 ``BUCKETS`` counts (log-linear bounds, ``BOUNDS_NS``: ten per decade, 1-1.25-1.5-2-2.5-
-3-4-5-6-8, from 1 µs to 100 s, each at most a third wider than the one below), then the
+3-4-5-6-8, from 1 µs to 80 s and one above, each at most a third wider than the one
+below), then the
 sum and the maximum of the durations in ns. Recording allocates nothing but the ints.
 
 The control thread's analytics sample takes the window every ``--sample-interval``
