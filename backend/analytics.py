@@ -33,7 +33,8 @@ minute     60 s        1 440        24 hours
 hour       3 600 s     720          30 days
 =========  ==========  ===========  ========================================
 
-A stored row is 13 integers (4 gauges, 9 counters); ``t`` and ``hit_rate`` are not stored.
+A stored row is 16 integers (4 gauges, 9 counters, the latency's p50, p99 and max in µs,
+-1 for an interval without a read); ``t`` and ``hit_rate`` are not stored.
 A fine row sits at a sampling tick, whose time the shared ``Timeline`` holds once for every
 cache; a bucket sits at its number (start = number x resolution). ``hit_rate`` is
 recomputed on reading from the row and the one before it, with the same arithmetic as
@@ -42,17 +43,21 @@ keep rows in chunks (128 ticks, 2 hours, 5 days) encoded as delta columns (the r
 zigzag delta-of-delta) laid out by byte plane and deflated; a run of unchanged rows is one
 shared tuple. Measured with tracemalloc after a full history
 (``tests/backend/test_analytics_history.py``, ``bench/analytics_history.py``):
-~59 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes;
-was ~1.5 MB with tuples in deques), ~4.4 KB for an idle one (was ~573 KB; shared tick
-times included); ``Analytics.history_bytes`` estimates it for one cache. A deleted cache's
-track is dropped at once (``CacheDeleted`` -> ``forget``); tracks of caches gone
-from ``dataplane.caches`` any other way are dropped after ``FINE_RETENTION_S``.
+~79 KB for a cache with every field moving at every sample (~20 gets/s, sets, deletes,
+latency; ~59 KB before the latency columns; was ~1.5 MB with tuples in deques), ~4.4 KB
+for an idle one (was ~573 KB; shared tick times included); ``Analytics.history_bytes``
+estimates it for one cache. A deleted cache's track is dropped at once (``CacheDeleted``
+-> ``forget``); tracks of caches gone from ``dataplane.caches`` any other way are dropped
+after ``FINE_RETENTION_S``.
 
 A rollup bucket (minute, hour) is stamped with its start (aligned to its resolution)
 and holds: counters = the last value seen in the bucket; gauges = the **maximum** seen in
 the bucket (not the mean: a capacity graph must show the peak that caused evictions, and a
 max of maxes rolls minutes into hours exactly, where a mean of means would need weights);
-``hit_rate`` recomputed from the counters over the bucket (from the last point before it).
+``hit_rate`` recomputed from the counters over the bucket (from the last point before it);
+latency p50 / p99 / max from the bucket's latency windows merged (every read of the minute
+or hour counted once: true percentiles of the bucket, not a maximum of per-second p99s;
+the merged window of the bucket being filled is kept, ~700 bytes while it saw reads).
 ``series`` also returns the bucket still filling as the last (partial) point.
 
 Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
@@ -80,6 +85,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
+from backend.latency import TIMED_PER_S, TIMED_PER_S_PROCESS, merge, summary
 from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
@@ -105,6 +111,9 @@ SAMPLE_FIELDS = (
     "bytes_read",
     "bytes_written",
 )
+# Command latency over the interval a point covers (``backend.latency``), µs; None when
+# it saw no read. Served after SAMPLE_FIELDS.
+LATENCY_FIELDS = ("latency_p50_us", "latency_p99_us", "latency_max_us")
 
 # Full resolution is kept this long; coarser tiers are (resolution_s, points).
 FINE_RETENTION_S = 15 * 60
@@ -128,12 +137,24 @@ _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*C
 # Internal layouts. A row (what is stored, ``ROW``) holds the gauges then the counters; a
 # point (what ``series`` answers from) adds ``t`` and ``hit_rate``, which are not stored:
 # times come from the tick or bucket a row sits at, hit rates from consecutive rows.
-ROW = ("memory_used", "memory_limit", "items", "curr_connections", *COUNTERS)
+ROW = ("memory_used", "memory_limit", "items", "curr_connections", *COUNTERS, *LATENCY_FIELDS)
 MEMORY, LIMIT, ITEMS, CONNS, HITS, MISSES = range(6)
-_STORED = ("t", "memory_used", "memory_limit", "items", "curr_connections", "hit_rate", *COUNTERS)
+LAT = ROW.index(LATENCY_FIELDS[0])  # where the latency columns start (stored -1: none)
+LAT_MAX = LAT + 2
+_STORED = (
+    "t",
+    "memory_used",
+    "memory_limit",
+    "items",
+    "curr_connections",
+    "hit_rate",
+    *COUNTERS,
+    *LATENCY_FIELDS,
+)
 T = 0
 # Where each exposed key (in the documented order) sits in a point.
 _EXPOSED = tuple((name, _STORED.index(name)) for name in ("t", *SAMPLE_FIELDS))
+_LATENCY = tuple((name, _STORED.index(name)) for name in LATENCY_FIELDS)
 
 # Chunk sizes (rows of one aligned block of slots): a fine chunk is 128 ticks (shared with
 # the Timeline), a minute chunk two hours, an hour chunk five days. Bigger chunks compress
@@ -143,6 +164,15 @@ MINUTE_CHUNK = 120
 HOUR_CHUNK = 120
 
 Point = tuple[Any, ...]
+
+
+def _sample(point: Point) -> dict[str, Any]:
+    """A point as the API serves it (a stored -1 latency is None: no read then)."""
+    sample = {name: point[i] for name, i in _EXPOSED}
+    for name, i in _LATENCY:
+        value = point[i]
+        sample[name] = value if value >= 0 else None
+    return sample
 
 
 def _rate(row: Row, hits: int, misses: int) -> float | None:
@@ -172,6 +202,12 @@ class _Rollup:
     tick and stall the event loop once a minute. A closed bucket is a row (gauge maxima,
     last counters) at its bucket number; its hit rate is recomputed on reading from the
     counters of the bucket before it.
+
+    Latency: the bucket's latency windows merged (``window``: bucket counts added, the
+    larger maximum), so a minute's p50 and p99 are those of every read in the minute and
+    its max the minute's longest read (an hour: merged from its minutes' windows). Not
+    the maximum of the seconds' p99: one slow second of few reads does not make a busy
+    minute's p99, it shows in the max.
     """
 
     __slots__ = (
@@ -186,6 +222,7 @@ class _Rollup:
         "items",
         "conns",
         "last",
+        "window",
     )
 
     def __init__(self, resolution: float, points: int, chunk: int) -> None:
@@ -197,10 +234,16 @@ class _Rollup:
         self.base_hits = self.base_misses = 0
         self.memory = self.limit = self.items = self.conns = 0
         self.last: Row | None = None
+        self.window: list[int] | None = None  # the latency of the bucket being filled
 
-    def add(self, index: int, row: Row) -> tuple[int, Row] | None:
-        """Fold ``row`` (in bucket ``index``) in; returns the bucket it closed, if any."""
+    def add(
+        self, index: int, row: Row, window: list[int] | None
+    ) -> tuple[int, Row, list[int] | None] | None:
+        """Fold ``row`` and its latency ``window`` (in bucket ``index``) in; returns the
+        bucket it closed, if any, and that bucket's latency window."""
         if index == self.index:
+            if window is not None:
+                self.window = merge(self.window, window)  # a new list: ``preview`` shares
             if row[MEMORY] > self.memory:
                 self.memory = row[MEMORY]
             if row[LIMIT] > self.limit:
@@ -215,7 +258,7 @@ class _Rollup:
         closed = None
         if last is not None:
             assert self.index is not None
-            closed = self.index, self.current_row()
+            closed = self.index, self.current_row(), self.window
             self.base_hits, self.base_misses = last[HITS], last[MISSES]
         else:
             if self.origin is None:
@@ -224,24 +267,27 @@ class _Rollup:
         self.index = index
         self.memory, self.limit, self.items, self.conns = row[:HITS]
         self.last = row
+        self.window = window
         return closed
 
     def current_row(self) -> Row:
         """The bucket being filled, as a row (needs at least one row added)."""
         last = self.last
         assert last is not None
-        return (self.memory, self.limit, self.items, self.conns) + last[HITS:]
+        gauges = (self.memory, self.limit, self.items, self.conns)
+        return gauges + last[HITS:LAT] + summary(self.window)
 
     def current(self) -> Point:
         """The bucket being filled, as a point (needs at least one row added)."""
-        last = self.last
-        assert last is not None and self.index is not None
-        rate = _rate(last, self.base_hits, self.base_misses)
-        gauges = (self.index * self.resolution, self.memory, self.limit, self.items, self.conns)
-        return gauges + (rate,) + last[HITS:]
+        row = self.current_row()
+        assert self.index is not None
+        rate = _rate(row, self.base_hits, self.base_misses)
+        return (self.index * self.resolution, *row[:HITS], rate, *row[HITS:])
 
     def preview(
-        self, pending: tuple[int, Row] | None, origin: tuple[int, int] | None
+        self,
+        pending: tuple[int, Row, list[int] | None] | None,
+        origin: tuple[int, int] | None,
     ) -> list[Point]:
         """What follows the closed buckets: the open one, with ``pending`` folded in on a
         scratch copy (which may first close the open one: then both)."""
@@ -309,6 +355,8 @@ class _Track:
         size += sum(map(sys.getsizeof, (self.raw, self.offsets, self.counters, self.prev)))
         for rollup in (self.minute, self.hour):
             size += sys.getsizeof(rollup) + rollup.buckets.nbytes()
+            if rollup.window is not None:
+                size += sys.getsizeof(rollup.window)
         return size
 
 
@@ -327,6 +375,11 @@ class Analytics:
         # (resolution, points) from finest to coarsest: series() picks the first that fits.
         self.tiers = ((self.interval_s, self.fine_points), MINUTE_TIER, HOUR_TIER)
         self._tracks: dict[str, _Track] = {}
+        # Reads a cache may have timed per sample (``CommandLatency.take``): at most
+        # TIMED_PER_S a second, less while the process timed more than TIMED_PER_S_PROCESS.
+        self._most = max(1, round(TIMED_PER_S * self.interval_s))
+        self._process_most = max(1, round(TIMED_PER_S_PROCESS * self.interval_s))
+        self._timed = self._most
         self._timeline = Timeline(FINE_CHUNK)
         self._last_t = -math.inf
         self._minute: int | None = None
@@ -354,6 +407,7 @@ class Analytics:
         tracks = self._tracks
         peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
+        answered: list[int] = []  # reads of each cache that answered any since the last sample
         for cache in self.dataplane.caches_now():  # a copy: the serving loop changes the dict
             engine = peek(cache)
             if engine is None:  # a cluster this data plane lacks, or a move in flight
@@ -361,6 +415,12 @@ class Analytics:
             cache_id = cache.id
             stats = engine.stats
             raw = read(stats)
+            latency = engine.latency  # None until the cache's first connection
+            window = None
+            if latency is not None:
+                window = latency.take(self._timed)
+                if window is not None:
+                    answered.append(latency.reads)
             track = tracks.get(cache_id)
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
@@ -371,11 +431,18 @@ class Analytics:
                 usage, conns = engine.usage(), stats.curr_connections
                 prev = track.prev
                 assert prev is not None
-                if usage == track.usage and conns == prev[CONNS] and track.minute.index == minute:
+                if (
+                    usage == track.usage
+                    and conns == prev[CONNS]
+                    and track.minute.index == minute
+                    and window is None
+                    and prev[LAT_MAX] < 0
+                ):
                     track.fine.append(tick, prev, times)  # idle: the same row again
                     track.seen = now
                     continue
-                self._record(track, tick, times, minute, (*usage, conns) + track.counters)
+                row = (*usage, conns) + track.counters + summary(window)
+                self._record(track, tick, times, minute, row, window)
                 track.usage, track.seen = usage, now
                 continue
             elif any(map(lt, raw, track.raw)):
@@ -384,29 +451,49 @@ class Analytics:
             offsets = track.offsets
             track.counters = raw if offsets is None else tuple(map(add, raw, offsets))
             usage = engine.usage()
-            self._record(
-                track, tick, times, minute, (*usage, stats.curr_connections) + track.counters
-            )
+            row = (*usage, stats.curr_connections) + track.counters + summary(window)
+            self._record(track, tick, times, minute, row, window)
             track.usage, track.seen = usage, now
+        self._adjust_timing(answered)
         if minute != self._minute:
             self._minute = minute
             self._prune(now)
 
+    def _adjust_timing(self, answered: list[int]) -> None:
+        """The per-cache budget of timed reads for the next takes: the largest (up to
+        TIMED_PER_S) under which the caches' last reads would have timed at most the
+        process's budget, each cache min(its reads, budget) (water-filling: the quiet
+        caches keep every read timed, the busy ones share what is left)."""
+        left, budget = self._process_most, self._most
+        if sum(answered) > left:
+            answered.sort()
+            for i, reads in enumerate(answered):
+                caches = len(answered) - i
+                if reads * caches > left:
+                    budget = min(budget, left // caches)
+                    break
+                left -= reads
+        self._timed = max(1, budget)
+
     @staticmethod
-    def _record(track: _Track, tick: int, times: Block, minute: int, row: Row) -> None:
-        """Store ``row`` as the cache's sample at ``tick`` and fold it into the rollups."""
+    def _record(
+        track: _Track, tick: int, times: Block, minute: int, row: Row, window: list[int] | None
+    ) -> None:
+        """Store ``row`` as the cache's sample at ``tick`` and fold it (and its latency
+        ``window``) into the rollups."""
         if row == track.prev:
             row = track.prev  # the same tuple: a constant chunk keeps one
         track.fine.append(tick, row, times)
-        closed = track.minute.add(minute, row)
+        closed = track.minute.add(minute, row, window)
         if closed is not None:
-            track.minute.buckets.append(*closed)
+            index, bucket, merged = closed
+            track.minute.buckets.append(index, bucket)
             hour = track.hour
             if hour.origin is None:
                 hour.origin = track.minute.origin
-            closed = hour.add(int(closed[0] * MINUTE_TIER[0] // HOUR_TIER[0]), closed[1])
+            closed = hour.add(int(index * MINUTE_TIER[0] // HOUR_TIER[0]), bucket, merged)
             if closed is not None:
-                hour.buckets.append(*closed)
+                hour.buckets.append(closed[0], closed[1])
         track.prev = row
 
     @staticmethod
@@ -503,7 +590,11 @@ class Analytics:
                 if minute.last is not None:
                     assert minute.index is not None
                     start = minute.index * minute.resolution
-                    pending = (int(start // rollup.resolution), minute.current_row())
+                    pending = (
+                        int(start // rollup.resolution),
+                        minute.current_row(),
+                        minute.window,
+                    )
                 extra = rollup.preview(pending, origin)
             chosen = (rollup.closed(points - len(extra), origin) + extra)[-points:]
             span = resolution
@@ -512,7 +603,7 @@ class Analytics:
             chosen = [p for p in chosen if p[T] + span > cutoff]
         return {
             "interval_s": resolution,
-            "samples": [{name: p[i] for name, i in _EXPOSED} for p in chosen],
+            "samples": [_sample(p) for p in chosen],
         }
 
     def history_bytes(self, cache_id: str) -> int:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from backend.keyactivity import KeyActivity
+    from backend.latency import CommandLatency
     from backend.store import CacheStats
 
 
@@ -129,6 +130,9 @@ class Engine(Protocol):
     # Set while the owner's Keys view asks for it (``backend.keyactivity``); the hot path
     # pays one attribute test when it is None.
     key_activity: KeyActivity | None
+    # Set by the listener at the cache's first authenticated connection
+    # (``backend.latency``): its reads' latency, which analytics and /metrics read.
+    latency: CommandLatency | None
 
     @property
     def stats(self) -> CacheStats:

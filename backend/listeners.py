@@ -12,8 +12,11 @@ import asyncio
 import logging
 import socket
 import traceback
+from bisect import bisect_left
+from time import perf_counter_ns
 
 from backend.dataplane import DataPlane, ProxyState
+from backend.latency import BOUNDS_NS, BUCKET_OF_SLOT, MAX, SLOT_NS, SLOTS, SUM, CommandLatency
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.relay import Relay
@@ -72,6 +75,8 @@ class MemcacheProtocol(asyncio.Protocol):
         "fault",
         "delayed_until",
         "counters",
+        "latency",
+        "untimed",
     )
 
     def __init__(
@@ -89,6 +94,8 @@ class MemcacheProtocol(asyncio.Protocol):
         self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
         self.delayed_until = 0.0  # loop time the last held-back reply is due
         self.counters: CacheStats | None = None  # the cache's counters, once authenticated
+        self.latency: CommandLatency | None = None  # the cache's latency, once authenticated
+        self.untimed = 0  # reads to pass before the next one timed (``CommandLatency.every``)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
@@ -106,6 +113,14 @@ class MemcacheProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 
     def data_received(self, data: bytes) -> None:
+        # Authenticated, the read is timed, or one in ``latency.every`` of them is when the
+        # cache is busy (``backend.latency``); ``started`` 0: not timed.
+        untimed = self.untimed
+        if untimed:
+            self.untimed = untimed - 1
+            started = 0
+        else:
+            started = perf_counter_ns() if self.latency is not None else 0
         codec = self.codec
         if codec is None:
             codec_class = BinaryCodec if data[0] == BINARY_MAGIC else AsciiCodec
@@ -118,10 +133,23 @@ class MemcacheProtocol(asyncio.Protocol):
             reply = handler_failed(codec, data, exc)
         fault = self.fault
         if fault is not None and (fault.delay_s or self.delayed_until):
-            self._send_later(reply, codec.closing, fault.delay_s)
+            if started and (latency := self.latency) is not None:  # timed when it is written
+                self.untimed = latency.every - 1
+            self._send_later(reply, codec.closing, fault.delay_s, started)
         else:
             if reply:
                 self.transport.write(reply)
+                if started and (latency := self.latency) is not None:  # record(), inlined
+                    took = perf_counter_ns() - started
+                    self.untimed = latency.every - 1
+                    slot = (took - 1) // SLOT_NS
+                    window = latency.window
+                    window[
+                        BUCKET_OF_SLOT[slot] if slot < SLOTS else bisect_left(BOUNDS_NS, took)
+                    ] += 1
+                    window[SUM] += took
+                    if took > window[MAX]:
+                        window[MAX] = took
             if codec.closing:
                 if codec.handoff is not None:
                     self._hand_off(codec)
@@ -138,6 +166,9 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.auth_timer = None
             self.fault = self.dataplane.proxy_state[auth.proxy]
             self.counters = auth.engine.stats
+            if auth.engine.latency is None:  # the cache's first connection
+                auth.engine.latency = CommandLatency()
+            self.latency = auth.engine.latency
             self.counters.bytes_read += len(data)
             self.counters.bytes_written += len(reply)
 
@@ -160,21 +191,24 @@ class MemcacheProtocol(asyncio.Protocol):
             addresses, handoff
         )
 
-    def _send_later(self, reply: bytes, close: bool, delay_s: float) -> None:
+    def _send_later(self, reply: bytes, close: bool, delay_s: float, started: int) -> None:
         """Fault "slow": hold this reply back; replies keep their order even if the delay
-        changes meanwhile."""
+        changes meanwhile. ``started``: when its read came (``perf_counter_ns``; 0: not
+        timed), so the delay counts in the cache's latency, as the client waits it."""
         loop = asyncio.get_running_loop()
         due = max(loop.time() + delay_s, self.delayed_until)
         self.delayed_until = due
-        loop.call_at(due, self._send_delayed, reply, close, due)
+        loop.call_at(due, self._send_delayed, reply, close, due, started)
 
-    def _send_delayed(self, reply: bytes, close: bool, due: float) -> None:
+    def _send_delayed(self, reply: bytes, close: bool, due: float, started: int) -> None:
         if due >= self.delayed_until:
             self.delayed_until = 0.0
         if self.transport.is_closing():
             return
         if reply:
             self.transport.write(reply)
+            if started and self.latency is not None:
+                self.latency.record(perf_counter_ns() - started)
         if close:
             self.transport.close()
 

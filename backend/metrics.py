@@ -20,6 +20,15 @@ this exposition sees, so they only go up: a cache deleted or moved away, or its
 ``stats reset``, does not make its cluster's counter go back (Prometheus would read a
 drop as a counter reset and ``rate()`` would jump).
 
+Command latency (``backend.latency``) is the histogram
+``cachier_cache_command_duration_seconds`` per cache (labels ``cache`` and ``le``) and
+``cachier_cluster_command_duration_seconds`` per cluster, buckets 50 µs to 1 s
+(``latency.PROMETHEUS_BOUNDS_S``, exact sums of the recorder's buckets). They count the
+reads analytics has taken from the serving loop (``CommandLatency.take``, every
+``--sample-interval``), so a scrape sees them at most one interval late. A cache gets its
+17 lines once it has answered a read since its engine started (a cache never used has
+none); the cluster's only go up, as its counters do.
+
 The text is the Prometheus text format 0.0.4, written here; names, labels and help
 texts are what they were when ``prometheus_client`` wrote them (integers are now
 written as integers, ``3`` rather than ``3.0``).
@@ -35,10 +44,12 @@ from operator import add, attrgetter, sub
 from typing import TYPE_CHECKING
 
 from backend.engine import Usage
+from backend.latency import PROMETHEUS_BOUNDS_S, prometheus_buckets
 
 if TYPE_CHECKING:
     from backend.control.models import Cache
     from backend.dataplane import DataPlane
+    from backend.latency import CommandLatency
     from backend.monitor import Monitor
     from backend.store import CacheStats
 
@@ -110,6 +121,9 @@ class Family:
     kind: str
     help: str
 
+    def header(self) -> str:
+        return header(self.name, self.kind, self.help)
+
     def text(self, samples: Iterable[tuple[str, float]]) -> str:
         """The family with these (label text, value) samples."""
         lines = [header(self.name, self.kind, self.help)]
@@ -128,12 +142,34 @@ CACHE_FAMILIES = _families("cachier_cache")
 _CACHE_NAMES = tuple(family.name for family in CACHE_FAMILIES)
 CLUSTER_FAMILIES = _families("cachier_cluster")
 CLUSTER_CACHES = Family("cachier_cluster_caches", "gauge", "caches placed on the cluster")
+LATENCY_HELP = "memcache reads answered, from the proxy's read to its write of the replies"
+CACHE_LATENCY = Family("cachier_cache_command_duration_seconds", "histogram", LATENCY_HELP)
+CLUSTER_LATENCY = Family("cachier_cluster_command_duration_seconds", "histogram", LATENCY_HELP)
+_LE = tuple(f'le="{number(b)}"' for b in PROMETHEUS_BOUNDS_S) + ('le="+Inf"',)
+_NO_LATENCY = [0] * (len(_LE) + 1)  # cumulative buckets (+Inf last), then the sum in ns
+
+
+def _latency_figures(latency: CommandLatency | None) -> list[int]:
+    """A recorder's histogram as exposed: cumulative buckets, then the sum (ns)."""
+    if latency is None or not latency.count:
+        return _NO_LATENCY
+    return [*prometheus_buckets(latency.total), latency.total[-1]]
+
+
+def histogram_lines(name: str, label: str, figures: Sequence[int]) -> str:
+    """One histogram's ``_bucket``, ``_sum`` and ``_count`` lines; ``label`` is its
+    ``{...}`` label text (or nothing)."""
+    inner = label[1:-1] + "," if label else ""
+    lines = [f"{name}_bucket{{{inner}{le}}} {n}\n" for le, n in zip(_LE, figures, strict=False)]
+    lines.append(f"{name}_sum{label} {number(figures[-1] / 1e9)}\n")
+    lines.append(f"{name}_count{label} {figures[-2]}\n")
+    return "".join(lines)
 
 
 class _Seen:
     """What the last scrape saw of one cache."""
 
-    __slots__ = ("stats", "cluster", "counts", "usage", "label", "generation")
+    __slots__ = ("stats", "cluster", "counts", "usage", "label", "generation", "latency")
 
     def __init__(self, stats: CacheStats, cluster: str, label: str, generation: int) -> None:
         self.stats = stats  # identity: a new engine (a move) starts new counters
@@ -142,6 +178,7 @@ class _Seen:
         self.usage: tuple[int, ...] = ()
         self.label = label
         self.generation = generation  # the last scrape that found the cache
+        self.latency: list[int] = _NO_LATENCY  # its histogram's figures (``_latency_figures``)
 
     @property
     def figures(self) -> tuple[int, ...]:
@@ -151,11 +188,12 @@ class _Seen:
 class _Cluster:
     """A cluster's sums: counters only go up; gauges follow its caches."""
 
-    __slots__ = ("figures", "caches")
+    __slots__ = ("figures", "caches", "latency")
 
     def __init__(self) -> None:
         self.figures = [0] * len(_FIGURES)
         self.caches = 0
+        self.latency = list(_NO_LATENCY)  # only goes up, as the counters
 
     def add(self, deltas: Iterable[int]) -> None:
         self.figures = list(map(add, self.figures, deltas))
@@ -186,6 +224,9 @@ class Exposition:
         # to be joined again).
         self._lines: list[dict[str, str]] = [{} for _ in CACHE_FAMILIES]
         self._blocks: list[bytes | None] = [None] * len(CACHE_FAMILIES)
+        # The latency histogram: cache id -> its lines, and the family's block.
+        self._latency_lines: dict[str, str] = {}
+        self._latency_block: bytes | None = None
 
     def __call__(self) -> bytes:
         """The whole exposition as one body (tests, benches; the route uses ``parts``)."""
@@ -225,16 +266,19 @@ class Exposition:
             stats = engine.stats
             counts = _read_stats(stats)
             usage = engine.usage()
+            latency = engine.latency
             before = seen_get(cache.id)
             if (
                 before is not None
                 and before.stats is stats
                 and before.counts == counts
                 and before.usage == usage
+                and (latency is None or latency.count == before.latency[-2])
             ):
                 before.generation = generation
                 continue
             self._changed(cache, stats, counts, usage, before)
+            self._latency(cache, _latency_figures(latency), before)
         if len(seen) > visited:  # a cache seen before is gone (deleted, or mid-move)
             for cache_id in [i for i, s in seen.items() if s.generation != generation]:
                 self._gone(cache_id)
@@ -278,12 +322,29 @@ class Exposition:
                 lines[i][cache.id] = f"{names[i]}{label} {figures[i]}\n"
                 blocks[i] = None
 
+    def _latency(self, cache: Cache, figures: list[int], before: _Seen | None) -> None:
+        """Count a cache's new reads into its cluster's histogram, re-render its own. A
+        new engine (``before`` of another engine: ``_changed`` has replaced it) starts
+        from zero; what the old one counted stays counted on its cluster."""
+        seen = self._seen[cache.id]
+        previous = seen.latency if seen is before else _NO_LATENCY
+        if figures == previous:
+            return
+        target = self._clusters[seen.cluster]
+        target.latency = list(map(add, target.latency, map(sub, figures, previous)))
+        seen.latency = figures
+        if self.per_cache:
+            self._latency_lines[cache.id] = histogram_lines(CACHE_LATENCY.name, seen.label, figures)
+            self._latency_block = None
+
     def _gone(self, cache_id: str) -> None:
         before = self._seen.pop(cache_id)
         self._clusters[before.cluster].remove(before.figures)
         for i, lines in enumerate(self._lines):
             if lines.pop(cache_id, None) is not None:
                 self._blocks[i] = None
+        if self._latency_lines.pop(cache_id, None) is not None:
+            self._latency_block = None
 
     def _cache_blocks(self) -> list[bytes]:
         blocks = self._blocks
@@ -291,7 +352,10 @@ class Exposition:
             if blocks[i] is None:
                 head = header(family.name, family.kind, family.help)
                 blocks[i] = (head + "".join(self._lines[i].values())).encode()
-        return [block for block in blocks if block is not None]
+        if self._latency_block is None:
+            lines = self._latency_lines.values()
+            self._latency_block = (CACHE_LATENCY.header() + "".join(lines)).encode()
+        return [*(block for block in blocks if block is not None), self._latency_block]
 
     def _cluster_text(self) -> str:
         clusters = self._clusters
@@ -301,6 +365,11 @@ class Exposition:
         ]
         texts.append(
             CLUSTER_CACHES.text((labels([("cluster", n)]), c.caches) for n, c in clusters.items())
+        )
+        texts.append(CLUSTER_LATENCY.header())
+        texts += (
+            histogram_lines(CLUSTER_LATENCY.name, labels([("cluster", n)]), c.latency)
+            for n, c in clusters.items()
         )
         return "".join(texts)
 

@@ -21,6 +21,7 @@ from backend.engine import DumpEntry, ItemInfo, MetaFetch, Mode, Outcome, SavedI
 if TYPE_CHECKING:
     from backend.engine import Engine
     from backend.keyactivity import KeyActivity
+    from backend.latency import CommandLatency
 
 # Items larger than this (key + value + per-item overhead) are refused, as memcached's
 # default -I 1m does and as MemCachier documents ("1 MB for key + value").
@@ -172,6 +173,7 @@ class LruEngine:
         self._bytes = 0
         self.stats = CacheStats()
         self.key_activity: KeyActivity | None = None  # the owner's Keys view samples
+        self.latency: CommandLatency | None = None  # from its first authenticated connection
         # Pending delayed flush: items modified at or before this time die when it passes.
         self._flush_at = 0.0
 

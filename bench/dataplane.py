@@ -8,6 +8,7 @@ from tools/authshim.c, which logs every new connection in before memcaslap sees 
 
     python bench/dataplane.py --seconds 10 --rounds 3
     python bench/dataplane.py --mode binary --json
+    python bench/dataplane.py --before /tmp/cachier-main   # that tree's cachier vs this one
 
 All traffic stays on 127.0.0.1; both servers and every temp dir are removed on exit,
 including Ctrl-C and SIGTERM.
@@ -54,7 +55,14 @@ from multiproc import (
     share_key,
     tree_backend,
 )
-from processes import BenchError, free_ports, log_tail, run_process, unwind_on_sigterm
+from processes import (
+    BenchError,
+    cpu_seconds,
+    free_ports,
+    log_tail,
+    run_process,
+    unwind_on_sigterm,
+)
 
 HEALTH_TIMEOUT = 20.0  # seconds for cachier's API to answer /healthz
 PORT_TIMEOUT = 10.0  # seconds for memcached to accept connections
@@ -71,6 +79,9 @@ class Target:
     error: str | None = None
     # --relay: round trips of one connection's sequential gets, microseconds (p50, p99)
     latency_us: tuple[float, float] | None = None
+    # --before: the backend's process, and its CPU µs per operation in each round
+    pid: int | None = None
+    cpu_us_per_op: list[float] = field(default_factory=list)
 
     def median(self) -> float | None:
         """Median TPS, because one disturbed round should not move the headline number."""
@@ -111,7 +122,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"with --relay: a PostgreSQL database to create a scratch one from "
         f"(default: $CACHIER_TEST_POSTGRES or {default_postgres()})",
     )
+    p.add_argument(
+        "--before",
+        type=Path,
+        metavar="TREE",
+        help="instead of memcached: the cachier of another checkout (e.g. a worktree of "
+        "main) against this tree's, alternating; the ratio is after/before",
+    )
     args = p.parse_args(argv)
+    if args.before is not None and not (args.before / "backend" / "cli.py").is_file():
+        p.error(f"--before {args.before}: no backend/cli.py there")
+    if args.before is not None and args.relay:
+        p.error("--before and --relay do not combine")
     if not 1 <= args.seconds <= 3600:
         p.error("--seconds must be between 1 and 3600")
     if not 1 <= args.rounds <= 50:
@@ -170,8 +192,12 @@ def run_rounds(targets: list[Target], args: argparse.Namespace, workdir: Path) -
             if not args.json:
                 print(f"round {round_no}/{args.rounds}: {target.name} ...", flush=True)
             try:
+                cpu = cpu_seconds(target.pid) if target.pid else 0.0
                 result = run_load(target.port, target.env, args.seconds, args.mode, workdir)
                 target.results.append(result)
+                if target.pid and result.tps:
+                    used = cpu_seconds(target.pid) - cpu
+                    target.cpu_us_per_op.append(used * 1e6 / (result.tps * args.seconds))
             except RunError as exc:
                 target.error = str(exc)
 
@@ -211,6 +237,15 @@ def print_table(targets: list[Target], args: argparse.Namespace) -> None:
                 f"get_misses={last.get_misses}"
             )
     for t in targets:
+        if t.cpu_us_per_op:
+            per_op = " ".join(f"{c:.1f}" for c in t.cpu_us_per_op)
+            median = statistics.median(t.cpu_us_per_op)
+            print(f"{t.name}: backend CPU µs per op by round {per_op}; median {median:.1f}")
+    if all(t.results for t in targets) and len(targets) == 2:
+        pairs = [b.tps / a.tps for a, b in zip(*(t.results for t in targets), strict=False)]
+        shown = " ".join(f"{p:.3f}" for p in pairs)
+        print(f"{ratio_name(targets)} by round: {shown}; median {statistics.median(pairs):.3f}")
+    for t in targets:
         if t.latency_us is not None:
             p50, p99 = t.latency_us
             print(f"{t.name}: one connection, sequential gets: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
@@ -236,6 +271,7 @@ def print_json(targets: list[Target], args: argparse.Namespace) -> None:
                 "runs": [asdict(r) for r in t.results],
                 "error": t.error,
                 "latency_us_p50_p99": t.latency_us,
+                "cpu_us_per_op": t.cpu_us_per_op,
                 "command": shown_command(t.port, t.env, args.seconds, args.mode),
             }
             for t in targets
@@ -285,6 +321,36 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Target]:
             targets[1].error = f"cachier refused the {args.mode} protocol: {refused}"
             if not args.json:
                 print(targets[1].error, flush=True)
+        run_rounds(targets, args, workdir)
+    return targets
+
+
+def bench_trees(args: argparse.Namespace, workdir: Path) -> list[Target]:
+    """Two cachier backends, ``--before``'s tree and this one (each run from its tree with
+    ``PYTHONPATH``), both up for the whole run; the same memcaslap load alternates between
+    them, so a change's cost on the data plane is the after/before ratio of one run."""
+    shim = build_authshim(args.authshim, workdir)
+    token = secrets.token_urlsafe(24)
+    targets = []
+    with contextlib.ExitStack() as running:
+        for name, tree in (("before", args.before.resolve()), ("after", REPO_ROOT)):
+            api_port, ep_port = free_ports(2)
+            data_dir = workdir / name
+            data_dir.mkdir()
+            cmd = [sys.executable, "-m", "backend.cli", "--data-dir", str(data_dir)]
+            cmd += ["--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(ep_port)]
+            cmd += ["--admin-token", token, "--lenient-keys"]
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            log = workdir / f"{name}.log"
+            proc = running.enter_context(run_process(cmd, log, cwd=tree, env=env))
+            api = f"http://{HOST}:{api_port}"
+            wait_for_health(proc, log, api)
+            port, user, password = create_cache(api, token)
+            login = shim_env(shim, port, user, password, args.mode)
+            targets.append(Target(name, port, login, pid=proc.pid))
+            refused = probe_auth(port, user, password, args.mode)
+            if refused:
+                targets[-1].error = f"{name} refused the {args.mode} protocol: {refused}"
         run_rounds(targets, args, workdir)
     return targets
 
@@ -360,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         require_tools()
         with tempfile.TemporaryDirectory(prefix="cachier-bench-") as tmp:
-            targets = (bench_relay if args.relay else bench)(args, Path(tmp))
+            run = bench_relay if args.relay else bench_trees if args.before else bench
+            targets = run(args, Path(tmp))
     except BenchError as exc:
         print(f"dataplane bench: error: {exc}", file=sys.stderr)
         return 2

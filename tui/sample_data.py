@@ -335,6 +335,9 @@ def stats(points: int = 660) -> StatsOut:
                 curr_connections=8 + i % 3,
                 bytes_read=sets * 1100,
                 bytes_written=hits * 1100,
+                latency_p50_us=32 + int(12 * wave),
+                latency_p99_us=240 + int(500 * wave) + (900 if i % 97 < 3 else 0),
+                latency_max_us=1200 + int(900 * wave) + (14000 if i % 97 == 1 else 0),
             )
         )
     return StatsOut(interval_s=1.0, samples=samples)

@@ -41,6 +41,10 @@ class History:
         self.connections: list[float | None] = []
         self.items: list[float | None] = []
         self.evictions: list[float | None] = []
+        # Command latency, µs, as sampled (None: no read answered then).
+        self.latency_p50: list[float | None] = []
+        self.latency_p99: list[float | None] = []
+        self.latency_max: list[float | None] = []
 
     def _columns(self) -> tuple[list, ...]:
         return (
@@ -53,6 +57,9 @@ class History:
             self.connections,
             self.items,
             self.evictions,
+            self.latency_p50,
+            self.latency_p99,
+            self.latency_max,
         )
 
     @property
@@ -78,6 +85,9 @@ class History:
             self.connections.append(sample.curr_connections)
             self.items.append(sample.items)
             self.evictions.append(rate(before, sample, "evictions"))
+            self.latency_p50.append(sample.latency_p50_us)
+            self.latency_p99.append(sample.latency_p99_us)
+            self.latency_max.append(sample.latency_max_us)
             before = sample
         if self.t:
             stale = bisect_right(self.t, self.t[-1] - self.keep_s)

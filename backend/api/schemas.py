@@ -388,6 +388,14 @@ class Sample(Schema):
     curr_connections: int
     bytes_read: int
     bytes_written: int
+    latency_p50_us: int | None = Field(
+        default=None,
+        description="median command latency over this point's span, µs: from the proxy's "
+        "read of a command to its write of the reply (a pipelined batch counts once); "
+        "null when no read was answered",
+    )
+    latency_p99_us: int | None = Field(default=None, description="99th percentile, µs")
+    latency_max_us: int | None = Field(default=None, description="the longest, µs")
 
 
 class StatsOut(Schema):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from backend.analytics import COUNTERS, SAMPLE_FIELDS, Analytics
+from backend.analytics import COUNTERS, LATENCY_FIELDS, SAMPLE_FIELDS, Analytics
 from backend.control.models import MIB, Cache
 from backend.dataplane import DataPlane
 from backend.engine import Mode
@@ -78,7 +78,7 @@ def test_counters_and_gauges_follow_real_traffic(service: RunningService, cache:
     first = sampler.series(cache_id(cache))
     assert first["interval_s"] == 1.0
     [s0] = first["samples"]
-    assert list(s0) == ["t", *SAMPLE_FIELDS]  # the documented shape, in order
+    assert list(s0) == ["t", *SAMPLE_FIELDS, *LATENCY_FIELDS]  # the documented shape, in order
     assert s0["t"] == T0
     assert s0["hit_rate"] is None  # nothing to compare with yet
     assert (s0["items"], s0["memory_used"], s0["get_hits"], s0["get_misses"]) == (0, 0, 0, 0)

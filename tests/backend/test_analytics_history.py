@@ -6,7 +6,9 @@ The oracle is ``ListModel``: every sample kept as a plain ``(t, row)`` in a list
 implementation before compression did it: a deque of point tuples per tier): fine points
 are the last N samples, a minute or hour bucket is the maximum of each gauge and the last
 value of each counter over the samples in it, a hit rate is over what a point adds to the
-one before it. It shares no code with ``backend.analytics`` or ``backend.tsdb``.
+one before it, latency percentiles are those of every read recorded in the point's span
+(``backend.latency``'s windows merged). It shares no code with ``backend.analytics`` or
+``backend.tsdb``.
 
 The recorded series runs real ``LruEngine`` traffic on a real ``DataPlane`` with a fake
 clock: counters that move every second, idle stretches, ``stats reset``, a move (a new
@@ -22,17 +24,18 @@ import time
 import tracemalloc
 from typing import Any
 
-from backend.analytics import COUNTERS, SAMPLE_FIELDS, Analytics
+from backend.analytics import COUNTERS, LATENCY_FIELDS, SAMPLE_FIELDS, Analytics
 from backend.control.models import Cache
 from backend.dataplane import DataPlane
 from backend.engine import Mode
+from backend.latency import CommandLatency, merge, summary
 from backend.store import LruEngine
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
 
 T0 = 1_699_999_200.0
 GAUGES = ("memory_used", "memory_limit", "items", "curr_connections")
-FULL_HISTORY_KB = 64
+FULL_HISTORY_KB = 88  # ~79 KB measured: ~59 KB before the latency columns
 
 
 class Clock:
@@ -43,13 +46,17 @@ class Clock:
         return self.t
 
 
+Stored = tuple[float, dict[str, int], list[int] | None]
+
+
 class ListModel:
     """Every sample of one cache in a list; ``series`` recomputed from all of them."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self.interval_s = interval_s
         self.fine_points = max(1, round(900 / interval_s))
-        self.samples: list[tuple[float, dict[str, int]]] = []
+        # (t, values, the latency window of the reads since the sample before)
+        self.samples: list[Stored] = []
 
     def series(self, window_s: float | None, now: float) -> dict:
         tiers = [(self.interval_s, self.fine_points), (60.0, 1440), (3600.0, 720)]
@@ -76,37 +83,42 @@ class ListModel:
         return {"interval_s": resolution, "samples": chosen}
 
     @staticmethod
-    def buckets(
-        samples: list[tuple[float, dict[str, int]]], resolution: float
-    ) -> list[tuple[float, dict[str, int]]]:
-        """Samples grouped by ``t // resolution``: gauge maxima, last counters."""
-        out: list[tuple[float, dict[str, int]]] = []
+    def buckets(samples: list[Stored], resolution: float) -> list[Stored]:
+        """Samples grouped by ``t // resolution``: gauge maxima, last counters, latency
+        windows merged."""
+        out: list[Stored] = []
         index = None
-        for t, values in samples:
+        for t, values, window in samples:
             if t // resolution != index:
                 index = t // resolution
-                out.append((index * resolution, dict(values)))
+                out.append((index * resolution, dict(values), window))
             else:
                 bucket = out[-1][1]
                 for name in GAUGES:
                     bucket[name] = max(bucket[name], values[name])
                 for name in COUNTERS:
                     bucket[name] = values[name]
+                if window is not None:
+                    out[-1] = (out[-1][0], bucket, merge(out[-1][2], window))
         return out
 
     @staticmethod
-    def with_rates(
-        points: list[tuple[float, dict[str, int]]], before: dict[str, int] | None
-    ) -> list[dict[str, Any]]:
+    def with_rates(points: list[Stored], before: dict[str, int] | None) -> list[dict[str, Any]]:
         out = []
-        for t, values in points:
+        for t, values, window in points:
             rate = None
             if before is not None:
                 hits = values["get_hits"] - before["get_hits"]
                 gets = hits + values["get_misses"] - before["get_misses"]
                 rate = hits / gets if gets else None
-            sample = {"t": t, **values, "hit_rate": rate}
-            out.append({name: sample[name] for name in ("t", *SAMPLE_FIELDS)})
+            latency = [None if v < 0 else v for v in summary(window)]
+            sample = {
+                "t": t,
+                **values,
+                "hit_rate": rate,
+                **dict(zip(LATENCY_FIELDS, latency, strict=True)),
+            }
+            out.append({name: sample[name] for name in ("t", *SAMPLE_FIELDS, *LATENCY_FIELDS)})
             before = values
         return out
 
@@ -128,6 +140,7 @@ class Recording:
         self.hidden: LruEngine | None = None
         self.keys = 0
         self.last_t = -1.0
+        self.reads = CommandLatency()  # what the engine's recorder got since the last sample
 
     @property
     def engine(self) -> LruEngine:
@@ -147,6 +160,12 @@ class Recording:
             engine.delete(b"k%d" % r.randint(0, 50))
         engine.stats.bytes_read += gets * 20 + sets * 1000  # what the protocol layer counts
         engine.stats.bytes_written += gets * 900
+        if engine.latency is None:  # what the listener does at the first connection
+            engine.latency = CommandLatency()
+        for _ in range(r.randint(0, gets + sets)):  # reads: 1 µs to ~1 s, most ~20 µs
+            took = int(r.lognormvariate(10, 1.5)) + 1
+            engine.latency.record(took)
+            self.reads.record(took)
 
     def tick(self, step: float = 1.0) -> None:
         self.clock.t += step
@@ -155,7 +174,8 @@ class Recording:
             return  # skipped: not after the last sample (the clock stepped back)
         self.last_t = self.clock.t
         if self.hidden is not None:
-            return  # no engine to read
+            return  # no engine to read (its reads wait in its recorder)
+        window = self.reads.take()
         engine = self.engine
         stats = engine.stats
         usage = engine.usage()
@@ -167,7 +187,7 @@ class Recording:
         }
         for name in COUNTERS:
             values[name] = self.carried[name] + getattr(stats, name)
-        self.model.samples.append((self.clock.t, values))
+        self.model.samples.append((self.clock.t, values, window))
 
     def reset_stats(self) -> None:
         """``stats reset`` right after a sample (nothing unsampled is lost)."""
@@ -182,6 +202,7 @@ class Recording:
         for name in COUNTERS:
             self.carried[name] += getattr(old.stats, name)
         old.flush()
+        self.reads.take()  # the old engine's reads not yet sampled go with it
         source = self.cache.cluster
         target = next(c for c in self.clusters if c != source)
         self.plane.stores[target].engine(self.cache.id, self.cache.limit_bytes)
@@ -259,6 +280,10 @@ def record(r: Recording) -> None:
         if second % 131 == 0:
             r.check()
     r.check(windows=(0.5, 59, 61, 119.5, 3599, 3601, 86399))
+    for window in (None, 86400, 30 * 86400):  # latency was there to compare, in every tier
+        samples = r.analytics.series(r.cache.id, window)["samples"]
+        assert any(s["latency_p99_us"] is not None for s in samples)
+        assert any(s["latency_p99_us"] is None for s in samples)
 
 
 def test_answers_equal_a_plain_list_of_every_sample() -> None:
@@ -289,7 +314,8 @@ def test_short_interval_answers_equal_a_plain_list() -> None:
 def full_history(n_idle: int, n_active: int) -> tuple[Analytics, DataPlane, list[str]]:
     """``n_idle + n_active`` caches through 31 days in hour steps, 25 hours in minute steps
     and 1 000 s in second steps: every tier full. Active caches move every counter at
-    every step (~20 gets/s, 90 % hits, sets with values of 100-2000 bytes, deletes)."""
+    every step (~20 gets/s, 90 % hits, sets with values of 100-2000 bytes, deletes) and
+    answer 20 reads of random latency (so p50, p99 and max move every second too)."""
     plane = DataPlane(default_topology(), AuthThrottle())
     clusters = [c.name for c in plane.topology.clusters()]
     for i in range(n_idle + n_active):
@@ -318,6 +344,10 @@ def full_history(n_idle: int, n_active: int) -> tuple[Analytics, DataPlane, list
                 stats.cmd_delete += rnd.random() < 0.2 * step
                 stats.bytes_read += gets * 30 + sets * 1100
                 stats.bytes_written += hits * 1000 + gets * 10
+                if engine.latency is None:
+                    engine.latency = CommandLatency()
+                for _ in range(20):
+                    engine.latency.record(int(rnd.lognormvariate(10, 1)) + 1)
             analytics.sample()
     return analytics, plane, [f"c{i}" for i in range(n_idle + n_active)]
 

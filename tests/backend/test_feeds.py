@@ -18,8 +18,9 @@ B1 = "proxy-1.local-b.local.cachier.internal"
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory: pytest.TempPathFactory) -> RunningService:
-    """local-a went down, came back and its blue window ended (three changes), local-b
-    went down and stays down: nothing changes any more while the tests read the feeds."""
+    """local-a went down, came back and its resolved window ran out (three changes),
+    local-b went down and stays down. Waiting for local-a's green makes the feeds final:
+    a test that ran within ``WINDOW`` of the blue saw the feed change under it."""
     running = RunningService(
         make_config(
             tmp_path_factory.mktemp("feeds"), probe_interval=INTERVAL, resolved_window=WINDOW

@@ -11,6 +11,7 @@ caches' engines. The last ones scrape a running service over HTTP, with
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -198,6 +199,10 @@ def test_the_text_is_the_format_prometheus_reads(world: World) -> None:
 
 
 # -- a running service, scraped over HTTP -------------------------------------------------
+def cluster_of(handle: CacheHandle) -> tuple[tuple[str, str], ...]:
+    return (("cluster", handle.info["cluster"]),)
+
+
 def promtool(text: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [require_tool("promtool", "prometheus"), "check", "metrics"],
@@ -214,17 +219,25 @@ def test_a_real_scrape_parses_and_passes_promtool(tmp_path: Path, per_cache: boo
     try:
         handle = CacheHandle(running.create_cache("scraped"))
         wire = Wire.authenticated(handle)
-        wire.ask(b"set a 0 0 1\r\n1\r\nget a\r\nget b\r\n")
+        wire.ask(b"set a 0 0 1\r\n1\r\nget a\r\nget b\r\n")  # one read: one latency
+        count = ("cachier_cluster_command_duration_seconds_count", cluster_of(handle))
+        deadline = time.monotonic() + 10  # the histogram follows analytics' next sample
+        while parse(httpx.get(running.api_url + "/metrics").text).get(count) != 1:
+            assert time.monotonic() < deadline, "the read never reached the histogram"
+            time.sleep(0.1)
         text = httpx.get(running.api_url + "/metrics").text
         again = httpx.get(running.api_url + "/metrics").text
     finally:
         running.stop()
     samples = parse(text)
     label = (("cache", "scraped"),)
-    cluster = (("cluster", handle.info["cluster"]),)
+    cluster = cluster_of(handle)
     if per_cache:
         assert samples[("cachier_cache_get_hits_total", label)] == 1
         assert samples[("cachier_cache_connections", label)] == 1
+        assert samples[("cachier_cache_command_duration_seconds_count", label)] == 1
+        inf = (*label, ("le", "+Inf"))
+        assert samples[("cachier_cache_command_duration_seconds_bucket", inf)] == 1
     else:
         assert not [key for key in samples if key[0].startswith("cachier_cache_")]
     assert samples[("cachier_cluster_get_hits_total", cluster)] == 1

@@ -15,7 +15,15 @@ from tui import sample_data as data
 from tui.messages import AnalyticsFetched
 from tui.screenshots import frozen_app, show
 from tui.series import History
-from tui.widgets.graph import CachedPlot, Graph, bucket_means, bucket_size, grid_end, time_labels
+from tui.widgets.graph import (
+    CachedPlot,
+    Graph,
+    bucket_means,
+    bucket_size,
+    duration_us,
+    grid_end,
+    time_labels,
+)
 
 
 def test_bucket_means_average_each_clock_bucket_and_leave_gaps() -> None:
@@ -26,6 +34,28 @@ def test_bucket_means_average_each_clock_bucket_and_leave_gaps() -> None:
     # samples outside [start, end) are ignored: 121 is in the bucket still filling
     assert bucket_means(times, values, 105.0, 110.0, 5.0) == ([107.5], [10.0])
     assert bucket_means([], [], 0.0, 10.0, 5.0) == ([], [])
+
+
+def test_peak_buckets_keep_their_largest_value() -> None:
+    """A p99 or a maximum averaged over a bucket would hide the slow second."""
+    times = [100.0, 101.0, 102.0, 105.0, 106.0]
+    values = [30.0, 40_000.0, None, None, 25.0]
+    assert bucket_means(times, values, 100.0, 110.0, 5.0, peak=True) == (
+        [102.5, 107.5],
+        [40_000.0, 25.0],
+    )
+
+
+def test_durations_read_in_their_unit() -> None:
+    assert [duration_us(v) for v in (8, 38, 610, 1000, 2061, 40_150, 1_500_000)] == [
+        "8µs",
+        "38µs",
+        "610µs",
+        "1ms",
+        "2.06ms",
+        "40.1ms",
+        "1.5s",
+    ]
 
 
 def test_grid_end_is_the_start_of_the_bucket_still_filling() -> None:
@@ -79,7 +109,7 @@ def test_history_derives_rates_once_and_keeps_its_window() -> None:
     assert history.gets[-1] is None
     history.extend([sample(104.0, 30, 20), sample(111.0, 100, 90)])
     assert history.t == [102.0, 103.0, 104.0, 111.0]  # 100 is more than 10 s before 111
-    assert [len(c) for c in history._columns()] == [4] * 9
+    assert [len(c) for c in history._columns()] == [4] * 12
     assert history.gets == [20.0, None, 20.0, 10.0]
     assert history.hit_rate(7.0) == pytest.approx((90 - 20) / (100 - 30))
     history.replace([])
@@ -100,7 +130,7 @@ async def test_a_refresh_rebuilds_the_plots_only_when_a_bucket_completes() -> No
         plots = [g.query_one(CachedPlot) for g in graphs]
         assert bucket_size(600.0, plots[0].size.width * 2) == 10.0
         builds = [p.builds for p in plots]
-        assert builds == [1] * 6  # built once, at the laid-out size: not also at a guessed one
+        assert builds == [1] * 7  # built once, at the laid-out size: not also at a guessed one
         ops_title = str(app.screen.query_one("#graph-ops .graph--title").render())
 
         async def append(first: int, last: int) -> None:
@@ -142,3 +172,22 @@ async def test_a_young_history_spans_the_whole_graph(
         graph = app.screen.query_one("#graph-items", Graph)
         size = graph.query_one(CachedPlot).size
         assert graph.time_grid(size) == (10.0, data.T0 + start, data.T0 + end)
+
+
+async def test_the_latency_graph_spans_the_page_with_its_three_lines() -> None:
+    """At 80×24 the latency graph takes the last row of the grid, whole width, and its
+    title shows the newest p50, p99 and max in their units."""
+    app = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(pilot, "analytics", AnalyticsFetched(data.cache_info(), data.stats()))
+        latency = app.screen.query_one("#graph-latency", Graph)
+        memory = app.screen.query_one("#graph-memory", Graph)
+        assert latency.size.width > 2 * memory.size.width - 2
+        assert latency.size.height >= 6  # title, four rows of plot, the time labels
+        last = data.stats().samples[-1]
+        title = str(latency.query_one(".graph--title").render())
+        assert f"p50 {duration_us(last.latency_p50_us or 0)}" in title
+        assert f"p99 {duration_us(last.latency_p99_us or 0)}" in title
+        assert f"max {duration_us(last.latency_max_us or 0)}" in title
+        labels = str(latency.query_one(CachedPlot).render())
+        assert "10µs" in labels and "20ms" in labels  # a log axis: decade to clean ceiling

@@ -1,4 +1,4 @@
-"""The Analytics page's six graphs, as one grid the page mounts with its first data.
+"""The Analytics page's seven graphs, as one grid the page mounts with its first data.
 
 Kept out of the page's module so that plotext and the graphs' widgets load only once
 there is something to draw, after the page has painted.
@@ -13,14 +13,15 @@ from textual.containers import Grid
 
 from tui.series import History
 from tui.units import size
-from tui.widgets.graph import Graph, Series, compact, percent, short_bytes
+from tui.widgets.graph import Graph, Series, compact, duration_us, percent, short_bytes
 
 if TYPE_CHECKING:
     from backend.api.schemas import CacheInfo
 
 
 class AnalyticsGraphs(Grid):
-    """Memory, hit rate, gets/sets per second, connections, items, evictions per second."""
+    """Memory, hit rate, gets/sets per second, connections, items, evictions per second,
+    and command latency across the whole width (three lines and their values need it)."""
 
     def __init__(self, window_s: float, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
@@ -36,6 +37,14 @@ class AnalyticsGraphs(Grid):
         yield Graph("connections", window_s=window, id="graph-connections")
         yield Graph("items", window_s=window, id="graph-items")
         yield Graph("evictions/s", window_s=window, id="graph-evictions")
+        yield Graph(
+            "latency",
+            fmt=duration_us,
+            y_floor=10.0,
+            log_scale=True,
+            window_s=window,
+            id="graph-latency",
+        )
 
     def show(self, history: History, source: object, cache: CacheInfo) -> None:
         """The history's series; ``source`` names whose they are (see ``Graph.set_data``)."""
@@ -64,4 +73,10 @@ class AnalyticsGraphs(Grid):
             summary=None
             if last is None
             else (f"{compact(history.evictions[-1] or 0)}  ({compact(last.evictions)} total)"),
+        )
+        show(
+            "latency",
+            Series("p50", history.latency_p50, "success"),
+            Series("p99", history.latency_p99, "warning", peak=True),
+            Series("max", history.latency_max, "error", peak=True),
         )
