@@ -124,6 +124,7 @@ COUNTERS = (
     "bytes_written",
 )
 _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*COUNTERS)
+BYTES_READ = COUNTERS.index("bytes_read")
 
 # Internal layouts. A row (what is stored, ``ROW``) holds the gauges then the counters; a
 # point (what ``series`` answers from) adds ``t`` and ``hit_rate``, which are not stored:
@@ -352,22 +353,23 @@ class Analytics:
         times = self._timeline.block
         minute = int(now // MINUTE_TIER[0])
         tracks = self._tracks
-        peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
-        for cache in self.dataplane.caches_now():  # a copy: the serving loop changes the dict
-            engine = peek(cache)
-            if engine is None:  # a cluster this data plane lacks, or a move in flight
-                continue
-            cache_id = cache.id
+        # A copy, in one pass: the serving loop changes the dicts; a cache without an engine
+        # here (a cluster this data plane lacks, a move in flight) is left out.
+        for cache_id, engine in self.dataplane.engines_now():
             stats = engine.stats
-            raw = read(stats)
             track = tracks.get(cache_id)
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
                 track.stats = stats
             elif stats is not track.stats:
                 self._switch(track, stats)
-            elif raw == track.raw:
+            elif stats.bytes_read == track.raw[BYTES_READ]:
+                # No command since the last sample: every command is read from a connection
+                # first and the listener counts those bytes, so the other counters cannot
+                # have moved (one read taken between a command and its bytes being counted
+                # shows it at the next tick). Only the gauges can: a flush or plan change
+                # through the API, a connection opened or closed.
                 usage, conns = engine.usage(), stats.curr_connections
                 prev = track.prev
                 assert prev is not None
@@ -378,7 +380,8 @@ class Analytics:
                 self._record(track, tick, times, minute, (*usage, conns) + track.counters)
                 track.usage, track.seen = usage, now
                 continue
-            elif any(map(lt, raw, track.raw)):
+            raw = read(stats)
+            if any(map(lt, raw, track.raw)):
                 track.carry(track.raw)  # stats reset: everything restarted from zero
             track.raw = raw
             offsets = track.offsets

@@ -355,21 +355,23 @@ async def serve(config: Config) -> None:
     service = Service(config)
     listening = await service.start()
     print(describe(config, listening, service.warnings), flush=True)
-    _tune_gc()
+    sweeping = asyncio.create_task(_tune_gc().run())
     try:
         await stop.wait()
     finally:
+        sweeping.cancel()
         await service.stop()
     print("cachier-backend stopped", flush=True)
 
 
-def _tune_gc() -> None:
+def _tune_gc() -> gcpolicy.Collector:
     """Keep every cyclic collection short: each is a pause of both loops (issue 15).
 
     Start-up objects are frozen, young collections are small and every full collection
-    freezes its survivors, so none walks the caches and items held (``backend.gcpolicy``).
+    freezes its survivors, so none walks the caches and items held (``backend.gcpolicy``);
+    the caller runs the returned collector's sweeps on its loop.
     """
-    gcpolicy.install()
+    return gcpolicy.install()
 
 
 def _install_uvloop() -> None:

@@ -326,6 +326,19 @@ class DataPlane:
         on the control thread that iterate them while the serving loop changes the dict."""
         return list(self.caches.copy().values())
 
+    def engines_now(self) -> list[tuple[str, Engine]]:
+        """(cache id, engine) of every cache that has an engine here, as of now: what
+        ``peek_engine`` answers for each of ``caches_now``, in one pass (the analytics
+        sampler reads every cache each second; a call per cache was a tenth of its time).
+        The dicts are copied in single C calls, atomic under the GIL."""
+        engines = {name: store.engines.copy() for name, store in self.stores.items()}
+        none: dict[str, Engine] = {}
+        return [
+            (cache.id, engine)
+            for cache in self.caches.copy().values()
+            if (engine := engines.get(cache.cluster, none).get(cache.id)) is not None
+        ]
+
     def peek_engine(self, cache: Cache) -> Engine | None:
         """The cache's engine if it has one, never creating it: for readers on another
         thread (metrics, analytics, usage), where ``engine_for`` would race the serving loop."""

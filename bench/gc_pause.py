@@ -17,9 +17,12 @@ one after the other in one invocation:
    opening, authenticating and closing ``--churn-conns`` connections; the census again
    (``after churn``), each round also scraping ``/metrics``, the admin list, the status
    and one dashboard's stats on a new HTTP connection; the backend's RSS before and after;
-   last, the probe's ``thaw``: the frozen generation is unfrozen and one full collection
+5. ``--load-seconds`` of issue 15 item 1's load (``control_load.py``: a get due every
+   2 ms, ``/metrics`` every 5 s, the admin list and a dashboard's stats every second);
+   then the probe's ``thaw``: the frozen generation is unfrozen and one full collection
    says what it finds unreachable, i.e. what freezing would have leaked (the base tree
-   freezes only at start-up).
+   freezes only at start-up). The backend's own collections are logged throughout
+   (``bench/gclog``) and reported for the whole run and for the loaded window.
 
     python bench/gc_pause.py --tree /tmp/gc-base --tree .     # 10 000 caches, 1 M items
     python bench/gc_pause.py --caches 1000 --items 100000     # quicker
@@ -44,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from control_load import HOST, backend_command, threading_local_clients
+from control_load import (
+    HOST,
+    Getter,
+    backend_command,
+    summary,
+    threading_local_clients,
+    under_load,
+)
 from fill import fill
 from processes import (
     BenchError,
@@ -164,7 +174,8 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> dict[str, A
             say(f"{args.items:,} items in {time.perf_counter() - began:.0f} s")
             time.sleep(2)
             result["items"] = probe.ask("gc")
-            say(f"census: {result['items']['tracked']:,} tracked, full {result['items']['full_ms']}")
+            census = result["items"]
+            say(f"census: {census['tracked']:,} tracked, full {census['full_ms']}")
         if args.churn:
             rss = [rss_bytes(proc.pid)]
             churn(api, token, args.churn, args.churn_caches, args.churn_conns, first, 0)
@@ -173,22 +184,39 @@ def run_tree(tree: Path, args: argparse.Namespace, workdir: Path) -> dict[str, A
             churn(api, token, args.churn, args.churn_caches, args.churn_conns, first, args.churn)
             rss.append(rss_bytes(proc.pid))
             result["churn2"] = probe.ask("gc")
-            result["thaw"] = probe.ask("thaw")
             rss.append(rss_bytes(proc.pid))
             result["churn_rss_mib"] = [round(x / MIB, 1) for x in rss]
             say(f"churn: RSS {result['churn_rss_mib']} MiB")
+        if args.load_seconds:
+            credential = first["credentials"][0]
+            getter = Getter(first["servers"], credential["username"], credential["password"])
+            try:
+                say(f"{args.load_seconds:.0f} s under issue 15's load ...")
+                began = time.time()
+                loaded, _, _ = under_load(
+                    getter, api, token, first["dashboard_url"], args.load_seconds
+                )
+                result["load_window"] = [began, time.time()]
+            finally:
+                getter.close()
+            result["get_loaded"] = summary(loaded)
+        result["thaw"] = probe.ask("thaw")
     result["load"].append(round(os.getloadavg()[0], 1))
     result["own"] = own_collections(gc_log)
+    if "load_window" in result:
+        result["own_loaded"] = own_collections(gc_log, *result["load_window"])
     return result
 
 
-def own_collections(log: Path) -> dict[str, list[float]]:
-    """The backend's own collections' pauses (ms) by generation, from its GC log; the
-    probe's forced ones (its thread) left out."""
+def own_collections(
+    log: Path, since: float = 0.0, until: float = float("inf")
+) -> dict[str, list[float]]:
+    """The backend's own collections' pauses (ms) by generation, from its GC log (ending
+    between ``since`` and ``until``); the probe's forced ones (its thread) left out."""
     pauses: dict[str, list[float]] = {"0": [], "1": [], "2": []}
     for line in log.read_text().splitlines():
-        _, generation, pause, thread = line.split(maxsplit=3)
-        if thread != "analytics-probe":
+        at, generation, pause, thread = line.split(maxsplit=3)
+        if thread != "analytics-probe" and since <= float(at) <= until:
             pauses[generation].append(float(pause))
     return pauses
 
@@ -198,15 +226,22 @@ def pauses(values: list[float]) -> str:
 
 
 def own_table(results: list[dict[str, Any]]) -> str:
-    rows = [("tree", "young n, p50 / max ms", "middle", "full"), ("---",) * 4]
+    header = ("tree", "window", "young n, p50 / max ms", "middle", "full", "get p50 / p99 / max")
+    rows = [header, ("---",) * len(header)]
     for r in results:
-        own = r["own"]
-        rows.append(
-            (
-                Path(r["tree"]).name,
-                *(f"{len(own[g])}, {pauses(own[g])}" for g in ("0", "1", "2")),
+        for key, window in (("own", "whole run"), ("own_loaded", "under load")):
+            if key not in r:
+                continue
+            own = r[key]
+            got = r.get("get_loaded") if key == "own_loaded" else None
+            rows.append(
+                (
+                    Path(r["tree"]).name,
+                    window,
+                    *(f"{len(own[g])}, {pauses(own[g])}" for g in ("0", "1", "2")),
+                    f"{got['p50']:.2f} / {got['p99']:.2f} / {got['max']:.1f} ms" if got else "",
+                )
             )
-        )
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -253,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--churn", type=int, default=5, help="churn rounds between censuses")
     p.add_argument("--churn-caches", type=int, default=100, help="caches deleted+made a round")
     p.add_argument("--churn-conns", type=int, default=500, help="connections a round")
+    p.add_argument("--load-seconds", type=float, default=60.0, help="issue 15's load (60)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     trees = [t.resolve() for t in (args.tree or [REPO_ROOT])]
@@ -266,17 +302,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"gc_pause: {tree}: {exc}", file=sys.stderr)
                 return 2
     print(table(results, args))
-    print("\nThe backend's own collections over the whole run (creating, filling, churn):\n")
+    print("\nThe backend's own collections (whole run: creating, filling, churn, load):\n")
     print(own_table(results))
     print()
     for r in results:
         print(f"{r['tree']}: load average {r['load'][0]} -> {r['load'][1]}", end="")
         if "churn_rss_mib" in r:
-            print(f"; RSS before / after churn / again / after a thaw {r['churn_rss_mib']} MiB")
-            t = r["thaw"]
-            print(f"  thaw: {t['garbage']:,} unreachable among {t['frozen']:,} frozen: {t['by_type']}")
-        else:
-            print()
+            print(f"; RSS before / after churn / again {r['churn_rss_mib']} MiB", end="")
+        print()
+        t = r["thaw"]
+        print(f"  thaw: {t['garbage']:,} unreachable among {t['frozen']:,} frozen: {t['by_type']}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
