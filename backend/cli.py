@@ -367,11 +367,14 @@ async def serve(config: Config) -> None:
 def _tune_gc() -> gcpolicy.Collector:
     """Keep every cyclic collection short: each is a pause of both loops (issue 15).
 
-    Start-up objects are frozen, young collections are small and every full collection
-    freezes its survivors, so none walks the caches and items held (``backend.gcpolicy``);
-    the caller runs the returned collector's sweeps on its loop.
+    Start-up objects are frozen and young collections are small; on uvloop, every full
+    collection also freezes its survivors, so none walks the caches and items held
+    (``backend.gcpolicy``); the caller runs the returned collector's sweeps on its loop.
+    Not on asyncio's own loop: its socket transports hold themselves in a cycle (a bound
+    method), so each connection frozen while open would leak when closed.
     """
-    return gcpolicy.install()
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    return gcpolicy.install(freeze=on_uvloop)
 
 
 def _install_uvloop() -> None:

@@ -25,10 +25,12 @@ grows with the caches or items held (``bench/gc_pause.py``: 10 000 caches and 1 
 A frozen object is still freed by reference counting the moment nothing refers to it, as
 every ``Item`` is (items hold bytes and numbers, no cycles). What freezing cannot free is a
 *cycle* of frozen objects that becomes garbage later: that would leak until the next thaw.
-The service makes no such cycles of long-lived objects (a closed connection's codec drops
-its bound-method tables, ``framing.Codec.release``; a deleted cache's records and analytics
-track form none): ``tests/backend/test_gc_policy.py`` churns caches, memcache and HTTP
-connections through a running service, freezing after every step, and an unfrozen
+The service makes no such cycles of long-lived objects: a closed connection's codec drops
+its bound-method tables (``framing.Codec.release``), a deleted cache's records and
+analytics track form none, and uvloop's transports none. asyncio's own socket transports
+do (each holds a bound method of itself), so the CLI freezes only on uvloop
+(``cli._tune_gc``). ``tests/backend/test_gc_policy.py`` churns caches, memcache and HTTP
+connections through a running service, sweeping after every step, and an unfrozen
 collection then finds nothing of theirs. What is in flight at a sweep (a request being
 answered) is frozen too, and a cycle among it would outlive the request; as the bound on
 that, every ``THAW_EVERY_S`` the permanent generation is thawed into one full collection,
@@ -53,6 +55,9 @@ GC_MIDDLE = 10
 # more than ~100 000 objects survive within one sweep interval (filling a cache at full
 # speed); they freeze their survivors too.
 GC_OLD = 2
+# Without freezing (not on uvloop, see cli._tune_gc), full collections walk everything:
+# as rare as CPython lets them be.
+GC_OLD_UNFROZEN = 100
 # The serving loop's own full collection, and the thaw (seconds).
 SWEEP_EVERY_S = 1.0
 THAW_EVERY_S = 3600.0
@@ -67,8 +72,12 @@ class Collector:
     """
 
     def __init__(
-        self, sweep_every_s: float = SWEEP_EVERY_S, thaw_every_s: float = THAW_EVERY_S
+        self,
+        sweep_every_s: float = SWEEP_EVERY_S,
+        thaw_every_s: float = THAW_EVERY_S,
+        freezing: bool = True,
     ) -> None:
+        self.freezing = freezing
         self.sweep_every_s = sweep_every_s
         self.thaw_every_s = thaw_every_s
         self.full = 0
@@ -100,7 +109,10 @@ class Collector:
         return found
 
     async def run(self) -> None:
-        """Sweep every ``sweep_every_s`` and thaw every ``thaw_every_s``, until cancelled."""
+        """Sweep every ``sweep_every_s`` and thaw every ``thaw_every_s``, until cancelled
+        (returns at once when not ``freezing``: a sweep would walk everything)."""
+        if not self.freezing:
+            return
         loop = asyncio.get_running_loop()
         thaw_at = loop.time() + self.thaw_every_s
         while True:
@@ -112,12 +124,16 @@ class Collector:
                 self.sweep()
 
 
-def install() -> Collector:
-    """Freeze what exists now (start-up objects), set the thresholds and hook full
-    collections. Call once, after start-up; run the returned collector's ``run`` on a loop
-    of the process (without it, CPython's own full collections still freeze)."""
+def install(freeze: bool = True) -> Collector:
+    """Freeze what exists now (start-up objects), set the thresholds and, with ``freeze``,
+    hook full collections. Call once, after start-up; run the returned collector's ``run``
+    on a loop of the process (it only sweeps with ``freeze``; without, full collections
+    stay CPython's, as rare as ``GC_OLD_UNFROZEN`` makes them)."""
     gc.freeze()
-    gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_OLD)
-    collector = Collector()
-    gc.callbacks.append(collector)
+    collector = Collector(freezing=freeze)
+    if freeze:
+        gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_OLD)
+        gc.callbacks.append(collector)
+    else:
+        gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_OLD_UNFROZEN)
     return collector
