@@ -356,7 +356,7 @@ class Analytics:
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
         # A copy, in one pass: the serving loop changes the dicts; a cache without an engine
         # here (a cluster this data plane lacks, a move in flight) is left out.
-        for cache_id, engine in self.dataplane.engines_now():
+        for cache_id, engine in self.dataplane.engines_now().items():
             stats = engine.stats
             track = tracks.get(cache_id)
             if track is None:
