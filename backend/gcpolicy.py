@@ -49,12 +49,15 @@ log = logging.getLogger(__name__)
 
 # A young collection costs about its number of young objects (see the module docstring).
 GC_YOUNG = 5_000
-# A middle collection walks up to GC_YOUNG x GC_MIDDLE survivors (50 000, ~10 ms).
-GC_MIDDLE = 10
-# CPython's own full collections (after more than GC_OLD middle ones) now come only when
-# more than ~100 000 objects survive within one sweep interval (filling a cache at full
-# speed); they freeze their survivors too.
-GC_OLD = 2
+# A middle collection walks up to GC_YOUNG x GC_MIDDLE survivors (20 000, ~5 ms).
+GC_MIDDLE = 4
+# CPython's own full collection comes at the next threshold after every middle one (more
+# than GC_OLD of them), once what was promoted since is a quarter of what the last one
+# kept (CPython's rule; with freezing, what the last one kept is small). So when objects
+# survive faster than the sweeps take them (a cache filled at full speed: ~50 000 items a
+# second), each full collection walks about one middle collection's promotions, ~20 000
+# objects, instead of a second's worth or more.
+GC_OLD = 0
 # Without freezing (not on uvloop, see cli._tune_gc), full collections walk everything:
 # as rare as CPython lets them be.
 GC_OLD_UNFROZEN = 100
