@@ -56,12 +56,16 @@ max of maxes rolls minutes into hours exactly, where a mean of means would need 
 ``series`` also returns the bucket still filling as the last (partial) point.
 
 Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
-one ``attrgetter`` call). An idle cache (counters, gauges and minute unchanged) costs a
-counter read, a usage read, one tuple comparison and a run extended by one; a changing one
-also folds into the minute rollup and, every 16 rows, encodes them (``tsdb.PART``).
-Measured in one run on a loaded 2-core VM (``bench/analytics_history.py``): 10 000 idle
-caches 21.7 ms per tick (31.4 ms before compression), 10 000 active ones 88 ms (36 ms
-before: encoding is the price of the bytes).
+one ``attrgetter`` call). An idle cache (bytes read, gauges and minute unchanged) costs one
+counter compared (its ``bytes_read``: every command is read from a connection first, so
+the other counters cannot move without it), a usage read, one tuple comparison and a run
+extended by one; the engines come from ``DataPlane.engines_now`` in one pass. A changing
+cache also reads its counters, folds into the minute rollup and, every 16 rows, encodes
+them (``tsdb.PART``). Measured in one run on a loaded 2-core VM
+(``bench/analytics_history.py``): 10 000 idle caches 21.7 ms per tick (31.4 ms before
+compression), 10 000 active ones 88 ms (36 ms before: encoding is the price of the
+bytes); skipping idle caches' counters and the call per cache then took the idle tick
+from 23-25 ms to 16-18 ms (median of alternating runs, bench/README.md).
 ``tests/backend/test_analytics.py::test_sampling_cost`` (1 000 active caches) and
 ``tests/backend/test_analytics_history.py::test_idle_sampling_is_cheap`` (10 000 idle)
 measure it and print the figure; ``bench/analytics_history.py`` compares it with the
