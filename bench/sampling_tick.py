@@ -6,8 +6,9 @@ builds a data plane of ``--caches`` caches (as ``analytics_history.py`` does), s
 ``--ticks`` times with a fake clock, idle and then active (every cache's counters moving
 each tick), and reports the CPU time of one ``sample()`` (median and mean: the mean counts
 the ticks where chunks close and the collector runs, i.e. what the CPU share is made of).
-Each tree runs its own ``backend`` (store, data plane, analytics), so the whole sampling
-path is compared.
+Each tree runs its own ``backend`` (store, data plane, analytics) and its own
+``bench/analytics_history.py`` (which puts its tree first on ``sys.path``), so the whole
+sampling path is compared.
 
     python bench/sampling_tick.py --tree /tmp/gc-base --tree . --rounds 2
 """
@@ -26,13 +27,18 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def measure(caches: int, ticks: int) -> dict[str, list[float]]:
-    """In the child: ms per sample(), idle then active."""
-    sys.path.insert(0, str(BENCH_DIR))
-    import analytics_history as ah  # noqa: PLC0415 - the tree under test, from PYTHONPATH
+def measure(tree: Path, caches: int, ticks: int) -> dict[str, list[float]]:
+    """In the child: ms per sample(), idle then active, of ``tree``'s code.
+
+    ``analytics_history`` is the tree's own: it puts its tree first on ``sys.path``.
+    """
+    sys.path.insert(0, str(tree / "bench"))
+    import analytics_history as ah  # noqa: PLC0415 - the tree under test
 
     from backend import analytics  # noqa: PLC0415
 
+    if not Path(analytics.__file__).resolve().is_relative_to(tree):
+        raise SystemExit(f"measured {analytics.__file__}, not {tree}")
     out: dict[str, list[float]] = {}
     for active in (False, True):
         plane = ah.dataplane(caches)
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.caches, args.ticks)))
+        print(json.dumps(measure(Path(os.environ["PYTHONPATH"]), args.caches, args.ticks)))
         return 0
     trees = [t.resolve() for t in (args.tree or [BENCH_DIR.parent])]
     results: dict[Path, dict[str, list[float]]] = {t: {"idle": [], "active": []} for t in trees}
