@@ -61,12 +61,16 @@ the merged window of the bucket being filled is kept, ~700 bytes while it saw re
 ``series`` also returns the bucket still filling as the last (partial) point.
 
 Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
-one ``attrgetter`` call). An idle cache (counters, gauges and minute unchanged) costs a
-counter read, a usage read, one tuple comparison and a run extended by one; a changing one
-also folds into the minute rollup and, every 16 rows, encodes them (``tsdb.PART``).
-Measured in one run on a loaded 2-core VM (``bench/analytics_history.py``): 10 000 idle
-caches 21.7 ms per tick (31.4 ms before compression), 10 000 active ones 88 ms (36 ms
-before: encoding is the price of the bytes).
+one ``attrgetter`` call). An idle cache (bytes read, gauges and minute unchanged) costs one
+counter compared (its ``bytes_read``: every command is read from a connection first, so
+the other counters cannot move without it), a usage read, one tuple comparison and a run
+extended by one; the engines come from ``DataPlane.engines_now`` in one pass. A changing
+cache also reads its counters, folds into the minute rollup and, every 16 rows, encodes
+them (``tsdb.PART``). Measured in one run on a loaded 2-core VM
+(``bench/analytics_history.py``): 10 000 idle caches 21.7 ms per tick (31.4 ms before
+compression), 10 000 active ones 88 ms (36 ms before: encoding is the price of the
+bytes); skipping idle caches' counters and the call per cache then took the idle tick
+from 23-25 ms to 16-18 ms (median of alternating runs, bench/README.md).
 ``tests/backend/test_analytics.py::test_sampling_cost`` (1 000 active caches) and
 ``tests/backend/test_analytics_history.py::test_idle_sampling_is_cheap`` (10 000 idle)
 measure it and print the figure; ``bench/analytics_history.py`` compares it with the
@@ -133,6 +137,7 @@ COUNTERS = (
     "bytes_written",
 )
 _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*COUNTERS)
+BYTES_READ = COUNTERS.index("bytes_read")
 
 # Internal layouts. A row (what is stored, ``ROW``) holds the gauges then the counters; a
 # point (what ``series`` answers from) adds ``t`` and ``hit_rate``, which are not stored:
@@ -405,16 +410,12 @@ class Analytics:
         times = self._timeline.block
         minute = int(now // MINUTE_TIER[0])
         tracks = self._tracks
-        peek = self.dataplane.peek_engine
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
         answered: list[int] = []  # reads of each cache that answered any since the last sample
-        for cache in self.dataplane.caches_now():  # a copy: the serving loop changes the dict
-            engine = peek(cache)
-            if engine is None:  # a cluster this data plane lacks, or a move in flight
-                continue
-            cache_id = cache.id
+        # A copy, in one pass: the serving loop changes the dicts; a cache without an engine
+        # here (a cluster this data plane lacks, a move in flight) is left out.
+        for cache_id, engine in self.dataplane.engines_now().items():
             stats = engine.stats
-            raw = read(stats)
             latency = engine.latency  # None until the cache's first connection
             window = None
             if latency is not None:
@@ -427,7 +428,12 @@ class Analytics:
                 track.stats = stats
             elif stats is not track.stats:
                 self._switch(track, stats)
-            elif raw == track.raw:
+            elif stats.bytes_read == track.raw[BYTES_READ]:
+                # No command since the last sample: every command is read from a connection
+                # first and the listener counts those bytes, so the other counters cannot
+                # have moved (one read taken between a command and its bytes being counted
+                # shows it at the next tick). Only the gauges can: a flush or plan change
+                # through the API, a connection opened or closed.
                 usage, conns = engine.usage(), stats.curr_connections
                 prev = track.prev
                 assert prev is not None
@@ -445,7 +451,8 @@ class Analytics:
                 self._record(track, tick, times, minute, row, window)
                 track.usage, track.seen = usage, now
                 continue
-            elif any(map(lt, raw, track.raw)):
+            raw = read(stats)
+            if any(map(lt, raw, track.raw)):
                 track.carry(track.raw)  # stats reset: everything restarted from zero
             track.raw = raw
             offsets = track.offsets

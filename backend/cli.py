@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from backend import __version__, logs
+from backend import __version__, gcpolicy, logs
 from backend.config import (
     ADMIN_TOKEN_ENV,
     DEMO_RESOLVED_WINDOW,
@@ -356,38 +355,26 @@ async def serve(config: Config) -> None:
     service = Service(config)
     listening = await service.start()
     print(describe(config, listening, service.warnings), flush=True)
-    _tune_gc()
+    sweeping = asyncio.create_task(_tune_gc().run())
     try:
         await stop.wait()
     finally:
+        sweeping.cancel()
         await service.stop()
     print("cachier-backend stopped", flush=True)
 
 
-# A collection holds the GIL from start to end, whichever thread triggers it, so its
-# length is a stall of the serving loop. A young collection costs about its number of
-# young objects: at 50 000 it took 8-30 ms with 10 000 caches (the analytics sampler adds
-# ~10 000 tuples a second, each walked once before the collector untracks it), at 5 000
-# about a tenth (bench/loop_stall.py --gc-log). The collector walks each object about as
-# often either way; only the pauses are shorter. A middle collection walks up to
-# GC_YOUNG x GC_MIDDLE survivors, the same bound as one young collection before.
-GC_YOUNG = 5_000
-GC_MIDDLE = 10
-GC_OLD = 100
+def _tune_gc() -> gcpolicy.Collector:
+    """Keep every cyclic collection short: each is a pause of both loops (issue 15).
 
-
-def _tune_gc() -> None:
-    """Keep the cyclic collector off the hot path and its pauses short.
-
-    Cache items are long-lived objects without cycles; with the default thresholds the
-    collector keeps re-walking them (about 4 % of CPU under load, measured with perf).
-    Start-up objects (the caches loaded at start) are frozen out of collection, and full
-    collections run rarely (every ``GC_OLD`` middle ones at most, and CPython waits until
-    the long-lived objects grew by a quarter). Young collections stay small, because each
-    one is a pause of both loops (see ``GC_YOUNG``).
+    Start-up objects are frozen and young collections are small; on uvloop, every full
+    collection also freezes its survivors, so none walks the caches and items held
+    (``backend.gcpolicy``); the caller runs the returned collector's sweeps on its loop.
+    Not on asyncio's own loop: its socket transports hold themselves in a cycle (a bound
+    method), so each connection frozen while open would leak when closed.
     """
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_OLD)
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    return gcpolicy.install(freeze=on_uvloop)
 
 
 def _install_uvloop() -> None:

@@ -47,7 +47,7 @@ from backend.events import (
     PrimaryPromoted,
 )
 from backend.keyactivity import TRACK_FOR_S, KeyActivity, KeyReport
-from backend.store import ClusterStore
+from backend.store import ClusterStore, LruEngine
 from backend.throttle import AuthThrottle
 from backend.topology import Proxy, Topology
 
@@ -325,6 +325,21 @@ class DataPlane:
         """The caches as of now, copied in one C call (atomic under the GIL), for readers
         on the control thread that iterate them while the serving loop changes the dict."""
         return list(self.caches.copy().values())
+
+    def engines_now(self) -> dict[str, Engine]:
+        """{cache id: engine} of every cache that has an engine here, as of now: what
+        ``peek_engine`` answers for each of ``caches_now``, in one pass (the analytics
+        sampler reads every cache each second; a call per cache was a tenth of its time).
+        A dict, not a list of pairs: 10 000 new tuples a second would be young objects
+        for the collector to walk. The dicts read are copied in single C calls, atomic
+        under the GIL, as the serving loop changes them."""
+        engines = {name: store.engines.copy() for name, store in self.stores.items()}
+        none: dict[str, LruEngine] = {}
+        return {
+            cache.id: engine
+            for cache in self.caches.copy().values()
+            if (engine := engines.get(cache.cluster, none).get(cache.id)) is not None
+        }
 
     def peek_engine(self, cache: Cache) -> Engine | None:
         """The cache's engine if it has one, never creating it: for readers on another

@@ -49,7 +49,7 @@ def measure(
     cmd = [
         *(sys.executable, "-m", "backend.cli", "--data-dir", str(workdir / f"data-{api_port}")),
         *("--host", HOST, "--api-port", str(api_port), "--endpoint-port", str(endpoint_port)),
-        *("--admin-token", token, "--sample-interval", str(interval)),
+        *(f"--admin-token={token}", "--sample-interval", str(interval)),
     ]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     api = f"http://{HOST}:{api_port}"

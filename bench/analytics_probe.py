@@ -10,6 +10,13 @@ CPU while idle), answers one command per line by writing JSON to the path given,
 to ``PATH.tmp`` and then renamed, so a reader never sees half a file:
 
 * ``samples PATH``: ``{"samples": N}``, sample() calls so far;
+* ``gc PATH``: the cyclic collector's view (``gc_census``): tracked objects by type, per
+  generation and frozen, and the pause of full (generation 2) and young collections run
+  here on the probe thread (a collection holds the GIL throughout, so that pause is a
+  stall of both of the backend's loops), for ``bench/gc_pause.py``;
+* ``thaw PATH``: what freezing would leak: the permanent generation is unfrozen and one
+  full collection (``gc.DEBUG_SAVEALL``) reports the unreachable objects it finds, by
+  type, then frees them; ``gc.freeze()`` again afterwards;
 * ``walk PATH``: the bytes of every object analytics holds (below), the sample count,
   the caches known to its data plane and its tiers (``(resolution_s, points)``); no
   sample is taken while it runs.
@@ -144,6 +151,59 @@ def walk() -> dict[str, Any]:
     }
 
 
+def gc_census(repeat: int = 3) -> dict[str, Any]:
+    """Tracked objects by type (the 15 commonest), per generation, frozen, and the pause
+    of ``repeat`` full collections and of ``repeat`` young ones, in ms.
+
+    Timed here, on the probe thread, as the backend's own collections are: a collection
+    holds the GIL to its end, whichever thread runs it. The walk of ``gc.get_objects()``
+    runs first and is not timed as a pause.
+    """
+    started = time.perf_counter()
+    kinds: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        kinds[type(obj).__qualname__] += 1
+    counted_s = time.perf_counter() - started
+    full, young = [], []
+    for _ in range(repeat):
+        begun = time.perf_counter()
+        freed = gc.collect(2)
+        full.append(round((time.perf_counter() - begun) * 1000, 2))
+        begun = time.perf_counter()
+        gc.collect(0)
+        young.append(round((time.perf_counter() - begun) * 1000, 3))
+        time.sleep(0.2)
+    return {
+        "tracked": sum(kinds.values()),
+        "by_type": dict(kinds.most_common(15)),
+        "generations": [len(gc.get_objects(g)) for g in range(3)],
+        "frozen": gc.get_freeze_count(),
+        "threshold": list(gc.get_threshold()),
+        "full_ms": full,
+        "young_ms": young,
+        "freed_last": freed,
+        "census_s": round(counted_s, 2),
+    }
+
+
+def thaw() -> dict[str, Any]:
+    """Unfreeze, collect everything once and say what was garbage (cycles among frozen
+    objects are what ``gcpolicy``'s freezing keeps alive), then free it and freeze again."""
+    gc.collect(2)  # what the collector frees anyway (and, under gcpolicy, freezes the rest)
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        found = gc.collect(2)
+        kinds = Counter(type(obj).__qualname__ for obj in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    gc.collect(2)
+    gc.freeze()
+    return {"frozen": frozen, "garbage": found, "by_type": dict(kinds.most_common(12))}
+
+
 def answer(path: str, payload: dict[str, Any]) -> None:
     tmp = Path(path + ".tmp")
     tmp.write_text(json.dumps(payload))
@@ -159,6 +219,10 @@ def serve(fifo: str) -> None:
                 try:
                     if command == "samples":
                         answer(path, {"samples": samples})
+                    elif command == "gc":
+                        answer(path, gc_census())
+                    elif command == "thaw":
+                        answer(path, thaw())
                     elif command == "walk":
                         answer(path, walk())
                     else:

@@ -52,8 +52,7 @@ def backend_command(
         str(api_port),
         "--endpoint-port",
         str(endpoint_port),
-        "--admin-token",
-        token,
+        f"--admin-token={token}",  # one argument: a random token may start with "-"
         *(extra or []),
     ]
 

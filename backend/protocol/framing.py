@@ -36,8 +36,9 @@ class StreamCodec:
 
     def release(self) -> None:
         """The connection is gone: drop buffered input and every reference that ties the
-        codec into a cycle (tables of bound methods), so its memory returns now rather than
-        at the next full collection, which the service runs rarely (cli._tune_gc)."""
+        codec into a cycle (tables of bound methods), so its memory returns now: a cycle
+        that was alive at a sweep is frozen and would wait for the hourly thaw
+        (``backend.gcpolicy``)."""
         self.buf = bytearray()
         self.closing = True
 

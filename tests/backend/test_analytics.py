@@ -123,6 +123,30 @@ def test_counters_and_gauges_follow_real_traffic(service: RunningService, cache:
     wire.close()
 
 
+def test_an_idle_cache_flushed_through_the_api_shows_it_at_the_next_sample(
+    service: RunningService, cache: CacheHandle
+) -> None:
+    """The sampler reads an idle cache's counters only when its bytes read moved; a flush
+    through the API moves no counter, yet its gauges must show at once."""
+    wire = Wire.authenticated(cache)
+    assert wire.ask(b"set a 0 0 10\r\n0123456789\r\n") == b"STORED\r\n"
+    sampler = Sampler(service)
+    sampler.tick(3)
+    before = sampler.last(cache_id(cache))
+    assert (before["items"], before["cmd_set"]) == (1, 1)
+    answer = service.admin().post(f"/api/v1/admin/caches/{cache_id(cache)}/flush")
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 5  # the data plane flushes on its loop, after commit
+    while service.call(lambda: service.service.dataplane.usage(cache_id(cache)).items):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sampler.tick()
+    after = sampler.last(cache_id(cache))
+    assert (after["items"], after["memory_used"], after["cmd_set"]) == (0, 0, 1)
+    assert after["bytes_read"] == before["bytes_read"]  # no traffic: only the gauges moved
+    wire.close()
+
+
 def test_evictions_and_memory_against_the_plan_limit(service: RunningService) -> None:
     small = CacheHandle(service.create_cache("analytics-small", plan="free"))
     wire = Wire.authenticated(small)

@@ -156,9 +156,12 @@ class Recording:
             engine.store(Mode.SET, b"k%d" % r.randint(0, 40), value, 0, 0)
         for _ in range(gets):
             engine.get(b"k%d" % r.randint(0, 50))
-        if r.random() < 0.1:
+        deletes = r.random() < 0.1
+        if deletes:
             engine.delete(b"k%d" % r.randint(0, 50))
-        engine.stats.bytes_read += gets * 20 + sets * 1000  # what the protocol layer counts
+        # What the protocol layer counts: every command arrives as bytes (analytics relies
+        # on it: a cache whose bytes_read did not move ran no command).
+        engine.stats.bytes_read += gets * 20 + sets * 1000 + deletes * 20
         engine.stats.bytes_written += gets * 900
         if engine.latency is None:  # what the listener does at the first connection
             engine.latency = CommandLatency()
