@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 # pg_advisory_lock key of the leading monitor ("cachier" + 3, see control/postgres.py).
 LEADER_LOCK = 0x6361_6368_6965_7203
 # A bigint advisory lock shows in pg_locks as classid (high half), objid (low half) and
-# objsubid 1.
+# objsubid 1. Advisory locks belong to a database: another cachier deployment on the same
+# server (its own database) holds its own LEADER_LOCK, which must never be ended here.
 _HOLDER = (
     "FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND ((classid::bigint << 32) | objid::bigint) = %s"
 )
 
