@@ -40,6 +40,17 @@ def default_trust() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class http:  # noqa: N801 (used as a module: ``http.get(url)``)
+    """httpx's one-request functions with ``default_trust()``, for helpers that poll (a
+    parse of the CA bundle per poll also took CPU from the process being waited for)."""
+
+    get = staticmethod(functools.partial(httpx.get, verify=default_trust()))
+    post = staticmethod(functools.partial(httpx.post, verify=default_trust()))
+    put = staticmethod(functools.partial(httpx.put, verify=default_trust()))
+    patch = staticmethod(functools.partial(httpx.patch, verify=default_trust()))
+    delete = staticmethod(functools.partial(httpx.delete, verify=default_trust()))
+
+
 class RunningService:
     """A Service running in its own thread and event loop, as the real CLI runs it."""
 
