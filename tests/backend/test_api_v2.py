@@ -22,7 +22,7 @@ from tests.backend.test_processes import (  # the two-process fixture, on Postgr
     pair,  # noqa: F401 (a fixture)
     until,
 )
-from tests.conftest import CacheHandle, RunningService, make_config
+from tests.conftest import CacheHandle, RunningService, http, make_config
 
 
 def v2(service: RunningService, cache: CacheHandle, user: str, password: str) -> httpx.Client:
@@ -181,7 +181,7 @@ def test_wrong_password_unknown_user_and_no_credentials_get_401(
         assert response.status_code == 401, (auth, response.text)
         assert response.headers["www-authenticate"].startswith("Basic")
         assert response.json()["error"]
-    garbled = httpx.get(url.replace("/flush", "/info"), headers={"Authorization": "Basic !!!"})
+    garbled = http.get(url.replace("/flush", "/info"), headers={"Authorization": "Basic !!!"})
     assert garbled.status_code == 401
 
 
@@ -207,7 +207,7 @@ def test_failures_are_throttled_with_the_memcache_throttle(strict: RunningServic
     # one count for both doors: memcache authentication from this address is refused too,
     # even with the right password (checked only once the window has room again)
     assert not memcache_works(cache, cache.username, cache.password)
-    metrics = httpx.get(f"{strict.api_url}/metrics").text
+    metrics = http.get(f"{strict.api_url}/metrics").text
     assert "cachier_auth_throttled_total" in metrics
 
 
@@ -223,7 +223,7 @@ def test_the_owner_switches_api_on_through_the_dashboard_and_it_is_audited(
 
 
 def test_openapi_documents_http_basic(service: RunningService) -> None:
-    document = httpx.get(f"{service.api_url}/openapi.json").json()
+    document = http.get(f"{service.api_url}/openapi.json").json()
     assert document["components"]["securitySchemes"]["HTTPBasic"]["scheme"] == "basic"
     info = document["paths"]["/api/v2/caches/{cache_id}/info"]["get"]
     assert info["security"] == [{"HTTPBasic": []}]
@@ -235,18 +235,18 @@ def test_api_switched_on_and_off_through_a_is_followed_by_b(pair) -> None:  # no
     a, b, _ = pair
     cache = cache_on_b(a)
     owner = a.dashboard(cache["dashboard_url"])
-    added = httpx.post(owner + "/credentials", timeout=10).json()
+    added = http.post(owner + "/credentials", timeout=10).json()
     user, password = added["username"], added["password"]
     on_b = f"{b.api_url}/api/v2/caches/{cache['id']}/info"
 
     def status_on_b() -> int:
-        return httpx.get(on_b, auth=(user, password), timeout=10).status_code
+        return http.get(on_b, auth=(user, password), timeout=10).status_code
 
     until(lambda: status_on_b() == 403, WITHIN_S, "B knows the credential, without api")
-    switched = httpx.patch(f"{owner}/credentials/{user}", json={"api": True}, timeout=10)
+    switched = http.patch(f"{owner}/credentials/{user}", json={"api": True}, timeout=10)
     assert switched.status_code == 200, switched.text
     until(lambda: status_on_b() == 200, WITHIN_S, "B lets it in once A switched api on")
-    httpx.patch(f"{owner}/credentials/{user}", json={"api": False}, timeout=10)
+    http.patch(f"{owner}/credentials/{user}", json={"api": False}, timeout=10)
     until(lambda: status_on_b() == 403, WITHIN_S, "B refuses it once A switched api off")
 
 

@@ -16,7 +16,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -29,7 +28,7 @@ from backend.throttle import AuthThrottle
 from backend.topology import default_topology
 from tests.backend.test_processes import Backend, shared_key, until
 from tests.backend.wire import Wire
-from tests.conftest import RunningService, make_config, postgres_database
+from tests.conftest import RunningService, http, make_config, postgres_database
 
 INTERVAL = 0.25  # --probe-interval
 WITHIN = 3 * INTERVAL  # the issue's bound
@@ -115,12 +114,12 @@ class Service:
 
 
 def lights(backend: Backend) -> dict[str, str]:
-    status = httpx.get(f"{backend.api_url}/api/v1/status", timeout=5).json()
+    status = http.get(f"{backend.api_url}/api/v1/status", timeout=5).json()
     return {c["name"]: c["light"] for r in status["regions"] for c in r["clusters"]}
 
 
 def proxies_up(backend: Backend) -> dict[str, str]:
-    status = httpx.get(f"{backend.api_url}/api/v1/status", timeout=5).json()
+    status = http.get(f"{backend.api_url}/api/v1/status", timeout=5).json()
     return {
         p["hostname"]: p["state"]
         for r in status["regions"]
@@ -131,7 +130,7 @@ def proxies_up(backend: Backend) -> dict[str, str]:
 
 def feed_lights(backend: Backend, cluster: str) -> list[str]:
     """The cluster's RSS items' titles, newest first."""
-    rss = httpx.get(f"{backend.api_url}/status.rss", params={"cluster": cluster}, timeout=5)
+    rss = http.get(f"{backend.api_url}/status.rss", params={"cluster": cluster}, timeout=5)
     assert rss.status_code == 200
     return [item.findtext("title") or "" for item in ET.fromstring(rss.text).iter("item")]
 
@@ -313,7 +312,7 @@ def test_any_process_serves_any_cache_s_stats_asking_the_owner(service: Service)
     path = cache["dashboard_url"][cache["dashboard_url"].index("/dashboard/") :] + "/api/stats"
 
     def stats(backend: Backend, **params: float) -> dict:
-        response = httpx.get(backend.api_url + path, params=params, timeout=5)
+        response = http.get(backend.api_url + path, params=params, timeout=5)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -326,7 +325,7 @@ def test_any_process_serves_any_cache_s_stats_asking_the_owner(service: Service)
         assert seen.keys() == stats(owner, window=60).keys()
         newer = stats(service.backends[other], since=since)["samples"]  # the query travels
         assert newer and all(sample["t"] > since for sample in newer)
-    bad = httpx.get(service.backends["use1-a"].api_url + path, params={"window": -1}, timeout=5)
+    bad = http.get(service.backends["use1-a"].api_url + path, params={"window": -1}, timeout=5)
     assert bad.status_code == 422  # checked here, before anyone is asked
 
     def median_ms(backend: Backend) -> float:
@@ -343,7 +342,7 @@ def test_any_process_serves_any_cache_s_stats_asking_the_owner(service: Service)
     owner.stop(signal.SIGKILL)  # the owner is gone: a clear 503, not a 500 or a hang
     killed = time.monotonic()
     try:
-        gone = httpx.get(service.backends["use1-a"].api_url + path, timeout=10)
+        gone = http.get(service.backends["use1-a"].api_url + path, timeout=10)
         assert gone.status_code == 503, gone.text
         assert "use1-b" in gone.json()["error"]
     finally:

@@ -44,7 +44,7 @@ from schemathesis.auths import apply_basic_auth
 from schemathesis.core.parameters import ParameterLocation
 
 from backend.control.models import DRAIN_URL_PATTERN
-from tests.conftest import ADMIN_TOKEN, RunningService, free_port, make_config
+from tests.conftest import ADMIN_TOKEN, RunningService, default_trust, free_port, make_config
 
 SEED = 12
 EXAMPLES_PER_OPERATION = 25
@@ -55,12 +55,15 @@ class World:
 
     def __init__(self, service: RunningService) -> None:
         self.service = service
+        # One connection for the harness's own calls (thousands in a run): a client per
+        # call cost a CA bundle parse and a new connection each.
+        self.http = service.admin()
+        self.owner = httpx.Client(base_url=service.api_url, timeout=10, verify=default_trust())
         self.generation = 0
         self.cache_id, self.secret = "", ""
         self.new_cache()
         self.drain = f"http://127.0.0.1:{free_port()}/drain"  # nothing listens there
-        with service.admin() as client:
-            status = client.get("/api/v1/status").json()
+        status = self.http.get("/api/v1/status").json()
         self.hostnames = [
             p["hostname"] for r in status["regions"] for c in r["clusters"] for p in c["proxies"]
         ]
@@ -75,28 +78,22 @@ class World:
         self.cache_id = info["id"]
         self.secret = info["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
 
-    def admin(self) -> httpx.Client:
-        return self.service.admin()
-
     def cursor(self) -> str:
         """A cursor the admin list handed out (after its first cache; a second one is
         created if the list has only one)."""
-        with self.admin() as client:
-            page = client.get("/api/v1/admin/caches", params={"limit": 1}).json()
+        page = self.http.get("/api/v1/admin/caches", params={"limit": 1}).json()
         if page["next_cursor"] is None:
             self.service.create_cache(f"fuzz-cursor-{self.generation}", plan="free")
             return self.cursor()
         return page["next_cursor"]
 
     def usernames(self) -> list[str]:
-        with self.admin() as client:
-            info = client.get(f"/api/v1/admin/caches/{self.cache_id}").json()
+        info = self.http.get(f"/api/v1/admin/caches/{self.cache_id}").json()
         return [c["username"] for c in info["credentials"]]
 
     def primary(self) -> tuple[str, str]:
         """The cache's primary now (fuzzed calls promote and delete): /api/v2's caller."""
-        with self.admin() as client:
-            info = client.get(f"/api/v1/admin/caches/{self.cache_id}").json()
+        info = self.http.get(f"/api/v1/admin/caches/{self.cache_id}").json()
         primary = next(c for c in info["credentials"] if c["primary"])
         return primary["username"], primary["password"]
 
@@ -168,11 +165,10 @@ def settle(case: Case, response: Any, world: World) -> None:
     secret rotated away, credentials all deleted but the primary, the cache deleted."""
     path = case.operation.path
     if path.endswith("/fault") and response.status_code == 200:
-        with world.admin() as client:
-            client.post(
-                f"/api/v1/admin/proxies/{case.path_parameters['hostname']}/fault",
-                json={"mode": "none"},
-            )
+        world.http.post(
+            f"/api/v1/admin/proxies/{case.path_parameters['hostname']}/fault",
+            json={"mode": "none"},
+        )
     if path.endswith("/sso/rotate") and response.status_code == 200:
         world.secret = response.json()["dashboard_url"].rstrip("/").rsplit("/", 1)[-1]
     gone = path == "/api/v1/admin/caches/{cache_id}" and case.method == "DELETE"
@@ -181,8 +177,7 @@ def settle(case: Case, response: Any, world: World) -> None:
         return
     deleted = path.endswith("/credentials/{username}") and case.method == "DELETE"
     if deleted and len(world.usernames()) < 3:
-        with httpx.Client(base_url=world.service.api_url, timeout=10) as client:
-            client.post(f"/dashboard/{world.secret}/api/credentials")
+        world.owner.post(f"/dashboard/{world.secret}/api/credentials")
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +188,11 @@ def fuzzed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 
 
 @pytest.fixture(scope="module")
-def world(fuzzed_service: RunningService) -> World:
-    return World(fuzzed_service)
+def world(fuzzed_service: RunningService) -> Iterator[World]:
+    world = World(fuzzed_service)
+    yield world
+    world.http.close()
+    world.owner.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,9 @@ from tests.conftest import (
     ADMIN_TOKEN,
     POSTGRES_ADMIN_URL,
     RunningService,
+    default_trust,
     free_fixed_ports,
+    http,
     make_config,
     postgres_database,
 )
@@ -89,7 +91,7 @@ class Backend:
             if self.process.poll() is not None:
                 return False
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200:
+                if http.get(f"{self.api_url}/healthz", timeout=2).status_code == 200:
                     return True
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -104,7 +106,9 @@ class Backend:
 
     def admin(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
+        return httpx.Client(
+            base_url=self.api_url, headers=headers, timeout=10, verify=default_trust()
+        )
 
     def dashboard(self, dashboard_url: str) -> str:
         """The same dashboard on this process's API (a URL names its secret, not a process)."""
@@ -189,7 +193,7 @@ def cache_on_b(a: Backend) -> dict:
 
 
 def new_credential(a: Backend, cache: dict) -> dict:
-    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/credentials", timeout=10)
+    response = http.post(a.dashboard(cache["dashboard_url"]) + "/credentials", timeout=10)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -299,7 +303,7 @@ def test_a_capability_switched_off_on_a_refuses_a_write_on_b_within_1_s(pair) ->
     primary = cache["credentials"][0]
     wire = wire_on_b(b, primary)
     assert wire.ask(SET) == b"STORED\r\n"
-    response = httpx.patch(
+    response = http.patch(
         a.dashboard(cache["dashboard_url"]) + f"/credentials/{primary['username']}",
         json={"write": False},
         timeout=10,
@@ -316,7 +320,7 @@ def test_a_credential_deleted_on_a_closes_its_session_on_b(pair) -> None:
     credential = new_credential(a, cache)
     wire = wire_on_b(b, credential, "B learns the added credential")
     assert wire.ask(SET) == b"STORED\r\n"
-    response = httpx.delete(
+    response = http.delete(
         a.dashboard(cache["dashboard_url"]) + f"/credentials/{credential['username']}",
         timeout=10,
     )
@@ -330,12 +334,12 @@ def test_sso_rotated_on_a_voids_the_old_url_on_b(pair) -> None:
     a, b, _ = pair
     cache = cache_on_b(a)
     old = b.dashboard(cache["dashboard_url"]) + "/cache"
-    until(lambda: httpx.get(old, timeout=10).status_code == 200, WITHIN_S, "B knows the cache")
-    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/sso/rotate", timeout=10)
+    until(lambda: http.get(old, timeout=10).status_code == 200, WITHIN_S, "B knows the cache")
+    response = http.post(a.dashboard(cache["dashboard_url"]) + "/sso/rotate", timeout=10)
     assert response.status_code == 200, response.text
-    until(lambda: httpx.get(old, timeout=10).status_code == 404, WITHIN_S, "old URL void on B")
+    until(lambda: http.get(old, timeout=10).status_code == 404, WITHIN_S, "old URL void on B")
     new = b.dashboard(response.json()["dashboard_url"]) + "/cache"
-    assert httpx.get(new, timeout=10).status_code == 200
+    assert http.get(new, timeout=10).status_code == 200
 
 
 def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -> None:
@@ -345,7 +349,7 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     wire = wire_on_b(b, primary)
     assert wire.ask(SET) == b"STORED\r\n"
     assert wire.ask(b"get k\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
-    response = httpx.post(a.dashboard(cache["dashboard_url"]) + "/flush", timeout=10)
+    response = http.post(a.dashboard(cache["dashboard_url"]) + "/flush", timeout=10)
     assert response.status_code == 200, response.text
     until(lambda: wire.ask(b"get k\r\n") == b"END\r\n", WITHIN_S, "items flushed on B")
 
@@ -353,7 +357,7 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     assert wire.read_until(b"\r\n") == b"OK\r\n"
 
     def client_flushes(backend: Backend) -> list[dict]:
-        logs = httpx.get(backend.dashboard(cache["dashboard_url"]) + "/logs", timeout=10)
+        logs = http.get(backend.dashboard(cache["dashboard_url"]) + "/logs", timeout=10)
         return [line for line in logs.json()["lines"] if line["origin"] == "memcache client"]
 
     until(lambda: client_flushes(a), WITHIN_S, "the client's flush logged")
@@ -361,7 +365,7 @@ def test_a_flush_from_a_empties_b_and_a_client_flush_on_b_is_logged_once(pair) -
     assert len(client_flushes(a)) == len(client_flushes(b)) == 1
     web = [
         line
-        for line in httpx.get(a.dashboard(cache["dashboard_url"]) + "/logs", timeout=10).json()[
+        for line in http.get(a.dashboard(cache["dashboard_url"]) + "/logs", timeout=10).json()[
             "lines"
         ]
         if line["origin"] == "web interface"
@@ -378,30 +382,30 @@ def test_promotion_drain_and_deletion_on_a_are_followed_by_b_and_no_secret_trave
         cache = cache_on_b(a)
         on_a, on_b = a.dashboard(cache["dashboard_url"]), b.dashboard(cache["dashboard_url"])
         credential = new_credential(a, cache)
-        promoted = httpx.post(f"{on_a}/credentials/{credential['username']}/promote", timeout=10)
+        promoted = http.post(f"{on_a}/credentials/{credential['username']}/promote", timeout=10)
         assert promoted.status_code == 200, promoted.text
 
         def b_primary() -> str:
-            listed = httpx.get(f"{on_b}/credentials", timeout=10).json()
+            listed = http.get(f"{on_b}/credentials", timeout=10).json()
             return next(c["username"] for c in listed if c["primary"])
 
         until(lambda: b_primary() == credential["username"], WITHIN_S, "B follows the promotion")
         drain = "http://drain-user:Pw4drainOnly@127.0.0.1:9/logs?token=Tok4drainOnly"
-        response = httpx.put(f"{on_a}/app/log-drain", json={"url": drain}, timeout=10)
+        response = http.put(f"{on_a}/app/log-drain", json={"url": drain}, timeout=10)
         assert response.status_code == 200, response.text
         until(
-            lambda: httpx.get(f"{on_b}/app", timeout=10).json()["log_drain"] == drain,
+            lambda: http.get(f"{on_b}/app", timeout=10).json()["log_drain"] == drain,
             WITHIN_S,
             "B follows the new drain",
         )
-        assert httpx.get(f"{on_b}/app", timeout=10).json() == httpx.get(f"{on_a}/app").json()
+        assert http.get(f"{on_b}/app", timeout=10).json() == http.get(f"{on_a}/app").json()
 
         wire = b.wire(credential["username"], credential["password"])
         with a.admin() as client:
             assert client.delete(f"/api/v1/admin/caches/{cache['id']}").status_code == 204
         until(closed(wire), WITHIN_S, "B closes the deleted cache's sessions")
         until(
-            lambda: httpx.get(f"{on_b}/cache", timeout=10).status_code == 404,
+            lambda: http.get(f"{on_b}/cache", timeout=10).status_code == 404,
             WITHIN_S,
             "B forgets the deleted cache",
         )
@@ -467,12 +471,12 @@ def test_a_cache_migrated_through_b_from_a_cluster_to_b_cluster(pair) -> None:
     assert on_a.ask(SET) == b"STORED\r\n"
     until(
         lambda: (
-            httpx.get(b.dashboard(made["dashboard_url"]) + "/cache", timeout=10).status_code == 200
+            http.get(b.dashboard(made["dashboard_url"]) + "/cache", timeout=10).status_code == 200
         ),
         WITHIN_S,
         "B knows the cache",
     )
-    moved = httpx.post(b.dashboard(made["dashboard_url"]) + "/migrate", timeout=10)
+    moved = http.post(b.dashboard(made["dashboard_url"]) + "/migrate", timeout=10)
     assert moved.status_code == 200, moved.text
     assert moved.json()["cluster"] == "local-b"
     until(closed(on_a), WITHIN_S, "A closes the moved cache's sessions")
@@ -481,7 +485,7 @@ def test_a_cache_migrated_through_b_from_a_cluster_to_b_cluster(pair) -> None:
     assert on_b.ask(SET) == b"STORED\r\n"
     with a.admin() as client:
         assert client.get(f"/api/v1/admin/caches/{made['id']}").json()["cluster"] == "local-b"
-    logs = httpx.get(a.dashboard(made["dashboard_url"]) + "/logs", timeout=10).json()["lines"]
+    logs = http.get(a.dashboard(made["dashboard_url"]) + "/logs", timeout=10).json()["lines"]
     assert [line["origin"] for line in logs if line["origin"]] == ["admin operation"]
 
 
@@ -638,7 +642,7 @@ def test_servers_is_one_value_whichever_process_answers_or_starts(tmp_path: Path
                 with process.admin() as admin:
                     seen = admin.get(f"/api/v1/admin/caches/{cache['id']}").json()
                 assert seen["servers"] == "127.0.0.1:11311", process.name
-                app = httpx.get(process.dashboard(cache["dashboard_url"]) + "/app", timeout=10)
+                app = http.get(process.dashboard(cache["dashboard_url"]) + "/app", timeout=10)
                 config = app.json()["config_vars"]
                 assert config["MEMCACHIER_SERVERS"] == "127.0.0.1:11311", process.name
                 assert [r["number"] for r in app.json()["releases"]] == [1], process.name

@@ -47,6 +47,7 @@ from tests.conftest import (
     RunningService,
     address,
     free_port,
+    http,
     make_config,
     postgres_database,
 )
@@ -221,7 +222,7 @@ def test_the_api_still_answers_for_the_whole_service(pair: Pair) -> None:
         clusters = {c["cluster"] for c in listed.json()["items"]}
         assert clusters == {"local-a", "local-b"}
         assert admin.get("/metrics").status_code == 200
-    assert httpx.get(f"{pair.a.api_url}/api/v1/status").status_code == 200
+    assert http.get(f"{pair.a.api_url}/api/v1/status").status_code == 200
 
 
 def test_the_leading_monitor_probes_every_process_s_proxies(pair: Pair) -> None:
@@ -245,7 +246,7 @@ def test_a_fault_on_a_proxy_of_another_process_is_applied_by_its_owner(pair: Pai
     state = pair.b.service.dataplane.proxy_state[b_proxy]
     try:
         for mode, down in (("down", True), ("none", False)):
-            response = httpx.post(
+            response = http.post(
                 f"{pair.a.api_url}/api/v1/admin/proxies/{hostname}/fault",
                 json={"mode": mode},
                 headers={"Authorization": "Bearer test-admin-token"},
@@ -255,7 +256,7 @@ def test_a_fault_on_a_proxy_of_another_process_is_applied_by_its_owner(pair: Pai
             wait_for(lambda down=down: state.down is down)
     finally:
         if state.down:  # cleared on its owner directly
-            httpx.post(
+            http.post(
                 f"{pair.b.api_url}/api/v1/admin/proxies/{hostname}/fault",
                 json={"mode": "none"},
                 headers={"Authorization": "Bearer test-admin-token"},

@@ -14,7 +14,7 @@ from backend.monitor import DOWN, SLOW, UP, ProxyHealth, Sensitivity, slow_cause
 from backend.topology import default_topology
 from tests.backend.test_auth import pymemcache_client
 from tests.backend.wire import Wire
-from tests.conftest import ADMIN_TOKEN, CacheHandle, RunningService, make_config
+from tests.conftest import ADMIN_TOKEN, CacheHandle, RunningService, http, make_config
 
 INTERVAL = 0.05
 WINDOW = 1.5
@@ -32,7 +32,7 @@ def monitored(tmp_path) -> RunningService:
 
 
 def status(service: RunningService) -> dict:
-    return httpx.get(service.api_url + "/api/v1/status", timeout=5).json()
+    return http.get(service.api_url + "/api/v1/status", timeout=5).json()
 
 
 def lights(service: RunningService) -> dict[str, str]:
@@ -48,7 +48,7 @@ def wait_for_light(service: RunningService, cluster: str, light: str, within: fl
 
 
 def fault(service: RunningService, hostname: str, mode: str, delay_ms: int = 0) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         f"{service.api_url}/api/v1/admin/proxies/{hostname}/fault",
         json={"mode": mode, "delay_ms": delay_ms},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -135,7 +135,7 @@ def test_migration_never_targets_a_red_cluster(monitored: RunningService) -> Non
     for i in (1, 2):
         fault(monitored, f"proxy-{i}.{other}.local.cachier.internal", "down")
     wait_for_light(monitored, other, "red", within=2)
-    refused = httpx.post(cache.dashboard_api + "/migrate")
+    refused = http.post(cache.dashboard_api + "/migrate")
     assert refused.status_code == 409
     assert "no other cluster that is not red" in refused.json()["error"]
 
@@ -144,7 +144,7 @@ def test_fault_route_errors(monitored: RunningService) -> None:
     assert fault(monitored, "no.such.proxy", "down").status_code == 404
     assert fault(monitored, A1, "broken").status_code == 422
     assert fault(monitored, A1, "slow", delay_ms=-5).status_code == 422
-    anonymous = httpx.post(
+    anonymous = http.post(
         f"{monitored.api_url}/api/v1/admin/proxies/{A1}/fault", json={"mode": "down"}
     )
     assert anonymous.status_code == 401
@@ -159,7 +159,7 @@ def test_rss_items_follow_transitions_and_guids_survive_a_restart(tmp_path) -> N
         wait_for_light(first, "local-a", "red", within=2)
         fault(first, A1, "none")
         wait_for_light(first, "local-a", "blue", within=3)
-        feed = feedparser.parse(httpx.get(first.api_url + "/status.rss").content)
+        feed = feedparser.parse(http.get(first.api_url + "/status.rss").content)
     finally:
         first.stop()
     assert not feed.bozo, feed.bozo_exception
@@ -175,7 +175,7 @@ def test_rss_items_follow_transitions_and_guids_survive_a_restart(tmp_path) -> N
         make_config(tmp_path, probe_interval=INTERVAL, resolved_window=WINDOW)
     ).start()
     try:
-        again = feedparser.parse(httpx.get(second.api_url + "/status.rss").content)
+        again = feedparser.parse(http.get(second.api_url + "/status.rss").content)
         assert [e.id for e in again.entries][-2:] == guids
     finally:
         second.stop()
@@ -189,7 +189,7 @@ def test_metrics_in_prometheus_text_format(monitored: RunningService) -> None:
     bad.send(b"set %s 0 0 5\r\nwrong\r\n" % cache.username.encode())
     bad.read_to_close()
     wait_for_light(monitored, "local-a", "green", within=5)
-    response = httpx.get(monitored.api_url + "/metrics")
+    response = http.get(monitored.api_url + "/metrics")
     # Written block by block (never joined into one body), with the length announced.
     assert response.headers["content-length"] == str(len(response.content))
     assert "transfer-encoding" not in response.headers

@@ -20,7 +20,14 @@ from pymemcache.client.base import Client
 
 from backend.control.ownership import STALE_AFTER_S
 from backend.snapshot import snapshot_path
-from tests.conftest import ADMIN_TOKEN, address, free_fixed_ports, postgres_database
+from tests.conftest import (
+    ADMIN_TOKEN,
+    address,
+    default_trust,
+    free_fixed_ports,
+    http,
+    postgres_database,
+)
 
 COMMAND = [sys.executable, "-m", "backend.cli"]
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -52,7 +59,7 @@ class Backend:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.api}/healthz").status_code == 200:
+                if http.get(f"{self.api}/healthz").status_code == 200:
                     return
             except httpx.TransportError:
                 if self.process.poll() is not None:
@@ -62,7 +69,7 @@ class Backend:
         raise AssertionError("backend did not become healthy")
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api, headers=HEADERS, timeout=10)
+        return httpx.Client(base_url=self.api, headers=HEADERS, timeout=10, verify=default_trust())
 
     def create_cache(self, name: str, plan: str = "100mb") -> dict:
         with self.admin() as client:
@@ -202,18 +209,16 @@ def test_the_lru_order_survives_a_restart(tmp_path: Path, backends: list[Backend
     assert lru_keys(ascii_client(second.cache(info["id"]))) == order
 
 
-def test_sigkill_starts_empty(tmp_path: Path, backends: list[Backend]) -> None:
-    first = Backend(tmp_path)
-    backends.append(first)
-    info = first.create_cache("warm")
-    fill(info)
-    first.stop()
-    second = Backend(tmp_path)  # loads the snapshot, and removes it
+def test_sigkill_starts_empty(
+    tmp_path: Path, backends: list[Backend], saved: tuple[Path, dict]
+) -> None:
+    data, info = copy_of(saved, tmp_path)  # as a clean stop left it, snapshot included
+    second = Backend(data)  # loads the snapshot, and removes it
     backends.append(second)
     info = second.cache(info["id"])
     assert ascii_client(info).get("plain") == b"value"
     second.stop(signal.SIGKILL)
-    third = Backend(tmp_path)
+    third = Backend(data)
     backends.append(third)
     info = third.cache(info["id"])
     mc = ascii_client(info)
@@ -224,29 +229,52 @@ def test_sigkill_starts_empty(tmp_path: Path, backends: list[Backend]) -> None:
 BIG = b"x" * 600_000  # two of them do not fit in one 1 MiB chunk of the snapshot
 
 
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """A data dir as a clean stop leaves it, and its cache: ``fill``'s items and two BIG
+    values (a snapshot of two chunks). The tests that only need to start from a saved
+    snapshot each start from a copy of it (``copy_of``): one process start, fill and
+    stop for them all instead of one each."""
+    data = tmp_path_factory.mktemp("saved") / "data"
+    first = Backend(data)
+    try:
+        info = first.create_cache("warm")
+        fill(info)
+        mc = ascii_client(info)
+        assert mc.set("big-1", BIG, noreply=False) and mc.set("big-2", BIG, noreply=False)
+        mc.close()
+        first.stop()
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+            first.process.communicate()
+    assert snapshot_path(data, info["cluster"]).exists()
+    yield data, info
+
+
+def copy_of(saved: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dict]:
+    """This test's own copy of the ``saved`` data dir (loading a snapshot removes it)."""
+    data = tmp_path / "data"
+    shutil.copytree(saved[0], data)
+    return data, saved[1]
+
+
 @pytest.mark.parametrize("damage", ["flip a byte", "flip the last byte", "truncate"])
 def test_a_damaged_snapshot_is_refused_with_a_warning_and_the_start_is_empty(
-    tmp_path: Path, backends: list[Backend], damage: str
+    tmp_path: Path, backends: list[Backend], damage: str, saved: tuple[Path, dict]
 ) -> None:
-    first = Backend(tmp_path)
-    backends.append(first)
-    info = first.create_cache("warm")
-    fill(info)
-    mc = ascii_client(info)
-    assert mc.set("big-1", BIG, noreply=False) and mc.set("big-2", BIG, noreply=False)
-    mc.close()
-    first.stop()
-    path = snapshot_path(tmp_path, info["cluster"])
-    data = bytearray(path.read_bytes())
+    data, info = copy_of(saved, tmp_path)  # big-1 and big-2 make two chunks
+    path = snapshot_path(data, info["cluster"])
+    damaged = bytearray(path.read_bytes())
     if damage == "flip a byte":
-        data[200] ^= 0x01  # in the first chunk
+        damaged[200] ^= 0x01  # in the first chunk
     elif damage == "flip the last byte":
-        data[-1] ^= 0x01  # the second chunk's tag: the first chunk loaded, then undone
+        damaged[-1] ^= 0x01  # the second chunk's tag: the first chunk loaded, then undone
     else:
-        del data[-20:]
-    path.write_bytes(bytes(data))
+        del damaged[-20:]
+    path.write_bytes(bytes(damaged))
 
-    second = Backend(tmp_path)
+    second = Backend(data)
     backends.append(second)
     assert not path.exists()
     info = second.cache(info["id"])
@@ -258,13 +286,11 @@ def test_a_damaged_snapshot_is_refused_with_a_warning_and_the_start_is_empty(
     assert f"warning: warm restart: the snapshot of cluster {info['cluster']} was refused" in out
 
 
-def test_a_snapshot_of_another_key_file_is_refused(tmp_path: Path, backends: list[Backend]) -> None:
-    first = Backend(tmp_path / "one")
-    backends.append(first)
-    info = first.create_cache("warm")
-    fill(info)
-    first.stop()
-    path = snapshot_path(tmp_path / "one", info["cluster"])
+def test_a_snapshot_of_another_key_file_is_refused(
+    tmp_path: Path, backends: list[Backend], saved: tuple[Path, dict]
+) -> None:
+    data, info = saved
+    path = snapshot_path(data, info["cluster"])  # only read: the saved dir stays as it is
     other = tmp_path / "two"
     other.mkdir()
     shutil.copy(path, snapshot_path(other, info["cluster"]))
@@ -298,7 +324,7 @@ def test_a_cache_deleted_or_moved_while_down_does_not_come_back(
     with admin.admin() as client:
         assert client.delete(f"/api/v1/admin/caches/{deleted['id']}").status_code == 204
     dashboard = moved["dashboard_url"].replace(first.api, admin.api) + "/api"
-    migrated = httpx.post(f"{dashboard}/migrate", timeout=10)
+    migrated = http.post(f"{dashboard}/migrate", timeout=10)
     assert migrated.status_code == 200, migrated.text
     assert migrated.json()["previous_cluster"] == moved["cluster"]
     admin.stop()
