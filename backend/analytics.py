@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
-from backend.latency import TIMED_PER_S, TIMED_PER_S_PROCESS, merge, summary
+from backend.latency import LEVELS_US, TIMED_PER_S, TIMED_PER_S_PROCESS, levels, merge
 from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ _read_counters: Callable[[CacheStats], tuple[int, ...]] = operator.attrgetter(*C
 # times come from the tick or bucket a row sits at, hit rates from consecutive rows.
 ROW = ("memory_used", "memory_limit", "items", "curr_connections", *COUNTERS, *LATENCY_FIELDS)
 MEMORY, LIMIT, ITEMS, CONNS, HITS, MISSES = range(6)
-LAT = ROW.index(LATENCY_FIELDS[0])  # where the latency columns start (stored -1: none)
+LAT = ROW.index(LATENCY_FIELDS[0])  # where the latency levels start (stored -1: none)
 LAT_MAX = LAT + 2
 _STORED = (
     "t",
@@ -167,11 +167,11 @@ Point = tuple[Any, ...]
 
 
 def _sample(point: Point) -> dict[str, Any]:
-    """A point as the API serves it (a stored -1 latency is None: no read then)."""
+    """A point as the API serves it: a latency level as its µs (-1 is None: no read)."""
     sample = {name: point[i] for name, i in _EXPOSED}
     for name, i in _LATENCY:
         value = point[i]
-        sample[name] = value if value >= 0 else None
+        sample[name] = LEVELS_US[value] if value >= 0 else None
     return sample
 
 
@@ -275,7 +275,7 @@ class _Rollup:
         last = self.last
         assert last is not None
         gauges = (self.memory, self.limit, self.items, self.conns)
-        return gauges + last[HITS:LAT] + summary(self.window)
+        return gauges + last[HITS:LAT] + levels(self.window)
 
     def current(self) -> Point:
         """The bucket being filled, as a point (needs at least one row added)."""
@@ -441,7 +441,7 @@ class Analytics:
                     track.fine.append(tick, prev, times)  # idle: the same row again
                     track.seen = now
                     continue
-                row = (*usage, conns) + track.counters + summary(window)
+                row = (*usage, conns) + track.counters + levels(window)
                 self._record(track, tick, times, minute, row, window)
                 track.usage, track.seen = usage, now
                 continue
@@ -451,7 +451,7 @@ class Analytics:
             offsets = track.offsets
             track.counters = raw if offsets is None else tuple(map(add, raw, offsets))
             usage = engine.usage()
-            row = (*usage, stats.curr_connections) + track.counters + summary(window)
+            row = (*usage, stats.curr_connections) + track.counters + levels(window)
             self._record(track, tick, times, minute, row, window)
             track.usage, track.seen = usage, now
         self._adjust_timing(answered)
