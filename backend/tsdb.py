@@ -247,8 +247,9 @@ class Series:
         self._part = PART * width  # values of raw rows an open chunk holds at most
         self._chunks: list[_Chunk] = []  # a list: fewer bytes than a deque, and short
         self._held = 0  # rows in closed chunks
-        # The last row dropped (or the chunk holding it, decoded when first asked).
-        self._dropped: _Chunk | Row | None = None
+        # The last row dropped: decoded when its chunk is dropped (once per chunk, ~0.1 ms
+        # for 128 rows), rather than the whole encoded chunk kept for one row.
+        self._dropped: Row | None = None
         # The open chunk: block, its times, slots [_start, _next) plus _mask, _n rows.
         self._block = 0
         self._times: Block | None = None
@@ -304,6 +305,8 @@ class Series:
 
     def _close(self) -> None:
         mask = self._mask | self._stretch()
+        if mask == self._full:
+            mask = self._full  # the one shared int, not ~40 bytes per chunk
         n, times, block = self._n, self._times, self._block
         self._n = 0
         self._held += n
@@ -363,7 +366,11 @@ class Series:
             if first.rows > spare:
                 return
             del chunks[0]
-            self._dropped = first if isinstance(first.data, bytes) else first.data
+            data = first.data
+            if isinstance(data, bytes):
+                width = self.width
+                data = tuple(decode_flat(data, first.rows, width, self.dod)[-width:])
+            self._dropped = data
             self._held -= first.rows
 
     # -- reading ----------------------------------------------------------------------
@@ -390,15 +397,8 @@ class Series:
         times = [t for part in parts for t in part[1]]
         rows = [r for part in parts for r in part[2]]
         start = len(rows) - n
-        before = rows[start - 1] if start > 0 else self._last_dropped()
+        before = rows[start - 1] if start > 0 else self._dropped
         return slots[start:], times[start:], rows[start:], before
-
-    def _last_dropped(self) -> Row | None:
-        dropped = self._dropped
-        if isinstance(dropped, _Chunk):
-            assert isinstance(dropped.data, bytes)
-            dropped = self._dropped = decode(dropped.data, dropped.rows, self.width, self.dod)[-1]
-        return dropped
 
     def _rows(self) -> list[Row]:
         """The open chunk's rows."""
@@ -455,6 +455,6 @@ class Series:
         if self._flat is not None:
             size += sys.getsizeof(self._flat)
         size += sys.getsizeof(self._parts) + sum(sys.getsizeof(p[1]) + 56 for p in self._parts)
-        if isinstance(self._dropped, _Chunk):
-            size += self._dropped.nbytes()
+        if self._dropped is not None:
+            size += sys.getsizeof(self._dropped)
         return size
