@@ -227,7 +227,7 @@ class _Rollup:
 
     def __init__(self, resolution: float, points: int, chunk: int) -> None:
         self.resolution = resolution
-        self.buckets = Series(len(ROW), points, chunk, resolution, dod=True)
+        self.buckets = Series(len(ROW), points, chunk, resolution, dod=True, dense=True)
         self.index: int | None = None
         # Hits/misses just before the very first point, for the first bucket's hit rate.
         self.origin: tuple[int, int] | None = None
