@@ -20,7 +20,9 @@ value for a busy cache and nothing for an idle one:
   of small deltas are runs of 0x00 or 0xff) and deflated. This is Gorilla's delta/XOR plus
   bit packing with deflate as the packer: bit packing in pure Python costs ~10 µs a row,
   this is all C (``map``, ``array``, slicing, ``zlib``) and reads back with
-  ``itertools.accumulate``. Each chunk decodes on its own.
+  ``itertools.accumulate``. Each chunk decodes on its own. A ``dense`` series (appended
+  to rarely: rollups) packs its closed chunks with LZMA instead (~10 % smaller, ~7x the
+  time, paid once per chunk) and parks its open rows 4 at a time, as one part.
 * **Runs**: consecutive full constant chunks with the same row merge into one run, so an
   idle series is one small object whatever its length.
 
