@@ -93,7 +93,8 @@ def encode(flat: Sequence[int], width: int, dod: bool = False, dense: bool = Fal
     return zlib.compress(planes, _LEVEL, _RAW)
 
 
-def _columns(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> list[Iterable[int]]:
+def _values(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> array[int]:
+    """The encoded values, column by column (deltas, or zigzag deltas of deltas)."""
     if dense:
         planes = lzma.decompress(data, lzma.FORMAT_RAW, filters=_LZMA)
     else:
@@ -104,6 +105,11 @@ def _columns(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> list
         plain[i::8] = planes[i * size : (i + 1) * size]
     values = array("Q" if dod else "q")
     values.frombytes(plain)
+    return values
+
+
+def _columns(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> list[Iterable[int]]:
+    values = _values(data, rows, width, dod, dense)
     columns: list[Iterable[int]] = []
     for c in range(width):
         column = values[c * rows : (c + 1) * rows]
@@ -123,6 +129,14 @@ def _columns(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> list
 def decode(data: bytes, rows: int, width: int, dod: bool = False, dense: bool = False) -> list[Row]:
     """The rows ``encode`` was given (``rows`` of them, the same ``dod`` and ``dense``)."""
     return list(zip(*_columns(data, rows, width, dod, dense), strict=True))
+
+
+def last_row(data: bytes, rows: int, width: int, dod: bool = False, dense: bool = False) -> Row:
+    """The last row ``encode`` was given: with plain deltas a sum per column (no row built)."""
+    if dod:
+        return tuple(decode_flat(data, rows, width, dod, dense)[-width:])
+    values = _values(data, rows, width, dod, dense)
+    return tuple(sum(values[c * rows : (c + 1) * rows]) for c in range(width))
 
 
 def decode_flat(
@@ -394,8 +408,7 @@ class Series:
             del chunks[0]
             data = first.data
             if isinstance(data, bytes):
-                width = self.width
-                data = tuple(decode_flat(data, first.rows, width, self.dod, self.dense)[-width:])
+                data = last_row(data, first.rows, self.width, self.dod, self.dense)
             self._dropped = data
             self._held -= first.rows
 

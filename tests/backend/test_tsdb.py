@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.tsdb import Series, Timeline, decode, decode_flat, encode
+from backend.tsdb import Series, Timeline, decode, decode_flat, encode, last_row
 
 WIDTH = 3
 values = st.integers(min_value=0, max_value=2**60)
@@ -75,6 +75,7 @@ def test_encode_decode_round_trip(rows: list[tuple[int, int]], dod: bool, dense:
     data = encode(flat, 2, dod, dense)
     assert decode(data, len(rows), 2, dod, dense) == rows
     assert decode_flat(data, len(rows), 2, dod, dense).tolist() == flat
+    assert last_row(data, len(rows), 2, dod, dense) == rows[-1]
 
 
 def test_an_unchanging_series_is_one_run() -> None:
