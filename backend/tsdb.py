@@ -20,7 +20,9 @@ value for a busy cache and nothing for an idle one:
   of small deltas are runs of 0x00 or 0xff) and deflated. This is Gorilla's delta/XOR plus
   bit packing with deflate as the packer: bit packing in pure Python costs ~10 µs a row,
   this is all C (``map``, ``array``, slicing, ``zlib``) and reads back with
-  ``itertools.accumulate``. Each chunk decodes on its own.
+  ``itertools.accumulate``. Each chunk decodes on its own. A ``dense`` series (appended
+  to rarely: rollups) packs its closed chunks with LZMA instead (~10 % smaller, ~7x the
+  time, paid once per chunk) and parks its open rows 4 at a time, as one part.
 * **Runs**: consecutive full constant chunks with the same row merge into one run, so an
   idle series is one small object whatever its length.
 
@@ -34,6 +36,7 @@ Single-threaded: the caller owns the series (analytics: the control thread).
 
 from __future__ import annotations
 
+import lzma
 import operator
 import sys
 import weakref
@@ -49,20 +52,26 @@ Times = Block | tuple[Block, ...] | None
 
 _LEVEL = 6  # deflate level: 1 is ~8 % bigger for ~30 % less time, both negligible per row
 _RAW = -15  # raw deflate: no zlib header or checksum (6 bytes a chunk)
+# ``dense``: raw LZMA2 (no container), 4 KiB dictionary (a chunk is smaller), no literal
+# context (bytes of one plane do not predict each other): ~10 % smaller than deflate on
+# rollup chunks, for ~1.2 ms instead of ~0.16 ms per 120-row chunk to encode, ~0.15 ms
+# instead of ~0.04 ms to decode. Only for closed chunks of series appended to rarely.
+_LZMA = [{"id": lzma.FILTER_LZMA2, "dict_size": 4096, "lc": 0, "lp": 0, "pb": 0}]
 
 
 def _delta(values: Sequence[int]) -> list[int]:
     return [*values[:1], *map(operator.sub, values[1:], values[:-1])]
 
 
-def encode(flat: Sequence[int], width: int, dod: bool = False) -> bytes:
+def encode(flat: Sequence[int], width: int, dod: bool = False, dense: bool = False) -> bytes:
     """Rows of ``width`` integers, row-major in ``flat``, as one compressed chunk.
 
     Per column, the first value then the deltas (``dod``: the first delta then deltas of
     deltas, zigzag-mapped so that small negatives become small positives: a steady rate
     gives zeros), as 64-bit integers laid out byte plane by byte plane, deflated. Deltas
     cost 2 passes over the values, ``dod`` 6: it is for series appended to rarely (~4 %
-    smaller). Values and their deltas (of deltas) must fit in 62 bits.
+    smaller). Values and their deltas (of deltas) must fit in 62 bits. ``dense``: LZMA
+    rather than deflate (see ``_LZMA``).
     """
     if dod:
         columns: list[Iterable[int]] = []
@@ -79,17 +88,28 @@ def encode(flat: Sequence[int], width: int, dod: bool = False) -> bytes:
         changes.extend(map(operator.sub, flat[width:], flat[:-width]))
         plain = b"".join(changes[c::width].tobytes() for c in range(width))
     planes = b"".join(plain[i::8] for i in range(8))
+    if dense:
+        return lzma.compress(planes, lzma.FORMAT_RAW, filters=_LZMA)
     return zlib.compress(planes, _LEVEL, _RAW)
 
 
-def _columns(data: bytes, rows: int, width: int, dod: bool) -> list[Iterable[int]]:
-    planes = zlib.decompress(data, _RAW)
+def _values(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> array[int]:
+    """The encoded values, column by column (deltas, or zigzag deltas of deltas)."""
+    if dense:
+        planes = lzma.decompress(data, lzma.FORMAT_RAW, filters=_LZMA)
+    else:
+        planes = zlib.decompress(data, _RAW)
     size = rows * width
     plain = bytearray(size * 8)
     for i in range(8):
         plain[i::8] = planes[i * size : (i + 1) * size]
     values = array("Q" if dod else "q")
     values.frombytes(plain)
+    return values
+
+
+def _columns(data: bytes, rows: int, width: int, dod: bool, dense: bool) -> list[Iterable[int]]:
+    values = _values(data, rows, width, dod, dense)
     columns: list[Iterable[int]] = []
     for c in range(width):
         column = values[c * rows : (c + 1) * rows]
@@ -106,15 +126,25 @@ def _columns(data: bytes, rows: int, width: int, dod: bool) -> list[Iterable[int
     return columns
 
 
-def decode(data: bytes, rows: int, width: int, dod: bool = False) -> list[Row]:
-    """The rows ``encode`` was given (``rows`` of them, the same ``dod``), as tuples."""
-    return list(zip(*_columns(data, rows, width, dod), strict=True))
+def decode(data: bytes, rows: int, width: int, dod: bool = False, dense: bool = False) -> list[Row]:
+    """The rows ``encode`` was given (``rows`` of them, the same ``dod`` and ``dense``)."""
+    return list(zip(*_columns(data, rows, width, dod, dense), strict=True))
 
 
-def decode_flat(data: bytes, rows: int, width: int, dod: bool = False) -> array[int]:
+def last_row(data: bytes, rows: int, width: int, dod: bool = False, dense: bool = False) -> Row:
+    """The last row ``encode`` was given: with plain deltas a sum per column (no row built)."""
+    if dod:
+        return tuple(decode_flat(data, rows, width, dod, dense)[-width:])
+    values = _values(data, rows, width, dod, dense)
+    return tuple(sum(values[c * rows : (c + 1) * rows]) for c in range(width))
+
+
+def decode_flat(
+    data: bytes, rows: int, width: int, dod: bool = False, dense: bool = False
+) -> array[int]:
     """What ``encode`` was given, row-major in an ``array('q')`` (no tuple built)."""
     flat = array("q", bytes(rows * width * 8))
-    for c, column in enumerate(_columns(data, rows, width, dod)):
+    for c, column in enumerate(_columns(data, rows, width, dod, dense)):
         flat[c::width] = array("q", column)
     return flat
 
@@ -181,12 +211,12 @@ _DECODED: dict[int, tuple[weakref.ref[_Chunk], list[Row]]] = {}
 DECODED_CHUNKS = 32
 
 
-def _decoded(chunk: _Chunk, width: int, dod: bool) -> list[Row]:
+def _decoded(chunk: _Chunk, width: int, dod: bool, dense: bool) -> list[Row]:
     hit = _DECODED.get(id(chunk))
     if hit is not None and hit[0]() is chunk:
         return hit[1]
     assert isinstance(chunk.data, bytes)
-    rows = decode(chunk.data, chunk.rows, width, dod)
+    rows = decode(chunk.data, chunk.rows, width, dod, dense)
     _DECODED[id(chunk)] = (weakref.ref(chunk), rows)
     if len(_DECODED) > DECODED_CHUNKS:
         del _DECODED[next(iter(_DECODED))]
@@ -197,6 +227,9 @@ _FULL: dict[int, int] = {}
 # Rows an open chunk keeps raw (8 bytes a value) before encoding them as a part; parts are
 # re-encoded as one when the chunk closes (~10 % smaller than the parts).
 PART = 16
+# A dense series (appended to rarely: a minute, an hour) keeps fewer rows raw and its
+# parts as one: each part re-encodes the rows parked before it with its own (~0.2 ms).
+DENSE_PART = 4
 
 
 class Series:
@@ -215,6 +248,7 @@ class Series:
         "_full",
         "_part",
         "dod",
+        "dense",
         "_chunks",
         "_held",
         "_dropped",
@@ -237,18 +271,21 @@ class Series:
         size: int = 64,
         resolution: float | None = None,
         dod: bool = False,
+        dense: bool = False,
     ) -> None:
         self.width = width
         self.dod = dod  # encode deltas of deltas (see ``encode``)
+        self.dense = dense  # closed chunks in LZMA (see ``encode``); open parts in deflate
         self.capacity = capacity
         self.size = size
         self.resolution = resolution
         self._full = _FULL.setdefault(size, (1 << size) - 1)
-        self._part = PART * width  # values of raw rows an open chunk holds at most
+        self._part = (DENSE_PART if dense else PART) * width  # raw values held at most
         self._chunks: list[_Chunk] = []  # a list: fewer bytes than a deque, and short
         self._held = 0  # rows in closed chunks
-        # The last row dropped (or the chunk holding it, decoded when first asked).
-        self._dropped: _Chunk | Row | None = None
+        # The last row dropped: decoded when its chunk is dropped (once per chunk, ~0.1 ms
+        # for 128 rows), rather than the whole encoded chunk kept for one row.
+        self._dropped: Row | None = None
         # The open chunk: block, its times, slots [_start, _next) plus _mask, _n rows.
         self._block = 0
         self._times: Block | None = None
@@ -284,6 +321,9 @@ class Series:
         assert flat is not None
         flat.extend(row)
         if len(flat) >= self._part:
+            if self.dense and self._parts:
+                rows, data = self._parts.pop()
+                flat = decode_flat(data, rows, self.width, self.dod) + flat
             self._parts.append((len(flat) // self.width, encode(flat, self.width, self.dod)))
             self._flat = array("q")
 
@@ -304,6 +344,8 @@ class Series:
 
     def _close(self) -> None:
         mask = self._mask | self._stretch()
+        if mask == self._full:
+            mask = self._full  # the one shared int, not ~40 bytes per chunk
         n, times, block = self._n, self._times, self._block
         self._n = 0
         self._held += n
@@ -318,7 +360,8 @@ class Series:
                     flat.extend(decode_flat(data, rows, self.width, self.dod))
                 flat.extend(latest)
                 self._parts = []
-            self._chunks.append(_Chunk(block, mask, n, times, encode(flat, self.width, self.dod)))
+            data = encode(flat, self.width, self.dod, self.dense)
+            self._chunks.append(_Chunk(block, mask, n, times, data))
             self._flat = None
             return
         chunks = self._chunks
@@ -363,7 +406,10 @@ class Series:
             if first.rows > spare:
                 return
             del chunks[0]
-            self._dropped = first if isinstance(first.data, bytes) else first.data
+            data = first.data
+            if isinstance(data, bytes):
+                data = last_row(data, first.rows, self.width, self.dod, self.dense)
+            self._dropped = data
             self._held -= first.rows
 
     # -- reading ----------------------------------------------------------------------
@@ -390,15 +436,8 @@ class Series:
         times = [t for part in parts for t in part[1]]
         rows = [r for part in parts for r in part[2]]
         start = len(rows) - n
-        before = rows[start - 1] if start > 0 else self._last_dropped()
+        before = rows[start - 1] if start > 0 else self._dropped
         return slots[start:], times[start:], rows[start:], before
-
-    def _last_dropped(self) -> Row | None:
-        dropped = self._dropped
-        if isinstance(dropped, _Chunk):
-            assert isinstance(dropped.data, bytes)
-            dropped = self._dropped = decode(dropped.data, dropped.rows, self.width, self.dod)[-1]
-        return dropped
 
     def _rows(self) -> list[Row]:
         """The open chunk's rows."""
@@ -426,7 +465,7 @@ class Series:
             times = self._times_of(slots, chunk.block, chunk.times)
         data = chunk.data
         if isinstance(data, bytes):
-            rows = _decoded(chunk, self.width, self.dod)
+            rows = _decoded(chunk, self.width, self.dod, self.dense)
         else:
             rows = [data] * chunk.rows
         return slots, times, rows
@@ -455,6 +494,6 @@ class Series:
         if self._flat is not None:
             size += sys.getsizeof(self._flat)
         size += sys.getsizeof(self._parts) + sum(sys.getsizeof(p[1]) + 56 for p in self._parts)
-        if isinstance(self._dropped, _Chunk):
-            size += self._dropped.nbytes()
+        if self._dropped is not None:
+            size += sys.getsizeof(self._dropped)
         return size

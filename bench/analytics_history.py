@@ -7,7 +7,8 @@ by a fake clock, so both are measured in the same run on the same machine:
 * **bytes per cache** after the full history (900 s + 24 h + 30 d, filled with hour, then
   minute, then second steps), for an idle cache and for an active one (traffic drawn at
   random every step: ~20 gets/s, 90 % hits, sets, deletes, value sizes 100-2000 B, the
-  odd flush), measured with tracemalloc: everything the ``Analytics`` holds alive;
+  odd flush, 20 timed reads of random latency, ~20 µs median), measured with
+  tracemalloc: everything the ``Analytics`` holds alive;
 * **sampling CPU** per tick with ``--caches`` idle caches (and the same with every cache
   active), as a share of one core at a 1 s interval.
 
@@ -37,6 +38,7 @@ from backend import analytics as new_analytics  # noqa: E402
 from backend.control.models import Cache  # noqa: E402
 from backend.dataplane import DataPlane  # noqa: E402
 from backend.engine import Mode  # noqa: E402
+from backend.latency import CommandLatency  # noqa: E402
 from backend.throttle import AuthThrottle  # noqa: E402
 from backend.topology import default_topology  # noqa: E402
 
@@ -103,6 +105,10 @@ class Traffic:
         if r.random() < 0.0002 * seconds:
             engine.flush()
             stats.cmd_flush += 1
+        if engine.latency is None:  # what the listener does at the first connection
+            engine.latency = CommandLatency()
+        for _ in range(20):  # reads timed: p50, p99 and max move every step
+            engine.latency.record(int(r.lognormvariate(10, 1)) + 1)
 
 
 def fill(module: Any, n_idle: int, n_active: int) -> tuple[Any, DataPlane]:

@@ -392,7 +392,8 @@ class Sample(Schema):
         default=None,
         description="median command latency over this point's span, µs: from the proxy's "
         "read of a command to its write of the reply (a pipelined batch counts once); "
-        "null when no read was answered",
+        "null when no read was answered. Latencies are kept to within 5.1 % (the nearest "
+        "of 24 levels a decade; 1 µs under 20 µs)",
     )
     latency_p99_us: int | None = Field(default=None, description="99th percentile, µs")
     latency_max_us: int | None = Field(default=None, description="the longest, µs")

@@ -28,14 +28,18 @@ from backend.dataplane import DataPlane
 from backend.latency import (
     BOUNDS_NS,
     BUCKETS,
+    LEVELS_US,
     MAX,
     PROMETHEUS_BOUNDS_S,
     TIMED_PER_S,
     TIMED_PER_S_PROCESS,
     CommandLatency,
+    level,
+    levels,
     merge,
     prometheus_buckets,
     quantile,
+    rounded,
     summary,
 )
 from backend.throttle import AuthThrottle
@@ -79,6 +83,28 @@ def test_a_steady_delay_reads_as_itself_not_as_its_bucket_bound() -> None:
         recorder.record(40_000_000 + extra * 1000)  # 40.0 to 40.1 ms: bucket (40, 50] ms
     p50, p99, top = summary(recorder.take())
     assert 40_000 <= p50 <= p99 <= top == 40_099
+
+
+def test_history_levels_keep_a_latency_within_five_percent() -> None:
+    """What analytics stores: the nearest level, 5.1 % at most (1 µs below 20 µs), each
+    level its own code, clamped above the last; levels of a window are summary's."""
+    assert [level(us) for us in LEVELS_US] == list(range(len(LEVELS_US)))
+    assert level(-1) == -1 and rounded(-1) == -1 and rounded(0) == 0
+    for us in range(0, 20):
+        assert abs(rounded(us) - us) <= 1
+    rnd = random.Random(11)
+    for us in [*range(20, 5000), *(int(rnd.lognormvariate(10, 4)) + 20 for _ in range(5000))]:
+        got = rounded(us)
+        assert abs(got - us) <= 0.051 * us, (us, got)
+        assert rounded(got) == got
+        assert LEVELS_US[level(us)] == got
+    assert rounded(10**15) == LEVELS_US[-1] == 10**12
+    recorder = CommandLatency()
+    for ns in (40_000_000, 40_050_000, 40_099_000):
+        recorder.record(ns)
+    window = recorder.take()
+    assert [LEVELS_US[v] for v in levels(window)] == [rounded(us) for us in summary(window)]
+    assert levels(None) == (-1, -1, -1)
 
 
 def test_windows_merge_into_the_percentiles_of_all_their_reads() -> None:

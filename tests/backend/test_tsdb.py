@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.tsdb import Series, Timeline, decode, decode_flat, encode
+from backend.tsdb import Series, Timeline, decode, decode_flat, encode, last_row
 
 WIDTH = 3
 values = st.integers(min_value=0, max_value=2**60)
@@ -36,6 +36,8 @@ def test_series_reads_back_the_last_rows_of_a_list(history, data) -> None:
     timeline = Timeline(size)
     fine = Series(WIDTH, capacity, size)  # times from the timeline
     coarse = Series(WIDTH, capacity, size, resolution=60.0, dod=True)  # times = slot x 60
+    # LZMA chunks, open rows parked 4 at a time as one part
+    dense = Series(WIDTH, capacity, size, resolution=60.0, dod=True, dense=True)
     kept: list[tuple[int, float, tuple[int, ...]]] = []
     slot = data.draw(st.integers(0, 10**6))
     for i, (step, row) in enumerate(steps):
@@ -44,6 +46,7 @@ def test_series_reads_back_the_last_rows_of_a_list(history, data) -> None:
         fine.append(tick, row, timeline.block)
         slot += step
         coarse.append(slot, row)
+        dense.append(slot, row)
         kept.append((tick, timeline.block[tick % size], row))
         if i % 37 == 0 or i == len(steps) - 1:
             n = data.draw(st.integers(1, capacity + 5))
@@ -58,18 +61,21 @@ def test_series_reads_back_the_last_rows_of_a_list(history, data) -> None:
             slots, times, rows, was = coarse.read(n)
             assert rows == [k[2] for k in last] and was == before
             assert times == [s * 60.0 for s in slots]
-            assert len(fine) == len(coarse) == min(capacity, len(kept))
+            assert dense.read(n) == (slots, times, rows, was)
+            assert len(fine) == len(coarse) == len(dense) == min(capacity, len(kept))
 
 
 @given(
     st.lists(st.tuples(values, st.integers(-(2**40), 2**40)), min_size=1, max_size=200),
     st.booleans(),
+    st.booleans(),
 )
-def test_encode_decode_round_trip(rows: list[tuple[int, int]], dod: bool) -> None:
+def test_encode_decode_round_trip(rows: list[tuple[int, int]], dod: bool, dense: bool) -> None:
     flat = [v for row in rows for v in row]
-    data = encode(flat, 2, dod)
-    assert decode(data, len(rows), 2, dod) == rows
-    assert decode_flat(data, len(rows), 2, dod).tolist() == flat
+    data = encode(flat, 2, dod, dense)
+    assert decode(data, len(rows), 2, dod, dense) == rows
+    assert decode_flat(data, len(rows), 2, dod, dense).tolist() == flat
+    assert last_row(data, len(rows), 2, dod, dense) == rows[-1]
 
 
 def test_an_unchanging_series_is_one_run() -> None:
