@@ -31,15 +31,15 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from one_cache import LOGIN, one_cache_dataplane  # noqa: E402
+
 from backend.activity import CredentialActivity  # noqa: E402
-from backend.control.models import Cache, Credential  # noqa: E402
-from backend.dataplane import DataPlane  # noqa: E402
+from backend.control.models import Credential  # noqa: E402
 from backend.engine import Mode  # noqa: E402
 from backend.protocol import ascii as ascii_codec  # noqa: E402
 from backend.protocol import commands as after  # noqa: E402
 from backend.session import AuthenticatedSession, Session  # noqa: E402
 from backend.store import LruEngine  # noqa: E402
-from backend.throttle import AuthThrottle  # noqa: E402
 from backend.topology import default_topology  # noqa: E402
 
 
@@ -69,15 +69,9 @@ def block(commands: ModuleType, session: AuthenticatedSession, keys: list[bytes]
 
 def ascii_session() -> ascii_codec.AsciiCodec:
     """An ASCII codec logged in to a cache of a real data plane (no socket, no loop)."""
-    dataplane = DataPlane(default_topology(), AuthThrottle(limit=10**9, user_limit=10**9))
-    cluster = next(iter(dataplane.topology.clusters()))
-    cache = Cache("cbench", "bench", "1gb", cluster.region, cluster.name)
-    credential = Credential("BENCHUSER", b"secret", cache.id)
-    cache.credentials.append(credential)
-    dataplane.credentials[credential.username] = credential
-    dataplane.caches[cache.id] = cache
+    dataplane, cluster = one_cache_dataplane()
     codec = ascii_codec.AsciiCodec(Session(dataplane, "127.0.0.1", cluster.region, lambda: None))
-    assert codec.feed(b"set BENCHUSER 0 0 6\r\nsecret\r\n") == b"STORED\r\n"
+    assert codec.feed(LOGIN) == b"STORED\r\n"
     return codec
 
 

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from one_cache import LOGIN, one_cache_dataplane
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,23 +68,13 @@ async def measure(reads: int, per_second: int) -> float:
     Every ``per_second`` reads, what analytics does each second where it exists (the
     latency window taken, which sets how many reads are timed): the cache answers that
     many reads a second."""
-    from backend.control.models import Cache, Credential
-    from backend.dataplane import DataPlane
     from backend.listeners import MemcacheProtocol
-    from backend.throttle import AuthThrottle
-    from backend.topology import default_topology
 
-    dataplane = DataPlane(default_topology(), AuthThrottle(limit=10**9, user_limit=10**9))
-    cluster = next(iter(dataplane.topology.clusters()))
-    cache = Cache("cbench", "bench", "1gb", cluster.region, cluster.name)
-    credential = Credential("BENCHUSER", b"secret", cache.id)
-    cache.credentials.append(credential)
-    dataplane.credentials[credential.username] = credential
-    dataplane.caches[cache.id] = cache
+    dataplane, cluster = one_cache_dataplane()
     transport = Transport()
     protocol = MemcacheProtocol(dataplane, cluster.region, 60.0)
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    protocol.data_received(b"set BENCHUSER 0 0 6\r\nsecret\r\n")
+    protocol.data_received(LOGIN)
     assert protocol.counters is not None, "the login failed"
     distinct = 1000
     gets = [b"get user:%d\r\n" % i for i in range(distinct)]
