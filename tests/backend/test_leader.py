@@ -84,12 +84,14 @@ class Service:
             backend.stop()
 
     def leader(self) -> str | None:
-        """The cluster of the process holding the monitor's lock (its application name
-        carries the process id, host:pid:tag)."""
+        """The cluster of the process holding the monitor's lock in this test's database
+        (its application name carries the process id, host:pid:tag); other tests' services
+        on the same server hold their own."""
         with psycopg.connect(self.url) as db:
             row = db.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a"
                 " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
                 (LEADER_LOCK,),
             ).fetchone()
