@@ -304,16 +304,3 @@ def each_database_service(
         running = RunningService(config).start()
         yield running
         running.stop()
-
-
-# The longest files, first: two workers take whole files in collection order, so a long
-# file collected last runs alone at the end while the other worker idles.
-LONGEST_FIRST = ("test_openapi_fuzz.py", "test_warm_restart.py", "test_leader.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: the order within each file and among the rest is kept
