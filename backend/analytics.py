@@ -84,21 +84,30 @@ implementation before compression in one run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import operator
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from backend.events import CacheDeleted, EventBus
-from backend.latency import LEVELS_US, TIMED_PER_S, TIMED_PER_S_PROCESS, levels, merge
+from backend.latency import (
+    LEVELS_US,
+    NO_LATENCY,
+    TIMED_PER_S,
+    TIMED_PER_S_PROCESS,
+    levels,
+    merge,
+)
 from backend.tsdb import Block, Row, Series, Timeline
 
 if TYPE_CHECKING:
     from backend.dataplane import DataPlane
-    from backend.engine import Usage
+    from backend.engine import Engine, Usage
     from backend.store import CacheStats
 
 log = logging.getLogger(__name__)
@@ -125,6 +134,8 @@ LATENCY_FIELDS = ("latency_p50_us", "latency_p99_us", "latency_max_us")
 
 # Full resolution is kept this long; coarser tiers are (resolution_s, points).
 FINE_RETENTION_S = 15 * 60
+# Each cache is visited at least this often, noted as changed or not (``Analytics._visits``).
+ROUND_S = 10 * 60
 MINUTE_TIER = (60.0, 24 * 60)
 HOUR_TIER = (3600.0, 30 * 24)
 
@@ -337,6 +348,8 @@ class _Track:
         "usage",
         "prev",
         "seen",
+        "next",
+        "present",
     )
 
     def __init__(self, fine_points: int) -> None:
@@ -352,6 +365,8 @@ class _Track:
         self.usage: Usage | None = None  # the engine's usage at the last sample
         self.prev: Row | None = None  # the last row sampled
         self.seen = -math.inf  # when
+        self.next = 0  # the first tick not recorded yet (``Analytics._catch_up``)
+        self.present = True  # whether its cache had an engine here at its last visit
 
     def carry(self, amounts: Iterable[int]) -> None:
         """Add ``amounts`` (counts the current raw counters no longer include) to offsets."""
@@ -373,7 +388,11 @@ class Analytics:
     """Samples every cache of the data plane into per-cache bounded time series."""
 
     def __init__(
-        self, dataplane: DataPlane, interval_s: float = 1.0, clock: Callable[[], float] = time.time
+        self,
+        dataplane: DataPlane,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        every_cache: bool = False,
     ) -> None:
         if not 0 < interval_s <= MINUTE_TIER[0]:
             raise ValueError(f"interval_s must be in (0, {MINUTE_TIER[0]}], got {interval_s}")
@@ -389,7 +408,17 @@ class Analytics:
         self._most = max(1, round(TIMED_PER_S * self.interval_s))
         self._process_most = max(1, round(TIMED_PER_S_PROCESS * self.interval_s))
         self._timed = self._most
-        self._timeline = Timeline(FINE_CHUNK)
+        # Every track is visited at least once per round (``_visits``); a track's missed
+        # ticks then reach back a round at most, and the Timeline keeps their times.
+        self._round_ticks = max(1, round(ROUND_S / self.interval_s))
+        self._timeline = Timeline(FINE_CHUNK, keep=self._round_ticks // FINE_CHUNK + 2)
+        # Every track's cache id; ``_at`` is the next to visit in turn, and ``_turns`` how
+        # many are owed (a list, not a deque: smaller when a few caches have history).
+        self._ring: list[str] = []
+        self._at = 0
+        self._turns = 0.0
+        self.every_cache = every_cache
+        self._visit_all = True  # the first sample visits every cache
         self._last_t = -math.inf
         self._minute: int | None = None
 
@@ -402,23 +431,80 @@ class Analytics:
         """Take one sample of every cache now.
 
         A clock that did not move forward (a step back of the wall clock) skips the
-        sample: points stay in time order, which rollups and windows rely on. A cache
-        whose values did not change since its last sample (most of them, idle) costs a
-        counter read, a usage read, one comparison and a run extended by one.
+        sample: points stay in time order, which rollups and windows rely on.
+
+        Visited are only the caches whose figures may have moved since their last visit:
+        those the data plane noted (``backend.changes``: reads, connections, flushes,
+        moves), and a few others in turn (``ROUND_S``). Every other cache was idle, and
+        its ticks since its last visit are recorded when it is next visited or read
+        (``_catch_up``): the rows an eager sample would have taken, so the answers are
+        the same (``tests/backend/test_analytics_idle.py`` checks both ways against each
+        other). The first sample visits every cache, and so does each one with
+        ``every_cache``: for a second sampler of a data plane (the data plane's changes
+        go to one), or engines changed behind the data plane's back (a test's).
         """
         now = self.clock()
         if now <= self._last_t:
             return
         self._last_t = now
         tick = self._timeline.record(now)
-        times = self._timeline.block
         minute = int(now // MINUTE_TIER[0])
+        if self.every_cache or self._visit_all:
+            if not self.every_cache:  # the data plane's changes are this sampler's alone
+                self.dataplane.changes.take()
+                self._visit_all = False
+            visits: dict[str, Engine | None] = dict.fromkeys(self._tracks)
+            visits.update(self.dataplane.engines_now())
+        else:
+            visits = self._visits(self.dataplane.changes.take())
+        answered = self._sample(visits, tick, now, minute)
+        self._adjust_timing(answered)
+        if minute != self._minute:
+            self._minute = minute
+            self._prune(now)
+
+    def _visits(self, changed: list[Engine]) -> dict[str, Engine | None]:
+        """{cache id: its engine here now, None if it has none} for the caches noted as
+        changed, then the next few of every track in turn, so that each is visited at
+        least every ``ROUND_S``."""
+        engine_of = self.dataplane.engine_of
+        visits: dict[str, Engine | None] = {}
+        for engine in changed:
+            cache_id = engine.cache_id
+            if cache_id not in visits:
+                visits[cache_id] = engine_of(cache_id)
+        ring = self._ring
+        self._turns += len(ring) / self._round_ticks  # the whole ring once a round
+        turns = int(self._turns)
+        self._turns -= turns
+        at = self._at
+        for _ in range(min(turns, len(ring))):
+            if at >= len(ring):
+                at = 0
+            cache_id = ring[at]
+            at += 1
+            if cache_id not in visits:
+                visits[cache_id] = engine_of(cache_id)
+        self._at = at
+        return visits
+
+    def _sample(
+        self, visits: dict[str, Engine | None], tick: int, now: float, minute: int
+    ) -> list[int]:
+        """Sample the caches of ``visits`` at ``tick``; returns the reads of each cache that
+        answered any since its last sample (for ``_adjust_timing``)."""
+        times = self._timeline.block
         tracks = self._tracks
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
-        answered: list[int] = []  # reads of each cache that answered any since the last sample
-        # A copy, in one pass: the serving loop changes the dicts; a cache without an engine
-        # here (a cluster this data plane lacks, a move in flight) is left out.
-        for cache_id, engine in self.dataplane.engines_now().items():
+        answered: list[int] = []
+        for cache_id, engine in visits.items():
+            track = tracks.get(cache_id)
+            if engine is None:  # none here (deleted, moved away): no rows from now on
+                if track is not None:
+                    self._catch_up(track, tick)
+                    track.present = False
+                    track.next = tick + 1
+                continue
             stats = engine.stats
             latency = engine.latency  # None until the cache's first connection
             window = None
@@ -426,35 +512,37 @@ class Analytics:
                 window = latency.take(self._timed)
                 if window is not None:
                     answered.append(latency.reads)
-            track = tracks.get(cache_id)
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
                 track.stats = stats
-            elif stats is not track.stats:
-                self._switch(track, stats)
-            elif stats.bytes_read == track.raw[BYTES_READ]:
-                # No command since the last sample: every command is read from a connection
-                # first and the listener counts those bytes, so the other counters cannot
-                # have moved (one read taken between a command and its bytes being counted
-                # shows it at the next tick). Only the gauges can: a flush or plan change
-                # through the API, a connection opened or closed.
-                usage, conns = engine.usage(), stats.curr_connections
-                prev = track.prev
-                assert prev is not None
-                if (
-                    usage == track.usage
-                    and conns == prev[CONNS]
-                    and track.minute.index == minute
-                    and window is None
-                    and prev[LAT_MAX] < 0
-                ):
-                    track.fine.append(tick, prev, times)  # idle: the same row again
-                    track.seen = now
+                self._ring.append(cache_id)
+            else:
+                self._catch_up(track, tick)
+                if stats is not track.stats:
+                    self._switch(track, stats)
+                elif stats.bytes_read == track.raw[BYTES_READ]:
+                    # No command since the last sample: every command is read from a
+                    # connection first and the listener counts those bytes, so the other
+                    # counters cannot have moved (one read taken between a command and its
+                    # bytes being counted shows it at the next tick). Only the gauges can: a
+                    # flush or a move through the API, a connection opened or closed.
+                    usage, conns = engine.usage(), stats.curr_connections
+                    prev = track.prev
+                    assert prev is not None
+                    track.next, track.present, track.seen = tick + 1, True, now
+                    if (
+                        usage == track.usage
+                        and conns == prev[CONNS]
+                        and track.minute.index == minute
+                        and window is None
+                        and prev[LAT_MAX] < 0
+                    ):
+                        track.fine.append(tick, prev, times)  # idle: the same row again
+                        continue
+                    row = (*usage, conns) + track.counters + levels(window)
+                    self._record(track, tick, times, minute, row, window)
+                    track.usage = usage
                     continue
-                row = (*usage, conns) + track.counters + levels(window)
-                self._record(track, tick, times, minute, row, window)
-                track.usage, track.seen = usage, now
-                continue
             raw = read(stats)
             if any(map(lt, raw, track.raw)):
                 track.carry(track.raw)  # stats reset: everything restarted from zero
@@ -464,11 +552,42 @@ class Analytics:
             usage = engine.usage()
             row = (*usage, stats.curr_connections) + track.counters + levels(window)
             self._record(track, tick, times, minute, row, window)
-            track.usage, track.seen = usage, now
-        self._adjust_timing(answered)
-        if minute != self._minute:
-            self._minute = minute
-            self._prune(now)
+            track.usage = usage
+            track.next, track.present, track.seen = tick + 1, True, now
+        return answered
+
+    def _catch_up(self, track: _Track, upto: int) -> None:
+        """Record ``track``'s ticks from its last visit up to (not including) ``upto``: its
+        cache was idle (nothing noted it), so each is the row of its last visit, its
+        latency empty (no read), as a visit at that tick would have recorded it. Only the
+        fine tier's last ``fine_points`` are written (older ones would be dropped at
+        once), in runs (``Series.append_run``); the rollups get each minute's row once
+        (the minutes found by bisecting the ticks' times)."""
+        first, track.next = track.next, upto
+        if first >= upto or not track.present:
+            return
+        prev = track.prev
+        assert prev is not None
+        row = prev if prev[LAT_MAX] < 0 else prev[:LAT] + NO_LATENCY
+        timeline, size, per_minute = self._timeline, FINE_CHUNK, MINUTE_TIER[0]
+        fine_from = upto - self.fine_points
+        slot = first
+        while slot < upto:
+            base = slot // size * size
+            end = min(upto, base + size)
+            times = timeline.block_of(slot)
+            if times is None:  # not kept: never, as each track is visited once a round
+                slot = end
+                continue
+            while slot < end:
+                minute = int(times[slot - base] // per_minute)
+                stop = base + bisect_left(times, (minute + 1) * per_minute, slot - base, end - base)
+                if stop > fine_from:
+                    track.fine.append_run(max(slot, fine_from), stop, row, times)
+                if minute != track.minute.index:
+                    self._fold(track, minute, row, None)
+                slot = stop
+        track.prev = row
 
     def _adjust_timing(self, answered: list[int]) -> None:
         """The per-cache budget of timed reads for the next takes: the largest (up to
@@ -486,15 +605,22 @@ class Analytics:
                 left -= reads
         self._timed = max(1, budget)
 
-    @staticmethod
+    @classmethod
     def _record(
-        track: _Track, tick: int, times: Block, minute: int, row: Row, window: list[int] | None
+        cls, track: _Track, tick: int, times: Block, minute: int, row: Row, window: list[int] | None
     ) -> None:
         """Store ``row`` as the cache's sample at ``tick`` and fold it (and its latency
         ``window``) into the rollups."""
         if row == track.prev:
             row = track.prev  # the same tuple: a constant chunk keeps one
         track.fine.append(tick, row, times)
+        cls._fold(track, minute, row, window)
+        track.prev = row
+
+    @staticmethod
+    def _fold(track: _Track, minute: int, row: Row, window: list[int] | None) -> None:
+        """Fold ``row`` (and its latency ``window``) into the minute's bucket; a minute that
+        closes goes into its hour's."""
         closed = track.minute.add(minute, row, window)
         if closed is not None:
             index, bucket, merged = closed
@@ -505,7 +631,6 @@ class Analytics:
             closed = hour.add(int(index * MINUTE_TIER[0] // HOUR_TIER[0]), bucket, merged)
             if closed is not None:
                 hour.buckets.append(closed[0], closed[1])
-        track.prev = row
 
     @staticmethod
     def _switch(track: _Track, stats: CacheStats) -> None:
@@ -532,7 +657,7 @@ class Analytics:
             if cache_id not in caches and track.seen < horizon
         ]
         for cache_id in stale:
-            del self._tracks[cache_id]
+            self.forget(cache_id)
 
     async def run(self) -> None:
         """Sample every ``interval_s`` on ticks aligned to the clock, until cancelled.
@@ -583,6 +708,7 @@ class Analytics:
         track = self._tracks.get(cache_id)
         if track is None:
             return {"interval_s": resolution, "samples": []}
+        self._catch_up(track, self._timeline.ticks)
         chosen: list[Point]
         if tier == 0:
             _, times, rows, before = track.fine.read(points)
@@ -621,8 +747,18 @@ class Analytics:
         """Bytes held for one cache's history (0 if none): what the scale benchmark quotes.
         Not counted: the Timeline blocks every cache shares (8 bytes a tick, ~8 KB in all)."""
         track = self._tracks.get(cache_id)
-        return 0 if track is None else track.nbytes()
+        if track is None:
+            return 0
+        self._catch_up(track, self._timeline.ticks)
+        return track.nbytes()
 
     def forget(self, cache_id: str) -> None:
         """Drop a cache's history (the cache was deleted)."""
-        self._tracks.pop(cache_id, None)
+        if self._tracks.pop(cache_id, None) is None:
+            return
+        ring = self._ring
+        with contextlib.suppress(ValueError):  # out of the ring at once: a cache that comes
+            i = ring.index(cache_id)  # back (its cluster again run here) is not in it twice
+            del ring[i]
+            if i < self._at:
+                self._at -= 1

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from backend.activity import CredentialActivity, LastAuth, Protocol_
+from backend.changes import Changes
 from backend.control.models import Cache, Credential
 from backend.events import (
     CLIENT_FLUSH_ORIGIN,
@@ -128,6 +129,10 @@ class DataPlane:
         self.control_link_up = True
         # Username -> its usage here (``backend.activity``), from its first authentication.
         self.activity: dict[str, CredentialActivity] = {}
+        # Engines whose sampled figures moved, for the analytics sampler (``backend.changes``):
+        # every change of an engine's traffic, usage or connections outside a connection's
+        # read is noted here by whoever makes it; the listener notes reads.
+        self.changes = Changes()
 
     # -- following the control plane ----------------------------------------------------
     def subscribe(self, bus: EventBus, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -159,7 +164,7 @@ class DataPlane:
         # Its engine first, then the record: a reader on the control thread that finds the
         # cache finds its engine (``peek_engine``) and never has to create one.
         if self.serves(cache.cluster):
-            self.engine_for(cache)
+            self.changes.note(self.engine_for(cache))
         self.caches[event.cache_id] = cache
 
     def _credential_added(self, event: CredentialAdded) -> None:
@@ -194,7 +199,9 @@ class DataPlane:
         cache = self.caches[event.cache_id]
         # A client's flush has run already; a cache run elsewhere is flushed there.
         if event.origin != CLIENT_FLUSH_ORIGIN and self.serves(cache.cluster):
-            self.engine_for(cache).flush()
+            engine = self.engine_for(cache)
+            engine.flush()
+            self.changes.note(engine)
 
     def _cache_moved(self, event: CacheMoved) -> None:
         """The old cluster's copy is emptied and dropped; sessions are closed, so clients
@@ -202,10 +209,12 @@ class DataPlane:
         cache = self.caches[event.cache_id]
         old_store = self.stores.get(event.from_cluster)
         if old_store is not None:
-            self.engine_for(cache).flush()
+            old = self.engine_for(cache)
+            old.flush()
+            self.changes.note(old)  # the sampler finds it gone, or replaced
         new_store = self.stores.get(event.to_cluster)
         if new_store is not None:
-            new_store.engine(cache.id, cache.limit_bytes)  # before the move
+            self.changes.note(new_store.engine(cache.id, cache.limit_bytes))  # before the move
         cache.cluster = event.to_cluster
         if old_store is not None:
             old_store.drop(cache.id)
@@ -217,7 +226,10 @@ class DataPlane:
             self._revoke(username)
         cache = self.caches.pop(event.cache_id, None)
         if cache is not None and self.serves(cache.cluster):
+            engine = self.peek_engine(cache)
             self.stores[cache.cluster].drop(cache.id)
+            if engine is not None:
+                self.changes.note(engine)
 
     def _key_tracking_requested(self, event: KeyTrackingRequested) -> None:
         """Start (or prolong) sampling the cache's keys; it stops by itself once nobody
@@ -341,6 +353,11 @@ class DataPlane:
             if (engine := engines.get(cache.cluster, none).get(cache.id)) is not None
         }
 
+    def engine_of(self, cache_id: str) -> Engine | None:
+        """``peek_engine`` by id: None for a cache unknown here or without an engine here."""
+        cache = self.caches.get(cache_id)
+        return self.peek_engine(cache) if cache is not None else None
+
     def peek_engine(self, cache: Cache) -> Engine | None:
         """The cache's engine if it has one, never creating it: for readers on another
         thread (metrics, analytics, usage), where ``engine_for`` would race the serving loop."""
@@ -379,6 +396,7 @@ class DataPlane:
         stats = auth.engine.stats
         stats.curr_connections += 1
         stats.total_connections += 1
+        self.changes.note(auth.engine)
 
     def detach(self, session: Session) -> None:
         auth = session.auth
@@ -393,6 +411,7 @@ class DataPlane:
         state.connections -= 1
         state.sessions.discard(session)
         auth.engine.stats.curr_connections -= 1
+        self.changes.note(auth.engine)
 
     def drop_proxy_sessions(self, proxy: Proxy) -> int:
         """Close every session a proxy serves (it went down); clients reconnect elsewhere."""

@@ -133,6 +133,10 @@ class Engine(Protocol):
     # Set by the listener at the cache's first authenticated connection
     # (``backend.latency``): its reads' latency, which analytics and /metrics read.
     latency: CommandLatency | None
+    cache_id: str  # the cache it holds
+    # The ``backend.changes.Changes`` epoch in which it was last queued for the analytics
+    # sampler (-1: never); written on the serving loop only.
+    noted: int
 
     @property
     def stats(self) -> CacheStats:

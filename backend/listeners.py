@@ -16,12 +16,12 @@ from bisect import bisect_left
 from time import perf_counter_ns
 
 from backend.dataplane import DataPlane, ProxyState
+from backend.engine import Engine
 from backend.latency import BOUNDS_NS, BUCKET_OF_SLOT, MAX, SLOT_NS, SLOTS, SUM, CommandLatency
 from backend.protocol.ascii import AsciiCodec
 from backend.protocol.binary import BinaryCodec
 from backend.relay import Relay
 from backend.session import Session
-from backend.store import CacheStats
 from backend.topology import Proxy
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class MemcacheProtocol(asyncio.Protocol):
         "auth_timer",
         "fault",
         "delayed_until",
-        "counters",
+        "engine",
+        "changes",
         "latency",
         "untimed",
     )
@@ -93,7 +94,8 @@ class MemcacheProtocol(asyncio.Protocol):
         self.auth_timer: asyncio.TimerHandle | None = None
         self.fault: ProxyState | None = None  # the serving proxy's fault, once authenticated
         self.delayed_until = 0.0  # loop time the last held-back reply is due
-        self.counters: CacheStats | None = None  # the cache's counters, once authenticated
+        self.engine: Engine | None = None  # the cache's engine, once authenticated
+        self.changes = dataplane.changes  # where a read notes its engine for the sampler
         self.latency: CommandLatency | None = None  # the cache's latency, once authenticated
         self.untimed = 0  # reads to pass before the next one timed (``CommandLatency.every``)
 
@@ -155,22 +157,25 @@ class MemcacheProtocol(asyncio.Protocol):
                     self._hand_off(codec)
                     return
                 self.transport.close()
-        counters = self.counters
-        if counters is not None:  # counted here, once per read, whatever the codec buffered
+        engine = self.engine
+        if engine is not None:  # counted here, once per read, whatever the codec buffered
+            counters = engine.stats
             counters.bytes_read += len(data)
             counters.bytes_written += len(reply)
+            if engine.noted != self.changes.epoch:  # Changes.note's test, inlined
+                self.changes.note(engine)
         elif self.session.auth is not None:  # just authenticated: bind the hot path
             auth = self.session.auth
             if self.auth_timer is not None:
                 self.auth_timer.cancel()
                 self.auth_timer = None
             self.fault = self.dataplane.proxy_state[auth.proxy]
-            self.counters = auth.engine.stats
+            self.engine = auth.engine  # noted by ``attach`` already
             if auth.engine.latency is None:  # the cache's first connection
                 auth.engine.latency = CommandLatency()
             self.latency = auth.engine.latency
-            self.counters.bytes_read += len(data)
-            self.counters.bytes_written += len(reply)
+            auth.engine.stats.bytes_read += len(data)
+            auth.engine.stats.bytes_written += len(reply)
 
     def _hand_off(self, codec: AsciiCodec | BinaryCodec) -> None:
         """The cache's cluster runs on another process: the relay takes this connection

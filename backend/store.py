@@ -175,6 +175,7 @@ class LruEngine:
         self.stats = CacheStats()
         self.key_activity: KeyActivity | None = None  # the owner's Keys view samples
         self.latency: CommandLatency | None = None  # from its first authenticated connection
+        self.noted = -1  # the ``Changes`` epoch it was last queued in for the sampler
         # Pending delayed flush: items modified at or before this time die when it passes.
         self._flush_at = 0.0
 

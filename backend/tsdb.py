@@ -158,24 +158,37 @@ class Timeline:
 
     ``record`` numbers a tick; ``block`` is the array holding the current block's times
     (tick ``n`` is at index ``n % size`` of its block), which a series passes to
-    ``Series.append`` with the tick.
+    ``Series.append`` with the tick. The last ``keep`` blocks stay reachable by tick
+    (``block_of``), for a series that records an idle cache's ticks after the fact
+    (``Analytics``).
     """
 
-    __slots__ = ("size", "ticks", "block")
+    __slots__ = ("size", "ticks", "block", "_recent", "_keep")
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, keep: int = 1) -> None:
         self.size = size
         self.ticks = 0
         self.block = array("d")
+        self._recent: list[array[float]] = []  # a list: a few entries, smaller than a deque
+        self._keep = max(1, keep)
 
     def record(self, t: float) -> int:
         """A new tick at time ``t``; returns its number."""
         n = self.ticks
         if n % self.size == 0:
             self.block = array("d")  # the old block lives on in the chunks that use it
+            self._recent.append(self.block)
+            if len(self._recent) > self._keep:
+                del self._recent[0]
         self.block.append(t)
         self.ticks = n + 1
         return n
+
+    def block_of(self, tick: int) -> Block | None:
+        """The block holding ``tick``'s time (a recorded tick), None if no longer kept."""
+        back = (self.ticks - 1) // self.size - tick // self.size
+        recent = self._recent
+        return recent[-1 - back] if 0 <= back < len(recent) else None
 
 
 class _Chunk:
@@ -326,6 +339,22 @@ class Series:
                 flat = decode_flat(data, rows, self.width, self.dod) + flat
             self._parts.append((len(flat) // self.width, encode(flat, self.width, self.dod)))
             self._flat = array("q")
+
+    def append_run(self, start: int, stop: int, row: Row, times: Block | None = None) -> None:
+        """``append(slot, row, times)`` for each slot in ``[start, stop)``, all in one block
+        (``times``: its Timeline block): what an idle cache's missed ticks add, in O(1)
+        when the open chunk holds that row alone, as an idle cache's does."""
+        if start >= stop:
+            return
+        if stop > (start // self.size + 1) * self.size:
+            raise ValueError(f"slots {start}..{stop - 1} span more than one block")
+        self.append(start, row, times)
+        if self._const is not None and self._const == row:
+            self._n += stop - self._next  # a run of the one row: just longer
+            self._next = stop
+            return
+        for slot in range(start + 1, stop):
+            self.append(slot, row, times)
 
     def _stretch(self) -> int:
         """The mask bits of the open chunk's current run of consecutive slots."""

@@ -225,11 +225,15 @@ class _Loader:
         if start.cache_id not in self._loaded:
             self._loaded.add(start.cache_id)
             report.caches += 1
-        report.items += self.dataplane.engine_for(cache).restore(run, start.pending_flush)
+        engine = self.dataplane.engine_for(cache)
+        report.items += engine.restore(run, start.pending_flush)
+        self.dataplane.changes.note(engine)
         report.bytes += sum(len(item.key) + len(item.value) for item in run)
 
     def undo(self) -> None:
         for cache_id in self._loaded:
             cache = self.dataplane.caches.get(cache_id)
             if cache is not None and cache.cluster == self.cluster:
-                self.dataplane.engine_for(cache).flush()
+                engine = self.dataplane.engine_for(cache)
+                engine.flush()
+                self.dataplane.changes.note(engine)

@@ -366,7 +366,8 @@ def test_hysteresis_sample_by_sample(service: RunningService, cache: CacheHandle
     assert running is not None and running.control is not None and running.dataplane is not None
     control, dataplane = running.control, running.dataplane
     clock = [time.time()]
-    analytics = Analytics(dataplane, 1.0, clock=lambda: clock[0])
+    # A second sampler of the data plane: the service's own takes the noted changes.
+    analytics = Analytics(dataplane, 1.0, clock=lambda: clock[0], every_cache=True)
     alerts = service.call_control(
         lambda: Alerts(control, analytics, dataplane, None, clock=lambda: clock[0])
     )

@@ -43,7 +43,7 @@ class Sampler:
         self.service = service
         self.clock = clock or FakeClock()
         self.analytics: Analytics = service.call(
-            lambda: Analytics(service.service.dataplane, clock=self.clock)
+            lambda: Analytics(service.service.dataplane, clock=self.clock, every_cache=True)
         )
 
     def tick(self, n: int = 1, step: float = 1.0) -> None:
@@ -386,6 +386,7 @@ def test_sampling_cost() -> None:
             engine.stats.cmd_get += 4
             engine.stats.bytes_read += 100
             engine.store(Mode.SET, b"k%d" % i, b"v", 0, 0)  # memory and items move too
+            dataplane.changes.note(engine)
         clock.t += 1
         start = time.perf_counter()
         analytics.sample()
@@ -441,7 +442,10 @@ def test_a_deleted_cache_is_dropped_after_the_fine_window() -> None:
     for _ in range(3):
         clock.t += 1
         analytics.sample()
+    gone = dataplane.engine_of("c1")
     del dataplane.caches["c1"]  # deleted without forget(): history stays readable a while
+    assert gone is not None
+    dataplane.changes.note(gone)
     clock.t += 60
     analytics.sample()
     assert len(analytics.series("c1")["samples"]) == 3

@@ -160,9 +160,11 @@ class Recording:
         if deletes:
             engine.delete(b"k%d" % r.randint(0, 50))
         # What the protocol layer counts: every command arrives as bytes (analytics relies
-        # on it: a cache whose bytes_read did not move ran no command).
+        # on it: a cache whose bytes_read did not move ran no command), and the listener
+        # notes the engine for the sampler.
         engine.stats.bytes_read += gets * 20 + sets * 1000 + deletes * 20
         engine.stats.bytes_written += gets * 900
+        self.plane.changes.note(engine)
         if engine.latency is None:  # what the listener does at the first connection
             engine.latency = CommandLatency()
         for _ in range(r.randint(0, gets + sets)):  # reads: 1 µs to ~1 s, most ~20 µs
@@ -198,6 +200,7 @@ class Recording:
         for name in COUNTERS:
             self.carried[name] += getattr(stats, name)
         stats.reset()
+        self.plane.changes.note(self.engine)  # a command: read, so noted
 
     def move(self) -> None:
         """What a migration does: the cache on another cluster's new, empty engine."""
@@ -208,18 +211,22 @@ class Recording:
         self.reads.take()  # the old engine's reads not yet sampled go with it
         source = self.cache.cluster
         target = next(c for c in self.clusters if c != source)
-        self.plane.stores[target].engine(self.cache.id, self.cache.limit_bytes)
+        new = self.plane.stores[target].engine(self.cache.id, self.cache.limit_bytes)
         self.cache.cluster = target
         self.plane.stores[source].drop(self.cache.id)
+        self.plane.changes.note(old)  # as ``DataPlane._cache_moved`` does
+        self.plane.changes.note(new)
 
     def hide(self) -> None:
         """A move in flight: ``peek_engine`` finds nothing for a while."""
         self.hidden = self.engine
         self.plane.stores[self.cache.cluster].drop(self.cache.id)
+        self.plane.changes.note(self.hidden)
 
     def unhide(self) -> None:
         assert self.hidden is not None
         self.plane.stores[self.cache.cluster].engines[self.cache.id] = self.hidden
+        self.plane.changes.note(self.hidden)
         self.hidden = None
 
     def check(self, windows: tuple[float | None, ...] = ()) -> None:
@@ -351,6 +358,7 @@ def full_history(n_idle: int, n_active: int) -> tuple[Analytics, DataPlane, list
                     engine.latency = CommandLatency()
                 for _ in range(20):
                     engine.latency.record(int(rnd.lognormvariate(10, 1)) + 1)
+                plane.changes.note(engine)  # as the listener does
             analytics.sample()
     return analytics, plane, [f"c{i}" for i in range(n_idle + n_active)]
 

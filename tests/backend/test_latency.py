@@ -169,9 +169,13 @@ def test_many_small_caches_share_the_process_budget() -> None:
     clock = [1_700_000_000.0]
     analytics = Analytics(plane, clock=lambda: clock[0])
 
+    engines = [plane.engine_of(f"c{i}") for i in range(50)]
+
     def second(reads: int) -> int:
-        for recorder in recorders:
+        for recorder, engine in zip(recorders, engines, strict=True):
             serve(recorder, reads)
+            assert engine is not None
+            plane.changes.note(engine)  # as the listener does at each read
         clock[0] += 1
         analytics.sample()
         return sum(r.timed for r in recorders)
