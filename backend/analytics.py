@@ -743,6 +743,13 @@ class Analytics:
             "samples": [_sample(p) for p in chosen],
         }
 
+    def catch_up(self) -> None:
+        """Record every cache's missed ticks now, as reading each one's series would (for
+        measuring what the history holds: ``bench/analytics_probe.py``)."""
+        ticks = self._timeline.ticks
+        for track in self._tracks.values():
+            self._catch_up(track, ticks)
+
     def history_bytes(self, cache_id: str) -> int:
         """Bytes held for one cache's history (0 if none): what the scale benchmark quotes.
         Not counted: the Timeline blocks every cache shares (8 bytes a tick, ~8 KB in all)."""

@@ -37,7 +37,7 @@ class StreamCodec:
     def release(self) -> None:
         """The connection is gone: drop buffered input and every reference that ties the
         codec into a cycle (tables of bound methods), so its memory returns now: a cycle
-        that was alive at a sweep is frozen and would wait for the hourly thaw
+        that was alive at a sweep is frozen and would wait for a thaw
         (``backend.gcpolicy``)."""
         self.buf = bytearray()
         self.closing = True

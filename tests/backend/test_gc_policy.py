@@ -2,7 +2,7 @@
 and freezing what survives leaks nothing.
 
 Freezing trades a bound on every pause for one risk: a cycle among frozen objects that
-becomes garbage is never found until the hourly thaw. These tests churn a running service
+becomes garbage is never found until a thaw. These tests churn a running service
 (caches created and deleted, memcache and HTTP connections opened and closed) with a
 sweep after every step, so whatever is alive at any moment is frozen, then thaw and look
 at what was unreachable; and they time a sweep against a full collection of the same
@@ -189,22 +189,42 @@ def test_a_sweep_does_not_walk_what_it_froze() -> None:
     assert swept < unfrozen / 10
 
 
-def test_run_sweeps_every_interval_and_thaws(collector: gcpolicy.Collector) -> None:
-    collector.sweep_every_s, collector.thaw_every_s = 0.01, 0.1
-    assert collector.freezing
-
+def test_run_sweeps_and_thaws_only_once_the_process_grew(collector: gcpolicy.Collector) -> None:
+    """A steady process never pauses for a thaw; one that grew by a quarter since the last
+    thaw (or since it shrank) thaws at the next check, once."""
+    collector.sweep_every_s, collector.thaw_every_s = 0.01, 0.05
+    size = [1000]
+    collector.size = lambda: size[0]
+    collector.thawed_at_size = 1000
     full = collector.full
 
-    async def until_two_thaws() -> None:
-        task = asyncio.create_task(collector.run())
+    async def until(thawed: int) -> None:
         deadline = time.monotonic() + 10  # a thaw walks all of pytest's objects too
-        while collector.thawed < 2 and time.monotonic() < deadline:
+        while collector.thawed < thawed and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        task.cancel()
 
-    asyncio.run(until_two_thaws())
-    assert collector.thawed == 2
-    assert collector.full - full >= 10  # sweeps between (each thaw is two collections)
+    async def scenario() -> list[int]:
+        task = asyncio.create_task(collector.run())
+        seen = []
+        await asyncio.sleep(0.3)  # six checks at a steady size
+        seen.append(collector.thawed)
+        size[0] = 1240  # grew, but not by a quarter
+        await asyncio.sleep(0.2)
+        seen.append(collector.thawed)
+        size[0] = 1260
+        await until(1)
+        await asyncio.sleep(0.2)  # the mark moved to 1260: no second thaw
+        seen.append(collector.thawed)
+        size[0] = 900  # shrank: the mark follows it down
+        await asyncio.sleep(0.2)
+        size[0] = 1130  # a quarter above 900
+        await until(2)
+        seen.append(collector.thawed)
+        task.cancel()
+        return seen
+
+    assert asyncio.run(scenario()) == [0, 0, 1, 2]
+    assert collector.full - full >= 20  # sweeps all along (each thaw is two collections)
 
 
 def test_without_freezing_nothing_is_hooked_and_run_returns() -> None:
