@@ -83,6 +83,9 @@ class Traffic:
 
     def __init__(self, plane: DataPlane, cache_id: str, seed: int) -> None:
         self.engine = plane.engine_for(plane.caches[cache_id])
+        # Noted as the listener notes a read (trees since issue 15's idle ticks; an older
+        # tree has no ``changes`` and reads every cache at every tick).
+        self.changes = getattr(plane, "changes", None)
         self.random = random.Random(seed)
         self.keys = 0
 
@@ -109,6 +112,8 @@ class Traffic:
             engine.latency = CommandLatency()
         for _ in range(20):  # reads timed: p50, p99 and max move every step
             engine.latency.record(int(r.lognormvariate(10, 1)) + 1)
+        if self.changes is not None:
+            self.changes.note(engine)
 
 
 def fill(module: Any, n_idle: int, n_active: int) -> tuple[Any, DataPlane]:
@@ -131,6 +136,9 @@ def bytes_per_cache(module: Any, idle: bool, caches: int = 10) -> float:
     (so exactly what it holds alive, shared tick times included), per cache."""
     tracemalloc.start()
     analytics, plane = fill(module, caches if idle else 0, 0 if idle else caches)
+    catch_up = getattr(analytics, "catch_up", None)  # idle caches' ticks, recorded now
+    if catch_up is not None:
+        catch_up()
     gc.collect()
     held = tracemalloc.get_traced_memory()[0]
     del analytics
@@ -160,6 +168,7 @@ def sampling_cpu(module: Any, caches: int, ticks: int, active: bool) -> float:
     clock = Clock()
     analytics = module.Analytics(plane, clock=clock)
     engines = [plane.engine_for(c) for c in plane.caches.values()]
+    changes = getattr(plane, "changes", None)  # see ``Traffic``
     timings = []
     for i in range(ticks + 70):  # past the first chunk of 64 ticks: closing ones is paid
         if active:
@@ -168,6 +177,8 @@ def sampling_cpu(module: Any, caches: int, ticks: int, active: bool) -> float:
                 engine.stats.get_hits += 3
                 engine.stats.get_misses += 1
                 engine.stats.bytes_read += 100
+                if changes is not None:
+                    changes.note(engine)
         clock.t += 1
         start = time.process_time()
         analytics.sample()

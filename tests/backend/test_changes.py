@@ -1,0 +1,72 @@
+"""``backend.changes``: engines noted on one thread, taken on another, none lost."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from backend.changes import Changes
+
+
+class FakeEngine:
+    """What ``Changes`` touches of an engine, plus a figure that moves."""
+
+    def __init__(self, name: str) -> None:
+        self.cache_id = name
+        self.noted = -1
+        self.figure = 0
+
+
+def test_an_engine_is_taken_once_per_epoch_however_often_noted() -> None:
+    changes = Changes()
+    a, b = FakeEngine("a"), FakeEngine("b")
+    for _ in range(5):
+        changes.note(a)
+    changes.note(b)
+    assert changes.take() == [a, b]
+    assert changes.take() == []
+    changes.note(b)
+    changes.note(a)
+    changes.note(b)
+    assert changes.take() == [b, a]
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_nothing_noted_is_lost_between_threads(round_: int) -> None:
+    """A noter thread changes engines and notes them, as the serving loop does; a taker
+    thread takes and reads each figure, as the sampler does. After both stop and one more
+    take, every engine's last change was read after it was made: a note made while a take
+    ran is taken by the next one."""
+    engines = [FakeEngine(f"c{i}") for i in range(50)]
+    changes = Changes()
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def noter() -> None:
+        for i in range(200_000):
+            engine = engines[(i * 7) % len(engines)]
+            engine.figure += 1
+            changes.note(engine)
+        done.set()
+
+    def taker() -> None:
+        while not done.is_set():
+            for engine in changes.take():
+                seen[engine.cache_id] = engine.figure
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave as finely as CPython allows
+    try:
+        threads = [threading.Thread(target=noter), threading.Thread(target=taker)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for engine in changes.take():
+        seen[engine.cache_id] = engine.figure
+    assert seen == {e.cache_id: e.figure for e in engines}
+    assert changes.take() == []
