@@ -7,19 +7,23 @@ sampled figures (a connection's read, a connection opened or closed, a flush or 
 from the control plane) *notes* the engine here, and the sampler visits only the engines
 noted since its last tick (``backend.analytics``).
 
-Threads: ``note`` runs on the serving loop, ``take`` on the control thread, with no lock:
+Threads: ``note`` runs on the serving loop (or any thread), ``take`` on the control
+thread, with no lock:
 
-* ``take`` first moves ``epoch`` on (one store), then empties the queue with
-  ``popleft`` (each atomic under the GIL);
 * ``note`` appends an engine the first time it is noted in an epoch (``engine.noted``
   remembers the epoch it was last queued in), so the queue holds each busy engine about
-  once per tick, however many reads it served.
+  once per tick, however many reads it served;
+* ``take`` first empties the queue with ``popleft``, then moves ``epoch`` on (each
+  atomic under the GIL); the caller reads the engines it got after that.
 
-Nothing noted is lost: an engine queued after ``take`` emptied the queue stays queued for
-the next ``take``, and an engine whose mark is the current epoch was queued after that
-epoch began, so it is still in the queue or was taken after its change. An engine may be
-taken twice in a row (it was queued while ``take`` ran); callers treat a visit to an
-unchanged engine as harmless.
+Nothing noted is lost, in this order: a note that queues its engine has it taken by the
+next ``take`` whose emptying comes after it. A note that finds its engine queued in the
+current epoch already (no append) comes before the bump that ends that epoch, and so
+before the caller of that epoch's ``take`` reads the engine, which that ``take`` either
+returned or left queued. (Bumping first would lose a change: an engine queued just after
+the bump, taken by the same ``take`` and read, then changed again in the same epoch, would
+not be queued again.) An engine may be taken twice in a row; callers treat a visit to an
+unchanged engine as harmless. ``tests/backend/test_changes.py`` plays both orders.
 
 The hot path pays two attribute reads and one comparison per read
 (``MemcacheProtocol.data_received`` inlines ``note``'s test).
@@ -45,7 +49,7 @@ class Changes:
         self._queue: deque[Engine] = deque()
 
     def note(self, engine: Engine) -> None:
-        """``engine``'s figures moved (serving loop)."""
+        """``engine``'s figures moved (after the change: the serving loop)."""
         epoch = self.epoch
         if engine.noted != epoch:
             engine.noted = epoch
@@ -54,10 +58,11 @@ class Changes:
     def take(self) -> list[Engine]:
         """The engines noted since the last call, in the order noted, a few perhaps twice
         (control thread)."""
-        self.epoch += 1
         queue, taken = self._queue, []
         while True:
             try:
                 taken.append(queue.popleft())
             except IndexError:
-                return taken
+                break
+        self.epoch += 1  # after: see the module's docstring
+        return taken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 
 import pytest
 
@@ -31,6 +32,44 @@ def test_an_engine_is_taken_once_per_epoch_however_often_noted() -> None:
     changes.note(a)
     changes.note(b)
     assert changes.take() == [b, a]
+
+
+class Interleaved(deque):  # type: ignore[type-arg]
+    """The queue, with the serving thread's work run at the worst moments of a ``take``:
+    after each ``popleft`` (while it empties the queue)."""
+
+    def __init__(self, between: list) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self.between = between
+
+    def popleft(self):  # type: ignore[no-untyped-def]
+        try:
+            return super().popleft()
+        finally:
+            if self.between:
+                self.between.pop(0)()
+
+
+def test_a_change_noted_while_a_take_empties_the_queue_is_taken_later() -> None:
+    """e is noted during a take (taken by it), read, then changed and noted again in the
+    same epoch: the next take must return it. Bumping the epoch before emptying the queue
+    fails this (the second note would find e queued in the current epoch)."""
+    changes = Changes()
+    e, other = FakeEngine("e"), FakeEngine("other")
+
+    def change() -> None:
+        e.figure += 1
+        changes.note(e)
+
+    changes._queue = Interleaved([change])
+    changes.note(other)
+    first = changes.take()  # other popped, then e changed and noted: popped too
+    read = {engine.cache_id: engine.figure for engine in first}
+    change()  # after the caller read it
+    second = changes.take()
+    for engine in second:
+        read[engine.cache_id] = engine.figure
+    assert read["e"] == e.figure == 2
 
 
 @pytest.mark.parametrize("round_", range(5))
