@@ -214,6 +214,8 @@ class MemcacheProtocol(asyncio.Protocol):
             self.transport.write(reply)
             if started and self.latency is not None:
                 self.latency.record(perf_counter_ns() - started)
+                if self.engine is not None:  # its read was noted before it was timed
+                    self.changes.note(self.engine)
         if close:
             self.transport.close()
 

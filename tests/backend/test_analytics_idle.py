@@ -26,6 +26,7 @@ from backend.latency import CommandLatency
 from backend.store import LruEngine
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
+from tests.backend.test_latency import set_fault
 from tests.conftest import CacheHandle, RunningService, make_config
 
 T0 = 1_699_999_200.0
@@ -331,3 +332,30 @@ def test_the_service_records_idle_seconds_between_bursts(fast: RunningService) -
     quiet = samples(idle[0])
     assert len(quiet) >= len(points) - 5
     assert {(p["cmd_get"], p["curr_connections"], p["items"]) for p in quiet} == {(0, 0, 0)}
+
+
+def test_a_reply_held_back_by_the_slow_fault_shows_in_the_next_samples(
+    fast: RunningService,
+) -> None:
+    """One get under a 150 ms "slow" fault, then nothing: its reply is timed when it is
+    written, after its read was noted and the sampler may have visited the cache, so the
+    write notes it again; the latency must show within a few ticks, not a round later."""
+    cache = CacheHandle(fast.create_cache("held-back"))
+    memcache = client(cache)
+    memcache.set("k", b"v", noreply=False)
+    set_fault(fast, cache, {"mode": "slow", "delay_ms": 150})
+    try:
+        begun = time.time()
+        assert memcache.get("k") == b"v"
+    finally:
+        set_fault(fast, cache, {"mode": "none"})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        held = [
+            p for p in samples(cache) if p["t"] >= begun and (p["latency_max_us"] or 0) >= 100_000
+        ]
+        if held:
+            break
+        time.sleep(INTERVAL_S)
+    assert held, samples(cache)[-5:]
+    memcache.close()
