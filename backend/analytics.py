@@ -418,6 +418,7 @@ class Analytics:
         self._at = 0
         self._turns = 0.0
         self.every_cache = every_cache
+        self._changes = dataplane.changes.reader()
         self._visit_all = True  # the first sample visits every cache
         self._last_t = -math.inf
         self._minute: int | None = None
@@ -439,9 +440,9 @@ class Analytics:
         its ticks since its last visit are recorded when it is next visited or read
         (``_catch_up``): the rows an eager sample would have taken, so the answers are
         the same (``tests/backend/test_analytics_idle.py`` checks both ways against each
-        other). The first sample visits every cache, and so does each one with
-        ``every_cache``: for a second sampler of a data plane (the data plane's changes
-        go to one), or engines changed behind the data plane's back (a test's).
+        other). The first sample visits every cache, so does one after this sampler's
+        queue overflowed (``changes.MAX_QUEUED``), and so does each one with
+        ``every_cache``: for engines changed behind the data plane's back (a test's).
         """
         now = self.clock()
         if now <= self._last_t:
@@ -449,14 +450,13 @@ class Analytics:
         self._last_t = now
         tick = self._timeline.record(now)
         minute = int(now // MINUTE_TIER[0])
-        if self.every_cache or self._visit_all:
-            if not self.every_cache:  # the data plane's changes are this sampler's alone
-                self.dataplane.changes.take()
-                self._visit_all = False
+        changed = self._changes.take()
+        if changed is None or self._visit_all or self.every_cache:
+            self._visit_all = False
             visits: dict[str, Engine | None] = dict.fromkeys(self._tracks)
             visits.update(self.dataplane.engines_now())
         else:
-            visits = self._visits(self.dataplane.changes.take())
+            visits = self._visits(changed)
         answered = self._sample(visits, tick, now, minute)
         self._adjust_timing(answered)
         if minute != self._minute:
@@ -496,6 +496,7 @@ class Analytics:
         times = self._timeline.block
         tracks = self._tracks
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
+        tell, reader = self.dataplane.changes.tell_others, self._changes
         answered: list[int] = []
         for cache_id, engine in visits.items():
             track = tracks.get(cache_id)
@@ -512,6 +513,7 @@ class Analytics:
                 window = latency.take(self._timed)
                 if window is not None:
                     answered.append(latency.reads)
+                    tell(engine, reader)  # its histogram moved: ``/metrics`` shows it
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
                 track.stats = stats

@@ -43,7 +43,7 @@ from itertools import compress
 from operator import add, attrgetter, sub
 from typing import TYPE_CHECKING
 
-from backend.engine import Usage
+from backend.engine import Engine, Usage
 from backend.latency import PROMETHEUS_BOUNDS_S, prometheus_buckets
 
 if TYPE_CHECKING:
@@ -227,6 +227,10 @@ class Exposition:
         # The latency histogram: cache id -> its lines, and the family's block.
         self._latency_lines: dict[str, str] = {}
         self._latency_block: bytes | None = None
+        # The engines noted as changed since the last scrape (``backend.changes``); the
+        # first scrape, and one after the queue overflowed, reads every cache.
+        self._changes = dataplane.changes.reader()
+        self._scanned = False
 
     def __call__(self) -> bytes:
         """The whole exposition as one body (tests, benches; the route uses ``parts``)."""
@@ -249,6 +253,49 @@ class Exposition:
 
     # -- caches ---------------------------------------------------------------------------
     def _scan(self) -> None:
+        """Account for and re-render the caches whose figures changed since the last
+        scrape: those the data plane noted (``backend.changes``), or every cache at the
+        first scrape (and after the queue of notes overflowed)."""
+        changed = self._changes.take()
+        if changed is None or not self._scanned:
+            self._scan_all()
+            self._scanned = True
+            return
+        caches, peek, seen = self.dataplane.caches, self.dataplane.peek_engine, self._seen
+        done: set[str] = set()
+        for noted in changed:
+            cache_id = noted.cache_id
+            if cache_id in done:
+                continue
+            done.add(cache_id)
+            cache = caches.get(cache_id)
+            engine = peek(cache) if cache is not None else None
+            if cache is None or engine is None:  # deleted, moved away, a move in flight
+                if cache_id in seen:
+                    self._gone(cache_id)
+                continue
+            self._read(cache, engine, seen.get(cache_id), self._generation)
+
+    def _read(self, cache: Cache, engine: Engine, before: _Seen | None, generation: int) -> None:
+        """Compare one cache's figures with what the last scrape saw of it (two tuples
+        built in C); account for and re-render what changed."""
+        stats = engine.stats
+        counts = _read_stats(stats)
+        usage = engine.usage()
+        latency = engine.latency
+        if (
+            before is not None
+            and before.stats is stats
+            and before.counts == counts
+            and before.usage == usage
+            and (latency is None or latency.count == before.latency[-2])
+        ):
+            before.generation = generation
+            return
+        self._changed(cache, stats, counts, usage, before)
+        self._latency(cache, _latency_figures(latency), before)
+
+    def _scan_all(self) -> None:
         """Read every cache's figures; account for and re-render the ones that changed.
 
         Per cache: two tuples built in C (its counters, its usage) compared with the last
@@ -263,22 +310,7 @@ class Exposition:
             if engine is None:  # a move in flight, or not heard of yet: next scrape
                 continue
             visited += 1
-            stats = engine.stats
-            counts = _read_stats(stats)
-            usage = engine.usage()
-            latency = engine.latency
-            before = seen_get(cache.id)
-            if (
-                before is not None
-                and before.stats is stats
-                and before.counts == counts
-                and before.usage == usage
-                and (latency is None or latency.count == before.latency[-2])
-            ):
-                before.generation = generation
-                continue
-            self._changed(cache, stats, counts, usage, before)
-            self._latency(cache, _latency_figures(latency), before)
+            self._read(cache, engine, seen_get(cache.id), generation)
         if len(seen) > visited:  # a cache seen before is gone (deleted, or mid-move)
             for cache_id in [i for i, s in seen.items() if s.generation != generation]:
                 self._gone(cache_id)

@@ -316,8 +316,13 @@ def test_the_service_records_idle_seconds_between_bursts(fast: RunningService) -
     time.sleep(3 * INTERVAL_S)
 
     points = samples(cache)
-    gaps = [round((b["t"] - a["t"]) / INTERVAL_S) for a, b in zip(points, points[1:], strict=False)]
-    assert gaps and set(gaps) == {1}, gaps  # no tick missing, idle or not
+    # A point at every tick the sampler took (idle or not): the same times as a cache
+    # that was idle all along (ticks are those of one timeline; under load some are
+    # late or skipped, for every cache alike).
+    quiet = samples(idle[0])
+    times = [p["t"] for p in points]
+    assert times == [p["t"] for p in quiet if times[0] <= p["t"] <= times[-1]]
+    assert len(times) > 40
     last = points[-1]
     assert last["cmd_set"] == truth[b"cmd_set"] == 60
     assert last["get_hits"] == truth[b"get_hits"] == 60
@@ -328,9 +333,7 @@ def test_the_service_records_idle_seconds_between_bursts(fast: RunningService) -
     for name in ("cmd_set", "get_hits", "bytes_read"):
         values = [p[name] for p in points]
         assert values == sorted(values), name
-    # An idle cache has a point per tick too, all alike.
-    quiet = samples(idle[0])
-    assert len(quiet) >= len(points) - 5
+    # An idle cache's points are all alike.
     assert {(p["cmd_get"], p["curr_connections"], p["items"]) for p in quiet} == {(0, 0, 0)}
 
 

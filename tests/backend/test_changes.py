@@ -8,6 +8,7 @@ from collections import deque
 
 import pytest
 
+from backend import changes as changes_module
 from backend.changes import Changes
 
 
@@ -22,16 +23,50 @@ class FakeEngine:
 
 def test_an_engine_is_taken_once_per_epoch_however_often_noted() -> None:
     changes = Changes()
+    reader = changes.reader()
     a, b = FakeEngine("a"), FakeEngine("b")
     for _ in range(5):
         changes.note(a)
     changes.note(b)
-    assert changes.take() == [a, b]
-    assert changes.take() == []
+    assert reader.take() == [a, b]
+    assert reader.take() == []
     changes.note(b)
     changes.note(a)
     changes.note(b)
-    assert changes.take() == [b, a]
+    assert reader.take() == [b, a]
+
+
+def test_every_reader_is_told_and_a_dropped_one_no_more() -> None:
+    changes = Changes()
+    first, second = changes.reader(), changes.reader()
+    a, b = FakeEngine("a"), FakeEngine("b")
+    changes.note(a)
+    assert first.take() == [a]
+    changes.note(a)  # first's take moved the epoch on: queued again, for both
+    changes.note(b)
+    assert second.take() == [a, a, b]
+    assert first.take() == [a, b]
+    changes.tell_others(b, first)  # what ``first`` changed itself
+    assert (first.take(), second.take()) == ([], [b])
+    del second
+    assert len(changes._readers) == 1  # its weak reference went with it
+
+
+def test_a_reader_that_stops_taking_is_told_to_look_at_everything(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Its queue is bounded: past ``MAX_QUEUED`` it is emptied, and its next take says
+    so (None) instead of a partial list."""
+    monkeypatch.setattr(changes_module, "MAX_QUEUED", 10)
+    changes = Changes()
+    busy, idle = changes.reader(), changes.reader()
+    engines = [FakeEngine(f"c{i}") for i in range(4)]
+    for _ in range(5):
+        for engine in engines:
+            changes.note(engine)
+        busy.take()  # moves the epoch on: every note queues again
+    assert len(idle._queue) <= 10
+    assert idle.take() is None
+    changes.note(engines[0])
+    assert idle.take() == [engines[0]]
 
 
 class Interleaved(deque):  # type: ignore[type-arg]
@@ -61,12 +96,15 @@ def test_a_change_noted_while_a_take_empties_the_queue_is_taken_later() -> None:
         e.figure += 1
         changes.note(e)
 
-    changes._queue = Interleaved([change])
+    reader = changes.reader()
+    reader._queue = Interleaved([change])
     changes.note(other)
-    first = changes.take()  # other popped, then e changed and noted: popped too
+    first = reader.take()  # other popped, then e changed and noted: popped too
+    assert first is not None
     read = {engine.cache_id: engine.figure for engine in first}
     change()  # after the caller read it
-    second = changes.take()
+    second = reader.take()
+    assert second is not None
     for engine in second:
         read[engine.cache_id] = engine.figure
     assert read["e"] == e.figure == 2
@@ -80,6 +118,7 @@ def test_nothing_noted_is_lost_between_threads(round_: int) -> None:
     ran is taken by the next one."""
     engines = [FakeEngine(f"c{i}") for i in range(50)]
     changes = Changes()
+    reader = changes.reader()
     seen: dict[str, int] = {}
     done = threading.Event()
 
@@ -92,7 +131,7 @@ def test_nothing_noted_is_lost_between_threads(round_: int) -> None:
 
     def taker() -> None:
         while not done.is_set():
-            for engine in changes.take():
+            for engine in reader.take() or ():
                 seen[engine.cache_id] = engine.figure
 
     interval = sys.getswitchinterval()
@@ -105,7 +144,7 @@ def test_nothing_noted_is_lost_between_threads(round_: int) -> None:
             thread.join()
     finally:
         sys.setswitchinterval(interval)
-    for engine in changes.take():
+    for engine in reader.take() or ():
         seen[engine.cache_id] = engine.figure
     assert seen == {e.cache_id: e.figure for e in engines}
-    assert changes.take() == []
+    assert reader.take() == []

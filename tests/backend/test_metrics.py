@@ -59,6 +59,7 @@ class World:
             engine.store(Mode.SET, b"key%d" % i, b"v" * (10 + i), 0, 0)
         for i in range(gets):
             engine.get(b"key%d" % i)
+        self.dataplane.changes.note(engine)  # as the listener notes each read
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_later_scrapes_follow_changes_deletions_and_resets(world: World) -> None
 
     cluster_of_a = a.cluster
     sets_before = cluster_value(third, "cachier_cluster_cmd_set_total", cluster_of_a)
-    world.dataplane.engine_for(a).reset_stats()
+    world.dataplane.engine_for(a).reset_stats()  # a command: noted by the traffic after
     world.traffic(a, gets=0, sets=2)  # after the reset: cmd_set is 2
     fourth = parse(exposition())
     assert fourth[("cachier_cache_cmd_set_total", (("cache", "a"),))] == 2
@@ -258,3 +259,50 @@ def test_the_flag_is_on_by_default_and_the_dashboard_forwards_it(tmp_path: Path)
     assert config_from_args(on).metrics_per_cache is True
     tui = build_tui_parser().parse_args([*base, "--metrics-per-cache", "off"])
     assert config_from_args(tui).metrics_per_cache is False
+
+
+def per_cache(samples: Samples) -> Samples:
+    return {k: v for k, v in samples.items() if k[0].startswith("cachier_cache_")}
+
+
+def test_a_scrape_reads_only_the_caches_noted_since_the_last(world: World) -> None:
+    """After the first scrape, one reads the caches the data plane noted as changed
+    (``backend.changes``), and says what a fresh exposition, which reads every cache,
+    says: per-cache series always; cluster series too while no counter went back."""
+    import random  # noqa: PLC0415 - this test's own
+
+    rnd = random.Random(3)
+    caches = [world.control.create_cache(f"n{i}", "100mb") for i in range(40)]
+    exposition = Exposition(world.dataplane, world.monitor)
+    exposition()
+    read: list[str] = []
+    real = exposition._read
+
+    def counting(cache, *args):  # type: ignore[no-untyped-def]
+        read.append(cache.id)
+        return real(cache, *args)
+
+    exposition._read = counting  # type: ignore[method-assign]
+    for round_ in range(12):
+        read.clear()
+        busy = rnd.sample(caches, 3)
+        for cache in busy:
+            world.traffic(cache, gets=rnd.randint(0, 4), sets=rnd.randint(0, 3))
+        resets = round_ % 4 == 3
+        if resets:  # a counter goes back: the cluster's keeps counting up
+            engine = world.dataplane.engine_for(busy[0])
+            engine.reset_stats()
+            world.dataplane.changes.note(engine)
+        if round_ == 5:
+            world.control.flush(caches[7], "admin operation")  # noted on its event
+        if round_ == 8:
+            gone = caches.pop(11)
+            world.control.delete_cache(gone)
+        incremental = parse(exposition())
+        fresh = parse(Exposition(world.dataplane, world.monitor)())
+        assert len(set(read)) <= 4, read  # the busy ones (and a flushed or deleted one)
+        assert per_cache(incremental) == per_cache(fresh)
+        if round_ < 3:
+            assert incremental == fresh
+    for cache in caches:
+        assert_cache_series(incremental, world, cache)
