@@ -363,9 +363,9 @@ def full_history(n_idle: int, n_active: int) -> tuple[Analytics, DataPlane, list
     return analytics, plane, [f"c{i}" for i in range(n_idle + n_active)]
 
 
-def held_per_cache(n_idle: int, n_active: int) -> tuple[float, int]:
+def held(n_idle: int, n_active: int) -> tuple[int, int]:
     """tracemalloc: what the Analytics frees when dropped while its data plane stays (all
-    it holds, shared tick times included), per cache; and ``history_bytes`` of one."""
+    it holds); and ``history_bytes`` of its first cache (0 without caches)."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -374,25 +374,33 @@ def held_per_cache(n_idle: int, n_active: int) -> tuple[float, int]:
             assert len(analytics.series(cache_id)["samples"]) == 900
             assert len(analytics.series(cache_id, 86400)["samples"]) == 1440
             assert len(analytics.series(cache_id, 30 * 86400)["samples"]) == 720
-        estimate = analytics.history_bytes(ids[0])
+        estimate = analytics.history_bytes(ids[0]) if ids else 0
         gc.collect()
-        held = tracemalloc.get_traced_memory()[0]
+        total = tracemalloc.get_traced_memory()[0]
         del analytics
         gc.collect()
-        held -= tracemalloc.get_traced_memory()[0]
-        assert plane.caches  # still there: not counted
+        total -= tracemalloc.get_traced_memory()[0]
+        assert plane.caches or not ids  # still there: not counted
     finally:
         tracemalloc.stop()
-    return held / len(ids), estimate
+    return total, estimate
+
+
+def held_per_cache(n_idle: int, n_active: int, fixed: int) -> tuple[float, int]:
+    """What each cache adds to an Analytics that has no cache (``fixed``: its own state
+    and the tick times it keeps for every cache), per cache; and ``history_bytes``."""
+    total, estimate = held(n_idle, n_active)
+    return (total - fixed) / (n_idle + n_active), estimate
 
 
 def test_bytes_per_cache_after_a_full_history() -> None:
-    idle, idle_estimate = held_per_cache(16, 0)  # enough to share the tick times
-    active, estimate = held_per_cache(0, 2)
+    fixed, _ = held(0, 0)  # the sampler's own state and the tick times, shared
+    idle, idle_estimate = held_per_cache(16, 0, fixed)
+    active, estimate = held_per_cache(0, 2, fixed)
     print(
         f"\nfull history (900 + 1440 + 720 points): idle {idle:,.0f} B per cache, "
         f"active {active:,.0f} B per cache (history_bytes says {idle_estimate:,} B and "
-        f"{estimate:,} B)"
+        f"{estimate:,} B), shared by all {fixed:,} B"
     )
     assert idle < 5 * 1024  # "almost nothing": the old deques held ~576 KB
     assert active < FULL_HISTORY_KB * 1024
