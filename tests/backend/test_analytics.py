@@ -13,12 +13,11 @@ from collections.abc import Callable
 import pytest
 
 from backend.analytics import COUNTERS, LATENCY_FIELDS, SAMPLE_FIELDS, Analytics
-from backend.control.models import MIB, Cache
+from backend.control.models import MIB
 from backend.dataplane import DataPlane
 from backend.engine import Mode
 from backend.store import ITEM_MEMORY_OVERHEAD
-from backend.throttle import AuthThrottle
-from backend.topology import default_topology
+from tests.backend.planes import dataplane as dataplane_of
 from tests.backend.test_ascii_commands import parse_stats
 from tests.backend.wire import Wire
 from tests.conftest import CacheHandle, RunningService
@@ -364,13 +363,7 @@ def test_unknown_and_forgotten_caches_have_empty_series(
 
 
 def fake_dataplane(n: int) -> DataPlane:
-    dataplane = DataPlane(default_topology(), AuthThrottle())
-    clusters = [c.name for c in dataplane.topology.clusters()]
-    for i in range(n):  # as CacheCreated does: the space first (analytics never creates one)
-        cache = Cache(f"c{i}", f"n{i}", "100mb", "local", clusters[i % 2])
-        dataplane.engine_for(cache)
-        dataplane.caches[cache.id] = cache
-    return dataplane
+    return dataplane_of(n)  # as CacheCreated does: the space first (analytics never makes one)
 
 
 def test_sampling_cost() -> None:

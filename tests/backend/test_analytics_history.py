@@ -32,6 +32,7 @@ from backend.latency import CommandLatency, merge, rounded, summary
 from backend.store import LruEngine
 from backend.throttle import AuthThrottle
 from backend.topology import default_topology
+from tests.backend.planes import dataplane
 
 T0 = 1_699_999_200.0
 GAUGES = ("memory_used", "memory_limit", "items", "curr_connections")
@@ -326,12 +327,7 @@ def full_history(n_idle: int, n_active: int) -> tuple[Analytics, DataPlane, list
     and 1 000 s in second steps: every tier full. Active caches move every counter at
     every step (~20 gets/s, 90 % hits, sets with values of 100-2000 bytes, deletes) and
     answer 20 reads of random latency (so p50, p99 and max move every second too)."""
-    plane = DataPlane(default_topology(), AuthThrottle())
-    clusters = [c.name for c in plane.topology.clusters()]
-    for i in range(n_idle + n_active):
-        cache = Cache(f"c{i}", f"n{i}", "100mb", "local", clusters[i % 2])
-        plane.engine_for(cache)
-        plane.caches[cache.id] = cache
+    plane = dataplane(n_idle + n_active)
     clock = Clock(T0 - 1)
     analytics = Analytics(plane, clock=clock)
     engines = [plane.engine_for(plane.caches[f"c{n_idle + i}"]) for i in range(n_active)]
@@ -409,12 +405,7 @@ def test_bytes_per_cache_after_a_full_history() -> None:
 
 def test_idle_sampling_is_cheap() -> None:
     """10 000 idle caches: a sample costs well under the 3 %-of-a-core budget (30 ms)."""
-    plane = DataPlane(default_topology(), AuthThrottle())
-    clusters = [c.name for c in plane.topology.clusters()]
-    for i in range(10_000):
-        cache = Cache(f"c{i}", f"n{i}", "free", "local", clusters[i % 2])
-        plane.engine_for(cache)
-        plane.caches[cache.id] = cache
+    plane = dataplane(10_000, "free")
     clock = Clock(T0 - 1)
     analytics = Analytics(plane, clock=clock)
     timings = []

@@ -19,13 +19,10 @@ from pymemcache.client.base import Client
 
 from backend.analytics import ROUND_S, Analytics
 from backend.clients import authenticating_socket_module
-from backend.control.models import Cache
-from backend.dataplane import DataPlane
 from backend.engine import Mode
 from backend.latency import CommandLatency
 from backend.store import LruEngine
-from backend.throttle import AuthThrottle
-from backend.topology import default_topology
+from tests.backend.planes import dataplane
 from tests.backend.test_latency import set_fault
 from tests.conftest import CacheHandle, RunningService, make_config
 
@@ -48,21 +45,11 @@ class Twin:
     def __init__(self, caches: int, seed: int, interval_s: float = 1.0) -> None:
         self.random = random.Random(seed)
         self.clock = Clock(T0)
-        self.planes = (self._plane(caches), self._plane(caches))
+        self.planes = (dataplane(caches), dataplane(caches))
         self.lazy = Analytics(self.planes[0], interval_s, clock=self.clock)
         self.eager = Analytics(self.planes[1], interval_s, clock=self.clock, every_cache=True)
         self.ids = [f"c{i}" for i in range(caches)]
         self.hidden: dict[str, tuple[LruEngine, LruEngine]] = {}
-
-    @staticmethod
-    def _plane(caches: int) -> DataPlane:
-        plane = DataPlane(default_topology(), AuthThrottle())
-        clusters = [c.name for c in plane.topology.clusters()]
-        for i in range(caches):
-            cache = Cache(f"c{i}", f"n{i}", "100mb", "local", clusters[i % 2])
-            plane.engine_for(cache)
-            plane.caches[cache.id] = cache
-        return plane
 
     def engines(self, cache_id: str) -> list[LruEngine]:
         engines = []
@@ -241,12 +228,7 @@ def test_short_interval() -> None:
 def test_an_idle_tick_costs_nothing_per_idle_cache() -> None:
     """10 000 idle caches and 10 busy ones: after the first sample, a tick visits the busy
     ones and a few in turn (10 000 / ``ROUND_S`` a second), not every cache."""
-    plane = DataPlane(default_topology(), AuthThrottle())
-    clusters = [c.name for c in plane.topology.clusters()]
-    for i in range(10_000):
-        cache = Cache(f"c{i}", f"n{i}", "free", "local", clusters[i % 2])
-        plane.engine_for(cache)
-        plane.caches[cache.id] = cache
+    plane = dataplane(10_000, "free")
     clock = Clock(T0)
     analytics = Analytics(plane, clock=clock)
     analytics.sample()  # visits all
