@@ -64,21 +64,21 @@ or hour counted once: true percentiles of the bucket, not a maximum of per-secon
 the merged window of the bucket being filled is kept, ~700 bytes while it saw reads).
 ``series`` also returns the bucket still filling as the last (partial) point.
 
-Sampling cost: O(1) per cache with no dict built (rows are tuples, counters read with
-one ``attrgetter`` call). An idle cache (bytes read, gauges and minute unchanged) costs one
-counter compared (its ``bytes_read``: every command is read from a connection first, so
-the other counters cannot move without it), a usage read, one tuple comparison and a run
-extended by one; the engines come from ``DataPlane.engines_now`` in one pass. A changing
-cache also reads its counters, folds into the minute rollup and, every 16 rows, encodes
-them (``tsdb.PART``). Measured in one run on a loaded 2-core VM
-(``bench/analytics_history.py``): 10 000 idle caches 21.7 ms per tick (31.4 ms before
-compression), 10 000 active ones 88 ms (36 ms before: encoding is the price of the
-bytes); skipping idle caches' counters and the call per cache then took the idle tick
-from 23-25 ms to 16-18 ms (median of alternating runs, bench/README.md).
-``tests/backend/test_analytics.py::test_sampling_cost`` (1 000 active caches) and
-``tests/backend/test_analytics_history.py::test_idle_sampling_is_cheap`` (10 000 idle)
-measure it and print the figure; ``bench/analytics_history.py`` compares it with the
-implementation before compression in one run.
+Sampling cost: a tick visits the caches the data plane noted as changed since the last
+one (``backend.changes``) and ``1 / ROUND_S`` of every cache in turn (10 000 caches: ~17
+a second), not every cache; an idle cache's ticks are recorded when it is next visited or
+read (``_catch_up``: runs of one row, O(1) a chunk, and one rollup row a minute), as a
+visit at every tick would have recorded them. A visit is O(1) with no dict built (rows
+are tuples, counters read with one ``attrgetter`` call); a visited cache whose
+``bytes_read`` did not move (every command is read from a connection first, so the other
+counters cannot move without it) costs one counter compared, a usage read, one tuple
+comparison and a run extended by one. A changing cache also reads its counters, folds
+into the minute rollup and, every 16 rows, encodes them (``tsdb.PART``). Measured
+(``bench/sampling_tick.py``, 10 000 caches, bench/README.md): a tick of idle caches 8.6
+ms when every cache was visited, 0.1 ms now; every cache changing ~29 ms (encoding is the
+price of the bytes). ``tests/backend/test_analytics.py::test_sampling_cost`` (1 000
+active caches) and ``tests/backend/test_analytics_idle.py`` (10 000 idle: a tick visits
+only the busy ones and a few in turn) measure it.
 """
 
 from __future__ import annotations
