@@ -3,7 +3,8 @@
 One background task (``Analytics.run``) calls ``sample()`` once per ``interval_s``; the API
 reads ``series()``. Both run on the control thread (``backend.loops``), so no locking here;
 what is read of the data plane, on the serving loop's thread, is read without changing it
-(``DataPlane.caches_now``, ``peek_engine``, counters that are plain ints).
+(``DataPlane.engines_now``, ``engine_of``, counters that are plain ints), but for this
+sampler's own queue of changed engines, which it empties (``backend.changes``).
 
 Exposed values (PRODUCT.md §5 "stats"): counters are cumulative, as memcached's ``stats``
 reports them, and gauges are the value seen at sampling time; clients derive rates.
