@@ -85,13 +85,13 @@ only the busy ones and a few in turn) measure it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import operator
 import sys
 import time
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -413,10 +413,9 @@ class Analytics:
         # ticks then reach back a round at most, and the Timeline keeps their times.
         self._round_ticks = max(1, round(ROUND_S / self.interval_s))
         self._timeline = Timeline(FINE_CHUNK, keep=self._round_ticks // FINE_CHUNK + 2)
-        # Every track's cache id; ``_at`` is the next to visit in turn, and ``_turns`` how
-        # many are owed (a list, not a deque: smaller when a few caches have history).
-        self._ring: list[str] = []
-        self._at = 0
+        # Every track's cache id, least recently visited (or read) first; ``_turns``: how
+        # many of the first are owed a visit.
+        self._order: OrderedDict[str, None] = OrderedDict()
         self._turns = 0.0
         self.every_cache = every_cache
         self._changes = dataplane.changes.reader()
@@ -457,36 +456,36 @@ class Analytics:
             visits: dict[str, Engine | None] = dict.fromkeys(self._tracks)
             visits.update(self.dataplane.engines_now())
         else:
-            visits = self._visits(changed)
+            visits = self._visits(changed, tick)
         answered = self._sample(visits, tick, now, minute)
         self._adjust_timing(answered)
         if minute != self._minute:
             self._minute = minute
             self._prune(now)
 
-    def _visits(self, changed: list[Engine]) -> dict[str, Engine | None]:
+    def _visits(self, changed: list[Engine], tick: int) -> dict[str, Engine | None]:
         """{cache id: its engine here now, None if it has none} for the caches noted as
-        changed, then the next few of every track in turn, so that each is visited at
-        least every ``ROUND_S``."""
+        changed, then the least recently visited: a round's share of every track (``n /
+        round`` a tick), and any whose last visit is a round old (caches created or
+        deleted change the share), so that none waits longer than ``ROUND_S``."""
         engine_of = self.dataplane.engine_of
         visits: dict[str, Engine | None] = {}
         for engine in changed:
             cache_id = engine.cache_id
             if cache_id not in visits:
                 visits[cache_id] = engine_of(cache_id)
-        ring = self._ring
-        self._turns += len(ring) / self._round_ticks  # the whole ring once a round
+        order, tracks = self._order, self._tracks
+        self._turns += len(order) / self._round_ticks
         turns = int(self._turns)
         self._turns -= turns
-        at = self._at
-        for _ in range(min(turns, len(ring))):
-            if at >= len(ring):
-                at = 0
-            cache_id = ring[at]
-            at += 1
+        due = tick - self._round_ticks  # a first unrecorded tick this old: visit it now
+        for cache_id in order:  # oldest first; ``_sample`` moves the visited to the end
+            if turns > 0:
+                turns -= 1
+            elif tracks[cache_id].next > due:
+                break
             if cache_id not in visits:
                 visits[cache_id] = engine_of(cache_id)
-        self._at = at
         return visits
 
     def _sample(
@@ -498,6 +497,7 @@ class Analytics:
         tracks = self._tracks
         read, lt, add = _read_counters, operator.lt, operator.add  # locals: hot loop
         tell, reader = self.dataplane.changes.tell_others, self._changes
+        visited = self._order.move_to_end
         answered: list[int] = []
         for cache_id, engine in visits.items():
             track = tracks.get(cache_id)
@@ -506,6 +506,7 @@ class Analytics:
                     self._catch_up(track, tick)
                     track.present = False
                     track.next = tick + 1
+                    visited(cache_id)
                 continue
             stats = engine.stats
             latency = engine.latency  # None until the cache's first connection
@@ -518,9 +519,10 @@ class Analytics:
             if track is None:
                 track = tracks[cache_id] = _Track(self.fine_points)
                 track.stats = stats
-                self._ring.append(cache_id)
+                self._order[cache_id] = None
             else:
                 self._catch_up(track, tick)
+                visited(cache_id)
                 if stats is not track.stats:
                     self._switch(track, stats)
                 elif stats.bytes_read == track.raw[BYTES_READ]:
@@ -590,6 +592,7 @@ class Analytics:
                 if minute != track.minute.index:
                     self._fold(track, minute, row, None)
                 slot = stop
+            track.seen = times[end - 1 - base]  # when its last tick recorded was
         track.prev = row
 
     def _adjust_timing(self, answered: list[int]) -> None:
@@ -712,6 +715,7 @@ class Analytics:
         if track is None:
             return {"interval_s": resolution, "samples": []}
         self._catch_up(track, self._timeline.ticks)
+        self._order.move_to_end(cache_id)  # the order stays by ticks recorded
         chosen: list[Point]
         if tier == 0:
             _, times, rows, before = track.fine.read(points)
@@ -760,15 +764,10 @@ class Analytics:
         if track is None:
             return 0
         self._catch_up(track, self._timeline.ticks)
+        self._order.move_to_end(cache_id)  # the order stays by ticks recorded
         return track.nbytes()
 
     def forget(self, cache_id: str) -> None:
         """Drop a cache's history (the cache was deleted)."""
-        if self._tracks.pop(cache_id, None) is None:
-            return
-        ring = self._ring
-        with contextlib.suppress(ValueError):  # out of the ring at once: a cache that comes
-            i = ring.index(cache_id)  # back (its cluster again run here) is not in it twice
-            del ring[i]
-            if i < self._at:
-                self._at -= 1
+        if self._tracks.pop(cache_id, None) is not None:
+            del self._order[cache_id]

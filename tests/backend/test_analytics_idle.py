@@ -217,7 +217,7 @@ def test_long_idle_runs_across_rounds() -> None:
             twin.check()
     twin.check()
     # Each idle cache was visited by turn at least once a round, with no note at all.
-    assert twin.lazy._turns < 1 and len(twin.lazy._ring) == 30
+    assert twin.lazy._turns < 1 and len(twin.lazy._order) == 30
 
 
 def test_short_interval() -> None:
