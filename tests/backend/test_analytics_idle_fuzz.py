@@ -436,8 +436,8 @@ def test_a_cache_deleted_and_created_again_does_not_delay_the_turn_of_an_idle_on
 def test_caches_deleted_in_a_round_do_not_delay_the_others() -> None:
     """200 caches at 2.5 s (a round is 240 ticks); the half the turn visited last deleted
     half way through a round, which halves the turn's pace: the others, which waited
-    longest, are still visited at most a round after their last visit (with a pace-only turn the last waited ~1.5 rounds, past
-    the 257 to 384 ticks the Timeline keeps)."""
+    longest, are still visited at most a round after their last visit (with a pace-only
+    turn the last waited ~1.5 rounds, past the 257 to 384 ticks the Timeline keeps)."""
     twin = FuzzTwin(caches=200, seed=32, interval_s=2.5)
     round_ticks = round(ROUND_S / 2.5)
     lazy = twin.lazy
