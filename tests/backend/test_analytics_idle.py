@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import httpx
 import pytest
@@ -150,6 +150,16 @@ class Twin:
             plane.stores[plane.caches[cache_id].cluster].engines[cache_id] = engine
         self.note(list(engines))
 
+    def act(self, cache_id: str, actions: Sequence[tuple[float, Callable[[str], None]]]) -> None:
+        """One of ``actions`` (``(weight, action)``, weights summing to at most 1) on the
+        cache, drawn at random; none for what the weights leave."""
+        roll = self.random.random()
+        for weight, action in actions:
+            if roll < weight:
+                action(cache_id)
+                return
+            roll -= weight
+
     # -- time -----------------------------------------------------------------------------
     def tick(self, step: float = 1.0) -> None:
         self.clock.t += step
@@ -180,12 +190,7 @@ def run_script(twin: Twin, ticks: int, busy: list[str], check_every: int) -> Non
         for cache_id in busy:
             if r.random() < 0.3:  # each busy cache idles most seconds, for runs too
                 continue
-            roll = r.random()
-            for weight, action in actions:
-                if roll < weight:
-                    action(cache_id)
-                    break
-                roll -= weight
+            twin.act(cache_id, actions)
         if r.random() < 0.02:  # a quiet cache wakes up once in a while
             twin.traffic(r.choice(twin.ids))
         step = r.choice((1.0,) * 40 + (0.4, 7.0, 61.0, 3599.0, -3.0))

@@ -135,12 +135,7 @@ def fuzz(twin: FuzzTwin, ticks: int, check_every: int, churn: bool) -> None:
         for cache_id in list(twin.ids[:busy]):
             if r.random() < 0.5:
                 continue
-            roll = r.random()
-            for weight, action in actions:
-                if roll < weight:
-                    action(cache_id)
-                    break
-                roll -= weight
+            twin.act(cache_id, actions)
         # Per tick, scaled to a round: a few creations and deletions a round (``churn``),
         # a couple of quiet caches woken a round, reads of the lazy side only.
         if churn and r.random() < 3 / round_ticks:
