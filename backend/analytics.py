@@ -420,6 +420,9 @@ class Analytics:
         self.every_cache = every_cache
         self._changes = dataplane.changes.reader()
         self._visit_all = True  # the first sample visits every cache
+        # When to look for caches with an engine and no track (once a round): one noted
+        # while no reader could see it yet would otherwise wait for its first change.
+        self._discover_at = 0
         self._last_t = -math.inf
         self._minute: int | None = None
 
@@ -453,11 +456,21 @@ class Analytics:
         changed = self._changes.take()
         if changed is None or self._visit_all or self.every_cache:
             self._visit_all = False
+            self._discover_at = tick + self._round_ticks
             visits: dict[str, Engine | None] = dict.fromkeys(self._tracks)
             visits.update(self.dataplane.engines_now())
         else:
             visits = self._visits(changed, tick)
-        answered = self._sample(visits, tick, now, minute)
+            if tick >= self._discover_at:  # caches with an engine but no track yet
+                self._discover_at = tick + self._round_ticks
+                engines = self.dataplane.engines_now()
+                for cache_id in engines.keys() - self._tracks.keys():
+                    visits[cache_id] = engines[cache_id]
+        try:
+            answered = self._sample(visits, tick, now, minute)
+        except BaseException:
+            self._visit_all = True  # the engines taken and not visited: all, next time
+            raise
         self._adjust_timing(answered)
         if minute != self._minute:
             self._minute = minute

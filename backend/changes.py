@@ -7,8 +7,8 @@ sampled figures (a connection's read, a connection opened or closed, a flush or 
 from the control plane) *notes* the engine here, and the sampler visits only the engines
 noted since its last tick (``backend.analytics``).
 
-Threads: ``note`` runs on the serving loop (or any thread), each reader's ``take`` on
-its reader's thread (the control thread), with no lock:
+Threads: ``note`` runs on the serving loop (or any thread), every reader's ``take`` on
+the control thread, with no lock:
 
 * ``note`` appends an engine to every reader's queue the first time it is noted in an
   epoch (``engine.noted`` remembers the epoch it was last queued in), so a queue holds
@@ -32,6 +32,7 @@ The hot path pays two attribute reads and one comparison per read
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING
@@ -86,26 +87,31 @@ class Changes:
     """Engines whose figures moved, fed by the serving loop, read by each ``reader``
     (the analytics sampler, the ``/metrics`` exposition)."""
 
-    __slots__ = ("epoch", "_readers", "__weakref__")
+    __slots__ = ("epoch", "_readers", "_lock", "__weakref__")
 
     def __init__(self) -> None:
         self.epoch = 0
         # Weak: a reader dropped (a test's sampler) stops being fed. Replaced whole, never
-        # changed in place, as ``note`` may be iterating it on another thread.
+        # changed in place, as ``note`` may be iterating it on another thread; the lock
+        # only orders the replacements (a reader made while another's goes).
         self._readers: list[weakref.ref[ChangeReader]] = []
+        self._lock = threading.Lock()
 
     def reader(self) -> ChangeReader:
         """A new reader: it is told of what is noted from now on (it starts by looking at
-        every engine)."""
+        every engine). Every reader takes on one thread, the control thread: ``take``
+        moves the shared epoch on with a plain ``+=``."""
         reader = ChangeReader(self)
         me = weakref.ref(self)
 
         def gone(_: weakref.ref[ChangeReader]) -> None:
             changes = me()
             if changes is not None:
-                changes._readers = [r for r in changes._readers if r() is not None]
+                with changes._lock:
+                    changes._readers = [r for r in changes._readers if r() is not None]
 
-        self._readers = [*self._readers, weakref.ref(reader, gone)]
+        with self._lock:
+            self._readers = [*self._readers, weakref.ref(reader, gone)]
         return reader
 
     def note(self, engine: Engine) -> None:

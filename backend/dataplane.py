@@ -163,9 +163,10 @@ class DataPlane:
         cache = Cache(event.cache_id, event.name, event.plan, event.region, event.cluster)
         # Its engine first, then the record: a reader on the control thread that finds the
         # cache finds its engine (``peek_engine``) and never has to create one.
-        if self.serves(cache.cluster):
-            self.changes.note(self.engine_for(cache))
+        engine = self.engine_for(cache) if self.serves(cache.cluster) else None
         self.caches[event.cache_id] = cache
+        if engine is not None:
+            self.changes.note(engine)  # after the record: a reader taking it finds the cache
 
     def _credential_added(self, event: CredentialAdded) -> None:
         credential = Credential(
@@ -208,16 +209,19 @@ class DataPlane:
         reconnect through the region endpoint and land on the new cluster."""
         cache = self.caches[event.cache_id]
         old_store = self.stores.get(event.from_cluster)
-        if old_store is not None:
-            old = self.engine_for(cache)
+        old = self.engine_for(cache) if old_store is not None else None
+        if old is not None:
             old.flush()
-            self.changes.note(old)  # the sampler finds it gone, or replaced
         new_store = self.stores.get(event.to_cluster)
+        new = None
         if new_store is not None:
-            self.changes.note(new_store.engine(cache.id, cache.limit_bytes))  # before the move
+            new = new_store.engine(cache.id, cache.limit_bytes)  # before the move
         cache.cluster = event.to_cluster
         if old_store is not None:
             old_store.drop(cache.id)
+        for engine in (old, new):  # after the move: readers find it gone, or replaced
+            if engine is not None:
+                self.changes.note(engine)
         for credential in cache.credentials:
             self.disconnect(credential.username)
 

@@ -170,12 +170,15 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.auth_timer.cancel()
                 self.auth_timer = None
             self.fault = self.dataplane.proxy_state[auth.proxy]
-            self.engine = auth.engine  # noted by ``attach`` already
+            self.engine = auth.engine
             if auth.engine.latency is None:  # the cache's first connection
                 auth.engine.latency = CommandLatency()
             self.latency = auth.engine.latency
             auth.engine.stats.bytes_read += len(data)
             auth.engine.stats.bytes_written += len(reply)
+            # ``attach`` noted it mid-read: what was counted since (these bytes, commands
+            # pipelined after the login) must be seen too.
+            self.changes.note(auth.engine)
 
     def _hand_off(self, codec: AsciiCodec | BinaryCodec) -> None:
         """The cache's cluster runs on another process: the relay takes this connection

@@ -38,7 +38,9 @@ written as integers, ``3`` rather than ``3.0``).
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -76,6 +78,8 @@ CACHE_GAUGES = (
     ("items", "items stored"),
 )
 STATES = ("up", "slow", "down")
+# Every cache's figures are read at least this often, noted as changed or not (``_scan``).
+FULL_SCAN_EVERY_S = 600.0
 LIGHTS = ("green", "blue", "yellow", "red")
 
 # A cache's figures, one tuple in the families' order: what one C call reads of its
@@ -232,7 +236,7 @@ class Exposition:
         # The engines noted as changed since the last scrape (``backend.changes``); the
         # first scrape, and one after the queue overflowed, reads every cache.
         self._changes = dataplane.changes.reader()
-        self._scanned = False
+        self._full_scan_at = -math.inf  # when the next scrape reads every cache
 
     def __call__(self) -> bytes:
         """The whole exposition as one body (tests, benches; the route uses ``parts``)."""
@@ -256,13 +260,23 @@ class Exposition:
     # -- caches ---------------------------------------------------------------------------
     def _scan(self) -> None:
         """Account for and re-render the caches whose figures changed since the last
-        scrape: those the data plane noted (``backend.changes``), or every cache at the
-        first scrape (and after the queue of notes overflowed)."""
+        scrape: those the data plane noted (``backend.changes``); every cache at the first
+        scrape, after the queue of notes overflowed or a scrape failed, and once every
+        ``FULL_SCAN_EVERY_S`` (a safety net, as analytics visits every cache once a round:
+        ~14 ms at 10 000 caches)."""
         changed = self._changes.take()
-        if changed is None or not self._scanned:
-            self._scan_all()
-            self._scanned = True
-            return
+        now = time.monotonic()
+        try:
+            if changed is None or now >= self._full_scan_at:
+                self._scan_all()
+                self._full_scan_at = now + FULL_SCAN_EVERY_S
+            else:
+                self._scan_changed(changed)
+        except BaseException:
+            self._full_scan_at = -math.inf  # the engines taken and not read: all, next time
+            raise
+
+    def _scan_changed(self, changed: list[Engine]) -> None:
         caches, peek, seen = self.dataplane.caches, self.dataplane.peek_engine, self._seen
         done: set[str] = set()
         for noted in changed:
@@ -309,7 +323,7 @@ class Exposition:
         visited = 0
         for cache in dataplane.caches_now():  # a copy: the serving loop changes the dict
             engine = peek(cache)
-            if engine is None:  # a move in flight, or not heard of yet: next scrape
+            if engine is None:  # a move in flight: gone until noted again
                 continue
             visited += 1
             self._read(cache, engine, seen_get(cache.id), generation)
