@@ -164,7 +164,7 @@ def fuzz(twin: FuzzTwin, ticks: int, check_every: int, churn: bool) -> None:
         if r.random() < 0.01:  # a long idle stretch: longer than a round or the fine window
             stretch = r.choice((round_ticks + 7, fine_ticks + 3))
             for _ in range(stretch):
-                twin.at(twin.clock.t + twin.interval_s)
+                twin.tick(twin.interval_s)
                 if r.random() < 0.002:
                     twin.peek(r.choice(sorted(twin.known)))
             n += stretch
@@ -222,7 +222,7 @@ def test_fuzz_ring_churn(seed: int) -> None:
             else:
                 for gone in r.sample(twin.ids, len(twin.ids) // 2):
                     twin.delete(gone)
-        twin.at(twin.clock.t + interval)
+        twin.tick(interval)
     twin.check((None, 3600))
 
 
@@ -235,16 +235,16 @@ def test_idle_for_more_than_a_day(interval: float) -> None:
     for cache_id in twin.ids:
         twin.traffic(cache_id)
         twin.traffic(cache_id)
-    twin.at(twin.clock.t + interval)
+    twin.tick(interval)
     twin.reset(twin.ids[0])  # a stats reset, then idle
     twin.connect(twin.ids[1], 1)  # a connection stays open all along
-    twin.at(twin.clock.t + interval)
+    twin.tick(interval)
     day = 86_400
     step = interval if interval >= 60 else 37.0  # at 1 s: few ticks, each 37 s apart
     end = twin.clock.t + day + 2 * 3600
     n = 0
     while twin.clock.t < end:
-        twin.at(twin.clock.t + step)
+        twin.tick(step)
         n += 1
         if n % 97 == 0:
             twin.peek(twin.ids[n % 4])
@@ -261,7 +261,7 @@ def test_series_read_between_ticks_do_not_change_answers() -> None:
     twin = FuzzTwin(caches=6, seed=21, interval_s=2.5)
     ids = twin.ids
     twin.traffic(ids[0])
-    twin.at(twin.clock.t + 2.5)
+    twin.tick(2.5)
     twin.hide(ids[1])
     for n in range(700):
         if n % 50 == 0:
@@ -290,7 +290,7 @@ def test_hide_unhide_across_minute_boundaries() -> None:
     twin = FuzzTwin(caches=3, seed=22)
     cache_id = twin.ids[0]
     twin.traffic(cache_id)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     for _ in range(5):
         minute = (math.floor(twin.clock.t / 60) + 1) * 60.0
         twin.at(minute - 0.5)
@@ -304,44 +304,49 @@ def test_hide_unhide_across_minute_boundaries() -> None:
     twin.at(hour - 1)
     twin.hide(cache_id)
     for _ in range(ROUND_S + 50):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.unhide(cache_id)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.traffic(cache_id)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.check()
     fine = twin.eager.series(cache_id)["samples"]
     assert 0 < len(fine) < FINE_RETENTION_S  # the hidden ticks have no point
+
+
+def busy_then_idle(caches: int, seed: int, ticks: int) -> FuzzTwin:
+    """A twin whose caches all served traffic, then stayed idle for ``ticks`` ticks."""
+    twin = FuzzTwin(caches=caches, seed=seed)
+    for cache_id in twin.ids:
+        twin.traffic(cache_id)
+    for _ in range(ticks):
+        twin.tick(1)
+    return twin
 
 
 def test_deleted_and_created_again_with_the_same_id() -> None:
     """Deleted while idle, while hidden, right after a reset; created again with the same
     id at once, a tick later, many ticks later: a fresh history, the same on both sides.
     (Under 600 ticks in all: the Timeline still holds every tick.)"""
-    twin = FuzzTwin(caches=4, seed=23)
+    twin = busy_then_idle(4, seed=23, ticks=101)
     a, b, c, _ = twin.ids
-    for cache_id in twin.ids:
-        twin.traffic(cache_id)
-    twin.at(twin.clock.t + 1)
-    for _ in range(100):
-        twin.at(twin.clock.t + 1)
     twin.delete(a)  # idle for 100 ticks
     twin.add(a)  # at once
     twin.hide(b)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.delete(b)  # hidden
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.add(b)  # a tick later
     twin.reset(c)
     twin.delete(c)
     for _ in range(250):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     recreated = twin.clock.t
     twin.add(c)  # many ticks later
     twin.traffic(c)
     late = twin.add()  # a new one, after the first tick
     for _ in range(200):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.check()
     assert twin.eager.series(c)["samples"][0]["t"] > recreated  # a fresh history
     assert len(twin.eager.series(late)["samples"]) == 200
@@ -354,20 +359,20 @@ def test_reset_then_idle_and_moves_while_idle() -> None:
     ids = twin.ids
     for cache_id in ids:
         twin.traffic(cache_id)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.traffic(ids[0])
     twin.reset(ids[0])
     for _ in range(ROUND_S + 1):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.move(ids[1])
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.move(ids[2])
     twin.reset(ids[2])
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.move(ids[3])
     twin.move(ids[3])
     for _ in range(FINE_RETENTION_S + 5):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.check()
     assert twin.eager.series(ids[0])["samples"][-1]["cmd_set"] > 0  # offsets carried
 
@@ -380,15 +385,15 @@ def test_one_cache_created_does_not_delay_the_turn_of_an_idle_one() -> None:
     Timeline keeps, and its oldest missed ticks were lost)."""
     twin = FuzzTwin(caches=1, seed=31)
     track = twin.lazy._tracks  # filled at the first tick
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     while twin.lazy._timeline.ticks < 2 * ROUND_S - 100:
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     visited = track["c0"].next  # its last visit by turn, a round after the first sample
     assert ROUND_S - 5 < visited < ROUND_S + 5
     twin.add()
     visits = [visited]
     for _ in range(ROUND_S // 2 + 100):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
         if track["c0"].next != visits[-1]:
             visits.append(track["c0"].next)
     assert len(visits) > 1 and visits[1] - visits[0] <= ROUND_S + 1, visits
@@ -402,28 +407,23 @@ def test_a_cache_deleted_and_created_again_does_not_delay_the_turn_of_an_idle_on
     ``test_deleted_and_created_again_with_the_same_id`` does in fewer ticks): the one never
     touched keeps its whole fine window (with a pace-only turn it waited 745 ticks and lost
     75 rows)."""
-    twin = FuzzTwin(caches=4, seed=23)
+    twin = busy_then_idle(4, seed=23, ticks=101)
     a, b, c, idle = twin.ids
-    for cache_id in twin.ids:
-        twin.traffic(cache_id)
-    twin.at(twin.clock.t + 1)
-    for _ in range(100):
-        twin.at(twin.clock.t + 1)
     twin.delete(a)
     twin.add(a)
     twin.hide(b)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.delete(b)
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     twin.add(b)
     twin.reset(c)
     twin.delete(c)
     for _ in range(ROUND_S + 10):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.add(c)
     twin.add()
     for _ in range(200):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     assert len(twin.eager.series(idle)["samples"]) == FINE_RETENTION_S
     twin.check((None, 3600))
 
@@ -436,9 +436,9 @@ def test_caches_deleted_in_a_round_do_not_delay_the_others() -> None:
     twin = FuzzTwin(caches=200, seed=32, interval_s=2.5)
     round_ticks = round(ROUND_S / 2.5)
     lazy = twin.lazy
-    twin.at(twin.clock.t + 2.5)
+    twin.tick(2.5)
     for _ in range(round_ticks + round_ticks // 2):
-        twin.at(twin.clock.t + 2.5)
+        twin.tick(2.5)
     order = list(lazy._order)  # least recently visited first
     for cache_id in order[len(order) // 2 :]:  # the half the turn visited last
         twin.delete(cache_id)
@@ -446,7 +446,7 @@ def test_caches_deleted_in_a_round_do_not_delay_the_others() -> None:
     last = {cache_id: lazy._tracks[cache_id].next for cache_id in kept}
     longest = 0
     for _ in range(2 * round_ticks):
-        twin.at(twin.clock.t + 2.5)
+        twin.tick(2.5)
         for cache_id in kept:
             now = lazy._tracks[cache_id].next
             if now != last[cache_id]:
@@ -466,12 +466,12 @@ def test_a_cache_gone_without_forget_is_pruned_at_the_same_time() -> None:
     its last tick recorded), so its history vanished early."""
     twin = FuzzTwin(caches=3, seed=33)
     twin.traffic("c1")
-    twin.at(twin.clock.t + 1)
+    twin.tick(1)
     for _ in range(300):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
     twin.delete("c1", forget=False)
     for n in range(FINE_RETENTION_S + 120):
-        twin.at(twin.clock.t + 1)
+        twin.tick(1)
         if n % 60 == 0:
             twin.check((None,))
     assert "c1" not in twin.eager._tracks  # the safety net did drop it in the end
